@@ -1,0 +1,154 @@
+import { Aws, NestedStack, NestedStackProps, RemovalPolicy } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as efs from 'aws-cdk-lib/aws-efs';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as rds from 'aws-cdk-lib/aws-rds';
+import { Construct } from 'constructs';
+import { AgentSpec, DataStore } from '../agents/catalog';
+import { DataStores, DB_NAME, dbUserOf } from './data-stores';
+import { CONTAINER_USER, HardenedService } from './hardened-service';
+
+/** What every agent of every group shares: built once in the root stack. */
+export interface AgentEnvironment {
+  readonly customerId: string;
+  readonly cluster: ecs.ICluster;
+  readonly subnets: ec2.SubnetSelection;
+  /** The security group every agent task carries (endpoints, NATS, collector). */
+  readonly agentSecurityGroup: ec2.ISecurityGroup;
+  readonly stores: DataStores;
+  readonly key: kms.IKey;
+  readonly agentRuntimeImage: string;
+  readonly logRetention: logs.RetentionDays;
+  readonly logRemovalPolicy: RemovalPolicy;
+  readonly dataRemovalPolicy: RemovalPolicy;
+  /** `host:port` of the NATS leaf node. */
+  readonly natsUrl: string;
+  /** OTLP/gRPC endpoint of the collector. */
+  readonly otelEndpoint: string;
+}
+
+export interface AgentServiceProps {
+  readonly spec: AgentSpec;
+  readonly env: AgentEnvironment;
+}
+
+/** Mount path of an agent's workspace inside its container. */
+export const WORKSPACE_PATH = '/workspace';
+
+/**
+ * One agent of the catalog as a Fargate service whose task role grants exactly what its entry declares:
+ * `rds-db:connect` as its own database user, read of its own secrets, a mount of its own EFS access point.
+ */
+export class AgentService extends Construct {
+  public readonly workload: HardenedService;
+  public readonly accessPoint?: efs.AccessPoint;
+
+  constructor(scope: Construct, id: string, props: AgentServiceProps) {
+    super(scope, id);
+    const { spec, env } = props;
+    const { stores } = env;
+    const uses = (s: DataStore) => spec.dataStores.includes(s);
+
+    const securityGroups: ec2.ISecurityGroup[] = [env.agentSecurityGroup];
+    if (uses(DataStore.POSTGRES)) securityGroups.push(stores.clients.postgres);
+    if (uses(DataStore.REDIS)) securityGroups.push(stores.clients.redis);
+    if (uses(DataStore.WORKSPACE)) {
+      securityGroups.push(stores.clients.workspace);
+      const [uid, gid] = CONTAINER_USER.split(':');
+      this.accessPoint = new efs.AccessPoint(this, 'Workspace', {
+        fileSystem: stores.fileSystem,
+        path: `/agents/${spec.name}`,
+        posixUser: { uid, gid },
+        createAcl: { ownerUid: uid, ownerGid: gid, permissions: '750' },
+      });
+      this.accessPoint.applyRemovalPolicy(env.dataRemovalPolicy);
+    }
+
+    const secrets = [...spec.secrets].sort();
+    const environment: Record<string, string> = {
+      BYOC_CUSTOMER: env.customerId,
+      BYOC_AGENT: spec.name,
+      BYOC_TRIGGER: spec.trigger,
+      BYOC_SUBJECTS: JSON.stringify(spec.subjects),
+      NATS_URL: env.natsUrl,
+      OTEL_EXPORTER_OTLP_ENDPOINT: env.otelEndpoint,
+      OTEL_METRICS_EXPORTER: 'otlp',
+      OTEL_TRACES_EXPORTER: 'none',
+      OTEL_LOGS_EXPORTER: 'none',
+      // ARNs, not values: the runtime reads each secret from Secrets Manager when it needs it.
+      BYOC_SECRET_ARNS: JSON.stringify(Object.fromEntries(secrets.map((s) => [s, stores.agentSecrets[s].secretArn]))),
+    };
+    if (spec.schedule) environment.BYOC_SCHEDULE = spec.schedule;
+    if (uses(DataStore.POSTGRES)) {
+      Object.assign(environment, {
+        PGHOST: stores.database.dbInstanceEndpointAddress,
+        PGPORT: String(stores.databasePort),
+        PGDATABASE: DB_NAME,
+        PGUSER: dbUserOf(spec.name),
+        PGSSLMODE: 'verify-full',
+      });
+    }
+    if (uses(DataStore.REDIS)) {
+      Object.assign(environment, {
+        REDIS_HOST: stores.redis.attrPrimaryEndPointAddress,
+        REDIS_PORT: String(stores.cachePort),
+        REDIS_TLS: 'true',
+        REDIS_AUTH_SECRET_ARN: stores.redisAuth.secretArn,
+      });
+    }
+    if (uses(DataStore.WORKSPACE)) environment.BYOC_WORKSPACE = WORKSPACE_PATH;
+
+    this.workload = new HardenedService(this, 'Workload', {
+      name: spec.name,
+      customerId: env.customerId,
+      cluster: env.cluster,
+      subnets: env.subnets,
+      securityGroups,
+      image: env.agentRuntimeImage,
+      imageProp: 'images.agentRuntime',
+      cpu: spec.cpu,
+      memoryMiB: spec.memoryMiB,
+      key: env.key,
+      logRetention: env.logRetention,
+      logRemovalPolicy: env.logRemovalPolicy,
+      environment,
+      efsMount: this.accessPoint ? { fileSystem: stores.fileSystem, accessPoint: this.accessPoint, path: WORKSPACE_PATH } : undefined,
+    });
+
+    const role = this.workload.taskRole;
+    if (uses(DataStore.POSTGRES)) {
+      role.grantActions(['rds-db:connect'], [dbUserArn(stores.database, dbUserOf(spec.name))]);
+    }
+    if (uses(DataStore.REDIS)) role.grantSecretRead(stores.redisAuth, env.key);
+    for (const s of secrets) role.grantSecretRead(stores.agentSecrets[s], env.key);
+  }
+}
+
+/** ARN of one database user for IAM authentication. */
+function dbUserArn(db: rds.DatabaseInstance, user: string): string {
+  const resourceId = (db.node.defaultChild as rds.CfnDBInstance).attrDbiResourceId;
+  return `arn:${Aws.PARTITION}:rds-db:${Aws.REGION}:${Aws.ACCOUNT_ID}:dbuser:${resourceId}/${user}`;
+}
+
+export interface AgentGroupStackProps extends NestedStackProps {
+  readonly group: string;
+  readonly agents: readonly AgentSpec[];
+  readonly env: AgentEnvironment;
+}
+
+/**
+ * One group of agents as a nested stack under the plane's root stack, so the plane grows past
+ * CloudFormation's 500-resource limit per stack while the customer still deploys one stack.
+ */
+export class AgentGroupStack extends NestedStack {
+  public readonly agents: Record<string, AgentService> = {};
+
+  constructor(scope: Construct, id: string, props: AgentGroupStackProps) {
+    super(scope, id, { ...props, description: `BYOC customer plane: agent group ${props.group}` });
+    for (const spec of props.agents) {
+      this.agents[spec.name] = new AgentService(this, spec.name, { spec, env: props.env });
+    }
+  }
+}

@@ -1,0 +1,81 @@
+import * as fs from 'fs';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { PropError } from '../lib/errors';
+import { EgressMode } from './props';
+import { CustomerPlaneStackProps } from './stack';
+
+/**
+ * The customer plane's settings as the vendor keeps them per customer (JSON), turned into stack props.
+ * Unknown keys are refused so a typo never silently falls back to a default.
+ */
+export interface CustomerPlaneConfig {
+  readonly customerId: string;
+  readonly account?: string;
+  readonly region?: string;
+  readonly images: { agentRuntime: string; natsServer: string; otelCollector: string };
+  readonly maxAzs?: number;
+  readonly vpcCidr?: string;
+  readonly vpcEndpoints?: boolean;
+  readonly egress?: string;
+  readonly existingVpc?: CustomerPlaneStackProps['existingVpc'];
+  readonly database?: { instanceType?: string; multiAz?: boolean; deletionProtection?: boolean; allocatedStorageGiB?: number; backupRetentionDays?: number; port?: number };
+  readonly cache?: { nodeType?: string; replicas?: number; port?: number; snapshotRetentionDays?: number };
+  readonly retainData?: boolean;
+  readonly logRetentionDays?: number;
+}
+
+const KEYS: Record<string, readonly string[]> = {
+  '': ['customerId', 'account', 'region', 'images', 'maxAzs', 'vpcCidr', 'vpcEndpoints', 'egress', 'existingVpc', 'database', 'cache', 'retainData', 'logRetentionDays'],
+  images: ['agentRuntime', 'natsServer', 'otelCollector'],
+  existingVpc: ['vpcId', 'vpcCidrBlock', 'availabilityZones', 'privateSubnetIds', 'privateSubnetRouteTableIds'],
+  database: ['instanceType', 'multiAz', 'deletionProtection', 'allocatedStorageGiB', 'backupRetentionDays', 'port'],
+  cache: ['nodeType', 'replicas', 'port', 'snapshotRetentionDays'],
+};
+
+function checkKeys(value: unknown, at: string): void {
+  if (value === undefined) return;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new PropError(at || 'config', 'is not an object', 'give a JSON object');
+  }
+  for (const key of Object.keys(value)) {
+    const allowed = KEYS[at];
+    if (!allowed.includes(key)) {
+      throw new PropError(at ? `${at}.${key}` : key, 'is not a setting of the customer plane', `remove it or use one of ${allowed.join(', ')}`);
+    }
+  }
+}
+
+/** Parses a configuration object; every problem is a `PropError` naming the setting. */
+export function customerPlaneStackProps(config: CustomerPlaneConfig): CustomerPlaneStackProps {
+  checkKeys(config, '');
+  for (const section of ['images', 'existingVpc', 'database', 'cache']) checkKeys((config as unknown as Record<string, unknown>)[section], section);
+  const { account, region, database, egress, logRetentionDays, ...rest } = config;
+  if (account !== undefined && !/^\d{12}$/.test(account)) throw new PropError('account', `"${account}" is not an AWS account ID`, 'give the 12-digit account ID');
+  if (egress !== undefined && !Object.values(EgressMode).includes(egress as EgressMode)) {
+    throw new PropError('egress', `"${egress}" is not an egress mode`, `use ${Object.values(EgressMode).join(' or ')}`);
+  }
+  let instanceType: ec2.InstanceType | undefined;
+  if (database?.instanceType !== undefined) {
+    const m = /^db\.([a-z0-9]+\.[a-z0-9]+)$/.exec(database.instanceType);
+    if (!m) throw new PropError('database.instanceType', `"${database.instanceType}" is not an RDS instance type`, 'give a type such as db.t4g.medium');
+    instanceType = new ec2.InstanceType(m[1]);
+  }
+  return {
+    ...rest,
+    env: account || region ? { account, region } : undefined,
+    egress: egress as EgressMode | undefined,
+    database: database ? { ...database, instanceType } : undefined,
+    logRetention: logRetentionDays,
+  };
+}
+
+/** Reads and parses a JSON configuration file. */
+export function loadCustomerPlaneConfig(file: string): CustomerPlaneStackProps {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`Cannot read the customer-plane configuration ${file}: ${(e as Error).message}`);
+  }
+  return customerPlaneStackProps(parsed as CustomerPlaneConfig);
+}

@@ -1,0 +1,195 @@
+import { Aws, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as efs from 'aws-cdk-lib/aws-efs';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import { Construct } from 'constructs';
+import { AgentSpec } from '../agents/catalog';
+import { PropError } from '../lib/errors';
+import { AgentEnvironment, AgentGroupStack } from './agent-group';
+import { DataStores } from './data-stores';
+import { CONTAINER_USER, HardenedService } from './hardened-service';
+import { Network } from './network';
+import { CustomerPlaneProps, resolveProps, ResolvedProps } from './props';
+
+/** Client port of the NATS leaf node (agents connect here). */
+export const NATS_CLIENT_PORT = 4222;
+/** OTLP/gRPC port of the collector. */
+export const OTLP_GRPC_PORT = 4317;
+/** The plane's private DNS namespace for its own services. */
+export const SERVICE_NAMESPACE = 'byoc.internal';
+
+/** Metrics-only pipeline of the collector: nothing but metrics is received, processed or exported. */
+function collectorConfig(): string {
+  return [
+    'receivers:',
+    '  otlp:',
+    '    protocols:',
+    `      grpc: { endpoint: "0.0.0.0:${OTLP_GRPC_PORT}" }`,
+    'processors:',
+    '  memory_limiter: { check_interval: 1s, limit_percentage: 80, spike_limit_percentage: 20 }',
+    '  batch: {}',
+    'exporters:',
+    '  debug: { verbosity: basic }',
+    'service:',
+    '  telemetry: { metrics: { level: none } }',
+    '  pipelines:',
+    '    metrics: { receivers: [otlp], processors: [memory_limiter, batch], exporters: [debug] }',
+    '',
+  ].join('\n');
+}
+
+/**
+ * The customer plane: everything the vendor's agents need in the customer's account, with no path to
+ * the internet by default. Agents are grouped into nested stacks so the plane holds hundreds of agents
+ * while the customer deploys a single stack.
+ */
+export class CustomerPlane extends Construct {
+  /** The customer-managed key every store, secret and log group of the plane is encrypted with. */
+  public readonly key: kms.Key;
+  public readonly network: Network;
+  public readonly stores: DataStores;
+  public readonly cluster: ecs.Cluster;
+  public readonly natsLeaf: HardenedService;
+  public readonly collector: HardenedService;
+  /** One nested stack per agent group, by group name. */
+  public readonly agentGroups: Record<string, AgentGroupStack> = {};
+  /** The props with every default applied. */
+  public readonly settings: ResolvedProps;
+
+  constructor(scope: Construct, id: string, props: CustomerPlaneProps) {
+    super(scope, id);
+    const p = resolveProps(props);
+    this.settings = p;
+    const stack = Stack.of(this);
+    if (!p.vpc && p.maxAzs === 3 && Token.isUnresolved(stack.region)) {
+      throw new PropError('maxAzs', '3 AZs in a stack without an explicit region (CloudFormation can only be asked for 2)',
+        'set env: { account, region } on the stack, or use maxAzs: 2');
+    }
+    const dataRemoval = p.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+
+    this.key = new kms.Key(this, 'Key', {
+      alias: `alias/byoc/${p.customerId}`,
+      description: `BYOC customer plane ${p.customerId}: data, secrets and logs`,
+      enableKeyRotation: true,
+      removalPolicy: dataRemoval,
+    });
+    this.key.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'CloudWatchLogsOfThisAccount',
+      principals: [new iam.ServicePrincipal(`logs.${Aws.REGION}.amazonaws.com`)],
+      actions: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncryptFrom', 'kms:ReEncryptTo', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:DescribeKey'],
+      resources: ['*'],
+      conditions: { ArnLike: { 'kms:EncryptionContext:aws:logs:arn': `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:log-group:*` } },
+    }));
+
+    this.network = new Network(this, 'Network', {
+      vpc: p.vpc,
+      vpcSubnets: p.vpcSubnets,
+      maxAzs: p.maxAzs,
+      vpcCidr: p.vpcCidr,
+      vpcEndpoints: p.vpcEndpoints,
+      egress: p.egress,
+      key: this.key,
+      logRetention: p.logRetention,
+      removalPolicy: dataRemoval,
+    });
+    const { vpc, subnets } = this.network;
+    if (p.vpc && vpc.selectSubnets(subnets).availabilityZones.length < 2) {
+      throw new PropError('vpcSubnets', 'selects subnets in fewer than two AZs', 'select private subnets in at least two AZs: RDS, Redis failover and EFS need them');
+    }
+
+    this.stores = new DataStores(this, 'Data', {
+      customerId: p.customerId,
+      vpc,
+      subnets,
+      key: this.key,
+      database: p.database,
+      cache: p.cache,
+      retainData: p.retainData,
+      logRetention: p.logRetention,
+    });
+
+    this.cluster = new ecs.Cluster(this, 'Cluster', {
+      vpc,
+      clusterName: `byoc-${p.customerId}`,
+      containerInsightsV2: ecs.ContainerInsights.ENABLED,
+      defaultCloudMapNamespace: { name: SERVICE_NAMESPACE, vpc, useForServiceConnect: false },
+    });
+
+    const group = (gid: string, description: string) => {
+      const sg = new ec2.SecurityGroup(this, gid, { vpc, description, allowAllOutbound: false });
+      this.network.allowEndpointsFrom(sg);
+      return sg;
+    };
+    const agentSecurityGroup = group('AgentSecurityGroup', 'Agent tasks: out to the VPC endpoints, the NATS leaf and the collector only');
+    const natsSecurityGroup = group('NatsLeafSecurityGroup', 'NATS leaf node: clients in from agents only');
+    const collectorSecurityGroup = group('CollectorSecurityGroup', 'OpenTelemetry collector: OTLP in from agents only');
+    natsSecurityGroup.connections.allowFrom(agentSecurityGroup, ec2.Port.tcp(NATS_CLIENT_PORT), 'NATS clients');
+    collectorSecurityGroup.connections.allowFrom(agentSecurityGroup, ec2.Port.tcp(OTLP_GRPC_PORT), 'OTLP metrics');
+
+    const common = {
+      customerId: p.customerId,
+      cluster: this.cluster,
+      subnets,
+      key: this.key,
+      logRetention: p.logRetention,
+      logRemovalPolicy: dataRemoval,
+    };
+
+    const jetstream = new efs.AccessPoint(this, 'NatsJetStreamStore', {
+      fileSystem: this.stores.fileSystem,
+      path: '/nats/jetstream',
+      posixUser: { uid: CONTAINER_USER.split(':')[0], gid: CONTAINER_USER.split(':')[1] },
+      createAcl: { ownerUid: CONTAINER_USER.split(':')[0], ownerGid: CONTAINER_USER.split(':')[1], permissions: '700' },
+    });
+    jetstream.applyRemovalPolicy(dataRemoval);
+    this.natsLeaf = new HardenedService(this, 'NatsLeaf', {
+      ...common,
+      name: 'nats-leaf',
+      securityGroups: [natsSecurityGroup, this.stores.clients.workspace],
+      image: p.images.natsServer,
+      imageProp: 'images.natsServer',
+      cpu: 512,
+      memoryMiB: 1024,
+      command: ['--jetstream', '--store_dir', '/data/jetstream', '--port', String(NATS_CLIENT_PORT)],
+      efsMount: { fileSystem: this.stores.fileSystem, accessPoint: jetstream, path: '/data/jetstream' },
+      cloudMapName: 'nats',
+      containerPort: NATS_CLIENT_PORT,
+    });
+
+    this.collector = new HardenedService(this, 'Collector', {
+      ...common,
+      name: 'otel-collector',
+      securityGroups: [collectorSecurityGroup],
+      image: p.images.otelCollector,
+      imageProp: 'images.otelCollector',
+      cpu: 256,
+      memoryMiB: 512,
+      command: ['--config=env:BYOC_OTEL_CONFIG'],
+      environment: { BYOC_OTEL_CONFIG: collectorConfig() },
+      cloudMapName: 'otel',
+      containerPort: OTLP_GRPC_PORT,
+    });
+
+    const env: AgentEnvironment = {
+      customerId: p.customerId,
+      cluster: this.cluster,
+      subnets,
+      agentSecurityGroup,
+      stores: this.stores,
+      key: this.key,
+      agentRuntimeImage: p.images.agentRuntime,
+      logRetention: p.logRetention,
+      logRemovalPolicy: dataRemoval,
+      dataRemovalPolicy: dataRemoval,
+      natsUrl: `nats://nats.${SERVICE_NAMESPACE}:${NATS_CLIENT_PORT}`,
+      otelEndpoint: `http://otel.${SERVICE_NAMESPACE}:${OTLP_GRPC_PORT}`,
+    };
+    const byGroup = new Map<string, AgentSpec[]>();
+    for (const spec of p.catalog) byGroup.set(spec.group, [...(byGroup.get(spec.group) ?? []), spec]);
+    for (const [name, agents] of [...byGroup].sort(([a], [b]) => a.localeCompare(b))) {
+      this.agentGroups[name] = new AgentGroupStack(this, `Agents-${name}`, { group: name, agents, env });
+    }
+  }
+}

@@ -1,0 +1,151 @@
+import { Aws, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecr from 'aws-cdk-lib/aws-ecr';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as efs from 'aws-cdk-lib/aws-efs';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { acknowledgeFinding, cfnOf } from '../lib/compliance';
+import { ManagedPolicyRole } from '../lib/iam';
+import { parseImageRef } from './props';
+
+/** The unprivileged user every container runs as. */
+export const CONTAINER_USER = '10001:10001';
+
+export interface HardenedServiceProps {
+  /** Short name of the workload, used in the task family and log stream prefix. */
+  readonly name: string;
+  readonly customerId: string;
+  readonly cluster: ecs.ICluster;
+  readonly subnets: ec2.SubnetSelection;
+  readonly securityGroups: ec2.ISecurityGroup[];
+  /** Image reference pinned by digest (validated by `parseImageRef`). */
+  readonly image: string;
+  /** The prop the image came from, for error messages. */
+  readonly imageProp: string;
+  readonly cpu: number;
+  readonly memoryMiB: number;
+  readonly key: kms.IKey;
+  readonly logRetention: logs.RetentionDays;
+  readonly logRemovalPolicy: RemovalPolicy;
+  /** Non-secret settings only: identifiers, endpoints, secret ARNs. Never a secret value. */
+  readonly environment?: Record<string, string>;
+  /** Secrets ECS injects at start for programs that cannot call Secrets Manager themselves. */
+  readonly secrets?: Record<string, ecs.Secret>;
+  readonly command?: string[];
+  /** Mount an EFS access point at this path. */
+  readonly efsMount?: { readonly fileSystem: efs.IFileSystem; readonly accessPoint: efs.IAccessPoint; readonly path: string };
+  /** Register in the Cloud Map namespace under this name. */
+  readonly cloudMapName?: string;
+  readonly containerPort?: number;
+  /** @default 1 */
+  readonly desiredCount?: number;
+}
+
+/**
+ * One Fargate service built the same way for every workload of the plane: its own task and execution
+ * roles (permissions in one managed policy each), a read-only root filesystem, a non-root user, all
+ * Linux capabilities dropped, the image pinned by digest, logs to its own KMS-encrypted log group.
+ */
+export class HardenedService extends Construct {
+  public readonly taskRole: ManagedPolicyRole;
+  public readonly executionRole: ManagedPolicyRole;
+  public readonly taskDefinition: ecs.FargateTaskDefinition;
+  public readonly service: ecs.FargateService;
+  public readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: HardenedServiceProps) {
+    super(scope, id);
+    const image = parseImageRef(props.imageProp, props.image);
+    const ecsTasks = () => new iam.ServicePrincipal('ecs-tasks.amazonaws.com', {
+      conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
+    });
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      encryptionKey: props.key,
+      retention: props.logRetention,
+      removalPolicy: props.logRemovalPolicy,
+    });
+    this.executionRole = new ManagedPolicyRole(this, 'ExecutionRole', {
+      assumedBy: ecsTasks(),
+      description: `ECS execution role of ${props.name}: pulls its image, writes its logs`,
+    });
+    this.taskRole = new ManagedPolicyRole(this, 'TaskRole', {
+      assumedBy: ecsTasks(),
+      description: `Task role of ${props.name}: exactly what its catalog entry declares`,
+    });
+
+    this.taskDefinition = new ecs.FargateTaskDefinition(this, 'Task', {
+      family: `byoc-${props.customerId}-${props.name}`,
+      cpu: props.cpu,
+      memoryLimitMiB: props.memoryMiB,
+      executionRole: this.executionRole,
+      taskRole: this.taskRole,
+      runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.ARM64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
+    });
+
+    const repository = ecr.Repository.fromRepositoryAttributes(this, 'Repository', {
+      repositoryName: image.repository,
+      repositoryArn: `arn:${Aws.PARTITION}:ecr:${image.region}:${image.account}:repository/${image.repository}`,
+    });
+    const linuxParameters = new ecs.LinuxParameters(this, 'Linux', { initProcessEnabled: true });
+    linuxParameters.dropCapabilities(ecs.Capability.ALL);
+    const container = this.taskDefinition.addContainer('main', {
+      image: ecs.ContainerImage.fromEcrRepository(repository, image.digest),
+      readonlyRootFilesystem: true,
+      user: CONTAINER_USER,
+      privileged: false,
+      linuxParameters,
+      command: props.command,
+      environment: props.environment,
+      secrets: props.secrets,
+      logging: ecs.LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: props.name }),
+      stopTimeout: Duration.seconds(60),
+      portMappings: props.containerPort ? [{ containerPort: props.containerPort, name: props.cloudMapName }] : undefined,
+    });
+    // The only writable paths: a task-local scratch volume, and the EFS access point if any.
+    this.taskDefinition.addVolume({ name: 'tmp' });
+    container.addMountPoints({ containerPath: '/tmp', sourceVolume: 'tmp', readOnly: false });
+    if (props.efsMount) {
+      const { fileSystem, accessPoint, path } = props.efsMount;
+      this.taskDefinition.addVolume({
+        name: 'efs',
+        efsVolumeConfiguration: {
+          fileSystemId: fileSystem.fileSystemId,
+          transitEncryption: 'ENABLED',
+          authorizationConfig: { accessPointId: accessPoint.accessPointId, iam: 'ENABLED' },
+        },
+      });
+      container.addMountPoints({ containerPath: path, sourceVolume: 'efs', readOnly: false });
+      this.taskRole.grantActions(['elasticfilesystem:ClientMount', 'elasticfilesystem:ClientWrite'], [fileSystem.fileSystemArn], {
+        StringEquals: { 'elasticfilesystem:AccessPointArn': accessPoint.accessPointArn },
+      });
+    }
+
+    this.service = new ecs.FargateService(this, 'Service', {
+      cluster: props.cluster,
+      taskDefinition: this.taskDefinition,
+      desiredCount: props.desiredCount ?? 1,
+      securityGroups: props.securityGroups,
+      vpcSubnets: props.subnets,
+      assignPublicIp: false,
+      enableExecuteCommand: false,
+      circuitBreaker: { rollback: true },
+      minHealthyPercent: 100,
+      maxHealthyPercent: 200,
+      propagateTags: ecs.PropagatedTagSource.TASK_DEFINITION,
+      platformVersion: ecs.FargatePlatformVersion.LATEST,
+      cloudMapOptions: props.cloudMapName ? { name: props.cloudMapName, containerPort: props.containerPort } : undefined,
+    });
+
+    const executionPolicy = this.executionRole.permissions!;
+    acknowledgeFinding(executionPolicy, 'AwsSolutions-IAM5[Resource::*]',
+      'ecr:GetAuthorizationToken supports no resource-level permissions (it returns a registry login, not access to a repository); image pulls are limited to this workload\'s repository.');
+    if (props.environment && Object.keys(props.environment).length > 0) {
+      acknowledgeFinding(cfnOf(this.taskDefinition), 'AwsSolutions-ECS2',
+        'The environment holds only non-secret identifiers and endpoints (names, hosts, ports, secret ARNs); every secret value is read from Secrets Manager.');
+    }
+  }
+}

@@ -1,0 +1,314 @@
+import { Token } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { AGENT_CATALOG, AgentSpec, catalogProblems } from '../agents/catalog';
+import { PropError } from '../lib/errors';
+
+/** Outbound internet access of the plane's subnets. */
+export enum EgressMode {
+  /** No internet gateway and no NAT: AWS services are reached through VPC endpoints only. */
+  NONE = 'none',
+  /** Public subnets with one NAT gateway per AZ; workloads stay in private subnets. Opt-in only. */
+  NAT = 'nat',
+}
+
+/**
+ * Container images of a release, each as a full ECR reference pinned by digest:
+ * `ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:<64 hex>`. Tags are refused: what runs must be
+ * exactly what the vendor signed.
+ */
+export interface ReleaseImages {
+  /** The agent runtime image every agent runs. */
+  readonly agentRuntime: string;
+  /** The NATS server image of the leaf node. */
+  readonly natsServer: string;
+  /** The OpenTelemetry collector image. */
+  readonly otelCollector: string;
+}
+
+export interface DatabaseOptions {
+  /**
+   * RDS instance type.
+   * @default db.t4g.medium
+   */
+  readonly instanceType?: ec2.InstanceType;
+  /**
+   * Run a standby in a second AZ.
+   * @default true
+   */
+  readonly multiAz?: boolean;
+  /**
+   * Refuse deletion of the instance (CloudFormation and API) until this is turned off.
+   * @default - the value of `retainData`
+   */
+  readonly deletionProtection?: boolean;
+  /**
+   * Storage allocated at creation, GiB (20 to 65536).
+   * @default 50
+   */
+  readonly allocatedStorageGiB?: number;
+  /**
+   * Days of automated backups (1 to 35).
+   * @default 7
+   */
+  readonly backupRetentionDays?: number;
+  /**
+   * TCP port. PostgreSQL's well-known 5432 is refused.
+   * @default 5433
+   */
+  readonly port?: number;
+}
+
+export interface CacheOptions {
+  /**
+   * ElastiCache node type.
+   * @default cache.t4g.small
+   */
+  readonly nodeType?: string;
+  /**
+   * Read replicas in other AZs (1 to 5); the primary fails over to one of them.
+   * @default 1
+   */
+  readonly replicas?: number;
+  /**
+   * TCP port. Redis's well-known 6379 is refused.
+   * @default 6380
+   */
+  readonly port?: number;
+  /**
+   * Days of automatic snapshots (15 to 35: HIPAA and NIST 800-53 ask for at least 15).
+   * @default 15
+   */
+  readonly snapshotRetentionDays?: number;
+}
+
+export interface CustomerPlaneProps {
+  /**
+   * The customer's identifier: 3 to 20 lower-case letters, digits and single hyphens, starting with a
+   * letter. Scopes resource names, the database and key alias, and the customer's NATS subjects.
+   */
+  readonly customerId: string;
+
+  /** The release's container images, pinned by digest. */
+  readonly images: ReleaseImages;
+
+  /**
+   * An existing VPC to deploy into (bring-your-own-VPC). Conflicts with `maxAzs`, `vpcCidr` and `egress`:
+   * an existing VPC's routing is the customer's own.
+   * @default - a new VPC with private isolated subnets only
+   */
+  readonly vpc?: ec2.IVpc;
+
+  /**
+   * Subnets of `vpc` for every workload and data store: at least two AZs, never public subnets.
+   * Only with `vpc`.
+   * @default - the VPC's isolated subnets, or its private subnets if it has no isolated ones
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+
+  /**
+   * AZs of a new VPC: 2 or 3. Three AZs need a stack with an explicit region.
+   * @default 2
+   */
+  readonly maxAzs?: number;
+
+  /**
+   * IPv4 CIDR of a new VPC, a /16 to /22.
+   * @default 10.80.0.0/16
+   */
+  readonly vpcCidr?: string;
+
+  /**
+   * Create the interface endpoints (ECR, CloudWatch Logs, Secrets Manager, KMS, STS) and the S3 gateway
+   * endpoint. Turn off only in an existing VPC that already has them with private DNS.
+   * @default true
+   */
+  readonly vpcEndpoints?: boolean;
+
+  /**
+   * Outbound internet for a new VPC.
+   * @default EgressMode.NONE
+   */
+  readonly egress?: EgressMode;
+
+  /**
+   * The agents to run.
+   * @default - the product's catalog, `AGENT_CATALOG`
+   */
+  readonly catalog?: readonly AgentSpec[];
+
+  /**
+   * PostgreSQL settings.
+   * @default - see each option
+   */
+  readonly database?: DatabaseOptions;
+
+  /**
+   * Redis settings.
+   * @default - see each option
+   */
+  readonly cache?: CacheOptions;
+
+  /**
+   * Keep the data when the stack is deleted: the database and cache end in a final snapshot, the file
+   * system, key, secrets and logs are retained, deletion protection is on and an AWS Backup plan runs
+   * daily into a retained vault. Off, `cdk destroy` removes everything the plane created.
+   * @default false
+   */
+  readonly retainData?: boolean;
+
+  /**
+   * Retention of every log group of the plane.
+   * @default logs.RetentionDays.ONE_YEAR
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/** The props with every default applied. */
+export interface ResolvedProps {
+  readonly customerId: string;
+  readonly images: ReleaseImages;
+  readonly vpc?: ec2.IVpc;
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  readonly maxAzs: number;
+  readonly vpcCidr: string;
+  readonly vpcEndpoints: boolean;
+  readonly egress: EgressMode;
+  readonly catalog: readonly AgentSpec[];
+  readonly database: Required<DatabaseOptions>;
+  readonly cache: Required<CacheOptions>;
+  readonly retainData: boolean;
+  readonly logRetention: logs.RetentionDays;
+}
+
+/** Most agents one group (one nested stack) may hold: 10 resources each stays far below 500 per stack. */
+export const MAX_AGENTS_PER_GROUP = 40;
+
+const CUSTOMER_ID = /^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){2,19}$/;
+const IMAGE_REF = /^(\d{12})\.dkr\.ecr\.([a-z]{2}(?:-[a-z]+)+-\d)\.amazonaws\.com(?:\.cn)?\/([a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)@sha256:([0-9a-f]{64})$/;
+
+/** A parsed image reference. */
+export interface ImageRef {
+  readonly account: string;
+  readonly region: string;
+  readonly repository: string;
+  readonly digest: string;
+}
+
+/** Parses `ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO@sha256:HEX`, or throws naming `prop`. */
+export function parseImageRef(prop: string, ref: string): ImageRef {
+  const m = IMAGE_REF.exec(ref);
+  if (!m) {
+    const byTag = /^[^@]+:[^/@]+$/.test(ref);
+    throw new PropError(prop, byTag ? `"${ref}" names an image by tag` : `"${ref}" is not an ECR image reference pinned by digest`,
+      'give ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:<64 hex digits> (the digest the release was built and signed with)');
+  }
+  return { account: m[1], region: m[2], repository: m[3], digest: `sha256:${m[4]}` };
+}
+
+function checkInt(prop: string, value: number, min: number, max: number, fix?: string): void {
+  if (Token.isUnresolved(value)) return;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new PropError(prop, `${value} is out of range`, fix ?? `use a whole number from ${min} to ${max}`);
+  }
+}
+
+/** Validates the props and applies the defaults. Every error names the prop and the fix. */
+export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
+  if (!CUSTOMER_ID.test(props.customerId ?? '')) {
+    throw new PropError('customerId', `"${props.customerId}" is not a valid identifier`,
+      'use 3 to 20 lower-case letters, digits and single hyphens, starting with a letter');
+  }
+  if (!props.images) {
+    throw new PropError('images', 'missing', 'give the release\'s agentRuntime, natsServer and otelCollector image references, pinned by digest');
+  }
+  for (const key of ['agentRuntime', 'natsServer', 'otelCollector'] as const) {
+    parseImageRef(`images.${key}`, props.images[key] ?? '');
+  }
+
+  if (props.vpc) {
+    const conflicts = (['maxAzs', 'vpcCidr', 'egress'] as const).filter((k) => props[k] !== undefined);
+    if (conflicts.length > 0) {
+      throw new PropError(conflicts.join(', '), `set together with 'vpc'`, `remove ${conflicts.join(' and ')}: they shape a new VPC, and an existing VPC's layout is its owner's`);
+    }
+    if (props.vpcSubnets?.subnetType === ec2.SubnetType.PUBLIC) {
+      throw new PropError('vpcSubnets', 'selects public subnets', 'select private or isolated subnets: nothing of the plane may sit in a public subnet');
+    }
+  } else if (props.vpcSubnets) {
+    throw new PropError('vpcSubnets', 'set without \'vpc\'', 'remove vpcSubnets, or give the existing vpc they belong to');
+  }
+
+  const maxAzs = props.maxAzs ?? 2;
+  if (maxAzs !== 2 && maxAzs !== 3) throw new PropError('maxAzs', `${maxAzs} AZs`, 'use 2 or 3');
+  const vpcCidr = props.vpcCidr ?? '10.80.0.0/16';
+  const cidr = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(vpcCidr);
+  if (!cidr || cidr.slice(1, 5).some((o) => Number(o) > 255) || Number(cidr[5]) < 16 || Number(cidr[5]) > 22) {
+    throw new PropError('vpcCidr', `"${vpcCidr}" is not an IPv4 CIDR from /16 to /22`, 'give a private range such as 10.80.0.0/16');
+  }
+  const egress = props.egress ?? EgressMode.NONE;
+  if (!Object.values(EgressMode).includes(egress)) throw new PropError('egress', `"${egress}" is not an egress mode`, `use ${Object.values(EgressMode).join(' or ')}`);
+
+  const catalog = props.catalog ?? AGENT_CATALOG;
+  const problems = catalogProblems(catalog);
+  if (problems.length > 0) {
+    const p = problems[0];
+    throw new PropError(p.field, p.problem + (problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : ''), p.fix);
+  }
+  const groups = new Map<string, number>();
+  for (const a of catalog) groups.set(a.group, (groups.get(a.group) ?? 0) + 1);
+  for (const [group, count] of groups) {
+    if (count > MAX_AGENTS_PER_GROUP) {
+      throw new PropError('catalog', `group "${group}" has ${count} agents, more than the ${MAX_AGENTS_PER_GROUP} one nested stack holds`,
+        'split the group: give some of its agents a new group name');
+    }
+  }
+
+  const retainData = props.retainData ?? false;
+  const db = props.database ?? {};
+  const database: Required<DatabaseOptions> = {
+    instanceType: db.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.MEDIUM),
+    multiAz: db.multiAz ?? true,
+    deletionProtection: db.deletionProtection ?? retainData,
+    allocatedStorageGiB: db.allocatedStorageGiB ?? 50,
+    backupRetentionDays: db.backupRetentionDays ?? 7,
+    port: db.port ?? 5433,
+  };
+  checkInt('database.allocatedStorageGiB', database.allocatedStorageGiB, 20, 65536);
+  checkInt('database.backupRetentionDays', database.backupRetentionDays, 1, 35);
+  checkInt('database.port', database.port, 1150, 65535);
+  if (database.port === 5432) throw new PropError('database.port', '5432 is PostgreSQL\'s well-known port', 'choose another port, such as the default 5433');
+
+  const c = props.cache ?? {};
+  const cache: Required<CacheOptions> = {
+    nodeType: c.nodeType ?? 'cache.t4g.small',
+    replicas: c.replicas ?? 1,
+    port: c.port ?? 6380,
+    snapshotRetentionDays: c.snapshotRetentionDays ?? 15,
+  };
+  if (!/^cache\.[a-z0-9]+\.[a-z0-9]+$/.test(cache.nodeType)) throw new PropError('cache.nodeType', `"${cache.nodeType}" is not a node type`, 'give an ElastiCache node type such as cache.t4g.small');
+  checkInt('cache.replicas', cache.replicas, 1, 5, 'use 1 to 5: at least one replica in another AZ keeps the cache available through an AZ failure');
+  checkInt('cache.port', cache.port, 1024, 65535);
+  if (cache.port === 6379) throw new PropError('cache.port', '6379 is Redis\'s well-known port', 'choose another port, such as the default 6380');
+  checkInt('cache.snapshotRetentionDays', cache.snapshotRetentionDays, 15, 35, 'use 15 to 35 days: HIPAA and NIST 800-53 require at least 15 days of cache backups');
+
+  const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
+  if (!Object.values(logs.RetentionDays).includes(logRetention) || logRetention === logs.RetentionDays.INFINITE) {
+    throw new PropError('logRetention', `${logRetention} is not a finite CloudWatch Logs retention`, 'use a logs.RetentionDays value other than INFINITE, such as ONE_YEAR');
+  }
+
+  return {
+    customerId: props.customerId,
+    images: props.images,
+    vpc: props.vpc,
+    vpcSubnets: props.vpcSubnets,
+    maxAzs,
+    vpcCidr,
+    vpcEndpoints: props.vpcEndpoints ?? true,
+    egress,
+    catalog,
+    database,
+    cache,
+    retainData,
+    logRetention,
+  };
+}
