@@ -1,4 +1,4 @@
-import { Aws, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Annotations, Aws, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as efs from 'aws-cdk-lib/aws-efs';
@@ -11,7 +11,7 @@ import { AgentEnvironment, AgentGroupStack } from './agent-group';
 import { DataStores } from './data-stores';
 import { CONTAINER_USER, HardenedService } from './hardened-service';
 import { Network } from './network';
-import { CustomerPlaneProps, resolveProps, ResolvedProps } from './props';
+import { CustomerPlaneProps, EgressMode, resolveProps, ResolvedProps } from './props';
 
 /** Client port of the NATS leaf node (agents connect here). */
 export const NATS_CLIENT_PORT = 4222;
@@ -95,9 +95,6 @@ export class CustomerPlane extends Construct {
       removalPolicy: dataRemoval,
     });
     const { vpc, subnets } = this.network;
-    if (p.vpc && vpc.selectSubnets(subnets).availabilityZones.length < 2) {
-      throw new PropError('vpcSubnets', 'selects subnets in fewer than two AZs', 'select private subnets in at least two AZs: RDS, Redis failover and EFS need them');
-    }
 
     this.stores = new DataStores(this, 'Data', {
       customerId: p.customerId,
@@ -117,9 +114,15 @@ export class CustomerPlane extends Construct {
       defaultCloudMapNamespace: { name: SERVICE_NAMESPACE, vpc, useForServiceConnect: false },
     });
 
+    // Image layers come from S3 through the gateway endpoint, over each task's own security groups.
+    const s3 = p.s3PrefixListId ? ec2.Peer.prefixList(p.s3PrefixListId) : ec2.Peer.anyIpv4();
+    if (p.vpc && !p.s3PrefixListId) {
+      Annotations.of(this).addWarningV2('byoc:s3PrefixListId', 'Tasks may send HTTPS to any address: in an existing VPC with a route to the internet that reaches the internet. Set s3PrefixListId to limit it to S3.');
+    }
     const group = (gid: string, description: string) => {
       const sg = new ec2.SecurityGroup(this, gid, { vpc, description, allowAllOutbound: false });
       this.network.allowEndpointsFrom(sg);
+      sg.addEgressRule(s3, ec2.Port.tcp(443), p.s3PrefixListId ? 'HTTPS to S3 (image layers)' : 'HTTPS to S3 through the gateway endpoint (no other route leaves the VPC)');
       return sg;
     };
     const agentSecurityGroup = group('AgentSecurityGroup', 'Agent tasks: out to the VPC endpoints, the NATS leaf and the collector only');
@@ -127,6 +130,12 @@ export class CustomerPlane extends Construct {
     const collectorSecurityGroup = group('CollectorSecurityGroup', 'OpenTelemetry collector: OTLP in from agents only');
     natsSecurityGroup.connections.allowFrom(agentSecurityGroup, ec2.Port.tcp(NATS_CLIENT_PORT), 'NATS clients');
     collectorSecurityGroup.connections.allowFrom(agentSecurityGroup, ec2.Port.tcp(OTLP_GRPC_PORT), 'OTLP metrics');
+    if (p.egress === EgressMode.NAT && !p.s3PrefixListId) {
+      // With egress opted into, the rule above already reaches the internet through the NAT gateways.
+      Annotations.of(this).addInfo('egress: nat lets agent tasks reach HTTPS endpoints on the internet through the NAT gateways.');
+    } else if (p.egress === EgressMode.NAT) {
+      agentSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to the internet through the NAT gateways (egress: nat)');
+    }
 
     const common = {
       customerId: p.customerId,

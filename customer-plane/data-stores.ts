@@ -140,7 +140,7 @@ export class DataStores extends Construct {
     for (const g of dbLogGroups) this.database.node.addDependency(g);
     dbSecurityGroup.connections.allowFrom(this.clients.postgres, ec2.Port.tcp(props.database.port), 'PostgreSQL from agents that declare it');
     if (!props.database.multiAz) {
-      for (const rule of ['AwsSolutions-RDS3', 'HIPAA.Security-RDSMultiAZSupport', 'NIST.800.53.R5-RDSMultiAZSupport', 'PCI.DSS.321-RDSMultiAZSupport']) {
+      for (const rule of ['AwsSolutions-RDS3', 'HIPAA.Security-RDSMultiAZSupport', 'NIST.800.53.R5-RDSMultiAZSupport']) {
         acknowledgeFinding(cfnDb, rule, 'database.multiAz was set to false by the operator for this deployment (a non-production plane); automated backups still cover the instance.');
       }
     }

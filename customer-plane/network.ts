@@ -5,6 +5,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { acknowledgeFinding } from '../lib/compliance';
+import { PropError } from '../lib/errors';
 import { ManagedPolicyRole } from '../lib/iam';
 import { EgressMode } from './props';
 
@@ -52,6 +53,9 @@ export class Network extends Construct {
       this.subnets = props.vpcSubnets ?? {
         subnetType: props.vpc.isolatedSubnets.length > 0 ? ec2.SubnetType.PRIVATE_ISOLATED : ec2.SubnetType.PRIVATE_WITH_EGRESS,
       };
+      if (props.vpc.selectSubnets(this.subnets).availabilityZones.length < 2) {
+        throw new PropError('vpcSubnets', 'selects subnets in fewer than two AZs', 'select private subnets in at least two AZs: RDS, Redis failover and EFS need them');
+      }
     } else {
       const nat = props.egress === EgressMode.NAT;
       const vpc = new ec2.Vpc(this, 'Vpc', {
@@ -71,10 +75,10 @@ export class Network extends Construct {
       if (nat) {
         for (const subnet of vpc.publicSubnets) {
           const route = subnet.node.findChild('DefaultRoute');
-          acknowledgeFinding(route, 'NIST.800.53.R5-VPCNoUnrestrictedRouteToIGW',
-            'Egress was opted into with egress: nat. This public subnet holds only the NAT gateway; every workload and data store sits in the private subnets.');
-          acknowledgeFinding(route, 'PCI.DSS.321-VPCNoUnrestrictedRouteToIGW',
-            'Egress was opted into with egress: nat. This public subnet holds only the NAT gateway; every workload and data store sits in the private subnets.');
+          for (const pack of ['HIPAA.Security', 'NIST.800.53.R5', 'PCI.DSS.321']) {
+            acknowledgeFinding(route, `${pack}-VPCNoUnrestrictedRouteToIGW`,
+              'Egress was opted into with egress: nat. This public subnet holds only the NAT gateway; every workload and data store sits in the private subnets.');
+          }
         }
       }
     }

@@ -126,6 +126,14 @@ export interface CustomerPlaneProps {
   readonly vpcEndpoints?: boolean;
 
   /**
+   * ID of the region's S3 managed prefix list (`pl-...`, from `aws ec2 describe-managed-prefix-lists`),
+   * so tasks may reach only S3 (image layers through the gateway endpoint) on HTTPS outside the VPC.
+   * @default - HTTPS to any address; in a new VPC without egress the route tables have no internet
+   *   route, so this reaches only S3 through the gateway endpoint. A warning is shown for an existing VPC.
+   */
+  readonly s3PrefixListId?: string;
+
+  /**
    * Outbound internet for a new VPC.
    * @default EgressMode.NONE
    */
@@ -173,6 +181,7 @@ export interface ResolvedProps {
   readonly maxAzs: number;
   readonly vpcCidr: string;
   readonly vpcEndpoints: boolean;
+  readonly s3PrefixListId?: string;
   readonly egress: EgressMode;
   readonly catalog: readonly AgentSpec[];
   readonly database: Required<DatabaseOptions>;
@@ -245,6 +254,9 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
   if (!cidr || cidr.slice(1, 5).some((o) => Number(o) > 255) || Number(cidr[5]) < 16 || Number(cidr[5]) > 22) {
     throw new PropError('vpcCidr', `"${vpcCidr}" is not an IPv4 CIDR from /16 to /22`, 'give a private range such as 10.80.0.0/16');
   }
+  if (props.s3PrefixListId !== undefined && !Token.isUnresolved(props.s3PrefixListId) && !/^pl-[0-9a-f]{8,17}$/.test(props.s3PrefixListId)) {
+    throw new PropError('s3PrefixListId', `"${props.s3PrefixListId}" is not a prefix list ID`, 'give the pl-... ID of com.amazonaws.REGION.s3 from aws ec2 describe-managed-prefix-lists');
+  }
   const egress = props.egress ?? EgressMode.NONE;
   if (!Object.values(EgressMode).includes(egress)) throw new PropError('egress', `"${egress}" is not an egress mode`, `use ${Object.values(EgressMode).join(' or ')}`);
 
@@ -304,6 +316,7 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     maxAzs,
     vpcCidr,
     vpcEndpoints: props.vpcEndpoints ?? true,
+    s3PrefixListId: props.s3PrefixListId,
     egress,
     catalog,
     database,

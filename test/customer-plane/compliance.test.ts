@@ -1,0 +1,80 @@
+import * as fs from 'fs';
+import { AGENT_CATALOG } from '../../agents/catalog';
+import { buildCustomerPlaneApp } from '../../bin/customer-plane';
+import { buildControlPlaneApp } from '../../bin/control-plane';
+import { createApp } from '../../lib/app';
+import { acknowledgementsOf, RECORD_ONLY_CONTEXT } from '../../lib/compliance';
+import { EgressMode } from '../../customer-plane/props';
+import { CustomerPlaneStack, CustomerPlaneStackProps } from '../../customer-plane/stack';
+import { exampleProps } from '../synth';
+import * as os from 'os';
+import * as path from 'path';
+import { App } from 'aws-cdk-lib';
+
+/** Findings of a synth with every acknowledgement recorded but not applied, as `rule @ construct path`. */
+function findingsWithoutAcknowledgements(build: (app: App) => void): { findings: string[]; app: App } {
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-nag-'));
+  const app = createApp({ outdir, context: { [RECORD_ONLY_CONTEXT]: true } });
+  build(app);
+  expect(() => app.synth()).toThrow(/Acknowledge with/);
+  const report = JSON.parse(fs.readFileSync(path.join(outdir, 'validation-report.json'), 'utf8'));
+  const findings: string[] = [];
+  for (const plugin of report.pluginReports) {
+    for (const v of plugin.violations) for (const c of v.violatingConstructs) findings.push(`${v.ruleName} @ ${c.constructPath}`);
+  }
+  return { findings, app };
+}
+
+function covered(finding: string, acks: { path: string; finding: string }[]): boolean {
+  const [rule, at] = finding.split(' @ ');
+  return acks.some((a) => a.finding === rule && (at === a.path || at.startsWith(`${a.path}/`)));
+}
+
+const variants: [string, Partial<CustomerPlaneStackProps>][] = [
+  ['default', {}],
+  ['retainData with a backup plan', { retainData: true }],
+  ['single-AZ database', { database: { multiAz: false } }],
+  ['NAT egress opted in', { egress: EgressMode.NAT }],
+];
+
+describe.each(variants)('customer plane (%s): acknowledgements are exactly the findings', (_name, overrides) => {
+  test('every acknowledgement hides a finding that really occurs there, and every finding is acknowledged', () => {
+    const { findings, app } = findingsWithoutAcknowledgements((a) => new CustomerPlaneStack(a, 'ByocCustomerPlane', exampleProps(overrides)));
+    const acks = acknowledgementsOf(app);
+    expect(acks.length).toBeGreaterThan(0);
+    const unused = acks.filter((a) => !findings.some((f) => covered(f, [a])));
+    expect(unused).toEqual([]);
+    expect(findings.filter((f) => !covered(f, acks))).toEqual([]);
+  });
+});
+
+test('with acknowledgements applied, both apps synthesize with all four packs and no finding', () => {
+  const customer = buildCustomerPlaneApp(createApp({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-')) }));
+  expect(() => customer.synth()).not.toThrow();
+  const control = buildControlPlaneApp(createApp({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-')) }));
+  expect(() => control.synth()).not.toThrow();
+});
+
+test('every acknowledgement is on a single resource with a reason a reviewer can read, and none is on a stack', () => {
+  const app = createApp({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-')) });
+  new CustomerPlaneStack(app, 'ByocCustomerPlane', exampleProps({ retainData: true }));
+  const acks = acknowledgementsOf(app);
+  for (const a of acks) {
+    const node = app.node.findAll().find((c) => c.node.path === a.path)!;
+    expect(node).toBeDefined();
+    // An L1 resource, or an L2 holding exactly one CloudFormation resource.
+    const cfnResources = node.node.findAll().filter((c) => (c as any).cfnResourceType !== undefined);
+    expect({ path: a.path, resources: cfnResources.length }).toEqual({ path: a.path, resources: 1 });
+    expect(a.reason.length).toBeGreaterThanOrEqual(40);
+  }
+  // Acknowledgements scale with the catalog only where each agent truly has the finding.
+  expect(acks.filter((a) => a.finding === 'AwsSolutions-IAM5[Resource::*]')).toHaveLength(AGENT_CATALOG.length + 2);
+});
+
+test('a new unacknowledged finding fails synth, naming the rule and the resource', () => {
+  const app = createApp({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-')) });
+  const stack = new CustomerPlaneStack(app, 'ByocCustomerPlane', exampleProps());
+  // An unencrypted, unrotated secret outside the plane's conventions.
+  new (require('aws-cdk-lib/aws-secretsmanager').Secret)(stack, 'Stray');
+  expect(() => app.synth()).toThrow(/AwsSolutions-SMG4[\s\S]*ByocCustomerPlane\/Stray/);
+});

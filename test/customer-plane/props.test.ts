@@ -1,0 +1,76 @@
+import { App, Stack } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { AGENT_CATALOG, AgentSpec } from '../../agents/catalog';
+import { CustomerPlane } from '../../customer-plane/customer-plane';
+import { CustomerPlaneProps, EgressMode, MAX_AGENTS_PER_GROUP } from '../../customer-plane/props';
+import { PropError } from '../../lib/errors';
+import { exampleProps } from '../synth';
+
+const base = (): CustomerPlaneProps => {
+  const { customerId, images } = exampleProps();
+  return { customerId, images };
+};
+
+function build(props: Omit<Partial<CustomerPlaneProps>, 'vpc'> & { vpc?: 'imported' | 'one-az' }, stackProps: { env?: { account?: string; region?: string } } = {}) {
+  return () => {
+    const stack = new Stack(new App(), 'Test', stackProps);
+    const azs = props.vpc === 'one-az' ? ['a'] : ['a', 'b'];
+    const vpc = props.vpc && ec2.Vpc.fromVpcAttributes(stack, 'Vpc', { vpcId: 'vpc-1', availabilityZones: azs, isolatedSubnetIds: azs.map((az) => `subnet-${az}`), isolatedSubnetRouteTableIds: azs.map((az) => `rtb-${az}`) });
+    return new CustomerPlane(stack, 'Plane', { ...base(), ...props, vpc } as CustomerPlaneProps);
+  };
+}
+
+const agent = (overrides: Partial<AgentSpec>): AgentSpec[] => [{ ...AGENT_CATALOG[1], ...overrides }];
+const digest = 'a'.repeat(64);
+
+// [prop named in the error, props, what the message must say]
+const cases: [string, Omit<Partial<CustomerPlaneProps>, 'vpc'> & { vpc?: 'imported' | 'one-az' }, RegExp][] = [
+  ['customerId', { customerId: 'Acme Corp' }, /lower-case letters/],
+  ['customerId', { customerId: 'ab' }, /3 to 20/],
+  ['images', { images: undefined }, /agentRuntime, natsServer and otelCollector/],
+  ['images.agentRuntime', { images: { ...base().images, agentRuntime: '111122223333.dkr.ecr.eu-west-1.amazonaws.com/byoc/agent-runtime:latest' } }, /by tag/],
+  ['images.natsServer', { images: { ...base().images, natsServer: 'nats:2.10' } }, /by tag/],
+  ['images.otelCollector', { images: { ...base().images, otelCollector: `docker.io/otel/collector@sha256:${digest}` } }, /not an ECR image reference/],
+  ['maxAzs', { maxAzs: 4 }, /use 2 or 3/],
+  ['maxAzs', { maxAzs: 3 }, /explicit region/],
+  ['vpcCidr', { vpcCidr: '10.0.0.0/8' }, /\/16 to \/22/],
+  ['vpcCidr', { vpcCidr: '300.1.0.0/16' }, /not an IPv4 CIDR/],
+  ['egress', { egress: 'internet' as EgressMode }, /none or nat/],
+  ['maxAzs, egress', { vpc: 'imported', maxAzs: 2, egress: EgressMode.NAT }, /existing VPC/],
+  ['vpcSubnets', { vpc: 'imported', vpcSubnets: { subnetType: ec2.SubnetType.PUBLIC } }, /public subnet/],
+  ['vpcSubnets', { vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } }, /without 'vpc'/],
+  ['vpcSubnets', { vpc: 'one-az' }, /at least two AZs/],
+  ['s3PrefixListId', { s3PrefixListId: 'com.amazonaws.eu-west-1.s3' }, /pl-/],
+  ['catalog', { catalog: [] }, /at least one agent/],
+  ['catalog[0].name', { catalog: agent({ name: 'Bad_Name' }) }, /not a valid agent name/],
+  ['catalog[1].name', { catalog: [...agent({}), ...agent({})] }, /appears twice/],
+  ['catalog[0].cpu', { catalog: agent({ cpu: 300 }) }, /not a Fargate CPU size/],
+  ['catalog[0].memoryMiB', { catalog: agent({ cpu: 256, memoryMiB: 4096 }) }, /512, 1024, 2048/],
+  ['catalog[0].schedule', { catalog: agent({ schedule: 'cron(0 1 * * ? *)' }) }, /has a schedule/],
+  ['catalog[0].secrets', { catalog: agent({ secrets: ['aws-root-keys' as any] }) }, /unknown secret/],
+  ['catalog[0].dataStores', { catalog: agent({ dataStores: ['dynamodb' as any] }) }, /unknown data store/],
+  ['catalog[0].subjects.publish', { catalog: agent({ subjects: { subscribe: [], publish: ['>'] } }) }, /`>` is not allowed/],
+  ['catalog', { catalog: Array.from({ length: MAX_AGENTS_PER_GROUP + 1 }, (_, i) => ({ ...AGENT_CATALOG[0], name: `agent-${i}`, group: 'big' })) }, /split the group/],
+  ['database.allocatedStorageGiB', { database: { allocatedStorageGiB: 5 } }, /20 to 65536/],
+  ['database.backupRetentionDays', { database: { backupRetentionDays: 0 } }, /1 to 35/],
+  ['database.port', { database: { port: 5432 } }, /well-known/],
+  ['database.port', { database: { port: 80 } }, /1150 to 65535/],
+  ['cache.nodeType', { cache: { nodeType: 'm5.large' } }, /cache\.t4g\.small/],
+  ['cache.replicas', { cache: { replicas: 0 } }, /another AZ/],
+  ['cache.port', { cache: { port: 6379 } }, /well-known/],
+  ['cache.snapshotRetentionDays', { cache: { snapshotRetentionDays: 7 } }, /at least 15 days/],
+  ['logRetention', { logRetention: logs.RetentionDays.INFINITE }, /other than INFINITE/],
+  ['logRetention', { logRetention: 42 as logs.RetentionDays }, /not a finite/],
+];
+
+test.each(cases)('invalid %s fails at synth, naming the prop and the fix', (prop, props, message) => {
+  const make = build(props);
+  expect(make).toThrow(PropError);
+  expect(make).toThrow(new RegExp(`^Invalid prop '${prop.replace(/[[\]().]/g, '\\$&')}'.*Fix: `));
+  expect(make).toThrow(message);
+});
+
+test('three AZs work when the stack has a region', () => {
+  expect(build({ maxAzs: 3 }, { env: { account: '123456789012', region: 'eu-west-1' } })).not.toThrow();
+});

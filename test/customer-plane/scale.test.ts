@@ -1,0 +1,58 @@
+import { AGENT_CATALOG, AgentSpec, AgentTrigger, DataStore } from '../../agents/catalog';
+import { MAX_AGENTS_PER_GROUP } from '../../customer-plane/props';
+import { exampleProps, synthCustomerPlane } from '../synth';
+
+/** CloudFormation's per-stack limits. */
+const MAX_RESOURCES = 500;
+const MAX_TEMPLATE_BYTES = 1024 * 1024;
+
+function syntheticCatalog(count: number, perGroup: number): AgentSpec[] {
+  return Array.from({ length: count }, (_, i) => {
+    const base = AGENT_CATALOG[i % AGENT_CATALOG.length];
+    return {
+      ...base,
+      name: `agent-${String(i).padStart(3, '0')}`,
+      group: `group-${String(Math.floor(i / perGroup)).padStart(2, '0')}`,
+      // Every agent uses every store and secret: the most resources and parameters an agent can have.
+      dataStores: [DataStore.POSTGRES, DataStore.REDIS, DataStore.WORKSPACE],
+      secrets: ['llm-primary', 'llm-secondary', 'scm-token'],
+      trigger: AgentTrigger.REQUEST,
+      schedule: undefined,
+      subjects: { subscribe: [`work.agent-${i}`], publish: ['events.workflow.status'] },
+    };
+  });
+}
+
+function limits(templates: Record<string, any>) {
+  return Object.entries(templates).map(([file, t]) => ({
+    file,
+    resources: Object.keys(t.Resources).length,
+    bytes: Buffer.byteLength(JSON.stringify(t)),
+    parameters: Object.keys(t.Parameters ?? {}).length,
+  }));
+}
+
+test.each([
+  ['the product catalog (28 agents)', AGENT_CATALOG as AgentSpec[]],
+  ['200 agents, 20 per group', syntheticCatalog(200, 20)],
+  [`${MAX_AGENTS_PER_GROUP} agents in one full group`, syntheticCatalog(MAX_AGENTS_PER_GROUP, MAX_AGENTS_PER_GROUP)],
+])('%s: every stack stays within CloudFormation limits (500 resources, 1 MB, 200 parameters)', (_name, catalog) => {
+  const plane = synthCustomerPlane(exampleProps({ catalog }));
+  const counts = limits(plane.templates);
+  for (const c of counts) {
+    expect(c.resources).toBeLessThan(MAX_RESOURCES);
+    expect(c.bytes).toBeLessThan(MAX_TEMPLATE_BYTES);
+    expect(c.parameters).toBeLessThanOrEqual(200);
+  }
+  const services = Object.values(plane.templates).flatMap((t: any) => Object.values<any>(t.Resources).filter((r) => r.Type === 'AWS::ECS::Service'));
+  expect(services).toHaveLength(catalog.length + 2);
+  // Each agent keeps its own task role.
+  const taskRoles = Object.values(plane.templates).flatMap((t: any) => Object.keys(t.Resources).filter((id) => /WorkloadTaskRole[0-9A-F]{8}$/.test(id)));
+  expect(taskRoles).toHaveLength(catalog.length);
+});
+
+test('the root stack grows by one resource per group, not per agent', () => {
+  const small = limits(synthCustomerPlane(exampleProps({ catalog: syntheticCatalog(20, 20) })).templates)[0];
+  const large = limits(synthCustomerPlane(exampleProps({ catalog: syntheticCatalog(200, 20) })).templates)[0];
+  expect(large.resources - small.resources).toBe(9);
+});

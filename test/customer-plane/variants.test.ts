@@ -1,0 +1,74 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import { EgressMode } from '../../customer-plane/props';
+import { allResources, exampleProps, synthCustomerPlane } from '../synth';
+
+const existingVpc = {
+  vpcId: 'vpc-0123456789abcdef0',
+  vpcCidrBlock: '10.20.0.0/16',
+  availabilityZones: ['eu-west-1a', 'eu-west-1b', 'eu-west-1c'],
+  privateSubnetIds: ['subnet-0aaaaaaaaaaaaaaa1', 'subnet-0aaaaaaaaaaaaaaa2', 'subnet-0aaaaaaaaaaaaaaa3'],
+  privateSubnetRouteTableIds: ['rtb-0aaaaaaaaaaaaaaa1', 'rtb-0aaaaaaaaaaaaaaa2', 'rtb-0aaaaaaaaaaaaaaa3'],
+};
+
+describe('bring-your-own-VPC', () => {
+  test('deploys into the given private subnets: no VPC or subnet is created, flow logs and endpoints still are', () => {
+    const plane = synthCustomerPlane(exampleProps({ existingVpc, s3PrefixListId: 'pl-6da54004' }));
+    const types = allResources(plane.templates).map((r) => r.type);
+    expect(types).not.toContain('AWS::EC2::VPC');
+    expect(types).not.toContain('AWS::EC2::Subnet');
+    plane.root.hasResourceProperties('AWS::EC2::FlowLog', { ResourceId: existingVpc.vpcId });
+    plane.root.resourceCountIs('AWS::EC2::VPCEndpoint', 7);
+    plane.root.hasResourceProperties('AWS::RDS::DBSubnetGroup', { SubnetIds: existingVpc.privateSubnetIds });
+    plane.root.hasResourceProperties('AWS::EC2::SecurityGroupEgress', { DestinationPrefixListId: 'pl-6da54004', FromPort: 443, ToPort: 443 });
+    const anywhere = allResources(plane.templates).flatMap((r) => r.type === 'AWS::EC2::SecurityGroup' ? r.props.SecurityGroupEgress ?? [] : [])
+      .filter((e: any) => e.CidrIp === '0.0.0.0/0');
+    expect(anywhere).toEqual([]);
+  });
+
+  test('without the S3 prefix list, synth stops on the warning that HTTPS egress is open, naming the fix and the acknowledgement', () => {
+    expect(() => synthCustomerPlane(exampleProps({ existingVpc, vpcEndpoints: false })))
+      .toThrow(/Set s3PrefixListId[\s\S]*Acknowledge with 'Annotation::byoc:s3PrefixListId'/);
+  });
+});
+
+describe('egress: nat (opt-in)', () => {
+  test('adds public subnets with NAT gateways only; workloads stay in private subnets', () => {
+    const plane = synthCustomerPlane(exampleProps({ egress: EgressMode.NAT }));
+    plane.root.resourceCountIs('AWS::EC2::InternetGateway', 1);
+    plane.root.resourceCountIs('AWS::EC2::NatGateway', 2);
+    const publicSubnets = allResources(plane.templates).filter((r) => r.type === 'AWS::EC2::Subnet' && r.props.MapPublicIpOnLaunch !== false);
+    expect(publicSubnets).toEqual([]);
+    for (const s of allResources(plane.templates).filter((r) => r.type === 'AWS::ECS::Service')) {
+      expect(JSON.stringify(s.props.NetworkConfiguration.AwsvpcConfiguration.Subnets)).toContain('PrivateSubnet');
+    }
+  });
+});
+
+describe('retainData: true', () => {
+  test('stateful resources are snapshotted or retained, deletion protection is on, and a backup plan covers RDS and EFS', () => {
+    const plane = synthCustomerPlane(exampleProps({ retainData: true }));
+    plane.root.hasResource('AWS::RDS::DBInstance', { DeletionPolicy: 'Snapshot', Properties: Match.objectLike({ DeletionProtection: true }) });
+    plane.root.hasResource('AWS::ElastiCache::ReplicationGroup', { DeletionPolicy: 'Snapshot' });
+    for (const type of ['AWS::EFS::FileSystem', 'AWS::KMS::Key', 'AWS::SecretsManager::Secret', 'AWS::Backup::BackupVault']) {
+      plane.root.hasResource(type, { DeletionPolicy: 'Retain' });
+    }
+    const selections = Object.values<any>(plane.root.findResources('AWS::Backup::BackupSelection'));
+    expect(selections).toHaveLength(1);
+    const selected = JSON.stringify(selections[0].Properties.BackupSelection.Resources);
+    expect(selected).toMatch(/PlaneDataPostgres/);
+    expect(selected).toMatch(/PlaneDataWorkspaces/);
+  });
+});
+
+test('security group egress leaves the VPC only on HTTPS', () => {
+  const plane = synthCustomerPlane();
+  const egress = allResources(plane.templates).flatMap((r) => [
+    ...(r.type === 'AWS::EC2::SecurityGroup' ? r.props.SecurityGroupEgress ?? [] : []),
+    ...(r.type === 'AWS::EC2::SecurityGroupEgress' ? [r.props] : []),
+  ]);
+  for (const rule of egress.filter((e) => e.CidrIp === '0.0.0.0/0')) {
+    expect([rule.IpProtocol, rule.FromPort, rule.ToPort]).toEqual(['tcp', 443, 443]);
+  }
+  // Security groups with no egress rule carry CDK's rule that matches nothing (ICMP 252-86 to 255.255.255.255/32).
+  for (const rule of egress.filter((e) => e.CidrIp && e.CidrIp !== '0.0.0.0/0')) expect(rule.CidrIp).toBe('255.255.255.255/32');
+});
