@@ -14,6 +14,7 @@ export interface CustomerPlaneConfig {
   readonly region?: string;
   readonly images: { agentRuntime: string; natsServer: string; otelCollector: string };
   readonly maxAzs?: number;
+  readonly availabilityZones?: string[];
   readonly vpcCidr?: string;
   readonly vpcEndpoints?: boolean;
   readonly egress?: string;
@@ -25,7 +26,7 @@ export interface CustomerPlaneConfig {
 }
 
 const KEYS: Record<string, readonly string[]> = {
-  '': ['customerId', 'account', 'region', 'images', 'maxAzs', 'vpcCidr', 'vpcEndpoints', 'egress', 'existingVpc', 'database', 'cache', 'retainData', 'logRetentionDays'],
+  '': ['customerId', 'account', 'region', 'images', 'maxAzs', 'availabilityZones', 'vpcCidr', 'vpcEndpoints', 'egress', 'existingVpc', 'database', 'cache', 'retainData', 'logRetentionDays'],
   images: ['agentRuntime', 'natsServer', 'otelCollector'],
   existingVpc: ['vpcId', 'vpcCidrBlock', 'availabilityZones', 'privateSubnetIds', 'privateSubnetRouteTableIds'],
   database: ['instanceType', 'multiAz', 'deletionProtection', 'allocatedStorageGiB', 'backupRetentionDays', 'port'],

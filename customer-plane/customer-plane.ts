@@ -63,9 +63,9 @@ export class CustomerPlane extends Construct {
     const p = resolveProps(props);
     this.settings = p;
     const stack = Stack.of(this);
-    if (!p.vpc && p.maxAzs === 3 && Token.isUnresolved(stack.region)) {
+    if (!p.vpc && !p.availabilityZones && p.maxAzs === 3 && Token.isUnresolved(stack.region)) {
       throw new PropError('maxAzs', '3 AZs in a stack without an explicit region (CloudFormation can only be asked for 2)',
-        'set env: { account, region } on the stack, or use maxAzs: 2');
+        'set env: { account, region } on the stack, or name the AZs in availabilityZones, or use maxAzs: 2');
     }
     const dataRemoval = p.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
 
@@ -87,6 +87,7 @@ export class CustomerPlane extends Construct {
       vpc: p.vpc,
       vpcSubnets: p.vpcSubnets,
       maxAzs: p.maxAzs,
+      availabilityZones: p.availabilityZones,
       vpcCidr: p.vpcCidr,
       vpcEndpoints: p.vpcEndpoints,
       egress: p.egress,

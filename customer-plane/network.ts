@@ -26,6 +26,7 @@ export interface NetworkProps {
   readonly vpc?: ec2.IVpc;
   readonly vpcSubnets?: ec2.SubnetSelection;
   readonly maxAzs: number;
+  readonly availabilityZones?: string[];
   readonly vpcCidr: string;
   readonly vpcEndpoints: boolean;
   readonly egress: EgressMode;
@@ -60,7 +61,7 @@ export class Network extends Construct {
       const nat = props.egress === EgressMode.NAT;
       const vpc = new ec2.Vpc(this, 'Vpc', {
         ipAddresses: ec2.IpAddresses.cidr(props.vpcCidr),
-        maxAzs: props.maxAzs,
+        ...(props.availabilityZones ? { availabilityZones: props.availabilityZones } : { maxAzs: props.maxAzs }),
         natGateways: nat ? props.maxAzs : 0,
         subnetConfiguration: nat
           ? [

@@ -113,6 +113,14 @@ export interface CustomerPlaneProps {
   readonly maxAzs?: number;
 
   /**
+   * The AZs of a new VPC by name (2 or 3, e.g. `['eu-west-1a', 'eu-west-1b']`). Give them when the stack
+   * has an explicit account and region, so synthesis needs no AWS credentials for an AZ lookup.
+   * Conflicts with `maxAzs`.
+   * @default - the first `maxAzs` AZs of the region
+   */
+  readonly availabilityZones?: string[];
+
+  /**
    * IPv4 CIDR of a new VPC, a /16 to /22.
    * @default 10.80.0.0/16
    */
@@ -179,6 +187,7 @@ export interface ResolvedProps {
   readonly vpc?: ec2.IVpc;
   readonly vpcSubnets?: ec2.SubnetSelection;
   readonly maxAzs: number;
+  readonly availabilityZones?: string[];
   readonly vpcCidr: string;
   readonly vpcEndpoints: boolean;
   readonly s3PrefixListId?: string;
@@ -236,7 +245,7 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
   }
 
   if (props.vpc) {
-    const conflicts = (['maxAzs', 'vpcCidr', 'egress'] as const).filter((k) => props[k] !== undefined);
+    const conflicts = (['maxAzs', 'availabilityZones', 'vpcCidr', 'egress'] as const).filter((k) => props[k] !== undefined);
     if (conflicts.length > 0) {
       throw new PropError(conflicts.join(', '), `set together with 'vpc'`, `remove ${conflicts.join(' and ')}: they shape a new VPC, and an existing VPC's layout is its owner's`);
     }
@@ -247,7 +256,14 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     throw new PropError('vpcSubnets', 'set without \'vpc\'', 'remove vpcSubnets, or give the existing vpc they belong to');
   }
 
-  const maxAzs = props.maxAzs ?? 2;
+  if (props.availabilityZones) {
+    if (props.maxAzs !== undefined) throw new PropError('maxAzs, availabilityZones', 'both set', 'give either the number of AZs or their names');
+    const azs = props.availabilityZones;
+    if (azs.length < 2 || azs.length > 3 || new Set(azs).size !== azs.length || azs.some((az) => !Token.isUnresolved(az) && !/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/.test(az))) {
+      throw new PropError('availabilityZones', `${JSON.stringify(azs)} is not a list of 2 or 3 distinct AZ names`, 'give names such as ["eu-west-1a", "eu-west-1b"]');
+    }
+  }
+  const maxAzs = props.availabilityZones?.length ?? props.maxAzs ?? 2;
   if (maxAzs !== 2 && maxAzs !== 3) throw new PropError('maxAzs', `${maxAzs} AZs`, 'use 2 or 3');
   const vpcCidr = props.vpcCidr ?? '10.80.0.0/16';
   const cidr = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(vpcCidr);
@@ -314,6 +330,7 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     vpc: props.vpc,
     vpcSubnets: props.vpcSubnets,
     maxAzs,
+    availabilityZones: props.availabilityZones,
     vpcCidr,
     vpcEndpoints: props.vpcEndpoints ?? true,
     s3PrefixListId: props.s3PrefixListId,

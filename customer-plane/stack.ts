@@ -1,4 +1,5 @@
-import { Stack, StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Stack, StackProps } from 'aws-cdk-lib';
+import * as rds from 'aws-cdk-lib/aws-rds';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Construct } from 'constructs';
 import { CustomerPlane } from './customer-plane';
@@ -26,12 +27,14 @@ export interface CustomerPlaneStackProps extends StackProps, Omit<CustomerPlaneP
 /** The one stack a customer deploys: the customer plane, with agent groups as nested stacks. */
 export class CustomerPlaneStack extends Stack {
   public readonly plane: CustomerPlane;
+  private readonly namedAzs?: string[];
 
   constructor(scope: Construct, id: string, props: CustomerPlaneStackProps) {
     super(scope, id, {
       ...props,
       description: props.description ?? `BYOC customer plane of ${props.customerId}: agents, data stores and the narrow link to the vendor`,
     });
+    this.namedAzs = props.availabilityZones ?? props.existingVpc?.availabilityZones;
     const { existingVpc, ...planeProps } = props;
     const vpc = existingVpc && ec2.Vpc.fromVpcAttributes(this, 'ExistingVpc', {
       vpcId: existingVpc.vpcId,
@@ -45,5 +48,22 @@ export class CustomerPlaneStack extends Stack {
       vpc,
       vpcSubnets: vpc ? { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } : undefined,
     });
+
+    const { plane } = this;
+    const out = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
+    out('VpcId', plane.network.vpc.vpcId, 'VPC the plane runs in');
+    out('ClusterName', plane.cluster.clusterName, 'ECS cluster of the agents, the NATS leaf and the collector');
+    out('DataKeyArn', plane.key.keyArn, 'Customer-managed KMS key of every store, secret and log group');
+    out('DatabaseEndpoint', plane.stores.database.dbInstanceEndpointAddress, 'PostgreSQL host (port in DatabasePort); agents connect with IAM authentication');
+    out('DatabasePort', String(plane.stores.databasePort), 'PostgreSQL port');
+    out('DatabaseAdminSecretArn', (plane.stores.database.node.defaultChild as rds.CfnDBInstance).attrMasterUserSecretSecretArn,
+      'Secret holding the database administrator password, generated and rotated by RDS');
+    out('RedisEndpoint', plane.stores.redis.attrPrimaryEndPointAddress, 'Redis primary endpoint (TLS, AUTH token in the RedisAuthToken secret)');
+    out('AgentSecretsPrefix', `byoc/${props.customerId}/`, 'Secrets Manager names of the secrets to fill with put-secret-value');
+  }
+
+  /** The AZs named in the settings, so an explicit environment needs no AZ lookup (and no credentials). */
+  public get availabilityZones(): string[] {
+    return this.namedAzs ?? super.availabilityZones;
   }
 }

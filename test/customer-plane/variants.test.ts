@@ -72,3 +72,14 @@ test('security group egress leaves the VPC only on HTTPS', () => {
   // Security groups with no egress rule carry CDK's rule that matches nothing (ICMP 252-86 to 255.255.255.255/32).
   for (const rule of egress.filter((e) => e.CidrIp && e.CidrIp !== '0.0.0.0/0')) expect(rule.CidrIp).toBe('255.255.255.255/32');
 });
+
+test('three named AZs in an explicit environment synthesize without any AWS lookup (no credentials needed)', () => {
+  const plane = synthCustomerPlane(exampleProps({
+    env: { account: '123456789012', region: 'eu-west-1' },
+    availabilityZones: ['eu-west-1a', 'eu-west-1b', 'eu-west-1c'],
+  }));
+  const manifest = JSON.parse(require('fs').readFileSync(require('path').join(plane.outdir, 'manifest.json'), 'utf8'));
+  expect(manifest.missing).toBeUndefined();
+  expect(allResources(plane.templates).filter((r) => r.type === 'AWS::EC2::Subnet').map((r) => r.props.AvailabilityZone).sort())
+    .toEqual(['eu-west-1a', 'eu-west-1b', 'eu-west-1c']);
+});
