@@ -8,6 +8,9 @@ if ! command -v cfn-lint >/dev/null 2>&1; then
   exit 1
 fi
 
+# Compile first: type-checks sources and tests, and builds the `byoc` CLI the tests run as `npx byoc`.
+npx tsc -p tsconfig.json
+
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT
 status=0

@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Command, CommanderError, Option } from 'commander';
+import { projectRoot } from '../lib/app';
+import { signAssembly, verifyBundle, VerifyOptions } from '../lib/bundle';
+import { BundleError, fingerprint, generateDevelopmentKeys, loadPublicKey, signerFor } from '../lib/signer';
+
+/** `byoc`: sign, verify, deploy and destroy customer-plane bundles. */
+export function program(): Command {
+  const cli = new Command('byoc')
+    .description('BYOC deployment kit: sign, verify offline, and deploy exactly what was signed')
+    .showHelpAfterError()
+    .exitOverride();
+
+  cli.command('keygen')
+    .description('write an Ed25519 key pair for development: DIR/private.pem (owner-only) and DIR/public.pem')
+    .requiredOption('--out <dir>', 'folder to write the keys to')
+    .option('--force', 'replace existing keys')
+    .action((opts: { out: string; force?: boolean }) => {
+      const keys = generateDevelopmentKeys(opts.out, opts.force);
+      console.log(`wrote ${keys.privateKey} and ${keys.publicKey}\npublic key fingerprint: ${keys.fingerprint}`);
+    });
+
+  cli.command('pubkey')
+    .description('export the public key of a signing key (PEM private key or KMS key ARN) as PEM')
+    .requiredOption('--key <key>', 'PEM private key file or AWS KMS key ARN')
+    .requiredOption('--out <file>', 'where to write the public key')
+    .action(async (opts: { key: string; out: string }) => {
+      const pem = await signerFor(opts.key).publicKeyPem();
+      fs.writeFileSync(opts.out, pem);
+      console.log(`wrote ${opts.out}\npublic key fingerprint: ${fingerprint(pem)}`);
+    });
+
+  cli.command('fingerprint')
+    .description('print the fingerprint of a public key (sha256 of its DER form)')
+    .argument('<public-key>', 'PEM public key file')
+    .action((file: string) => console.log(loadPublicKey(file).fingerprint));
+
+  cli.command('sign')
+    .description('sign a synthesized customer-plane assembly into a bundle')
+    .argument('<assembly>', 'synthesized cloud assembly, e.g. cdk.out/customer-plane')
+    .requiredOption('--key <key>', 'PEM private key file (Ed25519 or ECDSA P-256) or AWS KMS key ARN (ECC_NIST_P256, SIGN_VERIFY)')
+    .requiredOption('--out <bundle>', 'folder to write the bundle to (new or empty)')
+    .requiredOption('--hub-endpoint <endpoint>', 'the vendor hub the leaf node connects to: tls://HOST:PORT or a VPC endpoint service name')
+    .option('--version <version>', 'release version (semantic version)', readPackageVersion())
+    .addOption(new Option('--valid-days <days>', 'days until the release expires').default(90).argParser(Number))
+    .action(async (assembly: string, opts: { key: string; out: string; hubEndpoint: string; version: string; validDays: number }) => {
+      const started = process.hrtime.bigint();
+      const release = await signAssembly(assembly, opts.out, signerFor(opts.key), { version: opts.version, hubEndpoint: opts.hubEndpoint, validDays: opts.validDays });
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      console.log(`signed ${opts.out}: release ${release.version}, ${release.images.length} images, contract ${release.contractHash.slice(0, 12)}, expires ${release.expiresAt}, key ${release.signer.publicKeyFingerprint} (${ms.toFixed(0)} ms)`);
+    });
+
+  const verifyOptions = (c: Command) => c
+    .requiredOption('--public-key <file>', 'the vendor public key you pinned (PEM)')
+    .option('--allow-downgrade', 'accept a version older than the last one verified on this machine')
+    .option('--state-dir <dir>', 'where verified versions are remembered (default $BYOC_STATE_DIR or ~/.config/byoc)');
+  const toVerifyOptions = (opts: { allowDowngrade?: boolean; stateDir?: string; at?: string }): VerifyOptions => ({
+    allowDowngrade: opts.allowDowngrade,
+    stateDir: opts.stateDir,
+    at: opts.at ? parseDate(opts.at) : undefined,
+  });
+
+  verifyOptions(cli.command('verify'))
+    .description('verify a bundle offline: signature, every file, expiry, no downgrade')
+    .argument('<bundle>', 'bundle folder')
+    .option('--at <time>', 'check expiry as of this ISO 8601 time instead of now')
+    .action((bundle: string, opts: { publicKey: string; allowDowngrade?: boolean; stateDir?: string; at?: string }) => {
+      const started = process.hrtime.bigint();
+      const v = verifyBundle(bundle, opts.publicKey, toVerifyOptions(opts));
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      console.log(`verified ${bundle}: release ${v.release.version}, ${v.files} files, signed by ${v.publicKeyFingerprint}, expires ${v.release.expiresAt} (${ms.toFixed(0)} ms)`);
+    });
+
+  for (const action of ['deploy', 'destroy'] as const) {
+    verifyOptions(cli.command(action))
+      .description(`verify a bundle, then run cdk ${action} on that exact copy (never re-synthesizes)`)
+      .argument('<bundle>', 'bundle folder')
+      .argument('[cdk-args...]', `arguments passed to cdk ${action} after --, e.g. -- --require-approval never`)
+      .option('--dry-run', 'verify, then print the cdk command instead of running it')
+      .action((bundle: string, cdkArgs: string[], opts: { publicKey: string; allowDowngrade?: boolean; stateDir?: string; dryRun?: boolean }) => {
+        // Verify a private copy and deploy that copy: the bundle cannot change between the two.
+        const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-bundle-'));
+        try {
+          fs.cpSync(bundle, copy, { recursive: true, verbatimSymlinks: true });
+          const v = verifyBundle(copy, opts.publicKey, toVerifyOptions(opts));
+          console.log(`verified release ${v.release.version} (${v.files} files, key ${v.publicKeyFingerprint})`);
+          const cdk = require.resolve('aws-cdk/bin/cdk');
+          const args = [cdk, action, '--app', copy, ...cdkArgs];
+          if (opts.dryRun) {
+            console.log(`would run: cdk ${args.slice(1).join(' ')}`);
+            return;
+          }
+          const run = spawnSync(process.execPath, args, { stdio: 'inherit' });
+          if (run.status !== 0) throw new BundleError('cdk-failed', `cdk ${action} exited with ${run.status ?? run.signal}`);
+        } finally {
+          fs.rmSync(copy, { recursive: true, force: true });
+        }
+      });
+  }
+  return cli;
+}
+
+function parseDate(value: string): Date {
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) throw new BundleError('bad-date', `"${value}" is not an ISO 8601 time`);
+  return d;
+}
+
+function readPackageVersion(): string {
+  return JSON.parse(fs.readFileSync(path.join(projectRoot(), 'package.json'), 'utf8')).version;
+}
+
+/** Runs the CLI; resolves to the exit code. Errors print one line: `byoc: <reason>`. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    if (e instanceof BundleError) {
+      console.error(`byoc: ${e.message}`);
+      return 1;
+    }
+    console.error(`byoc: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+}
