@@ -3,10 +3,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v cfn-lint >/dev/null 2>&1; then
-  echo "npm test: cfn-lint is missing. Install it with: pip install cfn-lint" >&2
-  exit 1
-fi
+need() {
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "npm test: $1 is missing. Install it with: $2" >&2
+    exit 1
+  fi
+}
+need cfn-lint "pip install cfn-lint"
+need moto_server "pip install 'moto[server]'"
+need openssl "apt-get install -y openssl"
+need sha256sum "apt-get install -y coreutils"
 
 # Compile first: type-checks sources and tests, and builds the `byoc` CLI the tests run as `npx byoc`.
 npx tsc -p tsconfig.json
