@@ -9,6 +9,15 @@ need() {
     exit 1
   fi
 }
+
+# Servers from Debian the integration tests start on loopback: installed here when we can (root on Debian).
+for pkg in nats-server; do
+  if ! command -v "$pkg" >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "npm test: installing $pkg from Debian" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg") >&2
+  fi
+  need "$pkg" "apt-get install -y $pkg"
+done
 need cfn-lint "pip install cfn-lint"
 need moto_server "pip install 'moto[server]'"
 need openssl "apt-get install -y openssl"

@@ -1,0 +1,151 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Msg, NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import { account, hubConfig, inboxPrefix, leafConfig, LinkSettings, secretVariables } from '../../lib/nats-config';
+import { freePort, NatsServer, startNats, testCertificates } from './nats';
+
+/**
+ * A real vendor hub and a customer's real leaf node on loopback, configured by the generators, linked
+ * over TLS. Test-only observers are appended to the generated configurations where a test needs to see
+ * everything that arrives in an account; the generated parts are used as they are.
+ */
+export interface Link {
+  readonly customerId: string;
+  readonly dir: string;
+  readonly leafPort: number;
+  readonly hubPort: number;
+  readonly leafMonitorPort: number;
+  readonly secrets: Record<string, string>;
+  readonly hub: NatsServer;
+  readonly leaf: NatsServer;
+  /** Connections, closed by `stop()`. */
+  agents(): Promise<NatsConnection>;
+  gatewayLocal(): Promise<NatsConnection>;
+  gateway(): Promise<NatsConnection>;
+  vendor(customerId?: string): Promise<NatsConnection>;
+  /** Test-only: a user in the customer's hub account allowed everything (a compromised vendor service). */
+  rogueVendor(): Promise<NatsConnection>;
+  /** Test-only: a user in the leaf's AGENTS account subscribed to everything (that account is never linked). */
+  agentsObserver(): Promise<NatsConnection>;
+  /** Test-only: a user in the leaf's BOUNDARY account allowed everything, to prove the remote's deny rules. */
+  boundaryObserver(): Promise<NatsConnection>;
+  /** Messages the leaf received over its leaf-node connection so far (from its monitoring endpoint). */
+  leafInMsgs(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export interface LinkOptions extends LinkSettings {
+  /** More customers on the same hub (their leaves are not started). */
+  readonly otherCustomers?: string[];
+}
+
+const OBSERVER_PASSWORD = 'observer-password';
+
+export async function startLink(options: LinkOptions): Promise<Link> {
+  const { customerId } = options;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-link-'));
+  const tls = testCertificates();
+  const [hubPort, hubLeafPort, leafPort, leafMonitorPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const vars = secretVariables(customerId);
+  const leafPassword = `leaf-${Math.random().toString(36).slice(2)}`;
+  const secrets: Record<string, string> = {
+    [vars.gateway]: 'gateway-password',
+    [vars.agents]: 'agents-password',
+    [vars.leafRemoteUrl]: `tls://leaf-${customerId}:${leafPassword}@127.0.0.1:${hubLeafPort}`,
+  };
+  const hubSecrets: Record<string, string> = {};
+  for (const c of [customerId, ...(options.otherCustomers ?? [])]) {
+    hubSecrets[secretVariables(c).hubLeaf] = c === customerId ? leafPassword : `other-${c}`;
+    hubSecrets[secretVariables(c).hubVendor] = `vendor-${c}`;
+  }
+
+  const customers = [options, ...(options.otherCustomers ?? []).map((c) => ({ customerId: c }))];
+  let hub = hubConfig({ customers, listen: { host: '127.0.0.1', port: hubPort }, leafListen: { host: '127.0.0.1', port: hubLeafPort }, tls: { certFile: tls.cert, keyFile: tls.key } });
+  hub = hub.replace(`  "${account(customerId)}": {\n    users: [\n`, `  "${account(customerId)}": {\n    users: [\n      { user: "rogue", password: "${OBSERVER_PASSWORD}" }\n`);
+  let leaf = leafConfig({ ...options, listen: { host: '127.0.0.1', port: leafPort }, storeDir: path.join(dir, 'jetstream'), hubCaFile: tls.ca });
+  leaf = leaf.replace('  AGENTS: {\n    jetstream: enabled\n    users: [\n', `  AGENTS: {\n    jetstream: enabled\n    users: [\n      { user: "agents-observer", password: "${OBSERVER_PASSWORD}" }\n`);
+  leaf = leaf.replace('  BOUNDARY: {\n    users: [\n', `  BOUNDARY: {\n    users: [\n      { user: "boundary-observer", password: "${OBSERVER_PASSWORD}" }\n`);
+  leaf += `\nhttp: "127.0.0.1:${leafMonitorPort}"\n`;
+  fs.writeFileSync(path.join(dir, 'hub.conf'), hub);
+  fs.writeFileSync(path.join(dir, 'leaf.conf'), leaf);
+
+  const hubServer = await startNats(path.join(dir, 'hub.conf'), hubLeafPort, hubSecrets);
+  const leafServer = await startNats(path.join(dir, 'leaf.conf'), leafPort, secrets);
+  const connections: NatsConnection[] = [];
+  const open = async (port: number, user: string, pass: string) => {
+    const nc = await connect({ servers: `127.0.0.1:${port}`, user, pass, inboxPrefix: inboxPrefix(customerId), maxReconnectAttempts: 0 });
+    connections.push(nc);
+    return nc;
+  };
+  const leafInMsgs = async () => {
+    const res = await fetchJson(`http://127.0.0.1:${leafMonitorPort}/leafz`);
+    return (res.leafs ?? []).reduce((n: number, l: { in_msgs: number }) => n + l.in_msgs, 0);
+  };
+  // Wait until the leaf is connected to the hub.
+  const deadline = Date.now() + 15000;
+  while (!((await fetchJson(`http://127.0.0.1:${leafMonitorPort}/leafz`)).leafnodes > 0)) {
+    if (Date.now() > deadline) throw new Error(`leaf did not connect to the hub:\n${leafServer.log().slice(-1500)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+
+  return {
+    customerId, dir, leafPort, hubPort, leafMonitorPort, secrets, hub: hubServer, leaf: leafServer,
+    agents: () => open(leafPort, 'agents', secrets[vars.agents]),
+    gatewayLocal: () => open(leafPort, 'gateway-local', secrets[vars.gateway]),
+    gateway: () => open(leafPort, 'gateway', secrets[vars.gateway]),
+    vendor: (c = customerId) => open(hubPort, `vendor-${c}`, hubSecrets[secretVariables(c).hubVendor]),
+    rogueVendor: () => open(hubPort, 'rogue', OBSERVER_PASSWORD),
+    agentsObserver: () => open(leafPort, 'agents-observer', OBSERVER_PASSWORD),
+    boundaryObserver: () => open(leafPort, 'boundary-observer', OBSERVER_PASSWORD),
+    leafInMsgs,
+    stop: async () => {
+      await Promise.all(connections.map((c) => c.close().catch(() => undefined)));
+      await leafServer.stop();
+      await hubServer.stop();
+    },
+  };
+}
+
+async function fetchJson(url: string): Promise<any> {
+  const http = await import('http');
+  return new Promise((resolve, reject) => {
+    http.get(url, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => { try { resolve(JSON.parse(body)); } catch (e) { reject(e); } });
+    }).on('error', reject);
+  });
+}
+
+/** Collects messages of a subscription. */
+export function collect(nc: NatsConnection, subjects: string | string[]): { subjects: string[]; payloads: string[]; ready: Promise<void> } {
+  const got = { subjects: [] as string[], payloads: [] as string[], ready: Promise.resolve() };
+  for (const subject of [subjects].flat()) {
+    nc.subscribe(subject, { callback: (err: Error | null, m: Msg) => { if (!err) { got.subjects.push(m.subject); got.payloads.push(m.string()); } } });
+  }
+  got.ready = nc.flush();
+  return got;
+}
+
+/** Resolves once `check` holds, or rejects after `ms`. */
+export async function eventually(check: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Permission errors the server reported on a connection. */
+export function permissionErrors(nc: NatsConnection): string[] {
+  const errors: string[] = [];
+  (async () => {
+    for await (const s of nc.status()) {
+      const text = JSON.stringify(s) + String((s as { error?: Error }).error ?? '');
+      if (/Permissions Violation/i.test(text)) errors.push(text);
+    }
+  })().catch(() => undefined);
+  return errors;
+}
