@@ -23,8 +23,9 @@ need moto_server "pip install 'moto[server]'"
 need openssl "apt-get install -y openssl"
 need sha256sum "apt-get install -y coreutils"
 
-# Compile first: type-checks sources and tests, and builds the `byoc` CLI the tests run as `npx byoc`.
-npx tsc -p tsconfig.json
+# Build first: type-checks sources and tests, builds the `byoc` CLI the tests run as `npx byoc` and the
+# boundary gateway bundle the tests run against real servers.
+npm run build --silent
 
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT
