@@ -5,7 +5,10 @@ import * as os from 'os';
 import * as path from 'path';
 import { Command, CommanderError, Option } from 'commander';
 import { projectRoot } from '../lib/app';
+import { AuditLogError, verifyAuditLog } from '../lib/audit-log';
+import { contractHash, CUSTOMER_ID } from '../lib/boundary-contract';
 import { signAssembly, verifyBundle, VerifyOptions } from '../lib/bundle';
+import { hubConfig, leafConfig, secretVariables } from '../lib/nats-config';
 import { BundleError, fingerprint, generateDevelopmentKeys, loadPublicKey, signerFor } from '../lib/signer';
 
 /** `byoc`: sign, verify, deploy and destroy customer-plane bundles. */
@@ -75,6 +78,45 @@ export function program(): Command {
       console.log(`verified ${bundle}: release ${v.release.version}, ${v.files} files, signed by ${v.publicKeyFingerprint}, expires ${v.release.expiresAt} (${ms.toFixed(0)} ms)`);
     });
 
+  cli.command('nats-config')
+    .description('write the leaf and hub NATS configurations the stacks deploy for a customer (same generator)')
+    .requiredOption('--customer <id>', 'customer identifier')
+    .requiredOption('--out <dir>', 'folder to write leaf.conf and hub.conf to')
+    .option('--no-share-learning', 'the customer opted out of sharing fingerprints')
+    .option('--leaf-port <port>', 'client port of the leaf', '4222')
+    .option('--store-dir <dir>', 'JetStream store of the leaf', '/data/jetstream')
+    .option('--hub-ca-file <file>', 'CA bundle the leaf verifies the hub with (default: system roots)')
+    .option('--hub-port <port>', 'client port of the hub', '4222')
+    .option('--hub-leaf-port <port>', 'leaf-node port of the hub', '7422')
+    .option('--hub-cert <file>', 'TLS certificate of the hub', '/etc/nats/tls/hub.pem')
+    .option('--hub-key <file>', 'TLS key of the hub', '/etc/nats/tls/hub.key')
+    .action((opts: { customer: string; out: string; shareLearning: boolean; leafPort: string; storeDir: string; hubCaFile?: string; hubPort: string; hubLeafPort: string; hubCert: string; hubKey: string }) => {
+      if (!CUSTOMER_ID.test(opts.customer)) throw new BundleError('bad-customer', `customer "${opts.customer}" is not a valid identifier`);
+      const port = (name: string, v: string) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 65535) throw new BundleError('bad-port', `${name} ${v} is not a port`);
+        return n;
+      };
+      fs.mkdirSync(opts.out, { recursive: true });
+      const settings = { customerId: opts.customer, shareLearning: opts.shareLearning };
+      fs.writeFileSync(path.join(opts.out, 'leaf.conf'), leafConfig({ ...settings, listen: { host: '0.0.0.0', port: port('--leaf-port', opts.leafPort) }, storeDir: opts.storeDir, hubCaFile: opts.hubCaFile }));
+      fs.writeFileSync(path.join(opts.out, 'hub.conf'), hubConfig({ customers: [settings], listen: { host: '0.0.0.0', port: port('--hub-port', opts.hubPort) }, leafListen: { host: '0.0.0.0', port: port('--hub-leaf-port', opts.hubLeafPort) }, tls: { certFile: opts.hubCert, keyFile: opts.hubKey } }));
+      const vars = secretVariables(opts.customer);
+      console.log(`wrote ${path.join(opts.out, 'leaf.conf')} and ${path.join(opts.out, 'hub.conf')} (contract ${contractHash().slice(0, 12)})`);
+      console.log(`leaf needs: ${vars.agents}, ${vars.gateway}, ${vars.leafRemoteUrl}; hub needs: ${vars.hubLeaf}, ${vars.hubVendor}`);
+    });
+
+  cli.command('audit')
+    .description('the boundary audit log')
+    .command('verify')
+    .description('verify an audit log offline: the hash chain and, with --public-key, every signed head')
+    .argument('<log>', 'audit log file (JSON lines)')
+    .option('--public-key <file>', 'the gateway\'s audit public key (PEM)')
+    .action((file: string, opts: { publicKey?: string }) => {
+      const v = verifyAuditLog(file, opts.publicKey ? fs.readFileSync(opts.publicKey, 'utf8') : undefined);
+      console.log(`verified ${file}: ${v.entries} entries, ${v.heads} signed heads${opts.publicKey ? '' : ' (signatures not checked: no --public-key)'}${v.unsignedTail ? `, ${v.unsignedTail} entries after the last signed head` : ''}`);
+    });
+
   for (const action of ['deploy', 'destroy'] as const) {
     verifyOptions(cli.command(action))
       .description(`verify a bundle, then run cdk ${action} on that exact copy (never re-synthesizes)`)
@@ -121,7 +163,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode;
-    if (e instanceof BundleError) {
+    if (e instanceof BundleError || e instanceof AuditLogError) {
       console.error(`byoc: ${e.message}`);
       return 1;
     }

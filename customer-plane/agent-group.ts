@@ -5,8 +5,10 @@ import * as efs from 'aws-cdk-lib/aws-efs';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { AgentSpec, DataStore } from '../agents/catalog';
+import { inboxPrefix } from '../lib/nats-config';
 import { DataStores, DB_NAME, dbUserOf } from './data-stores';
 import { CONTAINER_USER, HardenedService } from './hardened-service';
 
@@ -25,6 +27,8 @@ export interface AgentEnvironment {
   readonly dataRemovalPolicy: RemovalPolicy;
   /** `host:port` of the NATS leaf node. */
   readonly natsUrl: string;
+  /** The password agents use on the leaf, read at point of use. */
+  readonly natsPassword: secretsmanager.ISecret;
   /** OTLP/gRPC endpoint of the collector. */
   readonly otelEndpoint: string;
 }
@@ -73,6 +77,9 @@ export class AgentService extends Construct {
       BYOC_TRIGGER: spec.trigger,
       BYOC_SUBJECTS: JSON.stringify(spec.subjects),
       NATS_URL: env.natsUrl,
+      NATS_USER: 'agents',
+      NATS_PASSWORD_SECRET_ARN: env.natsPassword.secretArn,
+      NATS_INBOX_PREFIX: inboxPrefix(env.customerId),
       OTEL_EXPORTER_OTLP_ENDPOINT: env.otelEndpoint,
       OTEL_METRICS_EXPORTER: 'otlp',
       OTEL_TRACES_EXPORTER: 'none',
@@ -121,6 +128,7 @@ export class AgentService extends Construct {
     if (uses(DataStore.POSTGRES)) {
       role.grantActions(['rds-db:connect'], [dbUserArn(stores.database, dbUserOf(spec.name))]);
     }
+    role.grantSecretRead(env.natsPassword, env.key);
     if (uses(DataStore.REDIS)) role.grantSecretRead(stores.redisAuth, env.key);
     for (const s of secrets) role.grantSecretRead(stores.agentSecrets[s], env.key);
   }

@@ -17,16 +17,20 @@ export interface CustomerPlaneConfig {
   readonly availabilityZones?: string[];
   readonly vpcCidr?: string;
   readonly vpcEndpoints?: boolean;
+  readonly s3PrefixListId?: string;
   readonly egress?: string;
   readonly existingVpc?: CustomerPlaneStackProps['existingVpc'];
   readonly database?: { instanceType?: string; multiAz?: boolean; deletionProtection?: boolean; allocatedStorageGiB?: number; backupRetentionDays?: number; port?: number };
   readonly cache?: { nodeType?: string; replicas?: number; port?: number; snapshotRetentionDays?: number };
   readonly retainData?: boolean;
+  readonly shareLearning?: boolean;
+  readonly vendorHubEndpointService?: string;
+  readonly vendorHubPort?: number;
   readonly logRetentionDays?: number;
 }
 
 const KEYS: Record<string, readonly string[]> = {
-  '': ['customerId', 'account', 'region', 'images', 'maxAzs', 'availabilityZones', 'vpcCidr', 'vpcEndpoints', 'egress', 'existingVpc', 'database', 'cache', 'retainData', 'logRetentionDays'],
+  '': ['customerId', 'account', 'region', 'images', 'maxAzs', 'availabilityZones', 'vpcCidr', 'vpcEndpoints', 'egress', 'existingVpc', 'database', 'cache', 'retainData', 'logRetentionDays', 's3PrefixListId', 'shareLearning', 'vendorHubEndpointService', 'vendorHubPort'],
   images: ['agentRuntime', 'natsServer', 'otelCollector'],
   existingVpc: ['vpcId', 'vpcCidrBlock', 'availabilityZones', 'privateSubnetIds', 'privateSubnetRouteTableIds'],
   database: ['instanceType', 'multiAz', 'deletionProtection', 'allocatedStorageGiB', 'backupRetentionDays', 'port'],

@@ -1,7 +1,6 @@
 import { Annotations, Aws, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
-import * as efs from 'aws-cdk-lib/aws-efs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
@@ -9,36 +8,14 @@ import { AgentSpec } from '../agents/catalog';
 import { PropError } from '../lib/errors';
 import { AgentEnvironment, AgentGroupStack } from './agent-group';
 import { DataStores } from './data-stores';
-import { CONTAINER_USER, HardenedService } from './hardened-service';
+import { HardenedService } from './hardened-service';
+import { collectorConfig, OTLP_GRPC_PORT } from './collector-config';
+import { NarrowLink, NATS_CLIENT_PORT } from './link';
 import { Network } from './network';
 import { CustomerPlaneProps, EgressMode, resolveProps, ResolvedProps } from './props';
 
-/** Client port of the NATS leaf node (agents connect here). */
-export const NATS_CLIENT_PORT = 4222;
-/** OTLP/gRPC port of the collector. */
-export const OTLP_GRPC_PORT = 4317;
 /** The plane's private DNS namespace for its own services. */
 export const SERVICE_NAMESPACE = 'byoc.internal';
-
-/** Metrics-only pipeline of the collector: nothing but metrics is received, processed or exported. */
-function collectorConfig(): string {
-  return [
-    'receivers:',
-    '  otlp:',
-    '    protocols:',
-    `      grpc: { endpoint: "0.0.0.0:${OTLP_GRPC_PORT}" }`,
-    'processors:',
-    '  memory_limiter: { check_interval: 1s, limit_percentage: 80, spike_limit_percentage: 20 }',
-    '  batch: {}',
-    'exporters:',
-    '  debug: { verbosity: basic }',
-    'service:',
-    '  telemetry: { metrics: { level: none } }',
-    '  pipelines:',
-    '    metrics: { receivers: [otlp], processors: [memory_limiter, batch], exporters: [debug] }',
-    '',
-  ].join('\n');
-}
 
 /**
  * The customer plane: everything the vendor's agents need in the customer's account, with no path to
@@ -51,7 +28,8 @@ export class CustomerPlane extends Construct {
   public readonly network: Network;
   public readonly stores: DataStores;
   public readonly cluster: ecs.Cluster;
-  public readonly natsLeaf: HardenedService;
+  /** The customer's side of the narrow link: NATS leaf node and boundary gateway. */
+  public readonly link: NarrowLink;
   public readonly collector: HardenedService;
   /** One nested stack per agent group, by group name. */
   public readonly agentGroups: Record<string, AgentGroupStack> = {};
@@ -127,9 +105,7 @@ export class CustomerPlane extends Construct {
       return sg;
     };
     const agentSecurityGroup = group('AgentSecurityGroup', 'Agent tasks: out to the VPC endpoints, the NATS leaf and the collector only');
-    const natsSecurityGroup = group('NatsLeafSecurityGroup', 'NATS leaf node: clients in from agents only');
     const collectorSecurityGroup = group('CollectorSecurityGroup', 'OpenTelemetry collector: OTLP in from agents only');
-    natsSecurityGroup.connections.allowFrom(agentSecurityGroup, ec2.Port.tcp(NATS_CLIENT_PORT), 'NATS clients');
     collectorSecurityGroup.connections.allowFrom(agentSecurityGroup, ec2.Port.tcp(OTLP_GRPC_PORT), 'OTLP metrics');
     if (p.egress === EgressMode.NAT && !p.s3PrefixListId) {
       // With egress opted into, the rule above already reaches the internet through the NAT gateways.
@@ -147,27 +123,6 @@ export class CustomerPlane extends Construct {
       logRemovalPolicy: dataRemoval,
     };
 
-    const jetstream = new efs.AccessPoint(this, 'NatsJetStreamStore', {
-      fileSystem: this.stores.fileSystem,
-      path: '/nats/jetstream',
-      posixUser: { uid: CONTAINER_USER.split(':')[0], gid: CONTAINER_USER.split(':')[1] },
-      createAcl: { ownerUid: CONTAINER_USER.split(':')[0], ownerGid: CONTAINER_USER.split(':')[1], permissions: '700' },
-    });
-    jetstream.applyRemovalPolicy(dataRemoval);
-    this.natsLeaf = new HardenedService(this, 'NatsLeaf', {
-      ...common,
-      name: 'nats-leaf',
-      securityGroups: [natsSecurityGroup, this.stores.clients.workspace],
-      image: p.images.natsServer,
-      imageProp: 'images.natsServer',
-      cpu: 512,
-      memoryMiB: 1024,
-      command: ['--jetstream', '--store_dir', '/data/jetstream', '--port', String(NATS_CLIENT_PORT)],
-      efsMount: { fileSystem: this.stores.fileSystem, accessPoint: jetstream, path: '/data/jetstream' },
-      cloudMapName: 'nats',
-      containerPort: NATS_CLIENT_PORT,
-    });
-
     this.collector = new HardenedService(this, 'Collector', {
       ...common,
       name: 'otel-collector',
@@ -182,6 +137,23 @@ export class CustomerPlane extends Construct {
       containerPort: OTLP_GRPC_PORT,
     });
 
+    this.link = new NarrowLink(this, 'Link', {
+      customerId: p.customerId,
+      shareLearning: p.shareLearning,
+      cluster: this.cluster,
+      network: this.network,
+      stores: this.stores,
+      key: this.key,
+      natsImage: p.images.natsServer,
+      runtimeImage: p.images.agentRuntime,
+      logRetention: p.logRetention,
+      removalPolicy: dataRemoval,
+      vendorHubEndpointService: p.vendorHubEndpointService,
+      vendorHubPort: p.vendorHubPort,
+      agentSecurityGroup,
+      securityGroup: group,
+    });
+
     const env: AgentEnvironment = {
       customerId: p.customerId,
       cluster: this.cluster,
@@ -194,6 +166,7 @@ export class CustomerPlane extends Construct {
       logRemovalPolicy: dataRemoval,
       dataRemovalPolicy: dataRemoval,
       natsUrl: `nats://nats.${SERVICE_NAMESPACE}:${NATS_CLIENT_PORT}`,
+      natsPassword: this.link.secrets.agentsPassword,
       otelEndpoint: `http://otel.${SERVICE_NAMESPACE}:${OTLP_GRPC_PORT}`,
     };
     const byGroup = new Map<string, AgentSpec[]>();

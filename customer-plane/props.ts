@@ -2,6 +2,7 @@ import { Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { AGENT_CATALOG, AgentSpec, catalogProblems } from '../agents/catalog';
+import { CUSTOMER_ID } from '../lib/boundary-contract';
 import { PropError } from '../lib/errors';
 
 /** Outbound internet access of the plane's subnets. */
@@ -166,6 +167,26 @@ export interface CustomerPlaneProps {
   readonly cache?: CacheOptions;
 
   /**
+   * Share anonymised pattern fingerprints with the vendor. Off, fingerprints are absent from the leaf's
+   * rules and the gateway's contract, not merely filtered; control messages still arrive.
+   * @default true
+   */
+  readonly shareLearning?: boolean;
+
+  /**
+   * The vendor hub's VPC endpoint service (PrivateLink), e.g. `com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef0`.
+   * The plane creates an interface endpoint to it; the NATS leaf connects there, outbound only.
+   * @default - no endpoint: the leaf reaches the hub at the URL in its remote-URL secret (egress mode or peering)
+   */
+  readonly vendorHubEndpointService?: string;
+
+  /**
+   * Leaf-node port of the vendor hub.
+   * @default 7422
+   */
+  readonly vendorHubPort?: number;
+
+  /**
    * Keep the data when the stack is deleted: the database and cache end in a final snapshot, the file
    * system, key, secrets and logs are retained, deletion protection is on and an AWS Backup plan runs
    * daily into a retained vault. Off, `cdk destroy` removes everything the plane created.
@@ -197,12 +218,14 @@ export interface ResolvedProps {
   readonly cache: Required<CacheOptions>;
   readonly retainData: boolean;
   readonly logRetention: logs.RetentionDays;
+  readonly shareLearning: boolean;
+  readonly vendorHubEndpointService?: string;
+  readonly vendorHubPort: number;
 }
 
 /** Most agents one group (one nested stack) may hold: 10 resources each stays far below 500 per stack. */
 export const MAX_AGENTS_PER_GROUP = 40;
 
-const CUSTOMER_ID = /^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){2,19}$/;
 const IMAGE_REF = /^(\d{12})\.dkr\.ecr\.([a-z]{2}(?:-[a-z]+)+-\d)\.amazonaws\.com(?:\.cn)?\/([a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)@sha256:([0-9a-f]{64})$/;
 
 /** A parsed image reference. */
@@ -319,6 +342,13 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
   if (cache.port === 6379) throw new PropError('cache.port', '6379 is Redis\'s well-known port', 'choose another port, such as the default 6380');
   checkInt('cache.snapshotRetentionDays', cache.snapshotRetentionDays, 15, 35, 'use 15 to 35 days: HIPAA and NIST 800-53 require at least 15 days of cache backups');
 
+  if (props.vendorHubEndpointService !== undefined && !Token.isUnresolved(props.vendorHubEndpointService)
+    && !/^com\.amazonaws\.vpce\.[a-z0-9-]+\.vpce-svc-[0-9a-f]{17}$/.test(props.vendorHubEndpointService)) {
+    throw new PropError('vendorHubEndpointService', `"${props.vendorHubEndpointService}" is not a VPC endpoint service name`, 'give the name the vendor published, com.amazonaws.vpce.REGION.vpce-svc-<17 hex>');
+  }
+  const vendorHubPort = props.vendorHubPort ?? 7422;
+  checkInt('vendorHubPort', vendorHubPort, 1024, 65535);
+
   const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
   if (!Object.values(logs.RetentionDays).includes(logRetention) || logRetention === logs.RetentionDays.INFINITE) {
     throw new PropError('logRetention', `${logRetention} is not a finite CloudWatch Logs retention`, 'use a logs.RetentionDays value other than INFINITE, such as ONE_YEAR');
@@ -340,5 +370,8 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     cache,
     retainData,
     logRetention,
+    shareLearning: props.shareLearning ?? true,
+    vendorHubEndpointService: props.vendorHubEndpointService,
+    vendorHubPort,
   };
 }

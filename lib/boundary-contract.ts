@@ -136,6 +136,9 @@ export const BOUNDARY_CONTRACT: { readonly version: number; readonly kinds: read
   ],
 };
 
+/** A customer identifier: 3 to 20 lower-case letters, digits and single hyphens, starting with a letter. */
+export const CUSTOMER_ID = /^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){2,19}$/;
+
 /** Subject of a kind for one customer: `byoc.<customer>.<out|in>.<kind>`. */
 export function subjectOf(kind: MessageKind, customerId: string): string {
   return `byoc.${customerId}.${kind.direction === Direction.CUSTOMER_TO_VENDOR ? 'out' : 'in'}.${kind.name}`;

@@ -95,3 +95,26 @@ test('the built CLI runs as `npx byoc` from the project', () => {
   const r = spawnSync('npx', ['--no-install', 'byoc', 'verify', bundle, '--public-key', `${keys}/public.pem`], { cwd: projectRoot(), encoding: 'utf8', env: { ...process.env } });
   expect({ status: r.status, out: r.stdout }).toEqual({ status: 0, out: expect.stringMatching(/^verified /) });
 });
+
+test('nats-config writes the configurations the stacks deploy', async () => {
+  const out = tmp('nc');
+  const r = await byoc('nats-config', '--customer', 'acme', '--out', out, '--no-share-learning');
+  expect(r.code).toBe(0);
+  const { leafConfig } = await import('../../lib/nats-config');
+  expect(fs.readFileSync(path.join(out, 'leaf.conf'), 'utf8')).toBe(leafConfig({ customerId: 'acme', shareLearning: false, listen: { host: '0.0.0.0', port: 4222 }, storeDir: '/data/jetstream' }));
+  expect(fs.readFileSync(path.join(out, 'hub.conf'), 'utf8')).toContain('"CUSTOMER_ACME"');
+  expect((await byoc('nats-config', '--customer', 'Bad Id', '--out', out)).err).toMatch(/not a valid identifier/);
+});
+
+test('audit verify names the first broken entry, exit 1', async () => {
+  const { AuditLogWriter } = await import('../../lib/audit-log');
+  const file = path.join(tmp('audit'), 'a.log');
+  const w = new AuditLogWriter({ file, signingKeyPem: fs.readFileSync(`${keys}/private.pem`, 'utf8'), headEvery: 2 });
+  for (let i = 0; i < 4; i++) w.append({ direction: 'out', kind: 'usage', subject: 's', payload: Buffer.from(String(i)) });
+  await w.close();
+  expect(await byoc('audit', 'verify', file, '--public-key', `${keys}/public.pem`)).toMatchObject({ code: 0, out: expect.stringMatching(/4 entries, 2 signed heads/) });
+  const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
+  lines.splice(3, 1); // remove entry 3
+  fs.writeFileSync(file, `${lines.join('\n')}\n`);
+  expect(await byoc('audit', 'verify', file, '--public-key', `${keys}/public.pem`)).toEqual({ code: 1, out: '', err: expect.stringMatching(/^byoc: line 4: signed head names entry 3, but the chain is at entry 2\n$|^byoc: line \d+: entry 4 follows entry 2/) });
+});

@@ -116,10 +116,6 @@ describe('IAM: least privilege', () => {
       roles.add(role.node.path);
       const resolve = (v: unknown) => Stack.of(group).resolve(v);
       const policy = role.permissions;
-      if (spec.secrets.length === 0 && spec.dataStores.length === 0) {
-        expect(policy).toBeUndefined();
-        continue;
-      }
       const statements: any[] = resolve((policy!.node.defaultChild as iam.CfnManagedPolicy).policyDocument).Statement;
       const byAction = (a: string) => statements.filter((s) => [s.Action].flat().includes(a));
 
@@ -132,8 +128,9 @@ describe('IAM: least privilege', () => {
         expect(connect).toEqual([]);
       }
 
-      // Secrets: exactly the declared ones (plus the Redis AUTH token for Redis users).
+      // Secrets: exactly the declared ones, the NATS password, and the Redis AUTH token for Redis users.
       const expectedSecrets = [
+        resolve(plane.stack.plane.link.secrets.agentsPassword.secretArn),
         ...spec.secrets.map((s) => resolve(plane.stack.plane.stores.agentSecrets[s].secretArn)),
         ...(spec.dataStores.includes(DataStore.REDIS) ? [resolve(plane.stack.plane.stores.redisAuth.secretArn)] : []),
       ];
@@ -173,9 +170,9 @@ describe('IAM: least privilege', () => {
 describe('containers: hardened', () => {
   const containers = () => resources('AWS::ECS::TaskDefinition').flatMap((t) => t.props.ContainerDefinitions.map((c: any) => ({ task: t.id, ...c })));
 
-  test('one service per agent plus the NATS leaf and the collector', () => {
-    expect(resources('AWS::ECS::Service')).toHaveLength(AGENT_CATALOG.length + 2);
-    expect(containers()).toHaveLength(AGENT_CATALOG.length + 2);
+  test('one service per agent plus the NATS leaf, the boundary gateway and the collector', () => {
+    expect(resources('AWS::ECS::Service')).toHaveLength(AGENT_CATALOG.length + 3);
+    expect(containers()).toHaveLength(AGENT_CATALOG.length + 3);
   });
 
   test('every container: read-only root filesystem, non-root user, no privilege, all capabilities dropped', () => {
@@ -205,8 +202,8 @@ describe('containers: hardened', () => {
   test('no secret value in any environment: only identifiers, endpoints and secret ARNs', () => {
     for (const c of containers()) {
       for (const { Name, Value } of c.Environment ?? []) {
-        expect(Name).not.toMatch(/PASSWORD|TOKEN$|API_KEY|PRIVATE/);
-        if (/SECRET/.test(Name)) expect(Name).toMatch(/_ARNS?$/);
+        // A name that speaks of a secret must hold its ARN, never its value.
+        if (/PASSWORD|TOKEN|SECRET|API_KEY|PRIVATE/.test(Name)) expect(Name).toMatch(/_SECRET_ARNS?$|^BYOC_SECRET_ARNS$/);
         expect(JSON.stringify(Value)).not.toContain('{{resolve:secretsmanager');
       }
     }
@@ -222,7 +219,7 @@ describe('containers: hardened', () => {
   test('each agent with a workspace mounts its own EFS access point over TLS with IAM authorization', () => {
     const withWorkspace = AGENT_CATALOG.filter((a) => a.dataStores.includes(DataStore.WORKSPACE));
     const aps = resources('AWS::EFS::AccessPoint');
-    expect(aps).toHaveLength(withWorkspace.length + 1); // + the NATS leaf's JetStream store
+    expect(aps).toHaveLength(withWorkspace.length + 2); // + the NATS leaf's JetStream store and the audit log
     const paths = aps.map((a) => a.props.RootDirectory.Path);
     for (const a of withWorkspace) expect(paths).toContain(`/agents/${a.name}`);
     for (const t of resources('AWS::ECS::TaskDefinition')) {
@@ -293,7 +290,7 @@ describe('data stores: encrypted with the customer-managed key, reachable only f
 
   test('every secret is encrypted with the key', () => {
     const secrets = resources('AWS::SecretsManager::Secret');
-    expect(secrets.length).toBe(7);
+    expect(secrets.length).toBe(11); // 6 agent secrets, the Redis AUTH token, 4 of the link
     for (const s of secrets) expect(s.props.KmsKeyId).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^PlaneKey/), 'Arn'] });
   });
 

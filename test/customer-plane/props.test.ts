@@ -64,6 +64,8 @@ const cases: [string, Omit<Partial<CustomerPlaneProps>, 'vpc'> & { vpc?: 'import
   ['cache.port', { cache: { port: 6379 } }, /well-known/],
   ['cache.snapshotRetentionDays', { cache: { snapshotRetentionDays: 7 } }, /at least 15 days/],
   ['logRetention', { logRetention: logs.RetentionDays.INFINITE }, /other than INFINITE/],
+  ['vendorHubEndpointService', { vendorHubEndpointService: 'hub.vendor.example' }, /vpce-svc-/],
+  ['vendorHubPort', { vendorHubPort: 80 }, /1024 to 65535/],
   ['logRetention', { logRetention: 42 as logs.RetentionDays }, /not a finite/],
 ];
 

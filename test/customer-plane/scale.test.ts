@@ -45,7 +45,7 @@ test.each([
     expect(c.parameters).toBeLessThanOrEqual(200);
   }
   const services = Object.values(plane.templates).flatMap((t: any) => Object.values<any>(t.Resources).filter((r) => r.Type === 'AWS::ECS::Service'));
-  expect(services).toHaveLength(catalog.length + 2);
+  expect(services).toHaveLength(catalog.length + 3);
   // Each agent keeps its own task role.
   const taskRoles = Object.values(plane.templates).flatMap((t: any) => Object.keys(t.Resources).filter((id) => /WorkloadTaskRole[0-9A-F]{8}$/.test(id)));
   expect(taskRoles).toHaveLength(catalog.length);
