@@ -1,0 +1,95 @@
+/**
+ * Part of `npm run bench`: the boundary gateway against a raw publish over the same leaf link, in the same
+ * run, on real nats-server processes (hub and leaf, generated configurations, TLS between them).
+ * - raw: a client in the leaf's BOUNDARY account publishes straight on the crossing subject;
+ * - gateway: an agent publishes on the outbox; the bundled gateway validates, audits and republishes.
+ * Both are received by the vendor's user on the hub. Throughput: N messages as fast as they go.
+ * Latency: messages paced one at a time, send-to-receive, p50 and p99.
+ */
+import { ChildProcess, spawn } from 'child_process';
+import { generateKeyPairSync } from 'crypto';
+import * as path from 'path';
+import { NatsConnection } from '@nats-io/nats-core';
+import { eventually, startLink } from '../test/servers/link';
+
+const N = Number(process.env.BENCH_GATEWAY_MESSAGES ?? 20000);
+const LATENCY_SAMPLES = Number(process.env.BENCH_GATEWAY_LATENCY_SAMPLES ?? 2000);
+const C = 'bench';
+const SUBJECT = `byoc.${C}.out.workflow`;
+
+const payload = (n: number) => JSON.stringify({ workflowId: `wf-${n}`, stepId: 's-1', agent: 'code-reviewer', status: 'succeeded', statusCode: 200, startedAt: 1790000000000, durationMs: 1234 });
+
+async function throughput(send: NatsConnection, sendSubject: string, vendor: NatsConnection): Promise<number> {
+  let received = 0;
+  const sub = vendor.subscribe(SUBJECT, { callback: () => { received++; } });
+  await vendor.flush();
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < N; i++) {
+    send.publish(sendSubject, payload(i));
+    if (i % 500 === 499) await send.flush();
+  }
+  await send.flush();
+  await eventually(() => received >= N, 120000, `${N} messages at the vendor (got ${received})`);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  sub.unsubscribe();
+  return N / seconds;
+}
+
+async function latency(send: NatsConnection, sendSubject: string, vendor: NatsConnection): Promise<{ p50: number; p99: number }> {
+  const samples: number[] = [];
+  let waiting: (() => void) | undefined;
+  const sub = vendor.subscribe(SUBJECT, { callback: () => waiting?.() });
+  await vendor.flush();
+  for (let i = 0; i < LATENCY_SAMPLES; i++) {
+    const arrived = new Promise<void>((r) => { waiting = r; });
+    const t = process.hrtime.bigint();
+    send.publish(sendSubject, payload(i));
+    await arrived;
+    samples.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  sub.unsubscribe();
+  samples.sort((a, b) => a - b);
+  return { p50: samples[Math.floor(samples.length * 0.5)], p99: samples[Math.floor(samples.length * 0.99)] };
+}
+
+async function main() {
+  const link = await startLink({ customerId: C });
+  const keys = generateKeyPairSync('ed25519');
+  let gateway: ChildProcess | undefined;
+  try {
+    let out = '';
+    gateway = spawn(process.execPath, [...(process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean), path.join(__dirname, '..', 'boundary-gateway.js')], {
+      env: {
+        PATH: process.env.PATH!, BYOC_CUSTOMER: C, NATS_URL: `127.0.0.1:${link.leafPort}`, BYOC_GATEWAY_PASSWORD: link.secrets.BYOC_GATEWAY_PASSWORD,
+        BYOC_AUDIT_LOG: path.join(link.dir, 'audit.log'), BYOC_AUDIT_SIGNING_KEY: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    gateway.stdout!.on('data', (d) => { out += d; });
+    gateway.stderr!.on('data', (d) => { out += d; });
+    await eventually(() => out.includes('"msg":"ready"'), 10000, 'gateway ready');
+
+    const vendor = await link.vendor();
+    const raw = await link.gateway();
+    const agents = await link.agents();
+    // Warm both paths (interest propagation to the leaf, JIT).
+    await throughput(raw, SUBJECT, vendor);
+    await throughput(agents, 'boundary.outbox.workflow', vendor);
+
+    const rawRate = await throughput(raw, SUBJECT, vendor);
+    const gwRate = await throughput(agents, 'boundary.outbox.workflow', vendor);
+    const rawLat = await latency(raw, SUBJECT, vendor);
+    const gwLat = await latency(agents, 'boundary.outbox.workflow', vendor);
+
+    console.log(`\ngateway benchmark: ${N} messages per throughput run, ${LATENCY_SAMPLES} paced latency samples, hub and leaf on loopback over TLS`);
+    console.log(`  raw publish over the leaf link   ${rawRate.toFixed(0).padStart(8)} msg/s   p50 ${rawLat.p50.toFixed(3)} ms  p99 ${rawLat.p99.toFixed(3)} ms`);
+    console.log(`  through the boundary gateway     ${gwRate.toFixed(0).padStart(8)} msg/s   p50 ${gwLat.p50.toFixed(3)} ms  p99 ${gwLat.p99.toFixed(3)} ms`);
+    console.log(`  gateway / raw throughput ratio   ${(gwRate / rawRate).toFixed(2)}   (target >= 0.50)`);
+    console.log(`  added latency                    p50 ${(gwLat.p50 - rawLat.p50).toFixed(3)} ms  p99 ${(gwLat.p99 - rawLat.p99).toFixed(3)} ms   (target p99 < 2 ms)`);
+  } finally {
+    gateway?.kill('SIGTERM');
+    await link.stop();
+  }
+}
+
+main().catch((e) => { console.error(e); process.exitCode = 1; });
