@@ -49,6 +49,8 @@ export interface AuditLogOptions {
   readonly signingKeyPem: string;
   /** Sign a head after this many entries. @default 1000 */
   readonly headEvery?: number;
+  /** Also sign a head this often when entries were added since the last one. @default - only by count */
+  readonly headIntervalMs?: number;
 }
 
 /** Appends entries (buffered) and signed heads to a log file, continuing an existing chain. */
@@ -58,6 +60,7 @@ export class AuditLogWriter {
   private sinceHead = 0;
   private readonly key: KeyObject;
   private readonly out: fs.WriteStream;
+  private readonly timer?: NodeJS.Timeout;
 
   constructor(private readonly options: AuditLogOptions) {
     this.key = createPrivateKey(options.signingKeyPem);
@@ -67,6 +70,10 @@ export class AuditLogWriter {
       if (last) { this.seq = last.seq; this.prev = last.hash; }
     }
     this.out = fs.createWriteStream(options.file, { flags: 'a' });
+    if (options.headIntervalMs) {
+      this.timer = setInterval(() => { if (this.sinceHead > 0) this.head(); }, options.headIntervalMs);
+      this.timer.unref();
+    }
   }
 
   public append(e: { direction: 'out' | 'in'; kind: string; subject: string; payload: Uint8Array; at?: Date }): AuditEntry {
@@ -91,6 +98,7 @@ export class AuditLogWriter {
 
   /** Signs a final head and flushes everything to disk. */
   public async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
     if (this.sinceHead > 0) this.head();
     await new Promise<void>((resolve, reject) => this.out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   }

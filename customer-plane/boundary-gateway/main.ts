@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const common = { servers: env.NATS_URL, pass: env.BYOC_GATEWAY_PASSWORD, inboxPrefix: inboxPrefix(customerId), name: 'boundary-gateway' };
   const local = await connect({ ...common, user: 'gateway-local' });
   const boundary = await connect({ ...common, user: 'gateway' });
-  const audit = new AuditLogWriter({ file: env.BYOC_AUDIT_LOG, signingKeyPem: env.BYOC_AUDIT_SIGNING_KEY, headEvery: Number(process.env.BYOC_AUDIT_HEAD_EVERY ?? 1000) });
+  const audit = new AuditLogWriter({ file: env.BYOC_AUDIT_LOG, signingKeyPem: env.BYOC_AUDIT_SIGNING_KEY, headEvery: Number(process.env.BYOC_AUDIT_HEAD_EVERY ?? 1000), headIntervalMs: 1000 * Number(process.env.BYOC_AUDIT_HEAD_SECONDS ?? 60) });
   const gateway = new BoundaryGateway({ customerId, shareLearning, local, boundary, audit, log });
   await gateway.start();
   const shutdown = async (signal: string) => {

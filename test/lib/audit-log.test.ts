@@ -57,3 +57,15 @@ test('a truncated tail is reported as not covered by a signed head', async () =>
   write(file, ls.slice(0, entryLine(ls, 23) + 1));
   expect(verifyAuditLog(file, keys.pub)).toEqual({ entries: 23, heads: 2, unsignedTail: 3 });
 });
+
+test('with an interval, a head is signed over entries added since the last one, without waiting for the count', async () => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-audit-')), 'audit.log');
+  const w = new AuditLogWriter({ file, signingKeyPem: keys.priv, headEvery: 1000, headIntervalMs: 50 });
+  w.append({ direction: 'out', kind: 'usage', subject: 's', payload: Buffer.from('{}') });
+  await new Promise((r) => setTimeout(r, 200));
+  w.append({ direction: 'out', kind: 'usage', subject: 's', payload: Buffer.from('{}') });
+  await w.close();
+  const types = lines(file).map((l) => JSON.parse(l).type);
+  expect(types).toEqual(['entry', 'head', 'entry', 'head']); // one timed head, one at close, none while idle
+  expect(verifyAuditLog(file, keys.pub)).toEqual({ entries: 2, heads: 2, unsignedTail: 0 });
+});
