@@ -38,15 +38,18 @@ function algorithmOf(key: KeyObject, what: string): Algorithm {
   throw new BundleError('unsupported-key', `${what} is a ${key.asymmetricKeyType}${key.asymmetricKeyDetails?.namedCurve ? ` ${key.asymmetricKeyDetails.namedCurve}` : ''} key; use Ed25519 or ECDSA P-256`);
 }
 
+function readKeyFile(file: string, what: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new BundleError('missing-key', `cannot read ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
 /** A signer for `--key`: a PEM private key file, or a KMS key ARN (asymmetric, ECC_NIST_P256, SIGN_VERIFY). */
 export function signerFor(key: string, kms: () => KMSClient = () => new KMSClient({})): Signer {
   if (KMS_ARN.test(key)) return new KmsSigner(key, kms());
-  let pem: string;
-  try {
-    pem = fs.readFileSync(key, 'utf8');
-  } catch (e) {
-    throw new BundleError('missing-key', `cannot read private key ${key}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const pem = readKeyFile(key, 'private key');
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey(pem);
@@ -98,12 +101,7 @@ class KmsSigner implements Signer {
 
 /** Loads a public key for verification; the key, never the bundle, decides the algorithm. */
 export function loadPublicKey(file: string): { key: KeyObject; pem: string; algorithm: Algorithm; fingerprint: string } {
-  let pem: string;
-  try {
-    pem = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new BundleError('missing-key', `cannot read public key ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const pem = readKeyFile(file, 'public key');
   let key: KeyObject;
   try {
     key = createPublicKey(pem);

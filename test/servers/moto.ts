@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'child_process';
-import * as net from 'net';
+import { freePort, listening } from './nats';
 
 /** A real `moto_server` on loopback, for the AWS SDK to talk to instead of AWS. */
 export interface MotoServer {
@@ -7,26 +7,6 @@ export interface MotoServer {
   /** Environment for an AWS SDK client (endpoint, fake credentials, region). */
   readonly env: Record<string, string>;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 export async function startMoto(): Promise<MotoServer> {

@@ -22,7 +22,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function listening(port: number): Promise<boolean> {
+/** True when something accepts TCP connections on 127.0.0.1:`port`. */
+export function listening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     socket.once('connect', () => { socket.destroy(); resolve(true); });
