@@ -94,7 +94,7 @@ accounts {
       {
         user: "agents", password: $${vars.agents}
         permissions: {
-          publish: { allow: ["work.>", "events.>", ${q(`${OUTBOX_PREFIX}.>`)}, "$JS.API.>", "$JS.ACK.>", ${q(inbox)}], deny: ["byoc.>", ${q(`${INBOX_PREFIX}.>`)}, ${q(`${REJECTED_PREFIX}.>`)}] }
+          publish: { allow: ["work.>", "events.>", "dead.>", ${q(`${OUTBOX_PREFIX}.>`)}, "$JS.API.>", "$JS.ACK.>", "$KV.>", ${q(inbox)}], deny: ["byoc.>", ${q(`${INBOX_PREFIX}.>`)}, ${q(`${REJECTED_PREFIX}.>`)}] }
           subscribe: { allow: ["work.>", "events.>", ${q(`${INBOX_PREFIX}.>`)}, ${q(inbox)}], deny: ["byoc.>", ${q(`${OUTBOX_PREFIX}.>`)}] }
         }
       }

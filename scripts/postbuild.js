@@ -1,18 +1,24 @@
-// After tsc: bundle the boundary gateway into one minified file for its container (dist/boundary-gateway.js),
+// After tsc: bundle the boundary gateway and the agent runtime into one minified file each for their
+// containers (dist/boundary-gateway.js, dist/agent-runtime.js),
 // and make the `byoc` CLI executable (npm links bins before `prepare` builds them on a fresh clone).
 const esbuild = require('esbuild');
 const fs = require('fs');
 const path = require('path');
 
 const root = path.join(__dirname, '..');
-esbuild.buildSync({
-  entryPoints: [path.join(root, 'customer-plane', 'boundary-gateway', 'main.ts')],
-  bundle: true,
-  minify: true,
-  platform: 'node',
-  target: 'node20',
-  outfile: path.join(root, 'dist', 'boundary-gateway.js'),
-  legalComments: 'none',
-  logLevel: 'warning',
-});
+for (const [entry, out] of [
+  [path.join(root, 'customer-plane', 'boundary-gateway', 'main.ts'), 'boundary-gateway.js'],
+  [path.join(root, 'agents', 'runtime', 'main.ts'), 'agent-runtime.js'],
+]) {
+  esbuild.buildSync({
+    entryPoints: [entry],
+    bundle: true,
+    minify: true,
+    platform: 'node',
+    target: 'node20',
+    outfile: path.join(root, 'dist', out),
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+}
 fs.chmodSync(path.join(root, 'dist', 'bin', 'byoc.js'), 0o755);

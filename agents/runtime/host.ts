@@ -1,0 +1,119 @@
+import { createHash } from 'crypto';
+import { AckPolicy, Consumer, ConsumerMessages, jetstream, JetStreamClient, jetstreamManager, JsMsg, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { Kvm, KV } from '@nats-io/kv';
+import { headers as natsHeaders, NatsConnection } from '@nats-io/nats-core';
+import { Agent, AgentContext } from './agent';
+import { RuntimeConfig } from './config';
+
+export const WORK_STREAM = 'WORK';
+export const DEAD_LETTER_STREAM = 'AGENT_DEAD_LETTERS';
+export const PROCESSED_BUCKET = 'processed';
+const nanos = (ms: number) => ms * 1e6;
+
+export interface HostCounters { processed: number; duplicates: number; retried: number; deadLettered: number }
+
+/**
+ * The runtime host: a durable JetStream consumer per agent on the leaf's own domain. An item is acked only
+ * after the agent succeeded and its ID was recorded; a failure is redelivered with backoff; after
+ * `maxDeliver` deliveries it goes to the dead-letter stream with its reason, then is terminated. Nothing is
+ * dropped silently. An item whose ID is already recorded is acked without running the agent again.
+ */
+export class RuntimeHost {
+  public readonly counters: HostCounters = { processed: 0, duplicates: 0, retried: 0, deadLettered: 0 };
+  private messages?: ConsumerMessages;
+  private js!: JetStreamClient;
+  private processedKv!: KV;
+  private inFlight?: Promise<void>;
+  private stopping = false;
+  private done?: Promise<void>;
+
+  constructor(private readonly nc: NatsConnection, private readonly agent: Agent, private readonly config: RuntimeConfig, private readonly ctx: AgentContext) {}
+
+  /** Ensures the streams, bucket and this agent's durable consumer, then starts pulling. */
+  public async start(): Promise<void> {
+    const jsm = await jetstreamManager(this.nc);
+    await ensure(() => jsm.streams.add({ name: WORK_STREAM, subjects: ['work.>'], retention: RetentionPolicy.Workqueue, storage: StorageType.File }));
+    await ensure(() => jsm.streams.add({ name: DEAD_LETTER_STREAM, subjects: ['dead.>'], storage: StorageType.File, max_age: nanos(30 * 86400000) }));
+    this.processedKv = await new Kvm(this.nc).create(PROCESSED_BUCKET, { history: 1, ttl: 7 * 86400000 });
+    const durable = `agent-${this.config.agent}`;
+    await ensure(() => jsm.consumers.add(WORK_STREAM, {
+      durable_name: durable,
+      filter_subject: `work.${this.config.agent}`,
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: nanos(this.config.ackWaitMs),
+      // One more than the runtime's own limit: a delivery past it is dead-lettered even when every earlier
+      // attempt crashed the process before it could decide.
+      max_deliver: this.config.maxDeliver + 1,
+    }));
+    this.js = jetstream(this.nc);
+    const consumer: Consumer = await this.js.consumers.get(WORK_STREAM, durable);
+    // Short-lived pulls: a pull left by a crashed runtime stops taking deliveries within seconds.
+    this.messages = await consumer.consume({ max_messages: 1, expires: 5000 });
+    this.done = (async () => {
+      for await (const m of this.messages!) {
+        if (this.stopping) { m.nak(); continue; }
+        this.inFlight = this.process(m);
+        await this.inFlight;
+        this.inFlight = undefined;
+      }
+    })();
+  }
+
+  private async process(m: JsMsg): Promise<void> {
+    const id = m.headers?.get('Nats-Msg-Id') || `${m.info.stream}:${m.seq}`;
+    const key = createHash('sha256').update(id).digest('hex');
+    const requestId = m.headers?.get('Byoc-Request-Id') || id;
+    if (await this.processedKv.get(key)) {
+      this.counters.duplicates++;
+      await m.ackAck();
+      return;
+    }
+    const attempt = m.info.deliveryCount;
+    if (attempt > this.config.maxDeliver) return this.deadLetter(m, id, `no attempt completed in ${this.config.maxDeliver} deliveries (crashed or timed out)`);
+    try {
+      await this.agent.handle({ id, subject: m.subject, data: m.data, requestId, attempt }, this.ctx);
+    } catch (e) {
+      const reason = (e as Error).message.slice(0, 256);
+      if (attempt >= this.config.maxDeliver) return this.deadLetter(m, id, reason);
+      this.counters.retried++;
+      this.ctx.log.warn({ agent: this.config.agent, id, requestId, attempt, reason }, 'work item failed, will be redelivered');
+      m.nak(this.config.backoffMs[Math.min(attempt - 1, this.config.backoffMs.length - 1)]);
+      return;
+    }
+    await this.processedKv.put(key, id);
+    await m.ackAck();
+    this.counters.processed++;
+  }
+
+  private async deadLetter(m: JsMsg, id: string, reason: string): Promise<void> {
+    const h = natsHeaders();
+    h.set('Nats-Msg-Id', `dead:${id}`);
+    h.set('Byoc-Dead-Reason', reason);
+    h.set('Byoc-Original-Subject', m.subject);
+    h.set('Byoc-Deliveries', String(m.info.deliveryCount));
+    await this.js.publish(`dead.${this.config.agent}`, m.data, { headers: h });
+    m.term(reason);
+    this.counters.deadLettered++;
+    this.ctx.log.warn({ agent: this.config.agent, id, reason, deliveries: m.info.deliveryCount }, 'work item dead-lettered');
+  }
+
+  /** Stops pulling, lets the item in flight finish within the stop timeout (else it is redelivered later). */
+  public async stop(): Promise<void> {
+    this.stopping = true;
+    const inFlight = this.inFlight;
+    if (inFlight) {
+      await Promise.race([inFlight, new Promise((r) => setTimeout(r, this.config.stopTimeoutMs))]);
+    }
+    await this.messages?.close();
+    await this.done;
+  }
+}
+
+/** Runs an idempotent create; "already exists" from a concurrent start is fine. */
+async function ensure(create: () => Promise<unknown>): Promise<void> {
+  try {
+    await create();
+  } catch (e) {
+    if (!/already in use|already exists|stream name already/i.test((e as Error).message)) throw e;
+  }
+}

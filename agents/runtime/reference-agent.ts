@@ -1,0 +1,32 @@
+import { createHash } from 'crypto';
+import { Kvm, KV } from '@nats-io/kv';
+import { NatsConnection } from '@nats-io/nats-core';
+import { Agent, AgentContext, WorkItem } from './agent';
+
+export const RESULTS_BUCKET = 'results';
+
+/**
+ * The reference agent: records one result per work item in the `results` bucket, created once per item ID
+ * (a second create fails, so the effect happens once however often the item arrives). A payload
+ * `{"sleepMs": n}` makes it work that long; `{"poison": true}` makes it fail every time.
+ */
+export class ReferenceAgent implements Agent {
+  public readonly name = 'reference';
+  private results?: KV;
+
+  constructor(private readonly nc: NatsConnection) {}
+
+  public async handle(item: WorkItem, ctx: AgentContext): Promise<void> {
+    const body = JSON.parse(new TextDecoder().decode(item.data)) as { sleepMs?: number; poison?: boolean };
+    if (body.sleepMs) await new Promise((r) => setTimeout(r, body.sleepMs));
+    if (body.poison) throw new Error('poison payload: the agent cannot process this item');
+    this.results ??= await new Kvm(this.nc).create(RESULTS_BUCKET, { history: 1 });
+    const key = createHash('sha256').update(item.id).digest('hex');
+    try {
+      await this.results.create(key, item.id);
+    } catch (e) {
+      if (!/wrong last sequence|exists/i.test((e as Error).message)) throw e;
+      ctx.log.info({ id: item.id }, 'result already recorded');
+    }
+  }
+}

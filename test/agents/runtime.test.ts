@@ -1,0 +1,132 @@
+import { ChildProcess, spawn } from 'child_process';
+import * as path from 'path';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { NatsConnection } from '@nats-io/nats-core';
+import { DEAD_LETTER_STREAM, WORK_STREAM } from '../../agents/runtime/host';
+import { RESULTS_BUCKET } from '../../agents/runtime/reference-agent';
+import { projectRoot } from '../../lib/app';
+import { eventually, Link, startLink } from '../servers/link';
+import { MotoServer, startMoto } from '../servers/moto';
+
+const AGENT = 'code-reviewer';
+let link: Link;
+let moto: MotoServer;
+let secretArn: string;
+let agents: NatsConnection;
+
+beforeAll(async () => {
+  [link, moto] = await Promise.all([startLink({ customerId: 'example' }), startMoto()]);
+  const sm = new SecretsManagerClient({ endpoint: moto.endpoint, region: moto.env.AWS_REGION, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+  secretArn = (await sm.send(new CreateSecretCommand({ Name: 'byoc/example/link/agents-password', SecretString: link.secrets.BYOC_AGENTS_PASSWORD }))).ARN!;
+  agents = await link.agents();
+});
+afterAll(async () => {
+  await link?.stop();
+  await moto?.stop();
+});
+
+interface Runtime { child: ChildProcess; output: () => string; exited: Promise<number | null> }
+
+function spawnRuntime(env: Record<string, string | undefined> = {}): Runtime {
+  const child = spawn(process.execPath, [path.join(projectRoot(), 'dist', 'agent-runtime.js')], {
+    env: {
+      PATH: process.env.PATH, ...moto.env,
+      BYOC_AGENT: AGENT, BYOC_CUSTOMER: 'example', NATS_URL: `127.0.0.1:${link.leafPort}`, NATS_INBOX_PREFIX: '_INBOX_example',
+      NATS_PASSWORD_SECRET_ARN: secretArn, BYOC_MAX_DELIVER: '3', BYOC_BACKOFF_MS: '50,100', BYOC_STOP_TIMEOUT_MS: '5000',
+      ...env,
+    } as Record<string, string>,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => { out += d; });
+  child.stderr!.on('data', (d) => { out += d; });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, output: () => out, exited };
+}
+
+async function startRuntime(env: Record<string, string> = {}): Promise<Runtime> {
+  env = { BYOC_ACK_WAIT_MS: '2000', ...env };
+  const r = spawnRuntime(env);
+  await eventually(() => r.output().includes('"msg":"ready"'), 15000, `runtime ready: ${r.output()}`);
+  return r;
+}
+
+async function publishWork(items: { id: string; body: object }[], agent = AGENT): Promise<void> {
+  const js = jetstream(agents);
+  for (const item of items) await js.publish(`work.${agent}`, JSON.stringify(item.body), { msgID: item.id });
+}
+
+async function resultCount(): Promise<number> {
+  const kv = await new Kvm(agents).create(RESULTS_BUCKET, { history: 1 });
+  let n = 0;
+  for await (const _ of await kv.keys()) n++;
+  return n;
+}
+
+async function stream(name: string) {
+  return (await (await jetstreamManager(agents)).streams.info(name)).state;
+}
+
+describe('configuration', () => {
+  test.each([
+    [{ BYOC_AGENT: undefined }, /BYOC_AGENT: is required/],
+    [{ BYOC_AGENT: 'Not An Agent' }, /BYOC_AGENT: "Not An Agent" is not an agent name/],
+    [{ NATS_PASSWORD: 'plain' }, /NATS_PASSWORD: secrets are never read from plaintext environment variables/],
+    [{ NATS_PASSWORD_SECRET_ARN: 'my-password' }, /not a Secrets Manager secret ARN/],
+    [{ BYOC_MAX_DELIVER: '0' }, /BYOC_MAX_DELIVER: "0" is not a whole number from 1 to 100/],
+  ])('%j fails fast with a clear message', async (env, message) => {
+    const r = spawnRuntime(env);
+    expect(await r.exited).toBe(2);
+    const fatal = r.output().trim().split('\n').map((l) => JSON.parse(l)).find((l) => l.level === 60);
+    expect(fatal).toMatchObject({ msg: 'invalid configuration', error: expect.stringMatching(message) });
+  });
+});
+
+describe('work from JetStream', () => {
+  test('processes items, acks after success, survives kill -9 mid-batch: every item processed exactly once, none lost', async () => {
+    const first = await startRuntime();
+    const before = await resultCount();
+    const items = Array.from({ length: 150 }, (_, i) => ({ id: `batch-${i}`, body: { sleepMs: 10 } }));
+    await publishWork(items);
+    await eventually(async () => (await resultCount()) - before >= 30, 20000, 'some items processed');
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const second = await startRuntime();
+    await eventually(async () => (await resultCount()) - before === items.length, 60000, 'all items processed');
+    await eventually(async () => (await stream(WORK_STREAM)).messages === 0, 10000, 'work stream empty (all acked)');
+    expect((await stream(DEAD_LETTER_STREAM)).messages).toBe(0);
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+    // Exactly once: one result per item; a second create of the same result would have been refused.
+    expect((await resultCount()) - before).toBe(items.length);
+  });
+
+  test('a poison item is retried with backoff, then dead-lettered with its reason; other items go on', async () => {
+    // Each test has its own agent, hence its own durable consumer: no state crosses between tests.
+    const runtime = await startRuntime({ BYOC_AGENT: 'triage' });
+    const before = await resultCount();
+    const deadBefore = (await stream(DEAD_LETTER_STREAM)).messages;
+    await publishWork([{ id: 'poison-1', body: { poison: true } }, { id: 'fine-1', body: {} }], 'triage');
+    await eventually(async () => (await stream(DEAD_LETTER_STREAM)).messages === deadBefore + 1, 15000, 'dead-lettered');
+    await eventually(async () => (await resultCount()) === before + 1, 5000, 'the other item processed');
+    const dead = await (await jetstreamManager(agents)).streams.getMessage(DEAD_LETTER_STREAM, { last_by_subj: 'dead.triage' });
+    expect(dead!.header.get('Byoc-Dead-Reason')).toMatch(/poison payload/);
+    expect(dead!.header.get('Byoc-Deliveries')).toBe('3');
+    expect(runtime.output().match(/will be redelivered/g)).toHaveLength(2);
+    runtime.child.kill('SIGTERM');
+    expect(await runtime.exited).toBe(0);
+  });
+
+  test('SIGTERM stops pulling, finishes the item in flight, exits 0', async () => {
+    const runtime = await startRuntime({ BYOC_AGENT: 'planner' });
+    const before = await resultCount();
+    await publishWork([{ id: 'slow-1', body: { sleepMs: 1500 } }], 'planner');
+    await new Promise((r) => setTimeout(r, 400));
+    runtime.child.kill('SIGTERM');
+    expect(await runtime.exited).toBe(0);
+    expect(await resultCount()).toBe(before + 1);
+    expect(runtime.output()).toMatch(/"msg":"stopped"/);
+  });
+});
