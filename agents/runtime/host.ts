@@ -32,7 +32,8 @@ export class RuntimeHost {
   /** Ensures the streams, bucket and this agent's durable consumer, then starts pulling. */
   public async start(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
-    await ensure(() => jsm.streams.add({ name: WORK_STREAM, subjects: ['work.>'], retention: RetentionPolicy.Workqueue, storage: StorageType.File }));
+    // Duplicate publishes (the same Nats-Msg-Id) within an hour are dropped by the stream itself.
+    await ensure(() => jsm.streams.add({ name: WORK_STREAM, subjects: ['work.>'], retention: RetentionPolicy.Workqueue, storage: StorageType.File, duplicate_window: nanos(3600000) }));
     await ensure(() => jsm.streams.add({ name: DEAD_LETTER_STREAM, subjects: ['dead.>'], storage: StorageType.File, max_age: nanos(30 * 86400000) }));
     this.processedKv = await new Kvm(this.nc).create(PROCESSED_BUCKET, { history: 1, ttl: 7 * 86400000 });
     const durable = `agent-${this.config.agent}`;
@@ -48,7 +49,7 @@ export class RuntimeHost {
     this.js = jetstream(this.nc);
     const consumer: Consumer = await this.js.consumers.get(WORK_STREAM, durable);
     // Short-lived pulls: a pull left by a crashed runtime stops taking deliveries within seconds.
-    this.messages = await consumer.consume({ max_messages: 1, expires: 5000 });
+    this.messages = await consumer.consume({ max_messages: 16, expires: 5000 });
     this.done = (async () => {
       for await (const m of this.messages!) {
         if (this.stopping) { m.nak(); continue; }
@@ -63,12 +64,14 @@ export class RuntimeHost {
     const id = m.headers?.get('Nats-Msg-Id') || `${m.info.stream}:${m.seq}`;
     const key = createHash('sha256').update(id).digest('hex');
     const requestId = m.headers?.get('Byoc-Request-Id') || id;
-    if (await this.processedKv.get(key)) {
+    const attempt = m.info.deliveryCount;
+    // A redelivery may follow a success whose ack was lost (a crash between the two): then the item's ID
+    // is recorded and it is acked without running the agent again. A first delivery cannot be a repeat.
+    if (attempt > 1 && await this.processedKv.get(key)) {
       this.counters.duplicates++;
-      await m.ackAck();
+      m.ack();
       return;
     }
-    const attempt = m.info.deliveryCount;
     if (attempt > this.config.maxDeliver) return this.deadLetter(m, id, `no attempt completed in ${this.config.maxDeliver} deliveries (crashed or timed out)`);
     try {
       await this.agent.handle({ id, subject: m.subject, data: m.data, requestId, attempt }, this.ctx);
@@ -80,8 +83,9 @@ export class RuntimeHost {
       m.nak(this.config.backoffMs[Math.min(attempt - 1, this.config.backoffMs.length - 1)]);
       return;
     }
+    // The record, not the ack, is what keeps the item from running twice: the ack need not be confirmed.
     await this.processedKv.put(key, id);
-    await m.ackAck();
+    m.ack();
     this.counters.processed++;
   }
 

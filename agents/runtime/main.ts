@@ -8,7 +8,7 @@ import pino from 'pino';
 import { AgentContext } from './agent';
 import { ConfigError, loadConfig } from './config';
 import { RuntimeHost } from './host';
-import { ReferenceAgent } from './reference-agent';
+import { NoopAgent, ReferenceAgent } from './reference-agent';
 
 async function main(): Promise<void> {
   const started = process.hrtime.bigint();
@@ -28,7 +28,8 @@ async function main(): Promise<void> {
   const secret = async (arn: string) => (await secrets.send(new GetSecretValueCommand({ SecretId: arn }))).SecretString ?? '';
   const nc = await connect({ servers: config.natsUrl, user: config.natsUser, pass: await secret(config.natsPasswordSecretArn), inboxPrefix: config.inboxPrefix, name: `agent-${config.agent}` });
   const ctx: AgentContext = { log: { info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m) }, secret };
-  const host = new RuntimeHost(nc, new ReferenceAgent(nc), config, ctx);
+  const agent = process.env.BYOC_AGENT_IMPL === 'noop' ? new NoopAgent() : new ReferenceAgent(nc);
+  const host = new RuntimeHost(nc, agent, config, ctx);
   await host.start();
   const shutdown = async (signal: string) => {
     log.info({ signal }, 'draining');

@@ -30,3 +30,9 @@ export class ReferenceAgent implements Agent {
     }
   }
 }
+
+/** An agent that does nothing: what the host itself costs per item (the benchmark's subject). */
+export class NoopAgent implements Agent {
+  public readonly name = 'noop';
+  public async handle(): Promise<void> {}
+}
