@@ -11,12 +11,13 @@ need() {
 }
 
 # Servers from Debian the integration tests start on loopback: installed here when we can (root on Debian).
-for pkg in nats-server; do
-  if ! command -v "$pkg" >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+have() { case "$1" in postgresql) ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ;; *) command -v "$1" >/dev/null 2>&1 ;; esac; }
+for pkg in nats-server postgresql; do
+  if ! have "$pkg" && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "npm test: installing $pkg from Debian" >&2
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg") >&2
   fi
-  need "$pkg" "apt-get install -y $pkg"
+  have "$pkg" || { echo "npm test: $pkg is missing. Install it with: apt-get install -y $pkg" >&2; exit 1; }
 done
 need cfn-lint "pip install cfn-lint"
 need moto_server "pip install 'moto[server]'"

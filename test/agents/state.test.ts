@@ -1,0 +1,63 @@
+import { Pool } from 'pg';
+import { migrate, Migration, TenantPool, VERSION_TABLE } from '../../agents/runtime/state';
+import { PostgresServer, startPostgres } from '../servers/postgres';
+
+let pg: PostgresServer;
+beforeAll(async () => { pg = await startPostgres(); });
+afterAll(async () => { await pg?.stop(); });
+
+const migrations: Migration[] = [
+  // Not idempotent on purpose: applied twice, these fail or double the rows.
+  { version: 1, name: 'workflows', sql: 'CREATE TABLE workflows (id text PRIMARY KEY, state text NOT NULL)' },
+  { version: 2, name: 'seed', sql: "INSERT INTO workflows (id, state) VALUES ('seed', 'done')" },
+  { version: 3, name: 'slow', sql: 'SELECT pg_sleep(0.3); ALTER TABLE workflows ADD COLUMN attempts integer NOT NULL DEFAULT 0' },
+];
+
+test('two runtimes migrating at once apply each migration exactly once; a third start applies nothing', async () => {
+  const pools = [new Pool({ connectionString: pg.url }), new Pool({ connectionString: pg.url })];
+  try {
+    const [a, b] = await Promise.all(pools.map((p) => migrate(p, migrations)));
+    expect([...a, ...b].sort()).toEqual([1, 2, 3]);
+    expect(a.length === 0 || b.length === 0).toBe(true); // one did all the work while the other waited
+    const versions = (await pools[0].query(`SELECT version FROM ${VERSION_TABLE} ORDER BY version`)).rows.map((r) => r.version);
+    expect(versions).toEqual([1, 2, 3]);
+    expect((await pools[0].query("SELECT count(*)::int AS n FROM workflows WHERE id = 'seed'")).rows[0].n).toBe(1);
+    expect(await migrate(pools[1], migrations)).toEqual([]);
+  } finally {
+    await Promise.all(pools.map((p) => p.end()));
+  }
+});
+
+test('a failing migration is rolled back with its version row, and the next start retries it', async () => {
+  const pool = new Pool({ connectionString: pg.url });
+  try {
+    const bad = [...migrations, { version: 4, name: 'broken', sql: 'ALTER TABLE workflows ADD COLUMN x integer; SELECT 1/0' }];
+    await expect(migrate(pool, bad)).rejects.toThrow(/division by zero/);
+    expect((await pool.query(`SELECT count(*)::int AS n FROM ${VERSION_TABLE} WHERE version = 4`)).rows[0].n).toBe(0);
+    expect((await pool.query("SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'workflows' AND column_name = 'x'")).rows[0].n).toBe(0);
+    await expect(migrate(pool, [{ version: 2, name: 'x', sql: '' }, { version: 1, name: 'y', sql: '' }])).rejects.toThrow(/strictly increasing/);
+  } finally {
+    await pool.end();
+  }
+});
+
+test('one tenant cannot take more than its share of the pool: another tenant still gets through', async () => {
+  const pool = new Pool({ connectionString: pg.url, max: 4 });
+  const tenants = new TenantPool(pool, 2);
+  try {
+    let peak = 0;
+    let greedyDone = 0;
+    const slow = Array.from({ length: 8 }, () => tenants.query('greedy-workflow', 'SELECT pg_sleep($1)', [0.2]).then(() => { greedyDone++; }));
+    const watch = setInterval(() => { peak = Math.max(peak, tenants.inUse('greedy-workflow')); }, 5);
+    const rows = await tenants.query<{ v: number }>('other-workflow', 'SELECT $1::int AS v', [42]);
+    const greedyDoneWhenOtherAnswered = greedyDone;
+    await Promise.all(slow);
+    clearInterval(watch);
+    expect(rows).toEqual([{ v: 42 }]);
+    expect(peak).toBe(2);
+    // The other tenant did not queue behind the greedy one: it was answered while most greedy queries waited.
+    expect(greedyDoneWhenOtherAnswered).toBeLessThan(8);
+  } finally {
+    await pool.end();
+  }
+});

@@ -1,0 +1,46 @@
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { freePort, listening } from './nats';
+
+/** A real PostgreSQL server on loopback in a throwaway cluster (Debian's postgresql package). */
+export interface PostgresServer {
+  readonly port: number;
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+function binDir(): string {
+  const base = '/usr/lib/postgresql';
+  const versions = fs.existsSync(base) ? fs.readdirSync(base).filter((v) => fs.existsSync(path.join(base, v, 'bin', 'initdb'))).sort() : [];
+  if (versions.length === 0) throw new Error('PostgreSQL server is not installed: apt-get install -y postgresql');
+  return path.join(base, versions[versions.length - 1], 'bin');
+}
+
+export async function startPostgres(): Promise<PostgresServer> {
+  const bin = binDir();
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-pg-'));
+  // PostgreSQL refuses to run as root: run it as the postgres user when we are root.
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) execFileSync('chown', ['-R', 'postgres:postgres', dir]);
+  const run = (cmd: string, args: string[]) => (asRoot ? ['runuser', ['-u', 'postgres', '--', path.join(bin, cmd), ...args]] : [path.join(bin, cmd), args]) as [string, string[]];
+  execFileSync(...run('initdb', ['-D', path.join(dir, 'data'), '-A', 'trust', '-U', 'postgres', '--no-sync']), { stdio: 'pipe' });
+  const data = path.join(dir, 'data');
+  const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off`;
+  try {
+    execFileSync(...run('pg_ctl', ['-D', data, '-o', options, '-l', path.join(dir, 'log'), '-w', '-t', '30', 'start']), { stdio: 'pipe' });
+  } catch (e) {
+    const log = fs.existsSync(path.join(dir, 'log')) ? fs.readFileSync(path.join(dir, 'log'), 'utf8') : '';
+    throw new Error(`postgres did not start: ${(e as Error).message}\n${log.slice(-1000)}`);
+  }
+  if (!(await listening(port))) throw new Error(`postgres is not listening on ${port}`);
+  return {
+    port,
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    stop: async () => {
+      execFileSync(...run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']), { stdio: 'pipe' });
+    },
+  };
+}
