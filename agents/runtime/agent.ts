@@ -15,6 +15,11 @@ export interface AgentContext {
   readonly log: { info(fields: object, msg: string): void; warn(fields: object, msg: string): void };
   /** Reads a secret from Secrets Manager at point of use; not cached by the host. */
   secret(name: string): Promise<string>;
+  /**
+   * Publishes to another agent (`work.<agent>`, stored by JetStream) or an event (`events.*`), carrying
+   * the current item's request ID in the `Byoc-Request-Id` header.
+   */
+  publish(subject: string, data: string | Uint8Array): Promise<void>;
 }
 
 export interface Agent {

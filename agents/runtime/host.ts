@@ -27,7 +27,20 @@ export class RuntimeHost {
   private stopping = false;
   private done?: Promise<void>;
 
-  constructor(private readonly nc: NatsConnection, private readonly agent: Agent, private readonly config: RuntimeConfig, private readonly ctx: AgentContext) {}
+  constructor(private readonly nc: NatsConnection, private readonly agent: Agent, private readonly config: RuntimeConfig, private readonly ctx: Omit<AgentContext, 'publish'>) {}
+
+  /** The context of one item: what the agent publishes carries the item's request ID. */
+  private contextFor(requestId: string): AgentContext {
+    return {
+      ...this.ctx,
+      publish: async (subject, data) => {
+        const h = natsHeaders();
+        h.set('Byoc-Request-Id', requestId);
+        if (subject.startsWith('work.')) await this.js.publish(subject, data, { headers: h });
+        else this.nc.publish(subject, data, { headers: h });
+      },
+    };
+  }
 
   /** Ensures the streams, bucket and this agent's durable consumer, then starts pulling. */
   public async start(): Promise<void> {
@@ -74,7 +87,7 @@ export class RuntimeHost {
     }
     if (attempt > this.config.maxDeliver) return this.deadLetter(m, id, `no attempt completed in ${this.config.maxDeliver} deliveries (crashed or timed out)`);
     try {
-      await this.agent.handle({ id, subject: m.subject, data: m.data, requestId, attempt }, this.ctx);
+      await this.agent.handle({ id, subject: m.subject, data: m.data, requestId, attempt }, this.contextFor(requestId));
     } catch (e) {
       const reason = (e as Error).message.slice(0, 256);
       if (attempt >= this.config.maxDeliver) return this.deadLetter(m, id, reason);

@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   // Read at point of use and not kept: the value lives only in this call and the connection options.
   const secret = async (arn: string) => (await secrets.send(new GetSecretValueCommand({ SecretId: arn }))).SecretString ?? '';
   const nc = await connect({ servers: config.natsUrl, user: config.natsUser, pass: await secret(config.natsPasswordSecretArn), inboxPrefix: config.inboxPrefix, name: `agent-${config.agent}` });
-  const ctx: AgentContext = { log: { info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m) }, secret };
+  const ctx: Omit<AgentContext, 'publish'> = { log: { info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m) }, secret };
   const agent = process.env.BYOC_AGENT_IMPL === 'noop' ? new NoopAgent() : new ReferenceAgent(nc);
   const host = new RuntimeHost(nc, agent, config, ctx);
   await host.start();

@@ -8,7 +8,8 @@ export const RESULTS_BUCKET = 'results';
 /**
  * The reference agent: records one result per work item in the `results` bucket, created once per item ID
  * (a second create fails, so the effect happens once however often the item arrives). A payload
- * `{"sleepMs": n}` makes it work that long; `{"poison": true}` makes it fail every time.
+ * `{"sleepMs": n}` makes it work that long; `{"poison": true}` makes it fail every time; `{"forward": subject}`
+ * hands a message on to another agent.
  */
 export class ReferenceAgent implements Agent {
   public readonly name = 'reference';
@@ -17,9 +18,10 @@ export class ReferenceAgent implements Agent {
   constructor(private readonly nc: NatsConnection) {}
 
   public async handle(item: WorkItem, ctx: AgentContext): Promise<void> {
-    const body = JSON.parse(new TextDecoder().decode(item.data)) as { sleepMs?: number; poison?: boolean };
+    const body = JSON.parse(new TextDecoder().decode(item.data)) as { sleepMs?: number; poison?: boolean; forward?: string };
     if (body.sleepMs) await new Promise((r) => setTimeout(r, body.sleepMs));
     if (body.poison) throw new Error('poison payload: the agent cannot process this item');
+    if (body.forward) await ctx.publish(body.forward, JSON.stringify({ from: item.id }));
     this.results ??= await new Kvm(this.nc).create(RESULTS_BUCKET, { history: 1 });
     const key = createHash('sha256').update(item.id).digest('hex');
     try {

@@ -119,6 +119,23 @@ describe('work from JetStream', () => {
     expect(await runtime.exited).toBe(0);
   });
 
+  test('the request ID travels in NATS headers to the next agent', async () => {
+    const runtime = await startRuntime({ BYOC_AGENT: 'summarizer' });
+    const js = jetstream(agents);
+    const { headers } = await import('@nats-io/nats-core');
+    const h = headers();
+    h.set('Byoc-Request-Id', 'req-7f3a');
+    await js.publish('work.summarizer', JSON.stringify({ forward: 'work.qa-assistant', poison: false }), { msgID: 'fwd-1', headers: h });
+    const jsm = await jetstreamManager(agents);
+    await eventually(async () => {
+      try { return !!(await jsm.streams.getMessage(WORK_STREAM, { last_by_subj: 'work.qa-assistant' })); } catch { return false; }
+    }, 10000, 'forwarded message');
+    const forwarded = await jsm.streams.getMessage(WORK_STREAM, { last_by_subj: 'work.qa-assistant' });
+    expect(forwarded!.header.get('Byoc-Request-Id')).toBe('req-7f3a');
+    runtime.child.kill('SIGTERM');
+    expect(await runtime.exited).toBe(0);
+  });
+
   test('SIGTERM stops pulling, finishes the item in flight, exits 0', async () => {
     const runtime = await startRuntime({ BYOC_AGENT: 'planner' });
     const before = await resultCount();
