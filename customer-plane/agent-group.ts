@@ -29,7 +29,7 @@ export interface AgentEnvironment {
   readonly natsUrl: string;
   /** The password agents use on the leaf, read at point of use. */
   readonly natsPassword: secretsmanager.ISecret;
-  /** OTLP/gRPC endpoint of the collector. */
+  /** OTLP/HTTP endpoint of the collector. */
   readonly otelEndpoint: string;
 }
 
@@ -81,6 +81,7 @@ export class AgentService extends Construct {
       NATS_PASSWORD_SECRET_ARN: env.natsPassword.secretArn,
       NATS_INBOX_PREFIX: inboxPrefix(env.customerId),
       OTEL_EXPORTER_OTLP_ENDPOINT: env.otelEndpoint,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
       OTEL_METRICS_EXPORTER: 'otlp',
       OTEL_TRACES_EXPORTER: 'none',
       OTEL_LOGS_EXPORTER: 'none',

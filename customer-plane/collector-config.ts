@@ -1,7 +1,7 @@
 import { BOUNDARY_CONTRACT, contractHash, METRIC_ATTRIBUTES, METRIC_NAMES } from '../lib/boundary-contract';
 
-/** OTLP/gRPC port of the collector. */
-export const OTLP_GRPC_PORT = 4317;
+/** OTLP/HTTP port of the collector (JSON or protobuf over HTTP). */
+export const OTLP_HTTP_PORT = 4318;
 
 /**
  * The OpenTelemetry collector's configuration, generated from the boundary contract: a metrics pipeline
@@ -15,7 +15,7 @@ export function collectorConfig(): string {
     'receivers:',
     '  otlp:',
     '    protocols:',
-    `      grpc: { endpoint: "0.0.0.0:${OTLP_GRPC_PORT}" }`,
+    `      http: { endpoint: "0.0.0.0:${OTLP_HTTP_PORT}" }`,
     'processors:',
     '  memory_limiter: { check_interval: 1s, limit_percentage: 80, spike_limit_percentage: 20 }',
     '  filter/contract-metrics:',

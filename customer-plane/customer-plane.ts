@@ -9,7 +9,7 @@ import { PropError } from '../lib/errors';
 import { AgentEnvironment, AgentGroupStack } from './agent-group';
 import { DataStores } from './data-stores';
 import { HardenedService } from './hardened-service';
-import { collectorConfig, OTLP_GRPC_PORT } from './collector-config';
+import { collectorConfig, OTLP_HTTP_PORT } from './collector-config';
 import { NarrowLink, NATS_CLIENT_PORT } from './link';
 import { Network } from './network';
 import { CustomerPlaneProps, EgressMode, resolveProps, ResolvedProps } from './props';
@@ -106,7 +106,7 @@ export class CustomerPlane extends Construct {
     };
     const agentSecurityGroup = group('AgentSecurityGroup', 'Agent tasks: out to the VPC endpoints, the NATS leaf and the collector only');
     const collectorSecurityGroup = group('CollectorSecurityGroup', 'OpenTelemetry collector: OTLP in from agents only');
-    collectorSecurityGroup.connections.allowFrom(agentSecurityGroup, ec2.Port.tcp(OTLP_GRPC_PORT), 'OTLP metrics');
+    collectorSecurityGroup.connections.allowFrom(agentSecurityGroup, ec2.Port.tcp(OTLP_HTTP_PORT), 'OTLP metrics');
     if (p.egress === EgressMode.NAT && !p.s3PrefixListId) {
       // With egress opted into, the rule above already reaches the internet through the NAT gateways.
       Annotations.of(this).addInfo('egress: nat lets agent tasks reach HTTPS endpoints on the internet through the NAT gateways.');
@@ -134,7 +134,7 @@ export class CustomerPlane extends Construct {
       command: ['--config=env:BYOC_OTEL_CONFIG'],
       environment: { BYOC_OTEL_CONFIG: collectorConfig() },
       cloudMapName: 'otel',
-      containerPort: OTLP_GRPC_PORT,
+      containerPort: OTLP_HTTP_PORT,
     });
 
     this.link = new NarrowLink(this, 'Link', {
@@ -167,7 +167,7 @@ export class CustomerPlane extends Construct {
       dataRemovalPolicy: dataRemoval,
       natsUrl: `nats://nats.${SERVICE_NAMESPACE}:${NATS_CLIENT_PORT}`,
       natsPassword: this.link.secrets.agentsPassword,
-      otelEndpoint: `http://otel.${SERVICE_NAMESPACE}:${OTLP_GRPC_PORT}`,
+      otelEndpoint: `http://otel.${SERVICE_NAMESPACE}:${OTLP_HTTP_PORT}`,
     };
     const byGroup = new Map<string, AgentSpec[]>();
     for (const spec of p.catalog) byGroup.set(spec.group, [...(byGroup.get(spec.group) ?? []), spec]);

@@ -27,7 +27,14 @@ export class RuntimeHost {
   private stopping = false;
   private done?: Promise<void>;
 
-  constructor(private readonly nc: NatsConnection, private readonly agent: Agent, private readonly config: RuntimeConfig, private readonly ctx: Omit<AgentContext, 'publish'>) {}
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly agent: Agent,
+    private readonly config: RuntimeConfig,
+    private readonly ctx: Omit<AgentContext, 'publish'>,
+    /** Told the outcome of every item the agent ran (telemetry). */
+    private readonly onOutcome: (outcome: { ok: boolean; durationMs: number }) => void = () => undefined,
+  ) {}
 
   /** The context of one item: what the agent publishes carries the item's request ID. */
   private contextFor(requestId: string): AgentContext {
@@ -86,9 +93,13 @@ export class RuntimeHost {
       return;
     }
     if (attempt > this.config.maxDeliver) return this.deadLetter(m, id, `no attempt completed in ${this.config.maxDeliver} deliveries (crashed or timed out)`);
+    const started = process.hrtime.bigint();
+    const elapsed = () => Number(process.hrtime.bigint() - started) / 1e6;
     try {
       await this.agent.handle({ id, subject: m.subject, data: m.data, requestId, attempt }, this.contextFor(requestId));
+      this.onOutcome({ ok: true, durationMs: elapsed() });
     } catch (e) {
+      this.onOutcome({ ok: false, durationMs: elapsed() });
       const reason = (e as Error).message.slice(0, 256);
       if (attempt >= this.config.maxDeliver) return this.deadLetter(m, id, reason);
       this.counters.retried++;

@@ -8,6 +8,7 @@ import pino from 'pino';
 import { AgentContext } from './agent';
 import { ConfigError, loadConfig } from './config';
 import { RuntimeHost } from './host';
+import { Telemetry } from './telemetry';
 import { NoopAgent, ReferenceAgent } from './reference-agent';
 
 async function main(): Promise<void> {
@@ -29,11 +30,16 @@ async function main(): Promise<void> {
   const nc = await connect({ servers: config.natsUrl, user: config.natsUser, pass: await secret(config.natsPasswordSecretArn), inboxPrefix: config.inboxPrefix, name: `agent-${config.agent}` });
   const ctx: Omit<AgentContext, 'publish'> = { log: { info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m) }, secret };
   const agent = process.env.BYOC_AGENT_IMPL === 'noop' ? new NoopAgent() : new ReferenceAgent(nc);
-  const host = new RuntimeHost(nc, agent, config, ctx);
+  const telemetry = process.env.OTEL_EXPORTER_OTLP_ENDPOINT
+    ? new Telemetry(config.agent, process.env.OTEL_EXPORTER_OTLP_ENDPOINT, Number(process.env.OTEL_METRIC_EXPORT_INTERVAL ?? 15000))
+    : undefined;
+  const trigger = process.env.BYOC_TRIGGER;
+  const host = new RuntimeHost(nc, agent, config, ctx, (o) => telemetry?.record({ ...o, trigger }));
   await host.start();
   const shutdown = async (signal: string) => {
     log.info({ signal }, 'draining');
     await host.stop();
+    await telemetry?.shutdown(); // flushes the last metrics
     await nc.drain();
     log.info({ counters: host.counters }, 'stopped');
     process.exit(0);

@@ -136,6 +136,39 @@ describe('work from JetStream', () => {
     expect(await runtime.exited).toBe(0);
   });
 
+  test('metrics reach the collector over OTLP/HTTP with the contract\'s names and only its attributes', async () => {
+    const http = await import('http');
+    const received: any[] = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => { body += d; });
+      req.on('end', () => { received.push({ path: req.url, type: req.headers['content-type'], body: JSON.parse(body) }); res.end('{}'); });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const endpoint = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      const runtime = await startRuntime({ BYOC_AGENT: 'qa-assistant', BYOC_TRIGGER: 'request', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_METRIC_EXPORT_INTERVAL: '60000' });
+      await publishWork([{ id: 'm-1', body: {} }, { id: 'm-2', body: { poison: true } }], 'qa-assistant');
+      await eventually(() => runtime.output().includes('"attempt":1'), 10000, 'the failing item tried');
+      runtime.child.kill('SIGTERM');
+      expect(await runtime.exited).toBe(0);
+      await eventually(() => received.length > 0, 5000, 'metrics at the collector');
+      expect(received[0]).toMatchObject({ path: '/v1/metrics', type: expect.stringMatching(/application\/json/) });
+      const metrics = received.flatMap((r) => r.body.resourceMetrics.flatMap((rm: any) => rm.scopeMetrics.flatMap((sm: any) => sm.metrics)));
+      const { METRIC_ATTRIBUTES, METRIC_NAMES } = await import('../../lib/boundary-contract');
+      expect(metrics.length).toBeGreaterThan(0);
+      for (const m of metrics) expect(METRIC_NAMES).toContain(m.name);
+      for (const p of metrics.flatMap((m: any) => (m.sum ?? m.histogram).dataPoints)) {
+        for (const a of p.attributes) expect(METRIC_ATTRIBUTES).toContain(a.key);
+        expect(Object.fromEntries(p.attributes.map((a: any) => [a.key, a.value.stringValue ?? a.value.intValue]))).toMatchObject({ agent: 'qa-assistant', trigger: 'request' });
+      }
+      const errors = metrics.find((m: any) => m.name === 'agent.request.errors');
+      expect(errors).toBeDefined();
+    } finally {
+      server.close();
+    }
+  });
+
   test('SIGTERM stops pulling, finishes the item in flight, exits 0', async () => {
     const runtime = await startRuntime({ BYOC_AGENT: 'planner' });
     const before = await resultCount();
