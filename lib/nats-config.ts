@@ -1,18 +1,47 @@
 import { BOUNDARY_CONTRACT, contractHash, Direction, MessageKind, subjectOf } from './boundary-contract';
 
 /**
- * NATS configurations of the narrow link, generated from the boundary contract: the customer's leaf node
- * and the vendor hub's side for that customer. Secrets never appear in them: passwords are references to
- * environment variables (`$NAME`), which nats-server resolves at start and ECS fills from Secrets Manager.
- * The output runs on nats-server 2.9 (Debian's, used by the tests) and on the 2.10 server the plane pins.
+ * NATS configurations of the narrow link, generated from the boundary contract and the agent catalog: the
+ * customer's leaf node and the vendor hub's side for that customer. Secrets never appear in them: passwords
+ * are references to environment variables (`$NAME`), which nats-server resolves at start and ECS fills from
+ * Secrets Manager. The output runs on nats-server 2.9 (Debian's, used by the tests) and on the newer server
+ * the plane pins.
+ *
+ * The leaf has three accounts, so that nothing an agent can make the server do reaches a boundary subject:
+ * - `AGENTS`: one user per agent (permissions from its catalog entry) and the `provisioner`, the only
+ *   identity that may create JetStream streams and consumers. Agents may only use their own consumer, their
+ *   own processed-items bucket and publish to the streams by subject: they cannot create a stream
+ *   (republish, sources, mirrors) or a consumer (deliver subjects), so no server-side publish in `AGENTS`
+ *   can be made to carry their data anywhere their own permissions do not reach.
+ * - `GATEWAY`: only the gateway's local identity. It receives `boundary.outbox.<agent>.<kind>` from `AGENTS`
+ *   (a stream import: the subject names the agent that published it, which the agent's permissions pin) and
+ *   is the only source of `boundary.inbox.<kind>`, exported to `AGENTS`. Its JetStream holds the bounded
+ *   rejection store, which no agent can reach.
+ * - `BOUNDARY`: only the gateway's remote identity; the one account linked to the hub.
  */
 
-/** Local subjects (agents' account) where agents hand messages to the gateway, and where it delivers inbound ones. */
+/** Local subjects where agents hand messages to the gateway: `boundary.outbox.<agent>.<kind>`. */
 export const OUTBOX_PREFIX = 'boundary.outbox';
+/** Where the gateway delivers validated inbound messages: `boundary.inbox.<kind>`. */
 export const INBOX_PREFIX = 'boundary.inbox';
-/** Where the gateway keeps rejected messages: a local stream that never crosses. */
-export const REJECTED_PREFIX = 'boundary.rejected';
-export const DEAD_LETTER_STREAM = 'BOUNDARY_REJECTED';
+/** The gateway's rejection store (GATEWAY account): kind, size, hash and reason of each rejection, never a body. */
+export const REJECTION_STREAM = 'BOUNDARY_REJECTIONS';
+export const REJECTION_PREFIX = 'rejections';
+/** Bounds of the rejection store. */
+export const REJECTION_LIMITS = { maxBytes: 64 * 1024 * 1024, maxAgeDays: 30, maxMsgSize: 2048 } as const;
+
+/** Streams and buckets in `AGENTS`, created by the provisioner, used by agents by name. */
+export const WORK_STREAM = 'WORK';
+export const AGENT_DEAD_LETTER_STREAM = 'AGENT_DEAD_LETTERS';
+/** The durable consumer of an agent's work queue. */
+export const durableOf = (agent: string) => `agent-${agent}`;
+/** An agent's own bucket of processed item IDs (idempotency). */
+export const processedBucketOf = (agent: string) => `processed-${agent}`;
+/** Delivery settings of every agent's durable consumer (the runtime reads the same values). */
+export const CONSUMER_DEFAULTS = { ackWaitMs: 30000, maxDeliver: 5 } as const;
+
+/** On the vendor hub, in each customer's account: the stream that receives (and acknowledges) what crosses. */
+export const HUB_INGEST_STREAM = 'BYOC_INGEST';
 
 /** Subjects the leaf remote refuses in both directions whatever else is allowed: system, JetStream, global inboxes. */
 export const NEVER_CROSS = ['$SYS.>', '$JS.>', '$JSC.>', '$KV.>', '$O.>', '$G.>', '_INBOX.>', '_R_.>', '$NRG.>'];
@@ -29,32 +58,87 @@ export function crossingKinds(settings: LinkSettings): MessageKind[] {
   return BOUNDARY_CONTRACT.kinds.filter((k) => share || !k.optOut);
 }
 
-const outbound = (s: LinkSettings) => crossingKinds(s).filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR);
-const inbound = (s: LinkSettings) => crossingKinds(s).filter((k) => k.direction === Direction.VENDOR_TO_CUSTOMER);
+export const outboundKinds = (s: LinkSettings) => crossingKinds(s).filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR);
+export const inboundKinds = (s: LinkSettings) => crossingKinds(s).filter((k) => k.direction === Direction.VENDOR_TO_CUSTOMER);
 
 /** The customer-scoped inbox prefix for request/reply: never `_INBOX.>` wide open. */
-export function inboxPrefix(customerId: string): string {
-  return `_INBOX_${customerId.replace(/-/g, '_')}`;
+export function inboxPrefix(customerId: string, identity?: string): string {
+  const base = `_INBOX_${customerId.replace(/-/g, '_')}`;
+  return identity ? `${base}.${identity}` : base;
 }
+
+/** What one agent may do on the leaf, from its catalog entry. */
+export interface AgentIdentity {
+  readonly name: string;
+  /** Subjects it subscribes to (`work.<name>` is consumed through JetStream, not subscribed). */
+  readonly subscribe: readonly string[];
+  /** Subjects it publishes on, other than the boundary outbox. */
+  readonly publish: readonly string[];
+  /** Outbound kinds it may hand to the gateway. */
+  readonly outbox: readonly string[];
+  /** Inbound kinds it receives from the gateway. */
+  readonly inbox: readonly string[];
+}
+
+/** The shape of a catalog entry this module needs (kept structural so `lib/` does not depend on `agents/`). */
+export interface CatalogEntry {
+  readonly name: string;
+  readonly subjects: { readonly subscribe: readonly string[]; readonly publish: readonly string[] };
+}
+
+/** Agent identities from catalog entries: `boundary.outbox.<kind>` and `boundary.inbox.<kind>` declarations become kinds. */
+export function agentIdentities(catalog: readonly CatalogEntry[], settings: LinkSettings): AgentIdentity[] {
+  const out = new Set(outboundKinds(settings).map((k) => k.name));
+  const inn = new Set(inboundKinds(settings).map((k) => k.name));
+  const kindsOf = (subjects: readonly string[], prefix: string, allowed: Set<string>) =>
+    subjects.filter((s) => s.startsWith(`${prefix}.`)).map((s) => s.slice(prefix.length + 1)).filter((k) => allowed.has(k));
+  return catalog.map((a) => ({
+    name: a.name,
+    subscribe: a.subjects.subscribe.filter((s) => s !== `work.${a.name}` && !s.startsWith('boundary.')),
+    publish: a.subjects.publish.filter((s) => !s.startsWith('boundary.')),
+    outbox: kindsOf(a.subjects.publish, OUTBOX_PREFIX, out),
+    inbox: kindsOf(a.subjects.subscribe, INBOX_PREFIX, inn),
+  }));
+}
+
+const envName = (s: string) => s.toUpperCase().replace(/-/g, '_');
 
 /** Environment variable names for the link's secrets. */
 export function secretVariables(customerId: string) {
-  const id = customerId.toUpperCase().replace(/-/g, '_');
+  const id = envName(customerId);
   return {
-    /** Password of the gateway's two users on the leaf. */
-    gateway: 'BYOC_GATEWAY_PASSWORD',
-    /** Password agents use on the leaf. */
-    agents: 'BYOC_AGENTS_PASSWORD',
-    /**
-     * The leaf's remote URL with its credentials, `tls://leaf-<customer>:<password>@<hub host>:<port>`: one
-     * secret, because nats-server substitutes a variable only as a whole value.
-     */
+    /** Password of the gateway's local identity (GATEWAY account). */
+    gatewayLocal: 'BYOC_GATEWAY_LOCAL_PASSWORD',
+    /** Password of the gateway's remote identity (BOUNDARY account, the linked one): a different secret. */
+    gatewayRemote: 'BYOC_GATEWAY_REMOTE_PASSWORD',
+    /** Password of the provisioner (creates the agents' streams and consumers; used by the gateway at start). */
+    provisioner: 'BYOC_PROVISIONER_PASSWORD',
+    /** Password of one agent's user. */
+    agent: (agent: string) => `BYOC_AGENT_${envName(agent)}_PASSWORD`,
+    /** The leaf's password on the hub, issued by the vendor. */
+    leafHubPassword: 'BYOC_LEAF_HUB_PASSWORD',
+    /** The leaf's remote URL, composed at start from the pinned hub address and the password above. */
     leafRemoteUrl: 'BYOC_LEAF_REMOTE_URL',
-    /** On the hub: the same password, per customer. */
+    /** On the hub: the leaf's password, per customer. */
     hubLeaf: `BYOC_LEAF_${id}_PASSWORD`,
     /** On the hub: password of the vendor's services in the customer's account. */
     hubVendor: `BYOC_VENDOR_${id}_PASSWORD`,
   };
+}
+
+/** User names on the leaf. */
+export const LEAF_USERS = { gatewayLocal: 'gateway-local', gatewayRemote: 'gateway', provisioner: 'provisioner', agent: (a: string) => `agent-${a}` } as const;
+
+/** The hub the leaf connects to: its address is pinned in the configuration, never discovered. */
+export interface HubAddress {
+  /** DNS name the hub's certificate is issued for (the leaf verifies it against this name). */
+  readonly host: string;
+  readonly port: number;
+}
+
+/** The leaf's remote URL for a hub and the leaf's password (what the container's start command composes). */
+export function leafRemoteUrl(customerId: string, hub: HubAddress, password: string): string {
+  return `tls://leaf-${customerId}:${password}@${hub.host}:${hub.port}`;
 }
 
 const q = (s: string) => JSON.stringify(s);
@@ -64,17 +148,48 @@ export interface LeafOptions extends LinkSettings {
   /** Where agents connect. */
   readonly listen: { readonly host: string; readonly port: number };
   readonly storeDir: string;
-  /** CA bundle to verify the hub's certificate. @default - the system's roots */
-  readonly hubCaFile?: string;
+  /** The agents, each its own NATS user. */
+  readonly agents: readonly AgentIdentity[];
+  /** CA bundle (PEM file) the hub's certificate must chain to: the vendor's CA, never the system's roots. */
+  readonly hubCaFile: string;
+}
+
+/** Permissions of one agent on the leaf: its catalog entry's subjects and its own JetStream objects, nothing account-wide. */
+function agentPermissions(customerId: string, a: AgentIdentity): string {
+  const durable = durableOf(a.name);
+  const bucket = processedBucketOf(a.name);
+  const publish = [
+    ...a.publish,
+    ...a.outbox.map((k) => `${OUTBOX_PREFIX}.${a.name}.${k}`),
+    `dead.${a.name}`,
+    // Its own durable consumer: fetch, acknowledge, inspect. Never create, update or delete anything.
+    `$JS.API.CONSUMER.MSG.NEXT.${WORK_STREAM}.${durable}`,
+    `$JS.API.CONSUMER.INFO.${WORK_STREAM}.${durable}`,
+    `$JS.ACK.${WORK_STREAM}.${durable}.>`,
+    // Its own processed-items bucket.
+    `$JS.API.STREAM.INFO.KV_${bucket}`,
+    `$JS.API.DIRECT.GET.KV_${bucket}.>`,
+    `$JS.API.STREAM.MSG.GET.KV_${bucket}`,
+    `$KV.${bucket}.>`,
+  ];
+  const subscribe = [...a.subscribe, ...a.inbox.map((k) => `${INBOX_PREFIX}.${k}`), `${inboxPrefix(customerId, a.name)}.>`];
+  return `permissions: {
+          publish: { allow: ${list(publish)} }
+          subscribe: { allow: ${list(subscribe)} }
+          allow_responses: true
+        }`;
 }
 
 /** The customer's leaf node. */
 export function leafConfig(o: LeafOptions): string {
   const vars = secretVariables(o.customerId);
-  const out = outbound(o).map((k) => subjectOf(k, o.customerId));
-  const inn = inbound(o).map((k) => subjectOf(k, o.customerId));
-  const inbox = `${inboxPrefix(o.customerId)}.>`;
-  return `# BYOC leaf node of customer ${o.customerId}. Generated from boundary contract v${BOUNDARY_CONTRACT.version} (${contractHash()}): do not edit.
+  const out = outboundKinds(o).map((k) => subjectOf(k, o.customerId));
+  const inn = inboundKinds(o).map((k) => subjectOf(k, o.customerId));
+  const agentUsers = o.agents.map((a) => `      {
+        user: ${q(LEAF_USERS.agent(a.name))}, password: $${vars.agent(a.name)}
+        ${agentPermissions(o.customerId, a)}
+      }`);
+  return `# BYOC leaf node of customer ${o.customerId}. Generated from boundary contract v${BOUNDARY_CONTRACT.version} (${contractHash()}) and the agent catalog: do not edit.
 server_name: ${q(`byoc-leaf-${o.customerId}`)}
 host: ${q(o.listen.host)}
 port: ${o.listen.port}
@@ -86,36 +201,48 @@ jetstream {
 }
 
 accounts {
-  # Agents, their JetStream (own domain) and the gateway's local side. Nothing here reaches the hub:
-  # the leaf remote is bound to BOUNDARY only.
+  # Agents and their JetStream (own domain). Nothing here reaches the hub.
   AGENTS: {
     jetstream: enabled
     users: [
+${agentUsers.join('\n')}
       {
-        user: "agents", password: $${vars.agents}
-        permissions: {
-          publish: { allow: ["work.>", "events.>", "dead.>", ${q(`${OUTBOX_PREFIX}.>`)}, "$JS.API.>", "$JS.ACK.>", "$KV.>", ${q(inbox)}], deny: ["byoc.>", ${q(`${INBOX_PREFIX}.>`)}, ${q(`${REJECTED_PREFIX}.>`)}] }
-          subscribe: { allow: ["work.>", "events.>", ${q(`${INBOX_PREFIX}.>`)}, ${q(inbox)}], deny: ["byoc.>", ${q(`${OUTBOX_PREFIX}.>`)}] }
-        }
+        # Creates the streams, consumers and buckets agents use; the only identity here allowed the JetStream API.
+        user: ${q(LEAF_USERS.provisioner)}, password: $${vars.provisioner}
+        permissions: { publish: { allow: ["$JS.API.>"] }, subscribe: { allow: [${q(`${inboxPrefix(o.customerId, LEAF_USERS.provisioner)}.>`)}] } }
       }
+    ]
+    exports: [ { stream: ${q(`${OUTBOX_PREFIX}.>`)}, accounts: ["GATEWAY"] } ]
+    imports: [ { stream: { account: "GATEWAY", subject: ${q(`${INBOX_PREFIX}.>`)} } } ]
+  }
+  # The gateway's local side: takes what agents hand over, delivers what was validated inbound, keeps the
+  # rejection store. No agent has a user here.
+  GATEWAY: {
+    jetstream: enabled
+    limits: { max_connections: 1 }
+    users: [
       {
-        user: "gateway-local", password: $${vars.gateway}
+        user: ${q(LEAF_USERS.gatewayLocal)}, password: $${vars.gatewayLocal}
         permissions: {
-          publish: { allow: [${q(`${INBOX_PREFIX}.>`)}, ${q(`${REJECTED_PREFIX}.>`)}, "$JS.API.>", ${q(inbox)}] }
-          subscribe: { allow: [${q(`${OUTBOX_PREFIX}.>`)}, ${q(inbox)}] }
+          publish: { allow: [${q(`${INBOX_PREFIX}.>`)}, ${q(`${REJECTION_PREFIX}.>`)}, ${q(`$JS.API.STREAM.INFO.${REJECTION_STREAM}`)}, ${q(`$JS.API.STREAM.CREATE.${REJECTION_STREAM}`)}, ${q(`$JS.API.STREAM.UPDATE.${REJECTION_STREAM}`)}] }
+          subscribe: { allow: [${q(`${OUTBOX_PREFIX}.>`)}, ${q(`${inboxPrefix(o.customerId, LEAF_USERS.gatewayLocal)}.>`)}] }
         }
       }
     ]
+    imports: [ { stream: { account: "AGENTS", subject: ${q(`${OUTBOX_PREFIX}.>`)} } } ]
+    exports: [ { stream: ${q(`${INBOX_PREFIX}.>`)}, accounts: ["AGENTS"] } ]
   }
-  # The only account that shares anything with the hub, and its only user is the gateway, which may
-  # publish exactly the outbound kinds of the contract and receive exactly the inbound ones.
+  # The only account that shares anything with the hub. Its only user is the gateway's remote identity,
+  # one connection at a time, which may publish exactly the outbound kinds of the contract, receive exactly
+  # the inbound ones, and receive the hub's acknowledgements on its own inbox.
   BOUNDARY: {
+    limits: { max_connections: 1 }
     users: [
       {
-        user: "gateway", password: $${vars.gateway}
+        user: ${q(LEAF_USERS.gatewayRemote)}, password: $${vars.gatewayRemote}
         permissions: {
           publish: { allow: ${list(out)} }
-          subscribe: { allow: ${list(inn)} }
+          subscribe: { allow: ${list([...inn, `${inboxPrefix(o.customerId, LEAF_USERS.gatewayRemote)}.>`])} }
         }
       }
     ]
@@ -125,12 +252,16 @@ accounts {
 leafnodes {
   remotes: [
     {
-      # tls://leaf-${o.customerId}:<password>@<hub>:<port>, from Secrets Manager
+      # tls://leaf-${o.customerId}:<password>@<hub host>:<port>: the host is pinned by the plane's settings,
+      # the password comes from Secrets Manager. The hub's certificate must chain to the vendor's CA below and
+      # name that host; URLs the hub advertises are dialed only under the same check, so the leaf's
+      # credentials go to nothing but a holder of the hub's certificate.
       url: $${vars.leafRemoteUrl}
       account: "BOUNDARY"
+      no_randomize: true
       deny_imports: ${list(NEVER_CROSS)}
       deny_exports: ${list(NEVER_CROSS)}
-      tls: {${o.hubCaFile ? ` ca_file: ${q(o.hubCaFile)}` : ''} }
+      tls: { ca_file: ${q(o.hubCaFile)}, timeout: 5 }
     }
   ]
 }
@@ -142,18 +273,25 @@ export interface HubOptions {
   readonly listen: { readonly host: string; readonly port: number };
   readonly leafListen: { readonly host: string; readonly port: number };
   readonly tls: { readonly certFile: string; readonly keyFile: string };
+  readonly storeDir: string;
+}
+
+/** The ingest stream the vendor keeps in each customer's hub account: it acknowledges every crossing to the gateway. */
+export function hubIngestStream(customerId: string) {
+  return { name: HUB_INGEST_STREAM, subjects: [`byoc.${customerId}.out.>`], duplicate_window: 3600 * 1e9, max_age: 7 * 86400 * 1e9 };
 }
 
 /** The vendor hub: one account per customer, whose leaf user may send in only what the contract lets out. */
 export function hubConfig(o: HubOptions): string {
   const accounts = o.customers.map((c) => {
     const vars = secretVariables(c.customerId);
-    const out = outbound(c).map((k) => subjectOf(k, c.customerId));
-    const inn = inbound(c).map((k) => subjectOf(k, c.customerId));
+    const out = outboundKinds(c).map((k) => subjectOf(k, c.customerId));
+    const inn = inboundKinds(c).map((k) => subjectOf(k, c.customerId));
     return `  ${q(account(c.customerId))}: {
+    jetstream: enabled
     users: [
-      # The vendor's services for this customer: read what the customer sends, send control messages.
-      { user: ${q(`vendor-${c.customerId}`)}, password: $${vars.hubVendor}, permissions: { publish: { allow: ${list(inn)} }, subscribe: { allow: ${list(out)} } } }
+      # The vendor's services for this customer: read what the customer sends (from ${HUB_INGEST_STREAM}), send control messages.
+      { user: ${q(`vendor-${c.customerId}`)}, password: $${vars.hubVendor}, permissions: { publish: { allow: ${list([...inn, '$JS.API.>', '$JS.ACK.>'])} }, subscribe: { allow: ${list([...out, `_INBOX_vendor_${envName(c.customerId).toLowerCase()}.>`])} } } }
     ]
   }`;
   });
@@ -168,6 +306,8 @@ server_name: "byoc-hub"
 host: ${q(o.listen.host)}
 port: ${o.listen.port}
 
+jetstream { store_dir: ${q(o.storeDir)} }
+
 accounts {
 ${accounts.join('\n')}
 }
@@ -175,7 +315,8 @@ ${accounts.join('\n')}
 leafnodes {
   host: ${q(o.leafListen.host)}
   port: ${o.leafListen.port}
-  tls: { cert_file: ${q(o.tls.certFile)}, key_file: ${q(o.tls.keyFile)}, timeout: 2 }
+  no_advertise: true
+  tls: { cert_file: ${q(o.tls.certFile)}, key_file: ${q(o.tls.keyFile)}, timeout: 5 }
   authorization: {
     users: [
 ${leafUsers.join('\n')}
@@ -185,7 +326,12 @@ ${leafUsers.join('\n')}
 `;
 }
 
+/** The vendor's inbox prefix in a customer's hub account. */
+export function vendorInboxPrefix(customerId: string): string {
+  return `_INBOX_vendor_${envName(customerId).toLowerCase()}`;
+}
+
 /** The hub account of a customer. */
 export function account(customerId: string): string {
-  return `CUSTOMER_${customerId.toUpperCase().replace(/-/g, '_')}`;
+  return `CUSTOMER_${envName(customerId)}`;
 }

@@ -13,8 +13,6 @@ export interface RuntimeConfig {
   readonly backoffMs: number[];
   /** How long SIGTERM waits for in-flight items before naking them. */
   readonly stopTimeoutMs: number;
-  /** How long the server waits for an ack before redelivering (the bound on a crashed runtime's item). */
-  readonly ackWaitMs: number;
 }
 
 export class ConfigError extends Error {
@@ -52,12 +50,11 @@ export function loadConfig(env: Record<string, string | undefined>): RuntimeConf
     agent,
     customerId: need('BYOC_CUSTOMER'),
     natsUrl: need('NATS_URL'),
-    natsUser: env.NATS_USER ?? 'agents',
+    natsUser: env.NATS_USER ?? `agent-${agent}`,
     natsPasswordSecretArn: arn,
     inboxPrefix: need('NATS_INBOX_PREFIX'),
     maxDeliver: int('BYOC_MAX_DELIVER', 5, 1, 100),
     backoffMs: backoff,
     stopTimeoutMs: int('BYOC_STOP_TIMEOUT_MS', 50000, 0, 120000),
-    ackWaitMs: int('BYOC_ACK_WAIT_MS', 30000, 1000, 3600000),
   };
 }

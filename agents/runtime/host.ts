@@ -1,19 +1,20 @@
 import { createHash } from 'crypto';
-import { AckPolicy, Consumer, ConsumerMessages, jetstream, JetStreamClient, jetstreamManager, JsMsg, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { Consumer, ConsumerMessages, jetstream, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { Kvm, KV } from '@nats-io/kv';
 import { headers as natsHeaders, NatsConnection } from '@nats-io/nats-core';
 import { Agent, AgentContext } from './agent';
+import { AGENT_DEAD_LETTER_STREAM, durableOf, processedBucketOf, WORK_STREAM } from '../../lib/nats-config';
 import { RuntimeConfig } from './config';
 
-export const WORK_STREAM = 'WORK';
-export const DEAD_LETTER_STREAM = 'AGENT_DEAD_LETTERS';
-export const PROCESSED_BUCKET = 'processed';
-const nanos = (ms: number) => ms * 1e6;
+export { WORK_STREAM };
+export const DEAD_LETTER_STREAM = AGENT_DEAD_LETTER_STREAM;
 
 export interface HostCounters { processed: number; duplicates: number; retried: number; deadLettered: number }
 
 /**
- * The runtime host: a durable JetStream consumer per agent on the leaf's own domain. An item is acked only
+ * The runtime host: a durable JetStream consumer per agent on the leaf's own domain. The consumer, the work
+ * and dead-letter streams and the agent's processed-items bucket are created by the provisioner (the
+ * gateway, at start); the agent's NATS user may only use them, never create one. An item is acked only
  * after the agent succeeded and its ID was recorded; a failure is redelivered with backoff; after
  * `maxDeliver` deliveries it goes to the dead-letter stream with its reason, then is terminated. Nothing is
  * dropped silently. An item whose ID is already recorded is acked without running the agent again.
@@ -49,23 +50,10 @@ export class RuntimeHost {
     };
   }
 
-  /** Ensures the streams, bucket and this agent's durable consumer, then starts pulling. */
+  /** Opens this agent's durable consumer and processed-items bucket (created by the provisioner), then starts pulling. */
   public async start(): Promise<void> {
-    const jsm = await jetstreamManager(this.nc);
-    // Duplicate publishes (the same Nats-Msg-Id) within an hour are dropped by the stream itself.
-    await ensure(() => jsm.streams.add({ name: WORK_STREAM, subjects: ['work.>'], retention: RetentionPolicy.Workqueue, storage: StorageType.File, duplicate_window: nanos(3600000) }));
-    await ensure(() => jsm.streams.add({ name: DEAD_LETTER_STREAM, subjects: ['dead.>'], storage: StorageType.File, max_age: nanos(30 * 86400000) }));
-    this.processedKv = await new Kvm(this.nc).create(PROCESSED_BUCKET, { history: 1, ttl: 7 * 86400000 });
-    const durable = `agent-${this.config.agent}`;
-    await ensure(() => jsm.consumers.add(WORK_STREAM, {
-      durable_name: durable,
-      filter_subject: `work.${this.config.agent}`,
-      ack_policy: AckPolicy.Explicit,
-      ack_wait: nanos(this.config.ackWaitMs),
-      // One more than the runtime's own limit: a delivery past it is dead-lettered even when every earlier
-      // attempt crashed the process before it could decide.
-      max_deliver: this.config.maxDeliver + 1,
-    }));
+    this.processedKv = await new Kvm(this.nc).open(processedBucketOf(this.config.agent));
+    const durable = durableOf(this.config.agent);
     this.js = jetstream(this.nc);
     const consumer: Consumer = await this.js.consumers.get(WORK_STREAM, durable);
     // Short-lived pulls: a pull left by a crashed runtime stops taking deliveries within seconds.
@@ -134,14 +122,5 @@ export class RuntimeHost {
     }
     await this.messages?.close();
     await this.done;
-  }
-}
-
-/** Runs an idempotent create; "already exists" from a concurrent start is fine. */
-async function ensure(create: () => Promise<unknown>): Promise<void> {
-  try {
-    await create();
-  } catch (e) {
-    if (!/already in use|already exists|stream name already/i.test((e as Error).message)) throw e;
   }
 }

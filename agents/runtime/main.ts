@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   const secret = async (arn: string) => (await secrets.send(new GetSecretValueCommand({ SecretId: arn }))).SecretString ?? '';
   const nc = await connect({ servers: config.natsUrl, user: config.natsUser, pass: await secret(config.natsPasswordSecretArn), inboxPrefix: config.inboxPrefix, name: `agent-${config.agent}` });
   const ctx: Omit<AgentContext, 'publish'> = { log: { info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m) }, secret };
-  const agent = process.env.BYOC_AGENT_IMPL === 'noop' ? new NoopAgent() : new ReferenceAgent(nc);
+  const agent = process.env.BYOC_AGENT_IMPL === 'noop' ? new NoopAgent() : new ReferenceAgent(nc, config.agent);
   const telemetry = process.env.OTEL_EXPORTER_OTLP_ENDPOINT
     ? new Telemetry(config.agent, process.env.OTEL_EXPORTER_OTLP_ENDPOINT, Number(process.env.OTEL_METRIC_EXPORT_INTERVAL ?? 15000))
     : undefined;

@@ -5,7 +5,8 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { NatsConnection } from '@nats-io/nats-core';
 import { DEAD_LETTER_STREAM, WORK_STREAM } from '../../agents/runtime/host';
-import { RESULTS_BUCKET } from '../../agents/runtime/reference-agent';
+import { RESULT_PREFIX } from '../../agents/runtime/reference-agent';
+import { processedBucketOf, secretVariables } from '../../lib/nats-config';
 import { projectRoot } from '../../lib/app';
 import { eventually, Link, startLink } from '../servers/link';
 import { MotoServer, startMoto } from '../servers/moto';
@@ -13,14 +14,20 @@ import { MotoServer, startMoto } from '../servers/moto';
 const AGENT = 'code-reviewer';
 let link: Link;
 let moto: MotoServer;
-let secretArn: string;
+const secretArns: Record<string, string> = {};
+/** The provisioner: the only identity that may read every agent's streams (the test's observer). */
 let agents: NatsConnection;
 
 beforeAll(async () => {
   [link, moto] = await Promise.all([startLink({ customerId: 'example' }), startMoto()]);
   const sm = new SecretsManagerClient({ endpoint: moto.endpoint, region: moto.env.AWS_REGION, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
-  secretArn = (await sm.send(new CreateSecretCommand({ Name: 'byoc/example/link/agents-password', SecretString: link.secrets.BYOC_AGENTS_PASSWORD }))).ARN!;
-  agents = await link.agents();
+  // Each agent its own NATS user and password secret, as the plane creates them.
+  for (const a of link.agentIdentities) {
+    secretArns[a.name] = (await sm.send(new CreateSecretCommand({ Name: `byoc/example/nats/${a.name}`, SecretString: link.secrets[secretVariables('example').agent(a.name)] }))).ARN!;
+  }
+  // Short ack wait: a killed runtime's items come back within seconds.
+  await link.provision({ ackWaitMs: 2000 });
+  agents = await link.provisioner();
 });
 afterAll(async () => {
   await link?.stop();
@@ -30,11 +37,12 @@ afterAll(async () => {
 interface Runtime { child: ChildProcess; output: () => string; exited: Promise<number | null> }
 
 function spawnRuntime(env: Record<string, string | undefined> = {}): Runtime {
+  const agent = env.BYOC_AGENT ?? AGENT;
   const child = spawn(process.execPath, [path.join(projectRoot(), 'dist', 'agent-runtime.js')], {
     env: {
       PATH: process.env.PATH, ...moto.env,
-      BYOC_AGENT: AGENT, BYOC_CUSTOMER: 'example', NATS_URL: `127.0.0.1:${link.leafPort}`, NATS_INBOX_PREFIX: '_INBOX_example',
-      NATS_PASSWORD_SECRET_ARN: secretArn, BYOC_MAX_DELIVER: '3', BYOC_BACKOFF_MS: '50,100', BYOC_STOP_TIMEOUT_MS: '5000',
+      BYOC_AGENT: AGENT, BYOC_CUSTOMER: 'example', NATS_URL: `127.0.0.1:${link.leafPort}`, NATS_INBOX_PREFIX: `_INBOX_example.${agent}`,
+      NATS_PASSWORD_SECRET_ARN: secretArns[agent] ?? secretArns[AGENT], BYOC_MAX_DELIVER: '3', BYOC_BACKOFF_MS: '50,100', BYOC_STOP_TIMEOUT_MS: '5000',
       ...env,
     } as Record<string, string>,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -47,21 +55,24 @@ function spawnRuntime(env: Record<string, string | undefined> = {}): Runtime {
 }
 
 async function startRuntime(env: Record<string, string> = {}): Promise<Runtime> {
-  env = { BYOC_ACK_WAIT_MS: '2000', ...env };
   const r = spawnRuntime(env);
   await eventually(() => r.output().includes('"msg":"ready"'), 15000, `runtime ready: ${r.output()}`);
   return r;
 }
 
+/** Work is sent by the request router, whose catalog entry may publish to every agent's work subject. */
 async function publishWork(items: { id: string; body: object }[], agent = AGENT): Promise<void> {
-  const js = jetstream(agents);
+  const js = jetstream(await link.agent('request-router'));
   for (const item of items) await js.publish(`work.${agent}`, JSON.stringify(item.body), { msgID: item.id });
 }
 
+/** Results the reference agents recorded, across every agent's own bucket. */
 async function resultCount(): Promise<number> {
-  const kv = await new Kvm(agents).create(RESULTS_BUCKET, { history: 1 });
   let n = 0;
-  for await (const _ of await kv.keys()) n++;
+  for (const a of ['code-reviewer', 'triage', 'workflow-orchestrator', 'planner', 'qa-assistant']) {
+    const kv = await new Kvm(agents).open(processedBucketOf(a));
+    for await (const _ of await kv.keys(`${RESULT_PREFIX}>`)) n++;
+  }
   return n;
 }
 
@@ -120,12 +131,12 @@ describe('work from JetStream', () => {
   });
 
   test('the request ID travels in NATS headers to the next agent', async () => {
-    const runtime = await startRuntime({ BYOC_AGENT: 'summarizer' });
-    const js = jetstream(agents);
+    const runtime = await startRuntime({ BYOC_AGENT: 'workflow-orchestrator' });
+    const js = jetstream(await link.agent('request-router'));
     const { headers } = await import('@nats-io/nats-core');
     const h = headers();
     h.set('Byoc-Request-Id', 'req-7f3a');
-    await js.publish('work.summarizer', JSON.stringify({ forward: 'work.qa-assistant', poison: false }), { msgID: 'fwd-1', headers: h });
+    await js.publish('work.workflow-orchestrator', JSON.stringify({ forward: 'work.qa-assistant', poison: false }), { msgID: 'fwd-1', headers: h });
     const jsm = await jetstreamManager(agents);
     await eventually(async () => {
       try { return !!(await jsm.streams.getMessage(WORK_STREAM, { last_by_subj: 'work.qa-assistant' })); } catch { return false; }

@@ -3,7 +3,10 @@ import * as os from 'os';
 import * as path from 'path';
 import { Msg, NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { account, hubConfig, inboxPrefix, leafConfig, LinkSettings, secretVariables } from '../../lib/nats-config';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { AGENT_CATALOG } from '../../agents/catalog';
+import { provisionAgents } from '../../customer-plane/boundary-gateway/provision';
+import { account, AgentIdentity, agentIdentities, hubConfig, hubIngestStream, inboxPrefix, LEAF_USERS, leafConfig, leafRemoteUrl, LinkSettings, secretVariables, vendorInboxPrefix } from '../../lib/nats-config';
 import { freePort, NatsServer, startNats, testCertificates } from './nats';
 
 /**
@@ -20,8 +23,13 @@ export interface Link {
   readonly secrets: Record<string, string>;
   readonly hub: NatsServer;
   readonly leaf: NatsServer;
+  /** The agents of the leaf (each its own NATS user). */
+  readonly agentIdentities: readonly AgentIdentity[];
   /** Connections, closed by `stop()`. */
-  agents(): Promise<NatsConnection>;
+  agent(name: string): Promise<NatsConnection>;
+  provisioner(): Promise<NatsConnection>;
+  /** Creates the agents' streams, consumers and buckets as the gateway does at start. */
+  provision(consumer?: { ackWaitMs?: number }): Promise<void>;
   gatewayLocal(): Promise<NatsConnection>;
   gateway(): Promise<NatsConnection>;
   vendor(customerId?: string): Promise<NatsConnection>;
@@ -39,6 +47,10 @@ export interface Link {
 export interface LinkOptions extends LinkSettings {
   /** More customers on the same hub (their leaves are not started). */
   readonly otherCustomers?: string[];
+  /** @default - the product's catalog */
+  readonly agents?: readonly AgentIdentity[];
+  /** Test-only lines appended to the hub's configuration (e.g. an `advertise` a lying hub sends). */
+  readonly hubExtra?: { leafnodes?: string };
 }
 
 const OBSERVER_PASSWORD = 'observer-password';
@@ -46,15 +58,21 @@ const OBSERVER_PASSWORD = 'observer-password';
 export async function startLink(options: LinkOptions): Promise<Link> {
   const { customerId } = options;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-link-'));
-  const tls = testCertificates();
+  const tls = testCertificates(dir);
   const [hubPort, hubLeafPort, leafPort, leafMonitorPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const vars = secretVariables(customerId);
-  const leafPassword = `leaf-${Math.random().toString(36).slice(2)}`;
+  const agents = options.agents ?? agentIdentities(AGENT_CATALOG, options);
+  const random = (p: string) => `${p}-${Math.random().toString(36).slice(2)}`;
+  const leafPassword = random('leaf');
   const secrets: Record<string, string> = {
-    [vars.gateway]: 'gateway-password',
-    [vars.agents]: 'agents-password',
-    [vars.leafRemoteUrl]: `tls://leaf-${customerId}:${leafPassword}@127.0.0.1:${hubLeafPort}`,
+    [vars.gatewayLocal]: random('gateway-local'),
+    [vars.gatewayRemote]: random('gateway-remote'),
+    [vars.provisioner]: random('provisioner'),
+    [vars.leafHubPassword]: leafPassword,
+    // What the leaf container's start command composes: the pinned hub name (the certificate's), the issued password.
+    [vars.leafRemoteUrl]: leafRemoteUrl(customerId, { host: 'localhost', port: hubLeafPort }, leafPassword),
   };
+  for (const a of agents) secrets[vars.agent(a.name)] = random(`agent-${a.name}`);
   const hubSecrets: Record<string, string> = {};
   for (const c of [customerId, ...(options.otherCustomers ?? [])]) {
     hubSecrets[secretVariables(c).hubLeaf] = c === customerId ? leafPassword : `other-${c}`;
@@ -62,11 +80,12 @@ export async function startLink(options: LinkOptions): Promise<Link> {
   }
 
   const customers = [options, ...(options.otherCustomers ?? []).map((c) => ({ customerId: c }))];
-  let hub = hubConfig({ customers, listen: { host: '127.0.0.1', port: hubPort }, leafListen: { host: '127.0.0.1', port: hubLeafPort }, tls: { certFile: tls.cert, keyFile: tls.key } });
-  hub = hub.replace(`  "${account(customerId)}": {\n    users: [\n`, `  "${account(customerId)}": {\n    users: [\n      { user: "rogue", password: "${OBSERVER_PASSWORD}" }\n`);
-  let leaf = leafConfig({ ...options, listen: { host: '127.0.0.1', port: leafPort }, storeDir: path.join(dir, 'jetstream'), hubCaFile: tls.ca });
+  let hub = hubConfig({ customers, listen: { host: '127.0.0.1', port: hubPort }, leafListen: { host: '127.0.0.1', port: hubLeafPort }, tls: { certFile: tls.cert, keyFile: tls.key }, storeDir: path.join(dir, 'hub-jetstream') });
+  hub = hub.replace(`  "${account(customerId)}": {\n    jetstream: enabled\n    users: [\n`, `  "${account(customerId)}": {\n    jetstream: enabled\n    users: [\n      { user: "rogue", password: "${OBSERVER_PASSWORD}" }\n`);
+  if (options.hubExtra?.leafnodes) hub = hub.replace('  no_advertise: true\n', `${options.hubExtra.leafnodes}\n`);
+  let leaf = leafConfig({ ...options, agents, listen: { host: '127.0.0.1', port: leafPort }, storeDir: path.join(dir, 'jetstream'), hubCaFile: tls.ca });
   leaf = leaf.replace('  AGENTS: {\n    jetstream: enabled\n    users: [\n', `  AGENTS: {\n    jetstream: enabled\n    users: [\n      { user: "agents-observer", password: "${OBSERVER_PASSWORD}" }\n`);
-  leaf = leaf.replace('  BOUNDARY: {\n    users: [\n', `  BOUNDARY: {\n    users: [\n      { user: "boundary-observer", password: "${OBSERVER_PASSWORD}" }\n`);
+  leaf = leaf.replace('  BOUNDARY: {\n    limits: { max_connections: 1 }\n    users: [\n', `  BOUNDARY: {\n    users: [\n      { user: "boundary-observer", password: "${OBSERVER_PASSWORD}" }\n`);
   leaf += `\nhttp: "127.0.0.1:${leafMonitorPort}"\n`;
   fs.writeFileSync(path.join(dir, 'hub.conf'), hub);
   fs.writeFileSync(path.join(dir, 'leaf.conf'), leaf);
@@ -74,8 +93,8 @@ export async function startLink(options: LinkOptions): Promise<Link> {
   const hubServer = await startNats(path.join(dir, 'hub.conf'), hubLeafPort, hubSecrets);
   const leafServer = await startNats(path.join(dir, 'leaf.conf'), leafPort, secrets);
   const connections: NatsConnection[] = [];
-  const open = async (port: number, user: string, pass: string) => {
-    const nc = await connect({ servers: `127.0.0.1:${port}`, user, pass, inboxPrefix: inboxPrefix(customerId), maxReconnectAttempts: 0 });
+  const open = async (port: number, user: string, pass: string, prefix = inboxPrefix(customerId)) => {
+    const nc = await connect({ servers: `127.0.0.1:${port}`, user, pass, inboxPrefix: prefix, maxReconnectAttempts: 0 });
     connections.push(nc);
     return nc;
   };
@@ -83,19 +102,29 @@ export async function startLink(options: LinkOptions): Promise<Link> {
     const res = await fetchJson(`http://127.0.0.1:${leafMonitorPort}/leafz`);
     return (res.leafs ?? []).reduce((n: number, l: { in_msgs: number }) => n + l.in_msgs, 0);
   };
+  const vendor = (c = customerId) => open(hubPort, `vendor-${c}`, hubSecrets[secretVariables(c).hubVendor], vendorInboxPrefix(c));
+  // The vendor keeps an ingest stream in the customer's hub account: it acknowledges each crossing to the gateway.
+  const vendorAdmin = await vendor();
+  await (await jetstreamManager(vendorAdmin)).streams.add(hubIngestStream(customerId));
   // Wait until the leaf is connected to the hub.
   const deadline = Date.now() + 15000;
   while (!((await fetchJson(`http://127.0.0.1:${leafMonitorPort}/leafz`)).leafnodes > 0)) {
     if (Date.now() > deadline) throw new Error(`leaf did not connect to the hub:\n${leafServer.log().slice(-1500)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+  const provisioner = () => open(leafPort, LEAF_USERS.provisioner, secrets[vars.provisioner], inboxPrefix(customerId, LEAF_USERS.provisioner));
 
   return {
-    customerId, dir, leafPort, hubPort, leafMonitorPort, secrets, hub: hubServer, leaf: leafServer,
-    agents: () => open(leafPort, 'agents', secrets[vars.agents]),
-    gatewayLocal: () => open(leafPort, 'gateway-local', secrets[vars.gateway]),
-    gateway: () => open(leafPort, 'gateway', secrets[vars.gateway]),
-    vendor: (c = customerId) => open(hubPort, `vendor-${c}`, hubSecrets[secretVariables(c).hubVendor]),
+    customerId, dir, leafPort, hubPort, leafMonitorPort, secrets, hub: hubServer, leaf: leafServer, agentIdentities: agents,
+    agent: (name: string) => open(leafPort, LEAF_USERS.agent(name), secrets[vars.agent(name)], inboxPrefix(customerId, name)),
+    provisioner,
+    provision: async (consumer = {}) => {
+      const nc = await provisioner();
+      await provisionAgents(nc, agents.map((a) => a.name), consumer);
+    },
+    gatewayLocal: () => open(leafPort, LEAF_USERS.gatewayLocal, secrets[vars.gatewayLocal], inboxPrefix(customerId, LEAF_USERS.gatewayLocal)),
+    gateway: () => open(leafPort, LEAF_USERS.gatewayRemote, secrets[vars.gatewayRemote], inboxPrefix(customerId, LEAF_USERS.gatewayRemote)),
+    vendor,
     rogueVendor: () => open(hubPort, 'rogue', OBSERVER_PASSWORD),
     agentsObserver: () => open(leafPort, 'agents-observer', OBSERVER_PASSWORD),
     boundaryObserver: () => open(leafPort, 'boundary-observer', OBSERVER_PASSWORD),
@@ -104,6 +133,7 @@ export async function startLink(options: LinkOptions): Promise<Link> {
       await Promise.all(connections.map((c) => c.close().catch(() => undefined)));
       await leafServer.stop();
       await hubServer.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
     },
   };
 }

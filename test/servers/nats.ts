@@ -53,13 +53,25 @@ export async function startNats(configFile: string, port: number, env: Record<st
   };
 }
 
-/** A throwaway CA and a server certificate for 127.0.0.1/localhost, made with openssl. */
-export function testCertificates(): { dir: string; ca: string; cert: string; key: string } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-tls-'));
+/**
+ * A throwaway CA and a server certificate made with openssl, by default for 127.0.0.1/localhost. `parent`:
+ * the folder to create it in (removed with it); `san`: the certificate's subjectAltName.
+ */
+export function testCertificates(parent: string = os.tmpdir(), san = 'IP:127.0.0.1,DNS:localhost'): { dir: string; ca: string; cert: string; key: string } {
+  const dir = fs.mkdtempSync(path.join(parent, 'byoc-tls-'));
   const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=byoc test CA');
-  run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'hub.key', '-out', 'hub.csr', '-subj', '/CN=127.0.0.1');
-  fs.writeFileSync(path.join(dir, 'ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'hub.key', '-out', 'hub.csr', '-subj', '/CN=byoc test server');
+  fs.writeFileSync(path.join(dir, 'ext'), `subjectAltName=${san}\n`);
   run('x509', '-req', '-in', 'hub.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'hub.pem', '-days', '2', '-extfile', 'ext');
   return { dir, ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'hub.pem'), key: path.join(dir, 'hub.key') };
+}
+
+/** Another server certificate from the CA of `tls` (same CA, another key and name). */
+export function siblingCertificate(tls: { dir: string }, name: string, san: string): { cert: string; key: string } {
+  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: tls.dir, stdio: 'pipe' });
+  run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+  fs.writeFileSync(path.join(tls.dir, `${name}.ext`), `subjectAltName=${san}\n`);
+  run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`);
+  return { cert: path.join(tls.dir, `${name}.pem`), key: path.join(tls.dir, `${name}.key`) };
 }
