@@ -27,10 +27,11 @@ export interface CustomerPlaneConfig {
   readonly vendorHubEndpointService?: string;
   readonly vendorHubPort?: number;
   readonly logRetentionDays?: number;
+  readonly createRdsOsMetricsLogGroup?: boolean;
 }
 
 const KEYS: Record<string, readonly string[]> = {
-  '': ['customerId', 'account', 'region', 'images', 'maxAzs', 'availabilityZones', 'vpcCidr', 'vpcEndpoints', 'egress', 'existingVpc', 'database', 'cache', 'retainData', 'logRetentionDays', 's3PrefixListId', 'shareLearning', 'vendorHubEndpointService', 'vendorHubPort'],
+  '': ['customerId', 'account', 'region', 'images', 'maxAzs', 'availabilityZones', 'vpcCidr', 'vpcEndpoints', 'egress', 'existingVpc', 'database', 'cache', 'retainData', 'logRetentionDays', 's3PrefixListId', 'shareLearning', 'vendorHubEndpointService', 'vendorHubPort', 'createRdsOsMetricsLogGroup'],
   images: ['agentRuntime', 'natsServer', 'otelCollector'],
   existingVpc: ['vpcId', 'vpcCidrBlock', 'availabilityZones', 'privateSubnetIds', 'privateSubnetRouteTableIds'],
   database: ['instanceType', 'multiAz', 'deletionProtection', 'allocatedStorageGiB', 'backupRetentionDays', 'port'],

@@ -1,10 +1,12 @@
-import { Annotations, Aws, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Aws, CfnRule, Fn, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { AgentSpec } from '../agents/catalog';
+import { cfnOf } from '../lib/compliance';
 import { PropError } from '../lib/errors';
 import { AgentEnvironment, AgentGroupStack } from './agent-group';
 import { DataStores } from './data-stores';
@@ -12,7 +14,7 @@ import { HardenedService } from './hardened-service';
 import { collectorConfig, OTLP_HTTP_PORT } from './collector-config';
 import { NarrowLink, NATS_CLIENT_PORT } from './link';
 import { Network } from './network';
-import { CustomerPlaneProps, EgressMode, resolveProps, ResolvedProps } from './props';
+import { CustomerPlaneProps, IMAGE_KEYS, parseImageRef, resolveProps, ResolvedProps } from './props';
 
 /** The plane's private DNS namespace for its own services. */
 export const SERVICE_NAMESPACE = 'byoc.internal';
@@ -46,6 +48,7 @@ export class CustomerPlane extends Construct {
         'set env: { account, region } on the stack, or name the AZs in availabilityZones, or use maxAzs: 2');
     }
     const dataRemoval = p.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    this.requireImagesInStackRegion(p);
 
     this.key = new kms.Key(this, 'Key', {
       alias: `alias/byoc/${p.customerId}`,
@@ -68,6 +71,7 @@ export class CustomerPlane extends Construct {
       availabilityZones: p.availabilityZones,
       vpcCidr: p.vpcCidr,
       vpcEndpoints: p.vpcEndpoints,
+      s3PrefixListId: p.s3PrefixListId,
       egress: p.egress,
       key: this.key,
       logRetention: p.logRetention,
@@ -86,33 +90,50 @@ export class CustomerPlane extends Construct {
       logRetention: p.logRetention,
     });
 
+    const clusterName = `byoc-${p.customerId}`;
     this.cluster = new ecs.Cluster(this, 'Cluster', {
       vpc,
-      clusterName: `byoc-${p.customerId}`,
+      clusterName,
       containerInsightsV2: ecs.ContainerInsights.ENABLED,
       defaultCloudMapNamespace: { name: SERVICE_NAMESPACE, vpc, useForServiceConnect: false },
     });
+    // Container Insights would create this log group itself: unencrypted, and left behind by `cdk destroy`.
+    // Created first under the plane's key and retention, it is the one Container Insights writes to.
+    const insightsLogs = new logs.LogGroup(this, 'ContainerInsightsLogs', {
+      logGroupName: `/aws/ecs/containerinsights/${clusterName}/performance`,
+      encryptionKey: this.key,
+      retention: p.logRetention,
+      removalPolicy: dataRemoval,
+    });
+    cfnOf(this.cluster).addResourceDependency(cfnOf(insightsLogs));
 
-    // Image layers come from S3 through the gateway endpoint, over each task's own security groups.
-    const s3 = p.s3PrefixListId ? ec2.Peer.prefixList(p.s3PrefixListId) : ec2.Peer.anyIpv4();
-    if (p.vpc && !p.s3PrefixListId) {
-      Annotations.of(this).addWarningV2('byoc:s3PrefixListId', 'Tasks may send HTTPS to any address: in an existing VPC with a route to the internet that reaches the internet. Set s3PrefixListId to limit it to S3.');
+    // RDS enhanced monitoring writes to `RDSOSMetrics`, ONE log group per account and region that every RDS
+    // instance with enhanced monitoring shares. If the plane owned it unasked, the deploy would fail in any
+    // account where RDS already created it ("already exists"), and `cdk destroy` would delete other
+    // databases' OS metrics. So the plane creates it only when the customer says this account and region
+    // have no other user of it; otherwise RDS creates it on first use and it is left behind on destroy.
+    if (p.createRdsOsMetricsLogGroup) {
+      const osMetrics = new logs.LogGroup(this, 'RdsOsMetricsLogs', {
+        logGroupName: 'RDSOSMetrics',
+        encryptionKey: this.key,
+        retention: p.logRetention,
+        removalPolicy: dataRemoval,
+      });
+      cfnOf(this.stores.database).addResourceDependency(cfnOf(osMetrics));
     }
+
+    // Every task's security group: HTTPS to the interface endpoints and to the S3 prefix list (image
+    // layers through the gateway endpoint), nothing else outside the VPC, in every egress mode. With
+    // `egress: nat`, the NAT gateways exist but no group reaches 0.0.0.0/0 until a workload is given an
+    // explicit rule (no agent of the catalog needs one yet).
     const group = (gid: string, description: string) => {
       const sg = new ec2.SecurityGroup(this, gid, { vpc, description, allowAllOutbound: false });
       this.network.allowEndpointsFrom(sg);
-      sg.addEgressRule(s3, ec2.Port.tcp(443), p.s3PrefixListId ? 'HTTPS to S3 (image layers)' : 'HTTPS to S3 through the gateway endpoint (no other route leaves the VPC)');
       return sg;
     };
     const agentSecurityGroup = group('AgentSecurityGroup', 'Agent tasks: out to the VPC endpoints, the NATS leaf and the collector only');
     const collectorSecurityGroup = group('CollectorSecurityGroup', 'OpenTelemetry collector: OTLP in from agents only');
     collectorSecurityGroup.connections.allowFrom(agentSecurityGroup, ec2.Port.tcp(OTLP_HTTP_PORT), 'OTLP metrics');
-    if (p.egress === EgressMode.NAT && !p.s3PrefixListId) {
-      // With egress opted into, the rule above already reaches the internet through the NAT gateways.
-      Annotations.of(this).addInfo('egress: nat lets agent tasks reach HTTPS endpoints on the internet through the NAT gateways.');
-    } else if (p.egress === EgressMode.NAT) {
-      agentSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to the internet through the NAT gateways (egress: nat)');
-    }
 
     const common = {
       customerId: p.customerId,
@@ -174,5 +195,30 @@ export class CustomerPlane extends Construct {
     for (const [name, agents] of [...byGroup].sort(([a], [b]) => a.localeCompare(b))) {
       this.agentGroups[name] = new AgentGroupStack(this, `Agents-${name}`, { group: name, agents, env });
     }
+  }
+
+  /**
+   * Tasks pull their images through the VPC's own ECR endpoints, which serve only their region: an image
+   * in another region cannot be pulled. Checked at synth when the stack's region is known; otherwise a
+   * CloudFormation rule stops the deployment before anything is created.
+   */
+  private requireImagesInStackRegion(p: ResolvedProps): void {
+    const regions = IMAGE_KEYS.map((k) => [k, parseImageRef(`images.${k}`, p.images[k]).region] as const);
+    const region = Stack.of(this).region;
+    if (!Token.isUnresolved(region)) {
+      const elsewhere = regions.filter(([, r]) => r !== region);
+      if (elsewhere.length > 0) {
+        throw new PropError(elsewhere.map(([k]) => `images.${k}`).join(', '), `in ${elsewhere[0][1]}, but the stack deploys to ${region}`,
+          `give the release's references in ${region}'s ECR (the vendor replicates each release to the customer's region), or deploy the stack to ${elsewhere[0][1]}`);
+      }
+      return;
+    }
+    // resolveProps has checked that all images share one region.
+    new CfnRule(this, 'ImagesRegion', {
+      assertions: [{
+        assert: Fn.conditionEquals(Aws.REGION, regions[0][1]),
+        assertDescription: `The release images are in ${regions[0][1]}'s ECR: deploy this stack to ${regions[0][1]}, or synthesize it with images replicated to the target region.`,
+      }],
+    });
   }
 }

@@ -1,4 +1,4 @@
-import { Aws, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Aws, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -8,6 +8,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { acknowledgeFinding, cfnOf } from '../lib/compliance';
+import { PropError } from '../lib/errors';
 import { ManagedPolicyRole } from '../lib/iam';
 import { parseImageRef } from './props';
 
@@ -40,8 +41,19 @@ export interface HardenedServiceProps {
   /** Register in the Cloud Map namespace under this name. */
   readonly cloudMapName?: string;
   readonly containerPort?: number;
-  /** @default 1 */
+  /**
+   * Tasks to run. At most 1 with `singleWriter`.
+   * @default 1
+   */
   readonly desiredCount?: number;
+  /**
+   * The workload must never run twice at once (it owns state on EFS, such as the NATS leaf's JetStream
+   * store or the gateway's hash-chained audit log): one task, and a deployment stops the old task before
+   * it starts the new one (minimum healthy 0 %, maximum 100 %). The price is a short gap on each deploy;
+   * the circuit breaker still rolls back a new task that does not stay up.
+   * @default false - rolling deployments start the new task before stopping the old one (100 % / 200 %)
+   */
+  readonly singleWriter?: boolean;
 }
 
 /**
@@ -59,6 +71,21 @@ export class HardenedService extends Construct {
   constructor(scope: Construct, id: string, props: HardenedServiceProps) {
     super(scope, id);
     const image = parseImageRef(props.imageProp, props.image);
+    const desiredCount = props.desiredCount ?? 1;
+    if (props.singleWriter && !Token.isUnresolved(desiredCount) && desiredCount > 1) {
+      throw new PropError('desiredCount', `${desiredCount} tasks of ${props.name}, a singleWriter service`,
+        'use 1 (the default): two tasks would write the same state at once; scale a single writer up in CPU and memory instead');
+    }
+    // The ECR endpoints of the VPC serve only their region, and tasks reach nothing else.
+    this.node.addValidation({
+      validate: () => {
+        const region = Stack.of(this).region;
+        return Token.isUnresolved(region) || image.region === region ? [] : [
+          new PropError(props.imageProp, `${props.image} is in ${image.region}, but ${props.name} runs in ${region}`,
+            `give the image's reference in ${region}'s ECR: tasks pull only through the VPC's endpoints of their own region`).message,
+        ];
+      },
+    });
     const ecsTasks = () => new iam.ServicePrincipal('ecs-tasks.amazonaws.com', {
       conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
     });
@@ -127,14 +154,14 @@ export class HardenedService extends Construct {
     this.service = new ecs.FargateService(this, 'Service', {
       cluster: props.cluster,
       taskDefinition: this.taskDefinition,
-      desiredCount: props.desiredCount ?? 1,
+      desiredCount,
       securityGroups: props.securityGroups,
       vpcSubnets: props.subnets,
       assignPublicIp: false,
       enableExecuteCommand: false,
       circuitBreaker: { rollback: true },
-      minHealthyPercent: 100,
-      maxHealthyPercent: 200,
+      minHealthyPercent: props.singleWriter ? 0 : 100,
+      maxHealthyPercent: props.singleWriter ? 100 : 200,
       propagateTags: ecs.PropagatedTagSource.TASK_DEFINITION,
       platformVersion: ecs.FargatePlatformVersion.LATEST,
       cloudMapOptions: props.cloudMapName ? { name: props.cloudMapName, containerPort: props.containerPort } : undefined,

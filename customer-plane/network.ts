@@ -1,10 +1,11 @@
-import { Aws, RemovalPolicy } from 'aws-cdk-lib';
+import { Aws, CfnResource, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { acknowledgeFinding } from '../lib/compliance';
+import { acknowledgeFinding, cfnOf } from '../lib/compliance';
 import { PropError } from '../lib/errors';
 import { ManagedPolicyRole } from '../lib/iam';
 import { EgressMode } from './props';
@@ -29,15 +30,21 @@ export interface NetworkProps {
   readonly availabilityZones?: string[];
   readonly vpcCidr: string;
   readonly vpcEndpoints: boolean;
+  /** The region's S3 managed prefix list (`pl-...`); without it, the ID is looked up at deploy time. */
+  readonly s3PrefixListId?: string;
   readonly egress: EgressMode;
   readonly key: kms.IKey;
   readonly logRetention: logs.RetentionDays;
   readonly removalPolicy: RemovalPolicy;
 }
 
+/** Construct ID CDK gives the stack-wide provider of `restrictDefaultSecurityGroup` (aws-cdk-lib 2.276). */
+const RESTRICT_DEFAULT_SG_PROVIDER = 'Custom::VpcRestrictDefaultSGCustomResourceProvider';
+
 /**
  * The plane's network: a VPC of private isolated subnets (or the customer's own), VPC flow logs to an
- * encrypted log group, and VPC endpoints whose policies admit only principals of this account.
+ * encrypted log group, and VPC endpoints whose policies admit principals of this account, plus, on the
+ * S3 gateway endpoint, reads of ECR's image-layer bucket.
  */
 export class Network extends Construct {
   public readonly vpc: ec2.IVpc;
@@ -45,6 +52,13 @@ export class Network extends Construct {
   public readonly subnets: ec2.SubnetSelection;
   /** The interface endpoints' security group; workloads are let in with `allowEndpointsFrom`. */
   public readonly endpointSecurityGroup: ec2.SecurityGroup;
+  /**
+   * ID of the region's S3 managed prefix list: the given `s3PrefixListId`, or a deploy-time lookup
+   * (a token) when none was given.
+   */
+  public readonly s3PrefixListId: string;
+  /** Where workloads reach the AWS APIs on HTTPS: the endpoints' security group, or the VPC's CIDR without them. */
+  private readonly awsApis: ec2.IPeer;
 
   constructor(scope: Construct, id: string, props: NetworkProps) {
     super(scope, id);
@@ -72,6 +86,7 @@ export class Network extends Construct {
         restrictDefaultSecurityGroup: true,
       });
       this.vpc = vpc;
+      this.ownRestrictDefaultSgLogs(props);
       this.subnets = { subnetType: nat ? ec2.SubnetType.PRIVATE_WITH_EGRESS : ec2.SubnetType.PRIVATE_ISOLATED };
       if (nat) {
         for (const subnet of vpc.publicSubnets) {
@@ -110,6 +125,7 @@ export class Network extends Construct {
     // A security group with no egress rule gets CDK's placeholder rule, which matches no traffic.
 
     if (props.vpcEndpoints) {
+      this.awsApis = this.endpointSecurityGroup;
       for (const [id, service] of Object.entries(INTERFACE_ENDPOINTS)) {
         const endpoint = new ec2.InterfaceVpcEndpoint(this, id, {
           vpc: this.vpc,
@@ -127,19 +143,121 @@ export class Network extends Construct {
         subnets: [this.subnets],
       });
       s3.addToPolicy(accountOnlyStatement());
+      s3.addToPolicy(ecrLayerBucketStatement());
+    } else {
+      // The customer's own endpoints (private DNS) sit somewhere in the VPC behind their own security groups.
+      let cidr: string;
+      try {
+        cidr = this.vpc.vpcCidrBlock;
+      } catch {
+        throw new PropError('vpcEndpoints', 'false with a vpc whose CIDR is unknown', 'import the vpc with its vpcCidrBlock (tasks reach the existing endpoints on HTTPS inside that range), or leave vpcEndpoints on');
+      }
+      this.awsApis = ec2.Peer.ipv4(cidr);
     }
+
+    this.s3PrefixListId = props.s3PrefixListId ?? this.lookUpS3PrefixList(props);
   }
 
-  /** Lets a workload's security group reach the interface endpoints over HTTPS. */
+  /**
+   * Lets a workload's security group reach the AWS services the plane uses, and nothing else outside the
+   * VPC: HTTPS to the interface endpoints (ECR, Logs, Secrets Manager, KMS, STS), and HTTPS to the S3
+   * prefix list, where image layers come from through the gateway endpoint. Never 0.0.0.0/0.
+   */
   public allowEndpointsFrom(peer: ec2.SecurityGroup): void {
-    peer.connections.allowTo(this.endpointSecurityGroup, ec2.Port.tcp(HTTPS_PORT), 'AWS APIs through the VPC interface endpoints');
+    if (this.awsApis === this.endpointSecurityGroup) {
+      peer.connections.allowTo(this.endpointSecurityGroup, ec2.Port.tcp(HTTPS_PORT), 'AWS APIs through the VPC interface endpoints');
+    } else {
+      peer.addEgressRule(this.awsApis, ec2.Port.tcp(HTTPS_PORT), 'AWS APIs through the VPC\'s existing interface endpoints');
+    }
+    peer.addEgressRule(ec2.Peer.prefixList(this.s3PrefixListId), ec2.Port.tcp(HTTPS_PORT), 'Image layers from S3 through the gateway endpoint');
+  }
+
+  /**
+   * The S3 prefix list ID without AWS credentials at synth: a custom resource asks EC2 for the
+   * AWS-managed list `com.amazonaws.REGION.s3` when the stack is deployed. Its Lambda runs outside the
+   * VPC (the VPC has no route to the EC2 API), may call only ec2:DescribeManagedPrefixLists, and logs to
+   * a log group the stack owns, so `cdk destroy` leaves nothing behind.
+   */
+  private lookUpS3PrefixList(props: NetworkProps): string {
+    const logGroup = new logs.LogGroup(this, 'S3PrefixListLookupLogs', {
+      encryptionKey: props.key,
+      retention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
+    const role = new ManagedPolicyRole(this, 'S3PrefixListLookupRole', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com', {
+        conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
+      }),
+      description: 'Deploy-time lookup of the region\'s S3 managed prefix list ID (read-only, one action)',
+    });
+    role.grantActions(['ec2:DescribeManagedPrefixLists'], ['*']);
+    logGroup.grantWrite(role);
+    const path = 'PrefixLists.0.PrefixListId';
+    const lookup = new cr.AwsCustomResource(this, 'S3PrefixList', {
+      resourceType: 'Custom::S3PrefixList',
+      onUpdate: {
+        service: 'EC2',
+        action: 'DescribeManagedPrefixLists',
+        parameters: { Filters: [{ Name: 'prefix-list-name', Values: [`com.amazonaws.${Aws.REGION}.s3`] }] },
+        physicalResourceId: cr.PhysicalResourceId.fromResponse(path),
+        outputPaths: [path],
+      },
+      role,
+      logGroup,
+      installLatestAwsSdk: false,
+      timeout: Duration.minutes(2),
+    });
+    // The role's permissions live in its managed policy, which the lookup must not run before.
+    lookup.node.addDependency(role);
+
+    acknowledgeFinding(role.permissions!, 'AwsSolutions-IAM5[Resource::*]',
+      'ec2:DescribeManagedPrefixLists supports no resource-level permissions; the role is read-only, holds this one action, and only the prefix-list lookup Lambda can assume it.');
+    const fn = cfnOf(Stack.of(this).node.findChild(`AWS${cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace(/-/g, '')}`));
+    for (const pack of ['HIPAA.Security', 'NIST.800.53.R5', 'PCI.DSS.321']) {
+      acknowledgeFinding(fn, `${pack}-LambdaInsideVPC`,
+        'The lookup calls the EC2 API, which the plane\'s VPC has no endpoint or route for; it runs only during deployment and reads one public AWS-managed prefix list ID.');
+    }
+    for (const pack of ['HIPAA.Security', 'NIST.800.53.R5']) {
+      acknowledgeFinding(fn, `${pack}-LambdaConcurrency`,
+        'Invoked only by CloudFormation, once per create, update or delete of the lookup; a concurrency reservation would only take capacity from the account.');
+      acknowledgeFinding(fn, `${pack}-LambdaDLQ`,
+        'Invoked synchronously by CloudFormation, which reports a failed invocation as a failed deployment; an asynchronous dead-letter queue would never receive anything.');
+    }
+    return lookup.getResponseField(path);
+  }
+
+  /**
+   * CDK's `restrictDefaultSecurityGroup` runs a stack-wide Lambda whose log group Lambda would create on
+   * first run: unencrypted, kept forever and left behind by `cdk destroy`. Its provider offers no log
+   * group option, so the handler is pointed at a log group the stack owns (Lambda's LoggingConfig).
+   */
+  private ownRestrictDefaultSgLogs(props: NetworkProps): void {
+    const handler = Stack.of(this).node.tryFindChild(RESTRICT_DEFAULT_SG_PROVIDER)?.node.tryFindChild('Handler');
+    if (!(handler instanceof CfnResource) || handler.cfnResourceType !== 'AWS::Lambda::Function') {
+      throw new Error(`${RESTRICT_DEFAULT_SG_PROVIDER}/Handler not found: aws-cdk-lib changed how restrictDefaultSecurityGroup is built; give its Lambda a log group the stack owns again`);
+    }
+    const logGroup = new logs.LogGroup(this, 'RestrictDefaultSecurityGroupLogs', {
+      encryptionKey: props.key,
+      retention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
+    handler.addPropertyOverride('LoggingConfig', { LogGroup: logGroup.logGroupName, LogFormat: 'Text' });
   }
 }
 
 /**
  * The endpoint policy: any action, but only by principals of this account. A leaked credential of another
- * account cannot use the plane's endpoints, and nothing in the plane can reach another account through them
- * except by the vendor's ECR repositories, which are resources, not principals.
+ * account cannot use the plane's endpoints. Resources of other accounts stay reachable by this account's
+ * principals (the vendor's ECR repositories, pulled by each task's execution role).
+ *
+ * What reaches each endpoint, and as whom (all from tasks' ENIs, Fargate platform 1.4):
+ * - ECR API and Docker registry: the execution role (GetAuthorizationToken, BatchGetImage,
+ *   GetDownloadUrlForLayer); the registry calls carry the token that role obtained.
+ * - CloudWatch Logs: the awslogs driver, with the execution role.
+ * - Secrets Manager: secrets injected at start with the execution role; secrets read at run time with the task role.
+ * - KMS, STS: task roles only. Decryption for Secrets Manager and Logs happens inside those services, not here.
+ * None of these is an AWS-owned principal, so this statement admits them all. The one exception is S3:
+ * see `ecrLayerBucketStatement`.
  */
 function accountOnlyStatement(): iam.PolicyStatement {
   return new iam.PolicyStatement({
@@ -147,5 +265,21 @@ function accountOnlyStatement(): iam.PolicyStatement {
     actions: ['*'],
     resources: ['*'],
     conditions: { StringEquals: { 'aws:PrincipalAccount': Aws.ACCOUNT_ID } },
+  });
+}
+
+/**
+ * ECR serves image layers from an AWS-owned bucket, `prod-REGION-starport-layer-bucket`, through presigned
+ * URLs: the request to S3 is signed by ECR's credentials, not the task's, so `aws:PrincipalAccount` is an
+ * AWS account and the account-only statement denies every layer. AWS's ECR documentation ("Minimum Amazon
+ * S3 bucket permissions for Amazon ECR") and its data-perimeter examples admit exactly this: object reads
+ * of that one bucket, by any principal. No listing, no writes, no other bucket.
+ */
+function ecrLayerBucketStatement(): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: 'EcrImageLayers',
+    principals: [new iam.AnyPrincipal()],
+    actions: ['s3:GetObject'],
+    resources: [`arn:${Aws.PARTITION}:s3:::prod-${Aws.REGION}-starport-layer-bucket/*`],
   });
 }

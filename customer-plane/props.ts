@@ -9,7 +9,11 @@ import { PropError } from '../lib/errors';
 export enum EgressMode {
   /** No internet gateway and no NAT: AWS services are reached through VPC endpoints only. */
   NONE = 'none',
-  /** Public subnets with one NAT gateway per AZ; workloads stay in private subnets. Opt-in only. */
+  /**
+   * Public subnets with one NAT gateway per AZ; workloads stay in private subnets. Opt-in only. The NAT
+   * gateways give a route, not permission: no security group of the plane allows 0.0.0.0/0, so a
+   * workload reaches the internet only through an egress rule made for it (no agent declares one yet).
+   */
   NAT = 'nat',
 }
 
@@ -17,6 +21,13 @@ export enum EgressMode {
  * Container images of a release, each as a full ECR reference pinned by digest:
  * `ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:<64 hex>`. Tags are refused: what runs must be
  * exactly what the vendor signed.
+ *
+ * - REGION must be the stack's region: tasks pull through the VPC's own ECR endpoints, which serve only
+ *   their region, and no task may reach the internet. Checked at synth when the stack has a region, by a
+ *   CloudFormation rule at deploy time when it has not.
+ * - Every task runs on ARM64 (AWS Graviton, `linux/arm64`): each digest must name an arm64 image, or a
+ *   multi-architecture index that includes `linux/arm64`. An amd64-only image fails at task start
+ *   (`exec format error`).
  */
 export interface ReleaseImages {
   /** The agent runtime image every agent runs. */
@@ -26,6 +37,9 @@ export interface ReleaseImages {
   /** The OpenTelemetry collector image. */
   readonly otelCollector: string;
 }
+
+/** The keys of `ReleaseImages`, in the order errors name them. */
+export const IMAGE_KEYS: readonly (keyof ReleaseImages)[] = ['agentRuntime', 'natsServer', 'otelCollector'];
 
 export interface DatabaseOptions {
   /**
@@ -129,21 +143,25 @@ export interface CustomerPlaneProps {
 
   /**
    * Create the interface endpoints (ECR, CloudWatch Logs, Secrets Manager, KMS, STS) and the S3 gateway
-   * endpoint. Turn off only in an existing VPC that already has them with private DNS.
+   * endpoint. Turn off only in an existing VPC that already has them with private DNS; tasks then send
+   * HTTPS to the VPC's CIDR (where those endpoints are), so their security groups must admit it.
    * @default true
    */
   readonly vpcEndpoints?: boolean;
 
   /**
-   * ID of the region's S3 managed prefix list (`pl-...`, from `aws ec2 describe-managed-prefix-lists`),
-   * so tasks may reach only S3 (image layers through the gateway endpoint) on HTTPS outside the VPC.
-   * @default - HTTPS to any address; in a new VPC without egress the route tables have no internet
-   *   route, so this reaches only S3 through the gateway endpoint. A warning is shown for an existing VPC.
+   * ID of the region's S3 managed prefix list (`pl-...`, from `aws ec2 describe-managed-prefix-lists`).
+   * Tasks send HTTPS outside the VPC only to this list: image layers from S3 through the gateway endpoint.
+   * @default - looked up when the stack is deployed, by a custom resource whose Lambda may only call
+   *   ec2:DescribeManagedPrefixLists for `com.amazonaws.REGION.s3`; synth needs no AWS credentials.
    */
   readonly s3PrefixListId?: string;
 
   /**
-   * Outbound internet for a new VPC.
+   * Outbound internet for a new VPC. `EgressMode.NAT` adds public subnets with NAT gateways, but no
+   * security group of the plane allows traffic to 0.0.0.0/0: every task still reaches only the VPC
+   * endpoints, S3 and its own peers, and a workload that needs the internet must be given its own
+   * explicit egress rule.
    * @default EgressMode.NONE
    */
   readonly egress?: EgressMode;
@@ -199,6 +217,17 @@ export interface CustomerPlaneProps {
    * @default logs.RetentionDays.ONE_YEAR
    */
   readonly logRetention?: logs.RetentionDays;
+
+  /**
+   * Create `RDSOSMetrics`, the log group RDS enhanced monitoring writes to, encrypted with the plane's
+   * key, with `logRetention`, and removed by `cdk destroy` unless `retainData`. It is one log group per
+   * account and region, shared by every RDS instance there: set this only where no other RDS instance
+   * uses enhanced monitoring and the log group does not exist yet (deploy fails if it does, and a
+   * destroy would delete the other instances' OS metrics). Off, RDS creates it on first use (encrypted
+   * with an AWS-owned key, 30 days retention) and `cdk destroy` leaves it behind.
+   * @default false
+   */
+  readonly createRdsOsMetricsLogGroup?: boolean;
 }
 
 /** The props with every default applied. */
@@ -221,6 +250,7 @@ export interface ResolvedProps {
   readonly shareLearning: boolean;
   readonly vendorHubEndpointService?: string;
   readonly vendorHubPort: number;
+  readonly createRdsOsMetricsLogGroup: boolean;
 }
 
 /** Most agents one group (one nested stack) may hold: 10 resources each stays far below 500 per stack. */
@@ -263,8 +293,11 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
   if (!props.images) {
     throw new PropError('images', 'missing', 'give the release\'s agentRuntime, natsServer and otelCollector image references, pinned by digest');
   }
-  for (const key of ['agentRuntime', 'natsServer', 'otelCollector'] as const) {
-    parseImageRef(`images.${key}`, props.images[key] ?? '');
+  const imageRegions = IMAGE_KEYS.map((key) => parseImageRef(`images.${key}`, props.images[key] ?? '').region);
+  const other = imageRegions.findIndex((r) => r !== imageRegions[0]);
+  if (other > 0) {
+    throw new PropError(`images.${IMAGE_KEYS[other]}`, `is in ${imageRegions[other]}, images.${IMAGE_KEYS[0]} in ${imageRegions[0]}`,
+      'give every image of the release from the ECR of the region the stack deploys to: tasks pull only through that region\'s endpoints');
   }
 
   if (props.vpc) {
@@ -373,5 +406,6 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     shareLearning: props.shareLearning ?? true,
     vendorHubEndpointService: props.vendorHubEndpointService,
     vendorHubPort,
+    createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup ?? false,
   };
 }
