@@ -16,8 +16,9 @@ test('the example configuration loads', () => {
 test('settings map onto props: account and region, database type, egress, log retention', () => {
   const props = customerPlaneStackProps({
     ...example(), account: '123456789012', region: 'eu-west-1', egress: 'nat', logRetentionDays: 90,
-    database: { instanceType: 'db.r7g.large', multiAz: false },
+    database: { instanceType: 'db.r7g.large', multiAz: false }, createRdsOsMetricsLogGroup: true,
   });
+  expect(props.createRdsOsMetricsLogGroup).toBe(true);
   expect(props.env).toEqual({ account: '123456789012', region: 'eu-west-1' });
   expect(props.egress).toBe(EgressMode.NAT);
   expect(props.logRetention).toBe(90);

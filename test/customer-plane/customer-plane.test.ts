@@ -1,9 +1,15 @@
-import { Stack } from 'aws-cdk-lib';
-import { Match } from 'aws-cdk-lib/assertions';
+import { App, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import { AGENT_CATALOG, DataStore } from '../../agents/catalog';
 import { dbUserOf } from '../../customer-plane/data-stores';
+import { HardenedService, HardenedServiceProps } from '../../customer-plane/hardened-service';
 import { INTERFACE_ENDPOINTS } from '../../customer-plane/network';
+import { PropError } from '../../lib/errors';
 import { allResources, synthCustomerPlane, SynthesizedPlane } from '../synth';
 
 let plane: SynthesizedPlane;
@@ -52,7 +58,7 @@ describe('network: no path to or from the internet by default', () => {
     }
   });
 
-  test('interface endpoints for ECR, Logs, Secrets Manager, KMS and STS plus an S3 gateway, each admitting only this account', () => {
+  test('interface endpoints for ECR, Logs, Secrets Manager, KMS and STS plus an S3 gateway, each admitting this account (network.test.ts: and ECR layers on S3)', () => {
     const endpoints = resources('AWS::EC2::VPCEndpoint');
     const names = endpoints.map((e) => JSON.stringify(e.props.ServiceName));
     for (const service of Object.values(INTERFACE_ENDPOINTS)) {
@@ -61,11 +67,11 @@ describe('network: no path to or from the internet by default', () => {
     expect(endpoints.filter((e) => e.props.VpcEndpointType === 'Interface')).toHaveLength(Object.keys(INTERFACE_ENDPOINTS).length);
     expect(endpoints.filter((e) => e.props.VpcEndpointType === 'Gateway')).toHaveLength(1);
     for (const e of endpoints) {
-      expect(e.props.PolicyDocument.Statement).toEqual([expect.objectContaining({
+      expect(e.props.PolicyDocument.Statement[0]).toEqual(expect.objectContaining({
         Effect: 'Allow',
         Principal: { AWS: '*' },
         Condition: { StringEquals: { 'aws:PrincipalAccount': { Ref: 'AWS::AccountId' } } },
-      })]);
+      }));
       if (e.props.VpcEndpointType === 'Interface') expect(e.props.PrivateDnsEnabled).toBe(true);
     }
   });
@@ -94,12 +100,21 @@ describe('IAM: least privilege', () => {
     }
   });
 
-  test('the only `Resource: *` is ecr:GetAuthorizationToken, which has no resource-level permissions', () => {
-    for (const { doc } of policies()) {
+  test('the only `Resource: *` are actions with no resource-level permissions: ecr:GetAuthorizationToken, and ec2:DescribeManagedPrefixLists for the S3 prefix-list lookup', () => {
+    const starred = new Set<string>();
+    for (const { id, doc } of policies()) {
       for (const st of doc.Statement) {
-        if ([st.Resource].flat().includes('*')) expect([st.Action].flat()).toEqual(['ecr:GetAuthorizationToken']);
+        if (![st.Resource].flat().includes('*')) continue;
+        const actions = [st.Action].flat();
+        if (actions.includes('ec2:DescribeManagedPrefixLists')) {
+          expect({ id, actions }).toEqual({ id: expect.stringMatching(/^PlaneNetworkS3PrefixListLookupRole/), actions: ['ec2:DescribeManagedPrefixLists'] });
+        } else {
+          expect(actions).toEqual(['ecr:GetAuthorizationToken']);
+        }
+        actions.forEach((a: string) => starred.add(a));
       }
     }
+    expect([...starred].sort()).toEqual(['ec2:DescribeManagedPrefixLists', 'ecr:GetAuthorizationToken']);
   });
 
   test('no plane-owned IAM entity is an inline policy: permissions live in one managed policy per role', () => {
@@ -187,6 +202,20 @@ describe('containers: hardened', () => {
 
   test('every image is pinned by digest', () => {
     for (const c of containers()) expect(JSON.stringify(c.Image)).toMatch(/@sha256:[0-9a-f]{64}"/);
+  });
+
+  test('a stack without a region carries a CloudFormation rule: it deploys only to the images\' region', () => {
+    const rules = Object.values<any>(plane.root.toJSON().Rules);
+    const asserts = rules.flatMap((r) => r.Assertions.map((a: any) => a.Assert));
+    expect(asserts).toContainEqual({ 'Fn::Equals': [{ Ref: 'AWS::Region' }, 'eu-west-1'] });
+  });
+
+  test('agents roll out start-before-stop (100 % / 200 %); many may run', () => {
+    for (const template of Object.values(plane.groups)) {
+      for (const s of Object.values<any>(template.findResources('AWS::ECS::Service'))) {
+        expect(s.Properties.DeploymentConfiguration).toEqual(expect.objectContaining({ MinimumHealthyPercent: 100, MaximumPercent: 200 }));
+      }
+    }
   });
 
   test('logs go to a KMS-encrypted log group with retention; every log group of the plane is encrypted', () => {
@@ -322,5 +351,57 @@ describe('cdk destroy removes everything by default', () => {
 
   test('RDS log groups are owned by the stack, so none is left behind', () => {
     plane.root.hasResourceProperties('AWS::Logs::LogGroup', { LogGroupName: '/aws/rds/instance/byoc-example-postgres/postgresql' });
+  });
+
+  test('Container Insights\' performance log group is owned by the stack, encrypted, and exists before the cluster', () => {
+    const groups = plane.root.findResources('AWS::Logs::LogGroup', { Properties: { LogGroupName: '/aws/ecs/containerinsights/byoc-example/performance' } });
+    const [id] = Object.keys(groups);
+    expect(groups[id]).toEqual(expect.objectContaining({
+      DeletionPolicy: 'Delete',
+      Properties: expect.objectContaining({ KmsKeyId: { 'Fn::GetAtt': [expect.stringMatching(/^PlaneKey/), 'Arn'] }, RetentionInDays: 365 }),
+    }));
+    plane.root.hasResource('AWS::ECS::Cluster', { Properties: Match.objectLike({ ClusterName: 'byoc-example' }), DependsOn: Match.arrayWith([id]) });
+  });
+
+  test('RDSOSMetrics, shared by every RDS instance of the account and region, is not claimed by default', () => {
+    expect(plane.root.findResources('AWS::Logs::LogGroup', { Properties: { LogGroupName: 'RDSOSMetrics' } })).toEqual({});
+  });
+});
+
+describe('HardenedService', () => {
+  const image = (region: string) => `111122223333.dkr.ecr.${region}.amazonaws.com/byoc/nats-server@sha256:${'b'.repeat(64)}`;
+  function build(props: Partial<HardenedServiceProps>, region?: string) {
+    const app = new App();
+    const stack = new Stack(app, 'S', { env: region ? { account: '123456789012', region } : undefined });
+    const vpc = ec2.Vpc.fromVpcAttributes(stack, 'Vpc', { vpcId: 'vpc-1', availabilityZones: ['a', 'b'], isolatedSubnetIds: ['subnet-a', 'subnet-b'] });
+    new HardenedService(stack, 'Leaf', {
+      name: 'nats-leaf', customerId: 'acme', cluster: new ecs.Cluster(stack, 'Cluster', { vpc }),
+      subnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED }, securityGroups: [new ec2.SecurityGroup(stack, 'Sg', { vpc })],
+      image: image('eu-west-1'), imageProp: 'images.natsServer', cpu: 256, memoryMiB: 512, key: new kms.Key(stack, 'Key'),
+      logRetention: logs.RetentionDays.ONE_WEEK, logRemovalPolicy: RemovalPolicy.DESTROY, ...props,
+    });
+    return { app, stack };
+  }
+
+  test('singleWriter: one task, stopped before its replacement starts (0 % / 100 %)', () => {
+    const service = (singleWriter?: boolean) => Object.values<any>(Template.fromStack(build({ singleWriter }).stack).findResources('AWS::ECS::Service'))[0].Properties;
+    expect(service(true)).toEqual(expect.objectContaining({
+      DesiredCount: 1,
+      DeploymentConfiguration: expect.objectContaining({ MinimumHealthyPercent: 0, MaximumPercent: 100, DeploymentCircuitBreaker: { Enable: true, Rollback: true } }),
+    }));
+    expect(service(false).DeploymentConfiguration).toEqual(expect.objectContaining({ MinimumHealthyPercent: 100, MaximumPercent: 200 }));
+  });
+
+  test('singleWriter with more than one task fails, naming desiredCount and the fix', () => {
+    const make = () => build({ singleWriter: true, desiredCount: 2 });
+    expect(make).toThrow(PropError);
+    expect(make).toThrow(/^Invalid prop 'desiredCount': 2 tasks of nats-leaf, a singleWriter service.*Fix: use 1/);
+    expect(() => build({ desiredCount: 2 })).not.toThrow();
+  });
+
+  test('an image from another region than the stack fails validation, naming the image prop', () => {
+    expect(() => build({}, 'us-east-1').app.synth()).toThrow(/Invalid prop 'images\.natsServer'.*is in eu-west-1, but nats-leaf runs in us-east-1/);
+    expect(() => build({ image: image('us-east-1') }, 'us-east-1').app.synth()).not.toThrow();
+    expect(() => build({}).app.synth()).not.toThrow(); // region unknown at synth: the plane's CloudFormation rule checks it
   });
 });

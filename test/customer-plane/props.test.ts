@@ -32,6 +32,7 @@ const cases: [string, Omit<Partial<CustomerPlaneProps>, 'vpc'> & { vpc?: 'import
   ['images.agentRuntime', { images: { ...base().images, agentRuntime: '111122223333.dkr.ecr.eu-west-1.amazonaws.com/byoc/agent-runtime:latest' } }, /by tag/],
   ['images.natsServer', { images: { ...base().images, natsServer: 'nats:2.10' } }, /by tag/],
   ['images.otelCollector', { images: { ...base().images, otelCollector: `docker.io/otel/collector@sha256:${digest}` } }, /not an ECR image reference/],
+  ['images.natsServer', { images: { ...base().images, natsServer: `111122223333.dkr.ecr.us-east-1.amazonaws.com/byoc/nats-server@sha256:${digest}` } }, /is in us-east-1, images.agentRuntime in eu-west-1/],
   ['maxAzs', { maxAzs: 4 }, /use 2 or 3/],
   ['maxAzs', { maxAzs: 3 }, /explicit region/],
   ['availabilityZones', { availabilityZones: ['eu-west-1a'] }, /2 or 3 distinct/],
@@ -44,6 +45,7 @@ const cases: [string, Omit<Partial<CustomerPlaneProps>, 'vpc'> & { vpc?: 'import
   ['vpcSubnets', { vpc: 'imported', vpcSubnets: { subnetType: ec2.SubnetType.PUBLIC } }, /public subnet/],
   ['vpcSubnets', { vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } }, /without 'vpc'/],
   ['vpcSubnets', { vpc: 'one-az' }, /at least two AZs/],
+  ['vpcEndpoints', { vpc: 'imported', vpcEndpoints: false }, /vpcCidrBlock/],
   ['s3PrefixListId', { s3PrefixListId: 'com.amazonaws.eu-west-1.s3' }, /pl-/],
   ['catalog', { catalog: [] }, /at least one agent/],
   ['catalog[0].name', { catalog: agent({ name: 'Bad_Name' }) }, /not a valid agent name/],
@@ -74,4 +76,11 @@ test.each(cases)('invalid %s fails at synth, naming the prop and the fix', (prop
   expect(make).toThrow(PropError);
   expect(make).toThrow(new RegExp(`^Invalid prop '${prop.replace(/[[\]().]/g, '\\$&')}'.*Fix: `));
   expect(make).toThrow(message);
+});
+
+test('images in another region than the stack fail at synth, naming each image prop and the fix', () => {
+  const make = build({}, { env: { account: '123456789012', region: 'us-east-1' } });
+  expect(make).toThrow(PropError);
+  expect(make).toThrow(/^Invalid prop 'images\.agentRuntime, images\.natsServer, images\.otelCollector': in eu-west-1, but the stack deploys to us-east-1\. Fix: give the release's references in us-east-1's ECR/);
+  expect(build({}, { env: { account: '123456789012', region: 'eu-west-1' } })).not.toThrow();
 });

@@ -25,9 +25,16 @@ describe('bring-your-own-VPC', () => {
     expect(anywhere).toEqual([]);
   });
 
-  test('without the S3 prefix list, synth stops on the warning that HTTPS egress is open, naming the fix and the acknowledgement', () => {
-    expect(() => synthCustomerPlane(exampleProps({ existingVpc, vpcEndpoints: false })))
-      .toThrow(/Set s3PrefixListId[\s\S]*Acknowledge with 'Annotation::byoc:s3PrefixListId'/);
+  test('with its own endpoints (vpcEndpoints: false), tasks send HTTPS to the VPC\'s CIDR and the S3 prefix list, nowhere else outside', () => {
+    const plane = synthCustomerPlane(exampleProps({ existingVpc, vpcEndpoints: false }));
+    plane.root.resourceCountIs('AWS::EC2::VPCEndpoint', 0);
+    const egress = allResources(plane.templates).flatMap((r) => [
+      ...(r.type === 'AWS::EC2::SecurityGroup' ? r.props.SecurityGroupEgress ?? [] : []),
+      ...(r.type === 'AWS::EC2::SecurityGroupEgress' ? [r.props] : []),
+    ]);
+    const cidrs = [...new Set(egress.filter((e) => e.CidrIp && e.CidrIp !== '255.255.255.255/32').map((e) => `${e.CidrIp}:${e.FromPort}-${e.ToPort}`))];
+    expect(cidrs).toEqual([`${existingVpc.vpcCidrBlock}:443-443`]);
+    expect(egress.filter((e) => e.DestinationPrefixListId).every((e) => e.FromPort === 443 && JSON.stringify(e.DestinationPrefixListId).includes('PrefixLists.0.PrefixListId'))).toBe(true);
   });
 });
 
@@ -41,6 +48,29 @@ describe('egress: nat (opt-in)', () => {
     for (const s of allResources(plane.templates).filter((r) => r.type === 'AWS::ECS::Service')) {
       expect(JSON.stringify(s.props.NetworkConfiguration.AwsvpcConfiguration.Subnets)).toContain('PrivateSubnet');
     }
+  });
+
+  test('the NAT gateways give a route, not permission: no security group egress reaches 0.0.0.0/0', () => {
+    const plane = synthCustomerPlane(exampleProps({ egress: EgressMode.NAT }));
+    plane.root.resourceCountIs('AWS::EC2::NatGateway', 2);
+    const egress = allResources(plane.templates).flatMap((r) => [
+      ...(r.type === 'AWS::EC2::SecurityGroup' ? r.props.SecurityGroupEgress ?? [] : []),
+      ...(r.type === 'AWS::EC2::SecurityGroupEgress' ? [r.props] : []),
+    ]);
+    expect(egress.filter((e) => e.CidrIp === '0.0.0.0/0' || e.CidrIpv6 === '::/0')).toEqual([]);
+  });
+});
+
+describe('createRdsOsMetricsLogGroup: true', () => {
+  test('the plane owns RDSOSMetrics: encrypted with its key, its retention, created before the database, deleted with the stack', () => {
+    const plane = synthCustomerPlane(exampleProps({ createRdsOsMetricsLogGroup: true }));
+    const groups = plane.root.findResources('AWS::Logs::LogGroup', { Properties: { LogGroupName: 'RDSOSMetrics' } });
+    const [id] = Object.keys(groups);
+    expect(groups[id]).toEqual(expect.objectContaining({
+      DeletionPolicy: 'Delete',
+      Properties: expect.objectContaining({ KmsKeyId: { 'Fn::GetAtt': [expect.stringMatching(/^PlaneKey/), 'Arn'] }, RetentionInDays: 365 }),
+    }));
+    plane.root.hasResource('AWS::RDS::DBInstance', { DependsOn: Match.arrayWith([id]) });
   });
 });
 
@@ -60,17 +90,17 @@ describe('retainData: true', () => {
   });
 });
 
-test('security group egress leaves the VPC only on HTTPS', () => {
+test('security group egress leaves the VPC only on HTTPS, and only to the S3 prefix list', () => {
   const plane = synthCustomerPlane();
   const egress = allResources(plane.templates).flatMap((r) => [
     ...(r.type === 'AWS::EC2::SecurityGroup' ? r.props.SecurityGroupEgress ?? [] : []),
     ...(r.type === 'AWS::EC2::SecurityGroupEgress' ? [r.props] : []),
   ]);
-  for (const rule of egress.filter((e) => e.CidrIp === '0.0.0.0/0')) {
-    expect([rule.IpProtocol, rule.FromPort, rule.ToPort]).toEqual(['tcp', 443, 443]);
-  }
+  const outside = egress.filter((e) => e.DestinationPrefixListId);
+  expect(outside.length).toBeGreaterThanOrEqual(4);
+  for (const rule of outside) expect([rule.IpProtocol, rule.FromPort, rule.ToPort]).toEqual(['tcp', 443, 443]);
   // Security groups with no egress rule carry CDK's rule that matches nothing (ICMP 252-86 to 255.255.255.255/32).
-  for (const rule of egress.filter((e) => e.CidrIp && e.CidrIp !== '0.0.0.0/0')) expect(rule.CidrIp).toBe('255.255.255.255/32');
+  for (const rule of egress.filter((e) => e.CidrIp || e.CidrIpv6)) expect(rule.CidrIp).toBe('255.255.255.255/32');
 });
 
 test('three named AZs in an explicit environment synthesize without any AWS lookup (no credentials needed)', () => {
