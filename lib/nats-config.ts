@@ -233,10 +233,10 @@ ${agentUsers.join('\n')}
     exports: [ { stream: ${q(`${INBOX_PREFIX}.>`)}, accounts: ["AGENTS"] } ]
   }
   # The only account that shares anything with the hub. Its only user is the gateway's remote identity,
-  # one connection at a time, which may publish exactly the outbound kinds of the contract, receive exactly
+  # one connection at a time while the link is up (the leaf-node connection counts as the other), which may publish exactly the outbound kinds of the contract, receive exactly
   # the inbound ones, and receive the hub's acknowledgements on its own inbox.
   BOUNDARY: {
-    limits: { max_connections: 1 }
+    limits: { max_connections: 2 }
     users: [
       {
         user: ${q(LEAF_USERS.gatewayRemote)}, password: $${vars.gatewayRemote}

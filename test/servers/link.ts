@@ -49,7 +49,11 @@ export interface LinkOptions extends LinkSettings {
   readonly otherCustomers?: string[];
   /** @default - the product's catalog */
   readonly agents?: readonly AgentIdentity[];
-  /** Test-only lines appended to the hub's configuration (e.g. an `advertise` a lying hub sends). */
+  /** Test-only observers in the leaf's AGENTS and BOUNDARY accounts (BOUNDARY then admits two connections). @default true */
+  readonly observers?: boolean;
+  /** The hub's CA and certificate. @default - new ones for localhost */
+  readonly certificates?: { dir: string; ca: string; cert: string; key: string };
+  /** Test-only lines replacing the hub's `no_advertise` (e.g. the `advertise` a lying hub sends). */
   readonly hubExtra?: { leafnodes?: string };
 }
 
@@ -58,7 +62,7 @@ const OBSERVER_PASSWORD = 'observer-password';
 export async function startLink(options: LinkOptions): Promise<Link> {
   const { customerId } = options;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-link-'));
-  const tls = testCertificates(dir);
+  const tls = options.certificates ?? testCertificates(dir);
   const [hubPort, hubLeafPort, leafPort, leafMonitorPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const vars = secretVariables(customerId);
   const agents = options.agents ?? agentIdentities(AGENT_CATALOG, options);
@@ -84,8 +88,10 @@ export async function startLink(options: LinkOptions): Promise<Link> {
   hub = hub.replace(`  "${account(customerId)}": {\n    jetstream: enabled\n    users: [\n`, `  "${account(customerId)}": {\n    jetstream: enabled\n    users: [\n      { user: "rogue", password: "${OBSERVER_PASSWORD}" }\n`);
   if (options.hubExtra?.leafnodes) hub = hub.replace('  no_advertise: true\n', `${options.hubExtra.leafnodes}\n`);
   let leaf = leafConfig({ ...options, agents, listen: { host: '127.0.0.1', port: leafPort }, storeDir: path.join(dir, 'jetstream'), hubCaFile: tls.ca });
-  leaf = leaf.replace('  AGENTS: {\n    jetstream: enabled\n    users: [\n', `  AGENTS: {\n    jetstream: enabled\n    users: [\n      { user: "agents-observer", password: "${OBSERVER_PASSWORD}" }\n`);
-  leaf = leaf.replace('  BOUNDARY: {\n    limits: { max_connections: 1 }\n    users: [\n', `  BOUNDARY: {\n    users: [\n      { user: "boundary-observer", password: "${OBSERVER_PASSWORD}" }\n`);
+  if (options.observers ?? true) {
+    leaf = leaf.replace('  AGENTS: {\n    jetstream: enabled\n    users: [\n', `  AGENTS: {\n    jetstream: enabled\n    users: [\n      { user: "agents-observer", password: "${OBSERVER_PASSWORD}" }\n`);
+    leaf = leaf.replace('  BOUNDARY: {\n    limits: { max_connections: 2 }\n    users: [\n', `  BOUNDARY: {\n    limits: { max_connections: 3 }\n    users: [\n      { user: "boundary-observer", password: "${OBSERVER_PASSWORD}" }\n`);
+  }
   leaf += `\nhttp: "127.0.0.1:${leafMonitorPort}"\n`;
   fs.writeFileSync(path.join(dir, 'hub.conf'), hub);
   fs.writeFileSync(path.join(dir, 'leaf.conf'), leaf);
@@ -112,6 +118,7 @@ export async function startLink(options: LinkOptions): Promise<Link> {
     if (Date.now() > deadline) throw new Error(`leaf did not connect to the hub:\n${leafServer.log().slice(-1500)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+  let gatewayConnection: NatsConnection | undefined;
   const provisioner = () => open(leafPort, LEAF_USERS.provisioner, secrets[vars.provisioner], inboxPrefix(customerId, LEAF_USERS.provisioner));
 
   return {
@@ -123,7 +130,11 @@ export async function startLink(options: LinkOptions): Promise<Link> {
       await provisionAgents(nc, agents.map((a) => a.name), consumer);
     },
     gatewayLocal: () => open(leafPort, LEAF_USERS.gatewayLocal, secrets[vars.gatewayLocal], inboxPrefix(customerId, LEAF_USERS.gatewayLocal)),
-    gateway: () => open(leafPort, LEAF_USERS.gatewayRemote, secrets[vars.gatewayRemote], inboxPrefix(customerId, LEAF_USERS.gatewayRemote)),
+    // A single-instance identity: one shared connection while it is open.
+    gateway: async () => {
+      if (!gatewayConnection || gatewayConnection.isClosed()) gatewayConnection = await open(leafPort, LEAF_USERS.gatewayRemote, secrets[vars.gatewayRemote], inboxPrefix(customerId, LEAF_USERS.gatewayRemote));
+      return gatewayConnection;
+    },
     vendor,
     rogueVendor: () => open(hubPort, 'rogue', OBSERVER_PASSWORD),
     agentsObserver: () => open(leafPort, 'agents-observer', OBSERVER_PASSWORD),
