@@ -81,6 +81,7 @@ export class CustomerPlane extends Construct {
 
     this.stores = new DataStores(this, 'Data', {
       customerId: p.customerId,
+      agents: p.catalog,
       vpc,
       subnets,
       key: this.key,
