@@ -280,7 +280,7 @@ export function log2(n: bigint): number {
 // --- The bound ---
 
 /** Rounded up to one decimal: a bound stays a bound. */
-const up = (x: number) => Math.ceil(x * 10 - 1e-9) / 10;
+const up = (x: number) => Math.max(0, Math.ceil(x * 10 - 1e-9) / 10);
 
 export interface FieldLeakage {
   readonly field: string;
