@@ -142,7 +142,7 @@ function hostileCorpus(k: MessageKind, sample: Record<string, unknown>): [string
       for (const value of [{ members: [['polluted', SECRET]] }, SECRET, 1, null] as Tree[]) {
         add(`extra ${extra} first`, emit(o.replace([[extra, value], ...o.members])));
         add(`extra ${extra} last`, emit(o.replace([...o.members, [extra, value]])));
-        add(`extra ${extra} sorted`, emit(o.replace([...o.members, [extra, value]].sort(([a], [b]) => (a < b ? -1 : 1)) as [string, Tree][])));
+        add(`extra ${extra} sorted`, emit(o.replace(([...o.members, [extra, value]] as [string, Tree][]).sort(([a], [b]) => (a < b ? -1 : 1)))));
       }
     }
     // Each field missing, each value of another type.
@@ -468,7 +468,7 @@ describe('the contract', () => {
       ['nope is not a field of its schema', [{ ...wf, revealsShape: ['nope'] }]],
       ['nope is not a field of its schema', [{ ...wf, gatewaySigned: { field: 'nope' } }]],
       ['a gateway-signed field cannot be projected out', [{ ...wf, gatewaySigned: { field: 'agent' } }]],
-      ['field name "constructor" is not a plain identifier', [{ ...wf, schema: { ...wf.schema, fields: { ...wf.schema.fields, constructor: { type: 'integer', minimum: 0, maximum: 1 } } } }]],
+      ['field name "constructor" is not a plain identifier', [{ ...wf, schema: { ...wf.schema, fields: { ...wf.schema.fields, constructor: { type: 'integer' as const, minimum: 0, maximum: 1 } } } }]],
       ['field name "__proto__" is not a plain identifier', [{ ...wf, revealsShape: undefined, schema: { type: 'object', fields: JSON.parse('{"__proto__":{"type":"integer","minimum":0,"maximum":1}}'), required: [] } }]],
       ['required field ghost is not declared', [{ ...wf, schema: { ...wf.schema, required: ['ghost'] } }]],
     ];

@@ -1,6 +1,6 @@
 import { BOUNDARY_CONTRACT, Direction, Field, kindsFor, MessageKind } from '../../lib/boundary-contract';
 import { countFloats, countPatternMatches, countValues, leakageBound, log2, patternAlphabet } from '../../lib/leakage';
-import { ContractRateLimiter, TokenBucket } from '../../lib/rate-limit';
+import { TokenBuckets } from '../../customer-plane/boundary-gateway/rate-limit';
 
 /** Every string over `alphabet` up to `maxLength` that the pattern (as Ajv runs it: `u` flag) and maxLength admit. */
 function bruteForce(pattern: string, alphabet: string, maxLength: number): bigint {
@@ -160,47 +160,44 @@ describe('the leakage bound', () => {
   });
 });
 
-describe('the rate limits the bound assumes', () => {
-  test('a token bucket lets a burst through, then perSecond, never more than burst + perSecond x T', () => {
-    let now = 0;
-    const bucket = new TokenBucket({ perSecond: 0.5, burst: 3 }, () => now);
-    expect([bucket.take(), bucket.take(), bucket.take(), bucket.take()]).toEqual([true, true, true, false]);
-    expect(bucket.waitMs()).toBe(2000);
-    now = 1999;
-    expect(bucket.take()).toBe(false);
-    now = 2000;
-    expect(bucket.take()).toBe(true);
-    now = 1e6; // a long pause refills up to the burst, not beyond
-    expect(Array.from({ length: 5 }, () => bucket.take()).filter(Boolean)).toHaveLength(3);
-    now = 0; // a clock going backwards refills nothing
-    expect(bucket.take()).toBe(false);
+describe('the rate limits the bound assumes, as the gateway enforces them', () => {
+  const kinds = (perSecond: number, burst: number): MessageKind[] => [{ ...BOUNDARY_CONTRACT.kinds[0], rateLimit: { perSecond, burst } }];
 
-    // Random arrivals over 10 minutes: never more than the bound over any window starting at 0.
+  test('a token bucket lets a burst through, then perSecond: never more than burst + perSecond x T', () => {
+    let now = 0;
+    const buckets = new TokenBuckets(kinds(0.5, 3), 1, () => now);
+    const take = () => buckets.take('out', 'workflow');
+    expect([take(), take(), take(), take()]).toEqual([true, true, true, false]);
+    now = 1999;
+    expect(take()).toBe(false);
+    now = 2000;
+    expect(take()).toBe(true);
+    now = 1e6; // a long pause refills up to the burst, not beyond
+    expect(Array.from({ length: 5 }, take).filter(Boolean)).toHaveLength(3);
+
+    // Dense arrivals over hours: never more than the bound, at any time.
     let t = 0;
-    const b2 = new TokenBucket({ perSecond: 1 / 60, burst: 3 }, () => t);
+    const slow = new TokenBuckets(kinds(1 / 60, 3), 1, () => t);
     let passed = 0;
     let over = 0;
     for (let i = 0; i < 20000; i++) {
       t += Math.floor(((i * 7919) % 100) / 3);
-      if (b2.take()) passed++;
+      if (slow.take('out', 'workflow')) passed++;
       if (passed > 3 + (t / 1000) / 60) over++;
     }
     expect(over).toBe(0);
     expect(passed).toBe(3 + Math.floor(t / 60000));
-    expect(() => new TokenBucket({ perSecond: 0, burst: 1 })).toThrow('a rate limit needs perSecond > 0 and an integer burst >= 1 (got 0/s, burst 1)');
   });
 
-  test('one bucket per kind and direction, from the contract', () => {
+  test('one bucket per kind and direction, from the contract; no bucket, no crossing', () => {
     let now = 0;
-    const limiter = new ContractRateLimiter(BOUNDARY_CONTRACT.kinds, () => now);
-    const take = (d: Direction, k: string, n: number) => Array.from({ length: n }, () => limiter.take(d, k));
-    expect(take(Direction.CUSTOMER_TO_VENDOR, 'workflow', 50).every((r) => r === undefined)).toBe(true);
-    expect(limiter.take(Direction.CUSTOMER_TO_VENDOR, 'workflow')).toEqual({ reason: 'rate-limit', detail: 'workflow customer-to-vendor: more than 5/s (burst 50); next in 200 ms' });
-    expect(limiter.take(Direction.CUSTOMER_TO_VENDOR, 'usage')).toBeUndefined(); // another kind, another bucket
-    expect(take(Direction.VENDOR_TO_CUSTOMER, 'control', 6).map((r) => r?.reason)).toEqual([undefined, undefined, undefined, undefined, undefined, 'rate-limit']);
-    expect(limiter.take(Direction.VENDOR_TO_CUSTOMER, 'workflow')).toMatchObject({ reason: 'unknown-kind' }); // no inbound workflow kind
+    const buckets = new TokenBuckets(BOUNDARY_CONTRACT.kinds, 1, () => now);
+    const take = (d: 'out' | 'in', k: string, n: number) => Array.from({ length: n }, () => buckets.take(d, k));
+    expect(take('out', 'workflow', 51)).toEqual([...Array(50).fill(true), false]);
+    expect(buckets.take('out', 'usage')).toBe(true); // another kind, another bucket
+    expect(take('in', 'control', 6)).toEqual([true, true, true, true, true, false]);
+    expect(buckets.take('in', 'workflow')).toBe(false); // no inbound workflow kind
     now = 1000;
-    expect(take(Direction.CUSTOMER_TO_VENDOR, 'workflow', 6).map((r) => r?.reason)).toEqual([undefined, undefined, undefined, undefined, undefined, 'rate-limit']);
-    expect(limiter.take(Direction.CUSTOMER_TO_VENDOR, 'metrics')).toBeUndefined();
+    expect(take('out', 'workflow', 6)).toEqual([true, true, true, true, true, false]);
   });
 });
