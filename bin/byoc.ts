@@ -3,9 +3,10 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { Command, CommanderError, Option } from 'commander';
 import { projectRoot } from '../lib/app';
-import { AuditLogError, verifyAuditLog } from '../lib/audit-log';
+import { AuditHead, AuditLogError, fetchAnchorHeads, readAnchorFile, verifyAuditLog } from '../lib/audit-log';
 import { contractHash, CUSTOMER_ID } from '../lib/boundary-contract';
 import { signAssembly, verifyBundle, VerifyOptions } from '../lib/bundle';
 import { hubConfig, leafConfig, secretVariables } from '../lib/nats-config';
@@ -32,7 +33,9 @@ export function program(): Command {
     .requiredOption('--key <key>', 'PEM private key file or AWS KMS key ARN')
     .requiredOption('--out <file>', 'where to write the public key')
     .action(async (opts: { key: string; out: string }) => {
-      const pem = await signerFor(opts.key).publicKeyPem();
+      // A KMS key lives in the region its ARN names, whatever the default region of this shell is.
+      const region = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):/.exec(opts.key)?.[1];
+      const pem = await signerFor(opts.key, () => new KMSClient(region ? { region } : {})).publicKeyPem();
       fs.writeFileSync(opts.out, pem);
       console.log(`wrote ${opts.out}\npublic key fingerprint: ${fingerprint(pem)}`);
     });
@@ -109,12 +112,28 @@ export function program(): Command {
   cli.command('audit')
     .description('the boundary audit log')
     .command('verify')
-    .description('verify an audit log offline: the hash chain and, with --public-key, every signed head')
+    .description('verify an audit log offline: the hash chain, every signed head, and the heads anchored in the gateway\'s log group')
     .argument('<log>', 'audit log file (JSON lines)')
-    .option('--public-key <file>', 'the gateway\'s audit public key (PEM)')
-    .action((file: string, opts: { publicKey?: string }) => {
-      const v = verifyAuditLog(file, opts.publicKey ? fs.readFileSync(opts.publicKey, 'utf8') : undefined);
-      console.log(`verified ${file}: ${v.entries} entries, ${v.heads} signed heads${opts.publicKey ? '' : ' (signatures not checked: no --public-key)'}${v.unsignedTail ? `, ${v.unsignedTail} entries after the last signed head` : ''}`);
+    // Required: a log whose signatures are not checked proves nothing (anyone can rebuild a chain of hashes).
+    .requiredOption('--public-key <file>', 'the audit signing key\'s public key (PEM; `byoc pubkey --key <kms arn>` exports it)')
+    .option('--anchor-file <file>', 'heads exported from the gateway\'s log group (JSON lines, or the output of aws logs filter-log-events)')
+    .option('--anchor-log-group <name>', 'read the anchored heads from this CloudWatch Logs group (AWS credentials and region from the environment)')
+    .option('--accept-unsigned-tail', 'accept records after the last signed head (a log still being written)')
+    .action(async (file: string, opts: { publicKey: string; anchorFile?: string; anchorLogGroup?: string; acceptUnsignedTail?: boolean }) => {
+      const anchorHeads: AuditHead[] = [];
+      if (opts.anchorFile) anchorHeads.push(...readAnchorFile(opts.anchorFile));
+      if (opts.anchorLogGroup) anchorHeads.push(...await fetchAnchorHeads({ logGroupName: opts.anchorLogGroup }));
+      const anchored = opts.anchorFile !== undefined || opts.anchorLogGroup !== undefined;
+      if (anchored && anchorHeads.length === 0) throw new AuditLogError(0, `no audit head found in ${[opts.anchorFile, opts.anchorLogGroup].filter(Boolean).join(' or ')}: the anchor cannot show truncation`);
+      const v = verifyAuditLog(file, { publicKeyPem: loadPublicKey(opts.publicKey).pem, anchorHeads, acceptUnsignedTail: opts.acceptUnsignedTail });
+      const o = v.outcomes;
+      console.log([
+        `verified ${file}: ${v.records} records to record ${v.lastSeq}, ${v.heads} signed heads`,
+        `${v.intents} intents (${o.delivered} delivered, ${o.unconfirmed} unconfirmed, ${o.failed} failed, ${o.unknown} unknown, ${v.openIntents} open), ${v.rejections} rejections, ${v.notes} notes`,
+        anchored ? `${v.anchoredHeadsChecked} anchored heads match` : 'no anchor given (--anchor-file, --anchor-log-group): a log cut at a signed head would not show',
+        ...(v.unsignedTail ? [`${v.unsignedTail} records after the last signed head (accepted)`] : []),
+        ...(v.incompleteTailBytes ? [`an incomplete last line of ${v.incompleteTailBytes} bytes (accepted)`] : []),
+      ].join('; '));
     });
 
   for (const action of ['deploy', 'destroy'] as const) {

@@ -106,15 +106,126 @@ test('nats-config writes the configurations the stacks deploy', async () => {
   expect((await byoc('nats-config', '--customer', 'Bad Id', '--out', out)).err).toMatch(/not a valid identifier/);
 });
 
-test('audit verify names the first broken entry, exit 1', async () => {
-  const { AuditLogWriter } = await import('../../lib/audit-log');
-  const file = path.join(tmp('audit'), 'a.log');
-  const w = new AuditLogWriter({ file, signingKeyPem: fs.readFileSync(`${keys}/private.pem`, 'utf8'), headEvery: 2 });
-  for (let i = 0; i < 4; i++) w.append({ direction: 'out', kind: 'usage', subject: 's', payload: Buffer.from(String(i)) });
-  await w.close();
-  expect(await byoc('audit', 'verify', file, '--public-key', `${keys}/public.pem`)).toMatchObject({ code: 0, out: expect.stringMatching(/4 entries, 2 signed heads/) });
-  const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
-  lines.splice(3, 1); // remove entry 3
-  fs.writeFileSync(file, `${lines.join('\n')}\n`);
-  expect(await byoc('audit', 'verify', file, '--public-key', `${keys}/public.pem`)).toEqual({ code: 1, out: '', err: expect.stringMatching(/^byoc: line 4: signed head names entry 3, but the chain is at entry 2\n$|^byoc: line \d+: entry 4 follows entry 2/) });
+describe('audit verify', () => {
+  let auditKeys: string;
+  beforeAll(async () => {
+    auditKeys = tmp('audit-keys');
+    expect((await byoc('keygen', '--out', auditKeys, '--force')).code).toBe(0);
+  });
+
+  /**
+   * A log signed with the test key, a head after every 3 messages (records 6, 13, 20, 27; 28 records in all);
+   * its heads also go, as the gateway's stdout would carry them, to `anchor`.
+   */
+  async function auditLog(messages = 12) {
+    const { AuditLogWriter, StdoutAnchor } = await import('../../lib/audit-log');
+    const { signerFor } = await import('../../lib/signer');
+    const dir = tmp('audit');
+    const file = path.join(dir, 'a.log');
+    const anchor = path.join(dir, 'anchor.jsonl');
+    const out = fs.createWriteStream(anchor);
+    const w = await AuditLogWriter.open({ file, signer: signerFor(`${auditKeys}/private.pem`), headEvery: 1000, anchor: new StdoutAnchor(out) });
+    for (let i = 0; i < messages; i++) {
+      const seq = w.intent({ direction: 'out', kind: 'usage', subject: 'byoc.example.out.usage', agent: 'usage-meter', msgId: `m-${i}`, payload: Buffer.from(String(i)) });
+      w.outcome(seq, i === 5 ? 'failed' : 'delivered');
+      if (i % 3 === 2) await w.head();
+    }
+    await w.close();
+    await new Promise((r) => out.end(r));
+    const lines = () => fs.readFileSync(file, 'utf8').trimEnd().split('\n');
+    const rewrite = (ls: string[]) => fs.writeFileSync(file, ls.length ? `${ls.join('\n')}\n` : '');
+    return { file, anchor, lines, rewrite };
+  }
+  const verify = (file: string, ...more: string[]) => byoc('audit', 'verify', file, '--public-key', `${auditKeys}/public.pem`, ...more);
+
+  test('exits 0 saying what it verified; a removed record exits 1 naming the line', async () => {
+    const log = await auditLog();
+    expect(await verify(log.file, '--anchor-file', log.anchor)).toEqual({
+      code: 0, err: '',
+      out: `verified ${log.file}: 28 records to record 28, 4 signed heads; 12 intents (11 delivered, 0 unconfirmed, 1 failed, 0 unknown, 0 open), 0 rejections, 0 notes; 4 anchored heads match\n`,
+    });
+    expect((await verify(log.file)).out).toMatch(/; no anchor given \(--anchor-file, --anchor-log-group\): a log cut at a signed head would not show\n$/);
+    const ls = log.lines();
+    ls.splice(2, 1);
+    log.rewrite(ls);
+    expect(await verify(log.file)).toEqual({ code: 1, out: '', err: 'byoc: line 3: record 4 follows record 2: records 3..3 were removed\n' });
+  });
+
+  test('requires --public-key: a log whose signatures are not checked proves nothing', async () => {
+    const log = await auditLog(2);
+    const r = await byoc('audit', 'verify', log.file);
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(/required option '--public-key <file>' not specified/);
+  });
+
+  test('a log cut at a signed head exits 0 on its own and 1 against the anchor', async () => {
+    const log = await auditLog();
+    const ls = log.lines();
+    const heads = ls.flatMap((l, i) => (JSON.parse(l).type === 'head' ? [i] : []));
+    log.rewrite(ls.slice(0, heads[heads.length - 2] + 1));
+    expect((await verify(log.file)).code).toBe(0);
+    const r = await verify(log.file, '--anchor-file', log.anchor);
+    expect(r).toEqual({ code: 1, out: '', err: expect.stringMatching(/^byoc: the log ends at record 21 but a head anchored at \S+ names record 27: the log was truncated or rewritten\n$/) });
+  });
+
+  test('an unsigned tail exits 1 unless --accept-unsigned-tail; no signed head or an empty file exits 1', async () => {
+    const log = await auditLog();
+    const ls = log.lines();
+    log.rewrite(ls.slice(0, 17)); // records 15..17 come after the head over record 13 (line 14)
+    expect(await verify(log.file)).toEqual({ code: 1, out: '', err: expect.stringMatching(/^byoc: line 15: 3 records after record 13 \(the last one a signed head covers\) are not signed: .*pass --accept-unsigned-tail/) });
+    expect(await verify(log.file, '--accept-unsigned-tail')).toMatchObject({ code: 0, out: expect.stringMatching(/; 3 records after the last signed head \(accepted\)\n$/) });
+    log.rewrite(ls.slice(0, 6)); // before the first head
+    expect(await verify(log.file, '--accept-unsigned-tail')).toEqual({ code: 1, out: '', err: 'byoc: no signed head: nothing in this log is signed\n' });
+    log.rewrite([]);
+    expect(await verify(log.file)).toEqual({ code: 1, out: '', err: `byoc: ${log.file} is empty: no record, nothing signed\n` });
+  });
+
+  describe('with AWS APIs (moto_server)', () => {
+    const saved = { ...process.env };
+    let moto: Awaited<ReturnType<typeof import('../servers/moto').startMoto>>;
+    beforeAll(async () => {
+      moto = await (await import('../servers/moto')).startMoto();
+      Object.assign(process.env, moto.env);
+    });
+    afterAll(async () => {
+      process.env = saved;
+      await moto?.stop();
+    });
+
+    test('pubkey reads a KMS key from the region its ARN names, not the shell\'s default region', async () => {
+      const { CreateKeyCommand, GetPublicKeyCommand, KMSClient } = await import('@aws-sdk/client-kms');
+      const { signerFor } = await import('../../lib/signer');
+      const inEu = new KMSClient({ region: 'eu-west-1' });
+      const arn = (await inEu.send(new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }))).KeyMetadata!.Arn!;
+      expect(arn).toMatch(/^arn:aws:kms:eu-west-1:/);
+      process.env.AWS_REGION = 'us-east-1';
+      try {
+        await expect(signerFor(arn).publicKeyPem()).rejects.toThrow(); // a client in the default region does not find it
+        const out = path.join(tmp('pub'), 'audit-public.pem');
+        const r = await byoc('pubkey', '--key', arn, '--out', out);
+        expect(r).toMatchObject({ code: 0, out: expect.stringMatching(/public key fingerprint: sha256:[0-9a-f]{64}/) });
+        const der = (await inEu.send(new GetPublicKeyCommand({ KeyId: arn }))).PublicKey!;
+        expect(fs.readFileSync(out, 'utf8')).toBe(require('crypto').createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' }).export({ type: 'spki', format: 'pem' }));
+      } finally {
+        process.env.AWS_REGION = moto.env.AWS_REGION;
+      }
+    });
+
+    test('--anchor-log-group reads the heads back from CloudWatch Logs', async () => {
+      const { CloudWatchLogsClient, CreateLogGroupCommand, CreateLogStreamCommand, PutLogEventsCommand } = await import('@aws-sdk/client-cloudwatch-logs');
+      const log = await auditLog();
+      const client = new CloudWatchLogsClient({});
+      const logGroupName = '/byoc/example/gateway';
+      await client.send(new CreateLogGroupCommand({ logGroupName }));
+      await client.send(new CreateLogStreamCommand({ logGroupName, logStreamName: 'gateway/gateway/task-1' }));
+      const messages = [JSON.stringify({ level: 30, msg: 'ready' }), ...fs.readFileSync(log.anchor, 'utf8').trimEnd().split('\n')];
+      await client.send(new PutLogEventsCommand({ logGroupName, logStreamName: 'gateway/gateway/task-1', logEvents: messages.map((message, i) => ({ timestamp: Date.now() + i, message })) }));
+      expect(await verify(log.file, '--anchor-log-group', logGroupName)).toMatchObject({ code: 0, out: expect.stringMatching(/; 4 anchored heads match\n$/) });
+      const ls = log.lines();
+      const heads = ls.flatMap((l, i) => (JSON.parse(l).type === 'head' ? [i] : []));
+      log.rewrite(ls.slice(0, heads[heads.length - 2] + 1));
+      expect(await verify(log.file, '--anchor-log-group', logGroupName)).toEqual({ code: 1, out: '', err: expect.stringMatching(/^byoc: the log ends at record 21 but a head anchored at \S+ names record 27: the log was truncated/) });
+      expect(await verify(log.file, '--anchor-log-group', '/byoc/example/nothing-here')).toMatchObject({ code: 1, err: expect.stringMatching(/^byoc: /) });
+    });
+  });
 });
