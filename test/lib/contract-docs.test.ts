@@ -49,7 +49,7 @@ test('the totals, with and without shareLearning, and the channel the bound does
 
 test('the canonical-crossing rule and exactly what an opted-out customer still sends', () => {
   expect(md).toContain('**Canonical crossing.**');
-  expect(md).toMatch(/never the bytes\s+it received/);
+  expect(md).toMatch(/never other bytes\s+it received/);
   expect(md).toContain('`workflow` messages cross without `agent`, `stepId`');
   expect(md).toContain('so each still carries `workflowId`, `status`, `statusCode`, `startedAt`, `durationMs`');
   expect(md).toContain('how many workflow messages each workflow produces and when');
