@@ -124,7 +124,7 @@ export const AGENT_CATALOG: readonly AgentSpec[] = [
   agent({ name: 'summarizer', group: 'knowledge', purpose: 'Summarises long threads, tickets and diffs on request.', trigger: REQUEST, cpu: 256, memoryMiB: 1024, dataStores: [REDIS], secrets: ['llm-primary', 'llm-secondary'] }),
 
   // platform: the product's own bookkeeping
-  agent({ name: 'workflow-orchestrator', group: 'platform', purpose: 'Tracks each workflow\'s state and retries failed steps.', trigger: REQUEST, cpu: 512, memoryMiB: 1024, dataStores: [POSTGRES, REDIS], secrets: [], subscribe: ['events.workflow.status'], publish: ['work.*'] }),
+  agent({ name: 'workflow-orchestrator', group: 'platform', purpose: 'Tracks each workflow\'s state and retries failed steps.', trigger: REQUEST, cpu: 512, memoryMiB: 1024, dataStores: [POSTGRES, REDIS], secrets: [], subscribe: ['events.workflow.status', 'boundary.inbox.control'], publish: ['work.*', 'boundary.outbox.workflow'] }),
   agent({ name: 'usage-meter', group: 'platform', purpose: 'Aggregates usage counters for billing every five minutes.', trigger: SCHEDULE, schedule: 'cron(0/5 * * * ? *)', cpu: 256, memoryMiB: 512, dataStores: [POSTGRES], secrets: [], publish: ['boundary.outbox.usage'] }),
   agent({ name: 'pattern-miner', group: 'platform', purpose: 'Derives anonymised workflow fingerprints (shapes, counts, hashes) for shared learning.', trigger: EVENT, cpu: 512, memoryMiB: 1024, dataStores: [POSTGRES], secrets: [], subscribe: ['events.workflow.status'], publish: ['boundary.outbox.fingerprint'] }),
 ];

@@ -1,109 +1,243 @@
-import { headers as natsHeaders, Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
-import { jetstream, jetstreamManager, JetStreamClient, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { createHash } from 'crypto';
+import { DiscardPolicy, jetstream, jetstreamManager, JetStreamClient, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
+import canonicalize from 'canonicalize';
 import { Logger } from 'pino';
 import { AuditLogWriter } from '../../lib/audit-log';
 import { Direction, MessageKind, subjectOf } from '../../lib/boundary-contract';
-import { ContractValidator, Rejection } from '../../lib/contract-validator';
-import { crossingKinds, DEAD_LETTER_STREAM, INBOX_PREFIX, LinkSettings, OUTBOX_PREFIX, REJECTED_PREFIX } from '../../lib/nats-config';
+import { ContractValidator, isRejection } from '../../lib/contract-validator';
+import { crossingKinds, INBOX_PREFIX, LinkSettings, OUTBOX_PREFIX, REJECTION_LIMITS, REJECTION_PREFIX, REJECTION_STREAM } from '../../lib/nats-config';
+import { Signer } from '../../lib/signer';
+import { TokenBuckets } from './rate-limit';
 
 export interface GatewayOptions extends LinkSettings {
-  /** Connection to the leaf's AGENTS account, as `gateway-local`. */
+  /** Connection to the leaf's GATEWAY account, as `gateway-local`. */
   readonly local: NatsConnection;
   /** Connection to the leaf's BOUNDARY account (the one linked to the hub), as `gateway`. */
   readonly boundary: NatsConnection;
   readonly audit: AuditLogWriter;
+  /** Signs the metrics kind (the customer's audit key): the sender never supplies the signature. */
+  readonly signer: Signer;
   readonly log: Logger;
+  /** Each agent and the outbound kinds its catalog entry declares. */
+  readonly agents: Readonly<Record<string, readonly string[]>>;
+  /** How long the hub has to acknowledge a crossing before it is recorded as unconfirmed. @default 5000 */
+  readonly confirmTimeoutMs?: number;
+  /** Most crossings awaiting the hub's acknowledgement; beyond it messages are refused (`link-busy`). @default 4096 */
+  readonly maxInFlight?: number;
+  /** Multiplies every rate limit of the contract (benchmarks only). @default 1 */
+  readonly rateScale?: number;
 }
 
 export interface GatewayCounters {
-  crossedOut: number;
-  crossedIn: number;
+  /** Crossings the hub acknowledged. */
+  delivered: number;
+  /** Crossings handed to the link whose acknowledgement never came (the hub may or may not have them). */
+  unconfirmed: number;
+  /** Crossings the hub refused or had no receiver for. */
+  failed: number;
+  /** Inbound messages delivered to the agents. */
+  deliveredIn: number;
   rejected: Record<string, number>;
-  deadLetterFailures: number;
+  rejectionStoreFailures: number;
 }
+
+/** Why the gateway refused a message: a stable code and a detail that never quotes the content. */
+interface Refusal { readonly reason: string; readonly detail: string }
 
 /**
  * The boundary gateway: the only process that may publish on crossing subjects. Agents hand messages to it
- * on `boundary.outbox.<kind>`; it validates each against the contract, publishes the valid ones on the
- * customer's crossing subject, and records every crossing in the audit log. Control messages from the
- * vendor are validated the same way before they reach the agents on `boundary.inbox.<kind>`. Whatever
- * fails is counted, logged as fields (never the payload) and kept on a local dead-letter stream.
+ * on `boundary.outbox.<agent>.<kind>`. For each it checks that the agent declared the kind, validates the
+ * bytes against the contract (only the canonical RFC 8785 encoding of a valid value is accepted), applies
+ * the kind's rate limit, records the intent in the audit log, and publishes its own canonical serialization,
+ * never the received bytes. The hub's ingest stream acknowledges each crossing; only then is it recorded as
+ * delivered. Control messages from the vendor go through the same checks before they reach the agents on
+ * `boundary.inbox.<kind>`. A refused message leaves its kind, size, hash and reason in the audit log and the
+ * bounded rejection store; its body is kept nowhere.
  */
 export class BoundaryGateway {
-  public readonly counters: GatewayCounters = { crossedOut: 0, crossedIn: 0, rejected: {}, deadLetterFailures: 0 };
+  public readonly counters: GatewayCounters = { delivered: 0, unconfirmed: 0, failed: 0, deliveredIn: 0, rejected: {}, rejectionStoreFailures: 0 };
   private readonly outbound: ContractValidator;
   private readonly inbound: ContractValidator;
   private readonly kinds: MessageKind[];
+  private readonly limits: TokenBuckets;
   private readonly subs: Subscription[] = [];
-  private js?: JetStreamClient;
-  private pending = new Set<Promise<unknown>>();
+  private readonly pending = new Set<Promise<unknown>>();
+  private localJs?: JetStreamClient;
+  private remoteJs!: JetStreamClient;
+  private inFlight = 0;
+  private readonly logBudget = new Map<string, { second: number; logged: number; suppressed: number }>();
+  private pendingInbound: number[] = [];
+  private inboundFlush?: Promise<void>;
 
   constructor(private readonly o: GatewayOptions) {
     this.kinds = crossingKinds(o);
-    this.outbound = new ContractValidator(this.kinds.filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR));
-    this.inbound = new ContractValidator(this.kinds.filter((k) => k.direction === Direction.VENDOR_TO_CUSTOMER));
+    const settings = { shareLearning: o.shareLearning ?? true };
+    this.outbound = new ContractValidator(this.kinds.filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR), settings);
+    this.inbound = new ContractValidator(this.kinds.filter((k) => k.direction === Direction.VENDOR_TO_CUSTOMER), settings);
+    this.limits = new TokenBuckets(this.kinds, o.rateScale ?? 1);
   }
 
-  /** Ensures the dead-letter stream, then starts relaying. */
+  /** Ensures the bounded rejection store, then starts relaying. */
   public async start(): Promise<void> {
-    const jsm = await jetstreamManager(this.o.local);
-    const config = { name: DEAD_LETTER_STREAM, subjects: [`${REJECTED_PREFIX}.>`], storage: StorageType.File, retention: RetentionPolicy.Limits, max_age: 30 * 86400 * 1e9 };
+    const jsm = await jetstreamManager(this.o.local, { checkAPI: false });
+    const config = {
+      name: REJECTION_STREAM, subjects: [`${REJECTION_PREFIX}.>`], storage: StorageType.File, retention: RetentionPolicy.Limits,
+      max_age: REJECTION_LIMITS.maxAgeDays * 86400 * 1e9, max_bytes: REJECTION_LIMITS.maxBytes, max_msg_size: REJECTION_LIMITS.maxMsgSize, discard: DiscardPolicy.Old,
+    };
     try {
-      await jsm.streams.info(DEAD_LETTER_STREAM);
-    } catch {
+      await jsm.streams.info(REJECTION_STREAM);
+      await jsm.streams.update(REJECTION_STREAM, config);
+    } catch (e) {
+      if (!/not found/i.test((e as Error).message)) throw e;
       await jsm.streams.add(config);
     }
-    this.js = jetstream(this.o.local);
-    this.subs.push(this.o.local.subscribe(`${OUTBOX_PREFIX}.>`, { queue: 'boundary-gateway', callback: (err, m) => { if (!err) this.outboundMessage(m); } }));
+    this.localJs = jetstream(this.o.local);
+    this.remoteJs = jetstream(this.o.boundary);
+    this.subs.push(this.o.local.subscribe(`${OUTBOX_PREFIX}.>`, { callback: (err, m) => { if (!err) this.outboundMessage(m); } }));
     for (const kind of this.kinds.filter((k) => k.direction === Direction.VENDOR_TO_CUSTOMER)) {
       this.subs.push(this.o.boundary.subscribe(subjectOf(kind, this.o.customerId), { callback: (err, m) => { if (!err) this.inboundMessage(kind, m); } }));
     }
     await Promise.all([this.o.local.flush(), this.o.boundary.flush()]);
-    this.o.log.info({ kinds: this.kinds.map((k) => `${k.direction}:${k.name}`) }, 'boundary gateway started');
+    this.o.log.info({ kinds: this.kinds.map((k) => `${k.direction}:${k.name}`), agents: Object.keys(this.o.agents).length }, 'boundary gateway started');
   }
 
   private outboundMessage(m: Msg): void {
-    const kind = m.subject.slice(OUTBOX_PREFIX.length + 1);
-    const rejection = this.outbound.check(kind, m.data);
-    if (rejection) return this.reject('out', kind, m, rejection);
+    // boundary.outbox.<agent>.<kind>: the leaf lets each agent publish only under its own name.
+    const [agent, kind, ...rest] = m.subject.slice(OUTBOX_PREFIX.length + 1).split('.');
+    if (!agent || !kind || rest.length > 0) return this.refuse('out', 'unknown', m, undefined, { reason: 'unknown-kind', detail: 'the subject is not boundary.outbox.<agent>.<kind>' });
+    if (!this.o.agents[agent]?.includes(kind)) {
+      const known = this.kinds.some((k) => k.name === kind && k.direction === Direction.CUSTOMER_TO_VENDOR);
+      return this.refuse('out', kind, m, agent, known
+        ? { reason: 'not-declared', detail: `agent ${agent.slice(0, 28)} does not declare the ${kind} kind` }
+        : { reason: 'unknown-kind', detail: 'not an outbound kind of the contract for this customer' });
+    }
+    const checked = this.outbound.check(kind, m.data);
+    if (isRejection(checked)) return this.refuse('out', kind, m, agent, checked);
+    if (!this.limits.take('out', kind)) return this.refuse('out', kind, m, agent, { reason: 'rate-limit', detail: `above the ${kind} kind's rate limit` });
+    if (this.inFlight >= (this.o.maxInFlight ?? 4096)) return this.refuse('out', kind, m, agent, { reason: 'link-busy', detail: 'too many crossings await the hub\'s acknowledgement' });
+    const kindDef = this.kinds.find((k) => k.name === kind)!;
+    if (kindDef.gatewaySigned) {
+      this.track(this.sign(kindDef, checked.value as Record<string, unknown>)
+        .then((canonical) => this.cross(kind, agent, canonical))
+        .catch((e: Error) => this.refuse('out', kind, m, agent, { reason: 'signing-failed', detail: e.message.slice(0, 200) })));
+      return;
+    }
+    this.cross(kind, agent, checked.canonical);
+  }
+
+  /** Adds the gateway's signature (raw 64 bytes, base64url) over the canonical value without it. */
+  private async sign(kind: MessageKind, value: Record<string, unknown>): Promise<Buffer> {
+    const field = kind.gatewaySigned!.field;
+    const body = Buffer.from(canonicalize(value)!, 'utf8');
+    const signature = rawSignature(await this.o.signer.sign(body));
+    return Buffer.from(canonicalize({ ...value, [field]: signature.toString('base64url') })!, 'utf8');
+  }
+
+  /** Intent in the audit log, then the publish, then the hub's acknowledgement decides the outcome. */
+  private cross(kind: string, agent: string, canonical: Uint8Array): void {
     const subject = `byoc.${this.o.customerId}.out.${kind}`;
-    this.o.boundary.publish(subject, m.data);
-    this.o.audit.append({ direction: 'out', kind, subject, payload: m.data });
-    this.counters.crossedOut++;
+    const seq = this.o.audit.intent({ direction: 'out', kind, subject, agent, payload: canonical });
+    const msgID = `${this.o.customerId}:${seq}`;
+    this.inFlight++;
+    this.track(this.remoteJs.publish(subject, canonical, { msgID, timeout: this.o.confirmTimeoutMs ?? 5000 })
+      .then(() => {
+        this.o.audit.outcome(seq, 'delivered');
+        this.counters.delivered++;
+      }, (e: Error) => {
+        // A timeout may hide a message the hub stored: unconfirmed, never delivered. No responders: nothing received it.
+        const timeout = /timeout|timed out/i.test(e.message);
+        this.o.audit.outcome(seq, timeout ? 'unconfirmed' : 'failed', e.message.slice(0, 200));
+        if (timeout) this.counters.unconfirmed++; else this.counters.failed++;
+        this.o.log.warn({ kind, seq, error: e.message.slice(0, 200) }, timeout ? 'crossing not acknowledged by the hub' : 'crossing refused by the hub');
+      })
+      .finally(() => { this.inFlight--; }));
   }
 
   private inboundMessage(kind: MessageKind, m: Msg): void {
-    const rejection = this.inbound.check(kind.name, m.data);
-    if (rejection) return this.reject('in', kind.name, m, rejection);
-    this.o.local.publish(`${INBOX_PREFIX}.${kind.name}`, m.data);
-    this.o.audit.append({ direction: 'in', kind: kind.name, subject: m.subject, payload: m.data });
-    this.counters.crossedIn++;
+    const checked = this.inbound.check(kind.name, m.data);
+    if (isRejection(checked)) return this.refuse('in', kind.name, m, undefined, checked);
+    if (!this.limits.take('in', kind.name)) return this.refuse('in', kind.name, m, undefined, { reason: 'rate-limit', detail: `above the ${kind.name} kind's rate limit` });
+    const seq = this.o.audit.intent({ direction: 'in', kind: kind.name, subject: m.subject, payload: checked.canonical });
+    this.o.local.publish(`${INBOX_PREFIX}.${kind.name}`, checked.canonical);
+    // Delivered once the leaf has it: one flush covers every inbound message published before it.
+    this.pendingInbound.push(seq);
+    this.inboundFlush ??= this.track(Promise.resolve().then(async () => {
+      const seqs = this.pendingInbound;
+      this.pendingInbound = [];
+      this.inboundFlush = undefined;
+      try {
+        await this.o.local.flush();
+        this.o.audit.outcomes(seqs.map((s) => ({ intentSeq: s, result: 'delivered' as const })));
+        this.counters.deliveredIn += seqs.length;
+      } catch (e) {
+        this.o.audit.outcomes(seqs.map((s) => ({ intentSeq: s, result: 'unconfirmed' as const, detail: (e as Error).message.slice(0, 200) })));
+      }
+    })) as Promise<void>;
   }
 
-  private reject(direction: 'out' | 'in', kind: string, m: Msg, r: Rejection): void {
+  /**
+   * A refused message: counted, recorded in the audit log and the bounded rejection store with its kind, size,
+   * hash and reason, logged as fields (rate-limited). Its body is neither kept nor forwarded.
+   */
+  private refuse(direction: 'out' | 'in', kind: string, m: Msg, agent: string | undefined, r: Refusal): void {
     this.counters.rejected[r.reason] = (this.counters.rejected[r.reason] ?? 0) + 1;
-    // Fields only: the payload may be exactly what must not cross, so it is neither logged nor forwarded.
-    this.o.log.warn({ direction, kind: kind.slice(0, 64), subject: m.subject.slice(0, 128), size: m.data.length, reason: r.reason, detail: r.detail }, 'boundary message rejected');
-    const h = natsHeaders();
-    h.set('Byoc-Reject-Reason', r.reason);
-    h.set('Byoc-Reject-Detail', r.detail);
-    h.set('Byoc-Direction', direction);
-    h.set('Byoc-Original-Subject', m.subject.slice(0, 256));
-    const safeKind = /^[a-z0-9-]{1,64}$/.test(kind) ? kind : 'unknown';
-    const stored = this.js!.publish(`${REJECTED_PREFIX}.${direction}.${safeKind}`, m.data, { headers: h })
+    const safeKind = /^[a-z0-9-]{1,32}$/.test(kind) ? kind : 'unknown';
+    const safeAgent = agent && /^[a-z0-9-]{1,28}$/.test(agent) ? agent : undefined;
+    const record = { direction, kind: safeKind, agent: safeAgent, subject: m.subject.slice(0, 128), size: m.data.length, sha256: createHash('sha256').update(m.data).digest('hex'), reason: r.reason, detail: r.detail };
+    this.o.audit.rejection(record);
+    if (this.shouldLog(r.reason)) this.o.log.warn(record, 'boundary message rejected');
+    this.track(this.localJs!.publish(`${REJECTION_PREFIX}.${direction}.${safeKind}`, JSON.stringify({ ...record, at: new Date().toISOString() }))
       .catch((e: Error) => {
-        this.counters.deadLetterFailures++;
-        this.o.log.error({ direction, kind: safeKind, reason: r.reason, error: e.message }, 'could not store a rejected message on the dead-letter stream');
-      });
-    this.pending.add(stored);
-    void stored.finally(() => this.pending.delete(stored));
+        this.counters.rejectionStoreFailures++;
+        if (this.shouldLog('store-failure')) this.o.log.error({ direction, kind: safeKind, reason: r.reason, error: e.message }, 'could not record a rejection in the rejection store');
+      }));
   }
 
-  /** Stops taking messages, waits for dead-letter writes, signs a final audit head. */
+  /** At most 10 log lines per reason per second: a flood of refusals must not become a flood of logs. */
+  private shouldLog(reason: string): boolean {
+    const second = Math.floor(Date.now() / 1000);
+    const b = this.logBudget.get(reason) ?? { second, logged: 0, suppressed: 0 };
+    if (b.second !== second) {
+      if (b.suppressed > 0) this.o.log.warn({ reason, suppressed: b.suppressed }, 'rejections not logged individually (see the audit log)');
+      b.second = second; b.logged = 0; b.suppressed = 0;
+    }
+    this.logBudget.set(reason, b);
+    if (b.logged < 10) { b.logged++; return true; }
+    b.suppressed++;
+    return false;
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p)).catch(() => undefined);
+    return p;
+  }
+
+  /** Stops taking messages, waits for every outcome, signs a final audit head. */
   public async stop(): Promise<void> {
     for (const s of this.subs) s.unsubscribe();
-    await Promise.all([this.o.local.flush(), this.o.boundary.flush()]);
-    await Promise.all(this.pending);
+    await Promise.all([this.o.local.flush(), this.o.boundary.flush()]).catch(() => undefined);
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
     await this.o.audit.close();
   }
+}
+
+/** A signature as 64 raw bytes: Ed25519 already is; ECDSA P-256 (DER from KMS or OpenSSL) becomes r || s. */
+export function rawSignature(signature: Buffer): Buffer {
+  if (signature.length === 64 && signature[0] !== 0x30) return signature;
+  // DER: 30 len 02 rlen r 02 slen s
+  let i = 2;
+  if (signature[0] !== 0x30) throw new Error('signature is neither raw 64 bytes nor DER ECDSA');
+  if (signature[1] & 0x80) i += signature[1] & 0x7f;
+  const int = () => {
+    if (signature[i] !== 0x02) throw new Error('malformed DER ECDSA signature');
+    const len = signature[i + 1];
+    const v = signature.subarray(i + 2, i + 2 + len);
+    i += 2 + len;
+    const trimmed = v[0] === 0 ? v.subarray(1) : v;
+    if (trimmed.length > 32) throw new Error('malformed DER ECDSA signature');
+    return Buffer.concat([Buffer.alloc(32 - trimmed.length), trimmed]);
+  };
+  return Buffer.concat([int(), int()]);
 }

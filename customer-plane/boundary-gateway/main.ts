@@ -1,35 +1,90 @@
 /**
  * Entry point of the boundary gateway container (bundled by esbuild into one file). Configuration comes
- * from the environment and is validated at start; secrets arrive from Secrets Manager through ECS.
+ * from the environment and is validated at start; passwords arrive from Secrets Manager through ECS; the
+ * audit heads and the metrics are signed by the customer's own KMS key (`BYOC_AUDIT_KEY`, a key ARN), or a
+ * PEM private key file outside AWS.
  */
+import { KMSClient } from '@aws-sdk/client-kms';
 import { connect } from '@nats-io/transport-node';
 import pino from 'pino';
-import { AuditLogWriter } from '../../lib/audit-log';
-import { inboxPrefix } from '../../lib/nats-config';
+import { AuditLogWriter, StdoutAnchor } from '../../lib/audit-log';
+import { CUSTOMER_ID } from '../../lib/boundary-contract';
+import { inboxPrefix, LEAF_USERS } from '../../lib/nats-config';
+import { signerFor } from '../../lib/signer';
 import { BoundaryGateway } from './gateway';
+import { provisionAgents } from './provision';
 
-const REQUIRED = ['BYOC_CUSTOMER', 'NATS_URL', 'BYOC_GATEWAY_PASSWORD', 'BYOC_AUDIT_LOG', 'BYOC_AUDIT_SIGNING_KEY'] as const;
+const REQUIRED = ['BYOC_CUSTOMER', 'NATS_URL', 'BYOC_GATEWAY_LOCAL_PASSWORD', 'BYOC_GATEWAY_REMOTE_PASSWORD', 'BYOC_PROVISIONER_PASSWORD', 'BYOC_AUDIT_LOG', 'BYOC_AUDIT_KEY', 'BYOC_AGENTS'] as const;
+
+class ConfigError extends Error {}
+
+function agentsFrom(json: string): Record<string, string[]> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    throw new ConfigError('BYOC_AGENTS is not JSON');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError('BYOC_AGENTS is not an object of agent name to outbound kinds');
+  for (const [agent, kinds] of Object.entries(parsed)) {
+    if (!/^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){2,27}$/.test(agent) || !Array.isArray(kinds) || kinds.some((k) => typeof k !== 'string')) {
+      throw new ConfigError(`BYOC_AGENTS: entry ${JSON.stringify(agent).slice(0, 40)} is not an agent name with a list of kinds`);
+    }
+  }
+  return parsed as Record<string, string[]>;
+}
 
 async function main(): Promise<void> {
   const log = pino({ base: { service: 'boundary-gateway' } });
-  const missing = REQUIRED.filter((k) => !process.env[k]);
-  if (missing.length > 0) {
-    log.fatal({ missing }, 'missing configuration');
+  let agents: Record<string, string[]>;
+  let rateScale = 1;
+  const env = process.env as Record<(typeof REQUIRED)[number], string>;
+  try {
+    const missing = REQUIRED.filter((k) => !process.env[k]);
+    if (missing.length > 0) throw new ConfigError(`missing ${missing.join(', ')}`);
+    if (!CUSTOMER_ID.test(env.BYOC_CUSTOMER)) throw new ConfigError('BYOC_CUSTOMER is not a customer identifier');
+    agents = agentsFrom(env.BYOC_AGENTS);
+    if (process.env.BYOC_RATE_SCALE !== undefined) {
+      rateScale = Number(process.env.BYOC_RATE_SCALE);
+      if (!(rateScale > 0 && rateScale <= 1e6)) throw new ConfigError('BYOC_RATE_SCALE is not a number from 0 to 1000000');
+    }
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    log.fatal({ error: e.message }, 'invalid configuration');
     process.exit(2);
   }
-  const env = process.env as Record<(typeof REQUIRED)[number], string>;
   const customerId = env.BYOC_CUSTOMER;
   const shareLearning = process.env.BYOC_SHARE_LEARNING !== 'false';
-  const common = { servers: env.NATS_URL, pass: env.BYOC_GATEWAY_PASSWORD, inboxPrefix: inboxPrefix(customerId), name: 'boundary-gateway' };
-  const local = await connect({ ...common, user: 'gateway-local' });
-  const boundary = await connect({ ...common, user: 'gateway' });
-  const audit = new AuditLogWriter({ file: env.BYOC_AUDIT_LOG, signingKeyPem: env.BYOC_AUDIT_SIGNING_KEY, headEvery: Number(process.env.BYOC_AUDIT_HEAD_EVERY ?? 1000), headIntervalMs: 1000 * Number(process.env.BYOC_AUDIT_HEAD_SECONDS ?? 60) });
-  const gateway = new BoundaryGateway({ customerId, shareLearning, local, boundary, audit, log });
+  const region = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):/.exec(env.BYOC_AUDIT_KEY)?.[1];
+  const signer = signerFor(env.BYOC_AUDIT_KEY, () => new KMSClient(region ? { region } : {}));
+  // Fails here, before any connection, if the key cannot be used (wrong type, no permission, unreachable).
+  await signer.publicKeyPem();
+
+  const base = { servers: env.NATS_URL, maxReconnectAttempts: -1, reconnectTimeWait: 1000 };
+  // The agents' streams and consumers exist before the gateway relays anything; the provisioner is then closed.
+  const provisioner = await connect({ ...base, user: LEAF_USERS.provisioner, pass: env.BYOC_PROVISIONER_PASSWORD, inboxPrefix: inboxPrefix(customerId, LEAF_USERS.provisioner), name: 'provisioner' });
+  await provisionAgents(provisioner, Object.keys(agents));
+  await provisioner.close();
+
+  const local = await connect({ ...base, user: LEAF_USERS.gatewayLocal, pass: env.BYOC_GATEWAY_LOCAL_PASSWORD, inboxPrefix: inboxPrefix(customerId, LEAF_USERS.gatewayLocal), name: 'boundary-gateway-local' });
+  const boundary = await connect({ ...base, user: LEAF_USERS.gatewayRemote, pass: env.BYOC_GATEWAY_REMOTE_PASSWORD, inboxPrefix: inboxPrefix(customerId, LEAF_USERS.gatewayRemote), name: 'boundary-gateway-remote' });
+  const audit = await AuditLogWriter.open({
+    file: env.BYOC_AUDIT_LOG,
+    signer,
+    // Signed heads also go to stdout, which ECS ships to the customer's CloudWatch Logs: the gateway cannot
+    // rewrite them there, so a truncated or rewritten log file no longer matches them.
+    anchor: new StdoutAnchor(),
+    headEvery: Number(process.env.BYOC_AUDIT_HEAD_EVERY ?? 1000),
+    headIntervalMs: 1000 * Number(process.env.BYOC_AUDIT_HEAD_SECONDS ?? 60),
+  });
+  if (audit.recovery.tornBytes > 0 || audit.recovery.unknownOutcomes > 0) log.warn({ recovery: audit.recovery }, 'audit log recovered after an unclean stop');
+  const gateway = new BoundaryGateway({ customerId, shareLearning, local, boundary, audit, signer, log, agents, rateScale });
   await gateway.start();
   const shutdown = async (signal: string) => {
     log.info({ signal, counters: gateway.counters }, 'stopping');
     await gateway.stop();
     await Promise.all([local.drain(), boundary.drain()]);
+    log.info({ counters: gateway.counters }, 'stopped');
     process.exit(0);
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));

@@ -37,6 +37,8 @@ export interface Link {
   rogueVendor(): Promise<NatsConnection>;
   /** Test-only: a user in the leaf's AGENTS account subscribed to everything (that account is never linked). */
   agentsObserver(): Promise<NatsConnection>;
+  /** Test-only: a user in the leaf's GATEWAY account allowed everything (reads the rejection store). */
+  gatewayObserver(): Promise<NatsConnection>;
   /** Test-only: a user in the leaf's BOUNDARY account allowed everything, to prove the remote's deny rules. */
   boundaryObserver(): Promise<NatsConnection>;
   /** Messages the leaf received over its leaf-node connection so far (from its monitoring endpoint). */
@@ -90,6 +92,7 @@ export async function startLink(options: LinkOptions): Promise<Link> {
   let leaf = leafConfig({ ...options, agents, listen: { host: '127.0.0.1', port: leafPort }, storeDir: path.join(dir, 'jetstream'), hubCaFile: tls.ca });
   if (options.observers ?? true) {
     leaf = leaf.replace('  AGENTS: {\n    jetstream: enabled\n    users: [\n', `  AGENTS: {\n    jetstream: enabled\n    users: [\n      { user: "agents-observer", password: "${OBSERVER_PASSWORD}" }\n`);
+    leaf = leaf.replace('  GATEWAY: {\n    jetstream: enabled\n    limits: { max_connections: 1 }\n    users: [\n', `  GATEWAY: {\n    jetstream: enabled\n    limits: { max_connections: 2 }\n    users: [\n      { user: "gateway-observer", password: "${OBSERVER_PASSWORD}" }\n`);
     leaf = leaf.replace('  BOUNDARY: {\n    limits: { max_connections: 2 }\n    users: [\n', `  BOUNDARY: {\n    limits: { max_connections: 3 }\n    users: [\n      { user: "boundary-observer", password: "${OBSERVER_PASSWORD}" }\n`);
   }
   leaf += `\nhttp: "127.0.0.1:${leafMonitorPort}"\n`;
@@ -133,11 +136,12 @@ export async function startLink(options: LinkOptions): Promise<Link> {
     // A single-instance identity: one shared connection while it is open.
     gateway: async () => {
       if (!gatewayConnection || gatewayConnection.isClosed()) gatewayConnection = await open(leafPort, LEAF_USERS.gatewayRemote, secrets[vars.gatewayRemote], inboxPrefix(customerId, LEAF_USERS.gatewayRemote));
-      return gatewayConnection;
+      return gatewayConnection!;
     },
     vendor,
     rogueVendor: () => open(hubPort, 'rogue', OBSERVER_PASSWORD),
     agentsObserver: () => open(leafPort, 'agents-observer', OBSERVER_PASSWORD),
+    gatewayObserver: () => open(leafPort, 'gateway-observer', OBSERVER_PASSWORD),
     boundaryObserver: () => open(leafPort, 'boundary-observer', OBSERVER_PASSWORD),
     leafInMsgs,
     stop: async () => {
