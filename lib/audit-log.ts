@@ -407,6 +407,7 @@ export class AuditLogWriter {
   private signing?: Promise<AuditHead | undefined>;
   private timer?: NodeJS.Timeout;
   private closed = false;
+  private fdClosed = false;
   private readonly now: () => Date;
 
   private constructor(private readonly o: AuditLogOpenOptions, private readonly fd: number, private readonly headEvery: number) {
@@ -522,6 +523,7 @@ export class AuditLogWriter {
    * when every record is already covered. Waits for a head being signed first.
    */
   public head(): Promise<AuditHead | undefined> {
+    if (this.fdClosed) return Promise.reject(new Error(`audit log ${this.o.file} is closed`));
     const run = async (): Promise<AuditHead | undefined> => {
       if (this.written === this.coveredWritten) return undefined;
       const covers = this.written;
@@ -550,18 +552,19 @@ export class AuditLogWriter {
   /** Closes still-open intents as unknown, signs a final head, fsyncs and closes the file. */
   public async close(): Promise<void> {
     if (this.closed) return;
+    this.closed = true; // no more appends from callers
     if (this.timer) clearInterval(this.timer);
-    await this.signing?.catch(() => undefined);
-    if (this.open.size) {
-      const at = this.now().toISOString();
-      this.append([...this.open].map((intent) => this.line({ type: 'outcome', intent, result: 'unknown', detail: 'the audit log was closed before the outcome was known' }, at)));
-      this.open.clear();
-    }
-    this.closed = true;
     try {
+      await this.signing?.catch(() => undefined);
+      if (this.open.size) {
+        const at = this.now().toISOString();
+        this.append([...this.open].map((intent) => this.line({ type: 'outcome', intent, result: 'unknown', detail: 'the audit log was closed before the outcome was known' }, at)));
+        this.open.clear();
+      }
       await this.head();
       fs.fsyncSync(this.fd);
     } finally {
+      this.fdClosed = true;
       fs.closeSync(this.fd);
     }
   }
