@@ -7,7 +7,8 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { durableOf, inboxPrefix, secretVariables } from '../lib/nats-config';
 import { eventually, startLink } from '../test/servers/link';
 import { startMoto } from '../test/servers/moto';
 
@@ -18,11 +19,12 @@ async function main() {
   const [link, moto] = await Promise.all([startLink({ customerId: 'bench' }), startMoto()]);
   try {
     const sm = new SecretsManagerClient({ endpoint: moto.endpoint, region: moto.env.AWS_REGION, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
-    const arn = (await sm.send(new CreateSecretCommand({ Name: 'bench', SecretString: link.secrets.BYOC_AGENTS_PASSWORD }))).ARN!;
-    const nc = await link.agents();
-    const jsm = await jetstreamManager(nc);
+    const arn = (await sm.send(new CreateSecretCommand({ Name: 'bench', SecretString: link.secrets[secretVariables('bench').agent('code-reviewer')] }))).ARN!;
+    // The streams and each agent's consumer, as the gateway provisions them at start.
+    await link.provision();
+    const nc = await link.agent('request-router'); // may publish to every agent's work subject
+    const jsm = await jetstreamManager(await link.provisioner());
     const js = jetstream(nc);
-    await jsm.streams.add({ name: 'WORK', subjects: ['work.>'], retention: RetentionPolicy.Workqueue, storage: StorageType.File, duplicate_window: 3600e9 });
     const publish = async (subject: string) => {
       for (let i = 0; i < N; i++) {
         js.publish(subject, '{}', { msgID: `${subject}-${i}` }).catch(() => undefined);
@@ -31,10 +33,9 @@ async function main() {
       await eventually(async () => (await jsm.streams.info('WORK')).state.messages >= N, 60000, 'published');
     };
 
-    // Raw: a consumer that acks each message, nothing else.
-    await publish('work.raw-consumer');
-    await jsm.consumers.add('WORK', { durable_name: 'raw', filter_subject: 'work.raw-consumer', ack_policy: AckPolicy.Explicit });
-    const consumer = await js.consumers.get('WORK', 'raw');
+    // Raw: an agent's own durable consumer, consumed by a bare client that acks each message, nothing else.
+    await publish('work.code-generator');
+    const consumer = await jetstream(await link.agent('code-generator')).consumers.get('WORK', durableOf('code-generator'));
     let t = process.hrtime.bigint();
     let got = 0;
     const messages = await consumer.consume({ max_messages: 16 });
@@ -48,7 +49,7 @@ async function main() {
     await publish('work.code-reviewer');
     t = process.hrtime.bigint();
     const child = spawn(process.execPath, [BUNDLE], {
-      env: { PATH: process.env.PATH!, ...moto.env, BYOC_AGENT: 'code-reviewer', BYOC_AGENT_IMPL: 'noop', BYOC_CUSTOMER: 'bench', NATS_URL: `127.0.0.1:${link.leafPort}`, NATS_INBOX_PREFIX: '_INBOX_bench', NATS_PASSWORD_SECRET_ARN: arn },
+      env: { PATH: process.env.PATH!, ...moto.env, BYOC_AGENT: 'code-reviewer', BYOC_AGENT_IMPL: 'noop', BYOC_CUSTOMER: 'bench', NATS_URL: `127.0.0.1:${link.leafPort}`, NATS_INBOX_PREFIX: inboxPrefix('bench', 'code-reviewer'), NATS_PASSWORD_SECRET_ARN: arn },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';

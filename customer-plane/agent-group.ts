@@ -8,8 +8,8 @@ import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { AgentSpec, DataStore } from '../agents/catalog';
-import { inboxPrefix } from '../lib/nats-config';
-import { DataStores, DB_NAME, dbUserOf } from './data-stores';
+import { inboxPrefix, LEAF_USERS } from '../lib/nats-config';
+import { DataStores, DB_NAME, dbUserOf, redisUserOf } from './data-stores';
 import { CONTAINER_USER, HardenedService } from './hardened-service';
 
 /** What every agent of every group shares: built once in the root stack. */
@@ -27,8 +27,8 @@ export interface AgentEnvironment {
   readonly dataRemovalPolicy: RemovalPolicy;
   /** `host:port` of the NATS leaf node. */
   readonly natsUrl: string;
-  /** The password agents use on the leaf, read at point of use. */
-  readonly natsPassword: secretsmanager.ISecret;
+  /** Each agent's own password on the leaf, by agent name, read at point of use. */
+  readonly natsPasswords: Readonly<Record<string, secretsmanager.ISecret>>;
   /** OTLP/HTTP endpoint of the collector. */
   readonly otelEndpoint: string;
 }
@@ -71,15 +71,16 @@ export class AgentService extends Construct {
     }
 
     const secrets = [...spec.secrets].sort();
+    const natsPassword = env.natsPasswords[spec.name];
     const environment: Record<string, string> = {
       BYOC_CUSTOMER: env.customerId,
       BYOC_AGENT: spec.name,
       BYOC_TRIGGER: spec.trigger,
       BYOC_SUBJECTS: JSON.stringify(spec.subjects),
       NATS_URL: env.natsUrl,
-      NATS_USER: 'agents',
-      NATS_PASSWORD_SECRET_ARN: env.natsPassword.secretArn,
-      NATS_INBOX_PREFIX: inboxPrefix(env.customerId),
+      NATS_USER: LEAF_USERS.agent(spec.name),
+      NATS_PASSWORD_SECRET_ARN: natsPassword.secretArn,
+      NATS_INBOX_PREFIX: inboxPrefix(env.customerId, spec.name),
       OTEL_EXPORTER_OTLP_ENDPOINT: env.otelEndpoint,
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
       OTEL_METRICS_EXPORTER: 'otlp',
@@ -103,7 +104,9 @@ export class AgentService extends Construct {
         REDIS_HOST: stores.redis.attrPrimaryEndPointAddress,
         REDIS_PORT: String(stores.cachePort),
         REDIS_TLS: 'true',
-        REDIS_AUTH_SECRET_ARN: stores.redisAuth.secretArn,
+        // Its own ElastiCache user (RBAC), limited to its own keys; the password is read at point of use.
+        REDIS_USER: redisUserOf(spec.name),
+        REDIS_AUTH_SECRET_ARN: stores.redisPasswords[spec.name].secretArn,
       });
     }
     if (uses(DataStore.WORKSPACE)) environment.BYOC_WORKSPACE = WORKSPACE_PATH;
@@ -129,8 +132,8 @@ export class AgentService extends Construct {
     if (uses(DataStore.POSTGRES)) {
       role.grantActions(['rds-db:connect'], [dbUserArn(stores.database, dbUserOf(spec.name))]);
     }
-    role.grantSecretRead(env.natsPassword, env.key);
-    if (uses(DataStore.REDIS)) role.grantSecretRead(stores.redisAuth, env.key);
+    role.grantSecretRead(natsPassword, env.key);
+    if (uses(DataStore.REDIS)) role.grantSecretRead(stores.redisPasswords[spec.name], env.key);
     for (const s of secrets) role.grantSecretRead(stores.agentSecrets[s], env.key);
   }
 }

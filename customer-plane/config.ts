@@ -1,4 +1,5 @@
 import * as fs from 'fs';
+import * as path from 'path';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { PropError } from '../lib/errors';
 import { EgressMode } from './props';
@@ -24,18 +25,19 @@ export interface CustomerPlaneConfig {
   readonly cache?: { nodeType?: string; replicas?: number; port?: number; snapshotRetentionDays?: number };
   readonly retainData?: boolean;
   readonly shareLearning?: boolean;
-  readonly vendorHubEndpointService?: string;
-  readonly vendorHubPort?: number;
+  /** As `vendorHub`, with the CA inline (`caCertificatePem`) or in a file next to the configuration (`caCertificateFile`). */
+  readonly vendorHub?: { host?: string; port?: number; caCertificatePem?: string; caCertificateFile?: string; endpointService?: string; endpointServiceRegion?: string; cidrs?: string[] };
   readonly logRetentionDays?: number;
   readonly createRdsOsMetricsLogGroup?: boolean;
 }
 
 const KEYS: Record<string, readonly string[]> = {
-  '': ['customerId', 'account', 'region', 'images', 'maxAzs', 'availabilityZones', 'vpcCidr', 'vpcEndpoints', 'egress', 'existingVpc', 'database', 'cache', 'retainData', 'logRetentionDays', 's3PrefixListId', 'shareLearning', 'vendorHubEndpointService', 'vendorHubPort', 'createRdsOsMetricsLogGroup'],
+  '': ['customerId', 'account', 'region', 'images', 'maxAzs', 'availabilityZones', 'vpcCidr', 'vpcEndpoints', 'egress', 'existingVpc', 'database', 'cache', 'retainData', 'logRetentionDays', 's3PrefixListId', 'shareLearning', 'vendorHub', 'createRdsOsMetricsLogGroup'],
   images: ['agentRuntime', 'natsServer', 'otelCollector'],
   existingVpc: ['vpcId', 'vpcCidrBlock', 'availabilityZones', 'privateSubnetIds', 'privateSubnetRouteTableIds'],
   database: ['instanceType', 'multiAz', 'deletionProtection', 'allocatedStorageGiB', 'backupRetentionDays', 'port'],
   cache: ['nodeType', 'replicas', 'port', 'snapshotRetentionDays'],
+  vendorHub: ['host', 'port', 'caCertificatePem', 'caCertificateFile', 'endpointService', 'endpointServiceRegion', 'cidrs'],
 };
 
 function checkKeys(value: unknown, at: string): void {
@@ -52,10 +54,23 @@ function checkKeys(value: unknown, at: string): void {
 }
 
 /** Parses a configuration object; every problem is a `PropError` naming the setting. */
-export function customerPlaneStackProps(config: CustomerPlaneConfig): CustomerPlaneStackProps {
+export function customerPlaneStackProps(config: CustomerPlaneConfig, baseDir = process.cwd()): CustomerPlaneStackProps {
   checkKeys(config, '');
-  for (const section of ['images', 'existingVpc', 'database', 'cache']) checkKeys((config as unknown as Record<string, unknown>)[section], section);
-  const { account, region, database, egress, logRetentionDays, ...rest } = config;
+  for (const section of ['images', 'existingVpc', 'database', 'cache', 'vendorHub']) checkKeys((config as unknown as Record<string, unknown>)[section], section);
+  const { account, region, database, egress, logRetentionDays, vendorHub, ...rest } = config;
+  let hub = vendorHub;
+  if (vendorHub?.caCertificateFile !== undefined) {
+    if (vendorHub.caCertificatePem !== undefined) throw new PropError('vendorHub.caCertificateFile', 'set together with caCertificatePem', 'give the CA once: inline or as a file');
+    const { caCertificateFile, ...others } = vendorHub;
+    const file = path.resolve(baseDir, caCertificateFile);
+    let pem: string;
+    try {
+      pem = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new PropError('vendorHub.caCertificateFile', `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'give the path of the vendor\'s CA certificate, relative to the configuration file');
+    }
+    hub = { ...others, caCertificatePem: pem };
+  }
   if (account !== undefined && !/^\d{12}$/.test(account)) throw new PropError('account', `"${account}" is not an AWS account ID`, 'give the 12-digit account ID');
   if (egress !== undefined && !Object.values(EgressMode).includes(egress as EgressMode)) {
     throw new PropError('egress', `"${egress}" is not an egress mode`, `use ${Object.values(EgressMode).join(' or ')}`);
@@ -72,6 +87,7 @@ export function customerPlaneStackProps(config: CustomerPlaneConfig): CustomerPl
     egress: egress as EgressMode | undefined,
     database: database ? { ...database, instanceType } : undefined,
     logRetention: logRetentionDays,
+    vendorHub: hub as CustomerPlaneStackProps['vendorHub'],
   };
 }
 
@@ -83,5 +99,5 @@ export function loadCustomerPlaneConfig(file: string): CustomerPlaneStackProps {
   } catch (e) {
     throw new Error(`Cannot read the customer-plane configuration ${file}: ${(e as Error).message}`);
   }
-  return customerPlaneStackProps(parsed as CustomerPlaneConfig);
+  return customerPlaneStackProps(parsed as CustomerPlaneConfig, path.dirname(path.resolve(file)));
 }

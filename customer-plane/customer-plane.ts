@@ -7,6 +7,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { AgentSpec } from '../agents/catalog';
 import { cfnOf } from '../lib/compliance';
+import { limitKeyGrantsToAwsServices } from '../lib/compliance';
 import { PropError } from '../lib/errors';
 import { AgentEnvironment, AgentGroupStack } from './agent-group';
 import { DataStores } from './data-stores';
@@ -63,6 +64,7 @@ export class CustomerPlane extends Construct {
       resources: ['*'],
       conditions: { ArnLike: { 'kms:EncryptionContext:aws:logs:arn': `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:log-group:*` } },
     }));
+    limitKeyGrantsToAwsServices(this.key);
 
     this.network = new Network(this, 'Network', {
       vpc: p.vpc,
@@ -170,8 +172,8 @@ export class CustomerPlane extends Construct {
       runtimeImage: p.images.agentRuntime,
       logRetention: p.logRetention,
       removalPolicy: dataRemoval,
-      vendorHubEndpointService: p.vendorHubEndpointService,
-      vendorHubPort: p.vendorHubPort,
+      catalog: p.catalog,
+      hub: p.vendorHub,
       agentSecurityGroup,
       securityGroup: group,
     });
@@ -188,7 +190,7 @@ export class CustomerPlane extends Construct {
       logRemovalPolicy: dataRemoval,
       dataRemovalPolicy: dataRemoval,
       natsUrl: `nats://nats.${SERVICE_NAMESPACE}:${NATS_CLIENT_PORT}`,
-      natsPassword: this.link.secrets.agentsPassword,
+      natsPasswords: this.link.agentPasswords,
       otelEndpoint: `http://otel.${SERVICE_NAMESPACE}:${OTLP_HTTP_PORT}`,
     };
     const byGroup = new Map<string, AgentSpec[]>();

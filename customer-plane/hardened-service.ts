@@ -120,6 +120,8 @@ export class HardenedService extends Construct {
     const linuxParameters = new ecs.LinuxParameters(this, 'Linux', { initProcessEnabled: true });
     linuxParameters.dropCapabilities(ecs.Capability.ALL);
     const container = this.taskDefinition.addContainer('main', {
+      // A hard memory limit on the container (Control Tower CT.ECS.PR.7): the whole task's memory.
+      memoryLimitMiB: props.memoryMiB,
       image: ecs.ContainerImage.fromEcrRepository(repository, image.digest),
       readonlyRootFilesystem: true,
       user: CONTAINER_USER,

@@ -2,12 +2,16 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as efs from 'aws-cdk-lib/aws-efs';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as route53 from 'aws-cdk-lib/aws-route53';
+import * as targets from 'aws-cdk-lib/aws-route53-targets';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { leafConfig, secretVariables } from '../lib/nats-config';
-import { acknowledgeFinding, cfnOf } from '../lib/compliance';
+import { AgentSpec } from '../agents/catalog';
+import { acknowledgeFinding, cfnOf, limitKeyGrantsToAwsServices } from '../lib/compliance';
+import { agentIdentities, leafConfig, secretVariables } from '../lib/nats-config';
 import { DataStores } from './data-stores';
 import { CONTAINER_USER, HardenedService } from './hardened-service';
 import { Network } from './network';
@@ -20,10 +24,35 @@ export const JETSTREAM_DIR = '/data/jetstream';
 export const AUDIT_DIR = '/audit';
 /** The bundled gateway inside the agent runtime image. */
 export const GATEWAY_ENTRY = '/app/boundary-gateway.js';
+/** Where the leaf's start command writes the vendor's CA certificate (task scratch volume). */
+export const HUB_CA_FILE = '/tmp/hub-ca.pem';
+
+/**
+ * The vendor hub the leaf connects to, outbound only. Every part is explicit: the leaf dials only this
+ * host and port, and accepts only a certificate for this host that chains to this CA.
+ */
+export interface VendorHub {
+  /** DNS name of the hub; its TLS certificate must be issued for this name (e.g. `hub.byoc.vendor.example`). */
+  readonly host: string;
+  /** Leaf-node port of the hub. */
+  readonly port: number;
+  /** PEM of the CA that issued the hub's certificate (the vendor's CA; the system's roots are never used). */
+  readonly caCertificatePem: string;
+  /**
+   * The hub's VPC endpoint service (PrivateLink). The plane creates an interface endpoint to it and a private
+   * hosted zone for `host` pointing at the endpoint, so nothing leaves the VPC but to that endpoint.
+   */
+  readonly endpointService?: string;
+  /** Region of `endpointService` when it is not the plane's (cross-region PrivateLink). */
+  readonly endpointServiceRegion?: string;
+  /** Without `endpointService`: the hub's IPv4 addresses (CIDRs), reached through the NAT gateways (`egress: nat`). */
+  readonly cidrs?: readonly string[];
+}
 
 export interface NarrowLinkProps {
   readonly customerId: string;
   readonly shareLearning: boolean;
+  readonly catalog: readonly AgentSpec[];
   readonly cluster: ecs.ICluster;
   readonly network: Network;
   readonly stores: DataStores;
@@ -32,42 +61,48 @@ export interface NarrowLinkProps {
   readonly runtimeImage: string;
   readonly logRetention: logs.RetentionDays;
   readonly removalPolicy: RemovalPolicy;
-  readonly vendorHubEndpointService?: string;
-  readonly vendorHubPort: number;
+  readonly hub: VendorHub;
   /** Security group of the agents, let in to the leaf. */
   readonly agentSecurityGroup: ec2.SecurityGroup;
   /** Makes a workload security group (endpoint and S3 egress already allowed). */
   readonly securityGroup: (id: string, description: string) => ec2.SecurityGroup;
 }
 
+const RESTART_REASON = 'Read by the NATS leaf (and one other task) only at task start: rotating it means a new value and a redeploy of both services, which a Secrets Manager rotation Lambda cannot coordinate.';
+
 /**
  * The customer's side of the narrow link: the NATS leaf node, configured by the same generator the tests
- * run on a real server, and the boundary gateway, the only publisher on crossing subjects. The leaf
- * connects outbound only, to the vendor hub's PrivateLink endpoint when one is given.
+ * run on a real server, and the boundary gateway, the only publisher on crossing subjects. Every agent has
+ * its own NATS user and password; the gateway's local and remote identities have separate passwords. The
+ * leaf connects outbound only, to the pinned vendor hub.
  */
 export class NarrowLink extends Construct {
   public readonly leaf: HardenedService;
   public readonly gateway: HardenedService;
   /** The leaf's configuration exactly as deployed (secrets are `$VARIABLE` references). */
   public readonly leafConfig: string;
+  /** Each agent's NATS password, by agent name. */
+  public readonly agentPasswords: Record<string, secretsmanager.Secret> = {};
   public readonly secrets: {
-    readonly agentsPassword: secretsmanager.Secret;
-    readonly gatewayPassword: secretsmanager.Secret;
-    readonly leafRemoteUrl: secretsmanager.Secret;
-    readonly auditSigningKey: secretsmanager.Secret;
+    readonly gatewayLocalPassword: secretsmanager.Secret;
+    readonly gatewayRemotePassword: secretsmanager.Secret;
+    readonly provisionerPassword: secretsmanager.Secret;
+    readonly leafHubPassword: secretsmanager.Secret;
   };
+  /** The customer-owned asymmetric key that signs the audit log's heads and the metrics that cross. */
+  public readonly auditKey: kms.Key;
   public readonly hubEndpoint?: ec2.InterfaceVpcEndpoint;
 
   constructor(scope: Construct, id: string, props: NarrowLinkProps) {
     super(scope, id);
-    const { customerId, key, stores, network } = props;
+    const { customerId, key, stores, network, hub } = props;
     const vars = secretVariables(customerId);
-    const secret = (sid: string, description: string, generated: boolean, reason: string) => {
+    const secret = (sid: string, name: string, description: string, reason = RESTART_REASON) => {
       const s = new secretsmanager.Secret(this, sid, {
-        secretName: `byoc/${customerId}/link/${sid.replace(/[A-Z]/g, (c, i) => `${i ? '-' : ''}${c.toLowerCase()}`)}`,
+        secretName: `byoc/${customerId}/${name}`,
         description,
         encryptionKey: key,
-        generateSecretString: generated ? { passwordLength: 48, excludePunctuation: true } : { passwordLength: 32, excludePunctuation: true },
+        generateSecretString: { passwordLength: 48, excludePunctuation: true },
         removalPolicy: props.removalPolicy,
       });
       for (const rule of ['AwsSolutions-SMG4', 'HIPAA.Security-SecretsManagerRotationEnabled', 'NIST.800.53.R5-SecretsManagerRotationEnabled']) {
@@ -75,15 +110,30 @@ export class NarrowLink extends Construct {
       }
       return s;
     };
-    const restart = 'Read by the NATS leaf and the gateway only at task start: rotating it means a new value and a redeploy of both services, which a Secrets Manager rotation Lambda cannot coordinate.';
     this.secrets = {
-      agentsPassword: secret('AgentsPassword', 'Password agents use on the NATS leaf', true, restart),
-      gatewayPassword: secret('GatewayPassword', 'Password of the boundary gateway on the NATS leaf', true, restart),
-      leafRemoteUrl: secret('LeafRemoteUrl', 'tls://leaf-<customer>:<password>@<hub>:<port>, issued by the vendor at registration; placeholder until stored', false,
+      gatewayLocalPassword: secret('GatewayLocalPassword', 'link/gateway-local-password', 'Password of the boundary gateway\'s local identity on the NATS leaf (GATEWAY account)'),
+      gatewayRemotePassword: secret('GatewayRemotePassword', 'link/gateway-remote-password', 'Password of the boundary gateway\'s remote identity on the NATS leaf (BOUNDARY account, linked to the hub)'),
+      provisionerPassword: secret('ProvisionerPassword', 'link/provisioner-password', 'Password of the identity that creates the agents\' streams and consumers on the NATS leaf (used by the gateway at start)'),
+      leafHubPassword: secret('LeafHubPassword', 'link/leaf-hub-password', 'The leaf\'s password on the vendor hub, issued by the vendor at registration; a generated placeholder until stored',
         'Issued by the vendor hub at registration and stored here with put-secret-value; it is rotated by the vendor re-issuing it, not by a Lambda in this account.'),
-      auditSigningKey: secret('AuditSigningKey', 'PEM Ed25519 private key that signs the audit log heads (byoc keygen); placeholder until stored', false,
-        'A signing key the customer generates (byoc keygen) and stores with put-secret-value; Secrets Manager cannot generate an Ed25519 key, so a rotation Lambda has nothing to rotate to.'),
     };
+    for (const spec of props.catalog) {
+      this.agentPasswords[spec.name] = secret(`AgentPassword-${spec.name}`, `nats/${spec.name}`, `NATS password of agent ${spec.name} on the leaf (its own user)`);
+    }
+
+    // Audit and metrics signing key: asymmetric, in the customer's account; no private key exists outside KMS.
+    this.auditKey = new kms.Key(this, 'AuditKey', {
+      description: `BYOC customer plane ${customerId}: signs the boundary audit log's heads and the metrics that cross`,
+      keySpec: kms.KeySpec.ECC_NIST_P256,
+      keyUsage: kms.KeyUsage.SIGN_VERIFY,
+      alias: `alias/byoc/${customerId}/audit`,
+      removalPolicy: props.removalPolicy,
+    });
+    limitKeyGrantsToAwsServices(this.auditKey);
+    for (const rule of ['AwsSolutions-KMS5', 'HIPAA.Security-KMSBackingKeyRotationEnabled', 'NIST.800.53.R5-KMSBackingKeyRotationEnabled', 'PCI.DSS.321-KMSBackingKeyRotationEnabled']) {
+      acknowledgeFinding(cfnOf(this.auditKey), rule,
+        'An asymmetric signing key cannot be rotated automatically by KMS; a rotation is a new key whose public key the customer exports again with byoc pubkey.');
+    }
 
     const [uid, gid] = CONTAINER_USER.split(':');
     const accessPoint = (apId: string, path: string) => {
@@ -98,9 +148,17 @@ export class NarrowLink extends Construct {
     };
 
     // The leaf node -------------------------------------------------------------------------------------
-    this.leafConfig = leafConfig({ customerId, shareLearning: props.shareLearning, listen: { host: '0.0.0.0', port: NATS_CLIENT_PORT }, storeDir: JETSTREAM_DIR });
-    const leafSecurityGroup = props.securityGroup('NatsLeafSecurityGroup', 'NATS leaf node: clients in from agents and the gateway only, out to the vendor hub');
+    const identities = agentIdentities(props.catalog, props);
+    this.leafConfig = leafConfig({ customerId, shareLearning: props.shareLearning, agents: identities, listen: { host: '0.0.0.0', port: NATS_CLIENT_PORT }, storeDir: JETSTREAM_DIR, hubCaFile: HUB_CA_FILE });
+    const leafSecurityGroup = props.securityGroup('NatsLeafSecurityGroup', 'NATS leaf node: clients in from agents and the gateway only, out to the vendor hub only');
     leafSecurityGroup.connections.allowFrom(props.agentSecurityGroup, ec2.Port.tcp(NATS_CLIENT_PORT), 'NATS clients: agents');
+    const leafSecrets: Record<string, ecs.Secret> = {
+      [vars.gatewayLocal]: ecs.Secret.fromSecretsManager(this.secrets.gatewayLocalPassword),
+      [vars.gatewayRemote]: ecs.Secret.fromSecretsManager(this.secrets.gatewayRemotePassword),
+      [vars.provisioner]: ecs.Secret.fromSecretsManager(this.secrets.provisionerPassword),
+      [vars.leafHubPassword]: ecs.Secret.fromSecretsManager(this.secrets.leafHubPassword),
+    };
+    for (const [name, s] of Object.entries(this.agentPasswords)) leafSecrets[vars.agent(name)] = ecs.Secret.fromSecretsManager(s);
     this.leaf = new HardenedService(this, 'NatsLeaf', {
       ...common,
       name: 'nats-leaf',
@@ -109,39 +167,55 @@ export class NarrowLink extends Construct {
       imageProp: 'images.natsServer',
       cpu: 512,
       memoryMiB: 1024,
-      // nats-server reads a file: the generated configuration comes in a (non-secret) variable and is
-      // written to the task's scratch volume; the secrets it references come from Secrets Manager.
-      command: ['sh', '-c', 'printf "%s" "$BYOC_NATS_CONFIG" > /tmp/nats.conf && exec nats-server -c /tmp/nats.conf'],
-      environment: { BYOC_NATS_CONFIG: this.leafConfig },
-      secrets: {
-        [vars.agents]: ecs.Secret.fromSecretsManager(this.secrets.agentsPassword),
-        [vars.gateway]: ecs.Secret.fromSecretsManager(this.secrets.gatewayPassword),
-        [vars.leafRemoteUrl]: ecs.Secret.fromSecretsManager(this.secrets.leafRemoteUrl),
-      },
+      // nats-server reads files: the generated configuration and the vendor's CA come in (non-secret)
+      // variables and are written to the task's scratch volume. The remote URL is composed from the pinned
+      // hub address and the issued password (nats-server substitutes a variable only as a whole value).
+      command: ['sh', '-c', [
+        'printf "%s" "$BYOC_NATS_CONFIG" > /tmp/nats.conf',
+        `printf "%s" "$BYOC_HUB_CA" > ${HUB_CA_FILE}`,
+        `export ${vars.leafRemoteUrl}="tls://leaf-${customerId}:\${${vars.leafHubPassword}}@${hub.host}:${hub.port}"`,
+        'exec nats-server -c /tmp/nats.conf',
+      ].join(' && ')],
+      environment: { BYOC_NATS_CONFIG: this.leafConfig, BYOC_HUB_CA: hub.caCertificatePem },
+      secrets: leafSecrets,
       efsMount: { fileSystem: stores.fileSystem, accessPoint: accessPoint('JetStreamStore', '/nats/jetstream'), path: JETSTREAM_DIR },
       cloudMapName: 'nats',
       containerPort: NATS_CLIENT_PORT,
+      // One JetStream store on EFS: never two servers on it, even during a deployment.
+      singleWriter: true,
     });
 
-    // Outbound only, to the vendor hub.
-    if (props.vendorHubEndpointService) {
+    // Outbound only, to exactly the vendor hub.
+    if (hub.endpointService) {
       const hubSecurityGroup = new ec2.SecurityGroup(this, 'HubEndpointSecurityGroup', {
         vpc: network.vpc, description: 'Vendor hub endpoint: leaf-node connections in from the NATS leaf only', allowAllOutbound: false,
       });
       this.hubEndpoint = new ec2.InterfaceVpcEndpoint(this, 'HubEndpoint', {
         vpc: network.vpc,
-        service: new ec2.InterfaceVpcEndpointService(props.vendorHubEndpointService, props.vendorHubPort),
+        service: new ec2.InterfaceVpcEndpointService(hub.endpointService, hub.port),
         subnets: network.subnets,
         securityGroups: [hubSecurityGroup],
+        // The vendor's service name is not the certificate's: the hub's name resolves to this endpoint through
+        // the private hosted zone below, and the leaf verifies the certificate against that name.
         privateDnsEnabled: false,
         open: false,
+        serviceRegion: hub.endpointServiceRegion,
       });
-      hubSecurityGroup.connections.allowFrom(leafSecurityGroup, ec2.Port.tcp(props.vendorHubPort), 'NATS leaf to the vendor hub (outbound only)');
+      const zone = new route53.PrivateHostedZone(this, 'HubZone', { zoneName: hub.host, vpc: network.vpc, comment: `BYOC: the vendor hub ${hub.host} through its PrivateLink endpoint` });
+      new route53.ARecord(this, 'HubRecord', { zone, target: route53.RecordTarget.fromAlias(new targets.InterfaceVpcEndpointTarget(this.hubEndpoint)) });
+      leafSecurityGroup.connections.allowTo(hubSecurityGroup, ec2.Port.tcp(hub.port), 'NATS leaf to the vendor hub endpoint (outbound only)');
+    } else {
+      for (const cidr of hub.cidrs ?? []) {
+        leafSecurityGroup.addEgressRule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(hub.port), `NATS leaf to the vendor hub at ${cidr} (outbound only)`);
+      }
     }
 
     // The boundary gateway -----------------------------------------------------------------------------
-    const gatewaySecurityGroup = props.securityGroup('GatewaySecurityGroup', 'Boundary gateway: out to the NATS leaf and EFS only, nothing in');
+    const gatewaySecurityGroup = props.securityGroup('GatewaySecurityGroup', 'Boundary gateway: out to the NATS leaf, EFS and the KMS endpoint only, nothing in');
     leafSecurityGroup.connections.allowFrom(gatewaySecurityGroup, ec2.Port.tcp(NATS_CLIENT_PORT), 'NATS clients: the boundary gateway');
+    const outbox: Record<string, readonly string[]> = Object.fromEntries(identities.filter((a) => a.outbox.length > 0).map((a) => [a.name, a.outbox]));
+    // Every agent, even one that sends nothing out, gets its consumer and bucket from the provisioner.
+    for (const a of identities) outbox[a.name] ??= [];
     this.gateway = new HardenedService(this, 'BoundaryGateway', {
       ...common,
       name: 'boundary-gateway',
@@ -156,12 +230,27 @@ export class NarrowLink extends Construct {
         BYOC_SHARE_LEARNING: String(props.shareLearning),
         NATS_URL: `nats://nats.byoc.internal:${NATS_CLIENT_PORT}`,
         BYOC_AUDIT_LOG: `${AUDIT_DIR}/boundary-audit.log`,
+        BYOC_AUDIT_KEY: this.auditKey.keyArn,
+        BYOC_AGENTS: JSON.stringify(outbox),
       },
       secrets: {
-        [vars.gateway]: ecs.Secret.fromSecretsManager(this.secrets.gatewayPassword),
-        BYOC_AUDIT_SIGNING_KEY: ecs.Secret.fromSecretsManager(this.secrets.auditSigningKey),
+        [vars.gatewayLocal]: ecs.Secret.fromSecretsManager(this.secrets.gatewayLocalPassword),
+        [vars.gatewayRemote]: ecs.Secret.fromSecretsManager(this.secrets.gatewayRemotePassword),
+        [vars.provisioner]: ecs.Secret.fromSecretsManager(this.secrets.provisionerPassword),
       },
       efsMount: { fileSystem: stores.fileSystem, accessPoint: accessPoint('AuditLog', '/audit'), path: AUDIT_DIR },
+      // One append-only audit chain: never two writers, even during a deployment.
+      singleWriter: true,
     });
+    // Only the gateway signs: its task role may Sign and read the public key, through the KMS endpoint.
+    this.gateway.taskRole.grantActions(['kms:Sign', 'kms:GetPublicKey'], [this.auditKey.keyArn]);
+    this.auditKey.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'OnlyTheBoundaryGatewaySigns',
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: ['kms:Sign'],
+      resources: ['*'],
+      conditions: { ArnNotEquals: { 'aws:PrincipalArn': this.gateway.taskRole.roleArn } },
+    }));
   }
 }

@@ -1,9 +1,11 @@
+import { X509Certificate } from 'crypto';
 import { Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { AGENT_CATALOG, AgentSpec, catalogProblems } from '../agents/catalog';
 import { CUSTOMER_ID } from '../lib/boundary-contract';
 import { PropError } from '../lib/errors';
+import { VendorHub } from './link';
 
 /** Outbound internet access of the plane's subnets. */
 export enum EgressMode {
@@ -192,17 +194,13 @@ export interface CustomerPlaneProps {
   readonly shareLearning?: boolean;
 
   /**
-   * The vendor hub's VPC endpoint service (PrivateLink), e.g. `com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef0`.
-   * The plane creates an interface endpoint to it; the NATS leaf connects there, outbound only.
-   * @default - no endpoint: the leaf reaches the hub at the URL in its remote-URL secret (egress mode or peering)
+   * The vendor hub the NATS leaf connects to, outbound only, as the vendor issued it at registration: its
+   * DNS name (the name on its certificate), leaf-node port, CA certificate, and its VPC endpoint service.
+   * PrivateLink is the default path; without `endpointService`, give the hub's `cidrs` and `egress: nat`
+   * (or an existing VPC with a route to them). The leaf reaches exactly this address and port, and accepts
+   * only a certificate for `host` issued by this CA.
    */
-  readonly vendorHubEndpointService?: string;
-
-  /**
-   * Leaf-node port of the vendor hub.
-   * @default 7422
-   */
-  readonly vendorHubPort?: number;
+  readonly vendorHub: VendorHub;
 
   /**
    * Keep the data when the stack is deleted: the database and cache end in a final snapshot, the file
@@ -248,8 +246,7 @@ export interface ResolvedProps {
   readonly retainData: boolean;
   readonly logRetention: logs.RetentionDays;
   readonly shareLearning: boolean;
-  readonly vendorHubEndpointService?: string;
-  readonly vendorHubPort: number;
+  readonly vendorHub: VendorHub;
   readonly createRdsOsMetricsLogGroup: boolean;
 }
 
@@ -375,12 +372,7 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
   if (cache.port === 6379) throw new PropError('cache.port', '6379 is Redis\'s well-known port', 'choose another port, such as the default 6380');
   checkInt('cache.snapshotRetentionDays', cache.snapshotRetentionDays, 15, 35, 'use 15 to 35 days: HIPAA and NIST 800-53 require at least 15 days of cache backups');
 
-  if (props.vendorHubEndpointService !== undefined && !Token.isUnresolved(props.vendorHubEndpointService)
-    && !/^com\.amazonaws\.vpce\.[a-z0-9-]+\.vpce-svc-[0-9a-f]{17}$/.test(props.vendorHubEndpointService)) {
-    throw new PropError('vendorHubEndpointService', `"${props.vendorHubEndpointService}" is not a VPC endpoint service name`, 'give the name the vendor published, com.amazonaws.vpce.REGION.vpce-svc-<17 hex>');
-  }
-  const vendorHubPort = props.vendorHubPort ?? 7422;
-  checkInt('vendorHubPort', vendorHubPort, 1024, 65535);
+  const vendorHub = resolveVendorHub(props.vendorHub, !!props.vpc, egress);
 
   const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
   if (!Object.values(logs.RetentionDays).includes(logRetention) || logRetention === logs.RetentionDays.INFINITE) {
@@ -404,8 +396,50 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     retainData,
     logRetention,
     shareLearning: props.shareLearning ?? true,
-    vendorHubEndpointService: props.vendorHubEndpointService,
-    vendorHubPort,
+    vendorHub,
     createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup ?? false,
   };
+}
+
+const DNS_NAME = /^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+const CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
+
+/** Validates the vendor hub: every way the link could fail to come up is a synth error naming the setting. */
+function resolveVendorHub(hub: VendorHub | undefined, existingVpc: boolean, egress: EgressMode): VendorHub {
+  const fixAll = 'give the hub the vendor issued at registration: { host, port, caCertificatePem, endpointService }';
+  if (!hub || typeof hub !== 'object') throw new PropError('vendorHub', 'missing: without it the NATS leaf has no hub to connect to and nothing crosses', fixAll);
+  if (typeof hub.host !== 'string' || !DNS_NAME.test(hub.host) || /\.vpce\.amazonaws\.com$/.test(hub.host)) {
+    throw new PropError('vendorHub.host', `"${hub.host}" is not the hub's DNS name`, 'give the name on the hub\'s TLS certificate, e.g. hub.byoc.vendor.example (not an IP address and not a vpce-... endpoint name, which no certificate names)');
+  }
+  checkInt('vendorHub.port', hub.port, 1024, 65535);
+  let ca: X509Certificate;
+  try {
+    ca = new X509Certificate(hub.caCertificatePem ?? '');
+  } catch {
+    throw new PropError('vendorHub.caCertificatePem', 'is not a PEM X.509 certificate', 'give the PEM of the CA that issued the hub\'s certificate (the vendor publishes it with the hub address)');
+  }
+  if (!ca.ca) throw new PropError('vendorHub.caCertificatePem', `"${ca.subject.replace(/\n/g, ', ')}" is not a CA certificate`, 'give the certificate of the CA that issued the hub\'s certificate, not the hub\'s own');
+  if (hub.endpointService !== undefined) {
+    if (!Token.isUnresolved(hub.endpointService) && !/^com\.amazonaws\.vpce\.[a-z0-9-]+\.vpce-svc-[0-9a-f]{17}$/.test(hub.endpointService)) {
+      throw new PropError('vendorHub.endpointService', `"${hub.endpointService}" is not a VPC endpoint service name`, 'give the name the vendor published, com.amazonaws.vpce.REGION.vpce-svc-<17 hex>');
+    }
+    if (hub.endpointServiceRegion !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d$/.test(hub.endpointServiceRegion)) {
+      throw new PropError('vendorHub.endpointServiceRegion', `"${hub.endpointServiceRegion}" is not a region`, 'give the region of the vendor\'s endpoint service, e.g. eu-central-1, or leave it out when it is the plane\'s');
+    }
+    if (hub.cidrs !== undefined) throw new PropError('vendorHub.cidrs', 'set together with endpointService', 'remove cidrs: through PrivateLink the leaf reaches the hub at its endpoint, nowhere else');
+  } else {
+    if (!hub.cidrs || hub.cidrs.length === 0) {
+      throw new PropError('vendorHub.endpointService', 'missing, and no vendorHub.cidrs either: the leaf would have no path to the hub', 'give the vendor\'s endpoint service (PrivateLink, the default), or the hub\'s public addresses in vendorHub.cidrs with egress: nat');
+    }
+    for (const cidr of hub.cidrs) {
+      const m = CIDR.exec(cidr);
+      if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) < 16 || Number(m[5]) > 32) {
+        throw new PropError('vendorHub.cidrs', `"${cidr}" is not an IPv4 CIDR from /16 to /32`, 'give the hub\'s addresses as the vendor published them, e.g. 203.0.113.10/32');
+      }
+    }
+    if (!existingVpc && egress !== EgressMode.NAT) {
+      throw new PropError('vendorHub.cidrs', 'given without egress: nat, in a VPC with no route out', 'set egress: nat, or use the vendor\'s endpoint service (vendorHub.endpointService) instead');
+    }
+  }
+  return { ...hub, cidrs: hub.cidrs ? [...hub.cidrs] : undefined };
 }

@@ -1,6 +1,8 @@
 import Redis from 'ioredis';
 
 export interface CacheOptions {
+  /** The agent's own ElastiCache user (RBAC). @default - the default user (AUTH token) */
+  readonly username?: string;
   readonly host: string;
   readonly port: number;
   /** The AUTH token, read from Secrets Manager just before connecting. */
@@ -22,6 +24,7 @@ export class Cache {
     const redis = new Redis({
       host: o.host,
       port: o.port,
+      username: o.username,
       password: await o.authToken(),
       tls: { ca: o.ca, servername: o.host, minVersion: 'TLSv1.2' },
       keyPrefix: `${o.prefix}:`,

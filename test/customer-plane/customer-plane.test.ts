@@ -143,11 +143,11 @@ describe('IAM: least privilege', () => {
         expect(connect).toEqual([]);
       }
 
-      // Secrets: exactly the declared ones, the NATS password, and the Redis AUTH token for Redis users.
+      // Secrets: exactly the declared ones, its own NATS password, and its own Redis user's password for Redis users.
       const expectedSecrets = [
-        resolve(plane.stack.plane.link.secrets.agentsPassword.secretArn),
+        resolve(plane.stack.plane.link.agentPasswords[spec.name].secretArn),
         ...spec.secrets.map((s) => resolve(plane.stack.plane.stores.agentSecrets[s].secretArn)),
-        ...(spec.dataStores.includes(DataStore.REDIS) ? [resolve(plane.stack.plane.stores.redisAuth.secretArn)] : []),
+        ...(spec.dataStores.includes(DataStore.REDIS) ? [resolve(plane.stack.plane.stores.redisPasswords[spec.name].secretArn)] : []),
       ];
       const secretResources = byAction('secretsmanager:GetSecretValue').flatMap((s) => [s.Resource].flat());
       expect(secretResources).toHaveLength(expectedSecrets.length);

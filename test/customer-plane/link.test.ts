@@ -3,9 +3,12 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { METRIC_ATTRIBUTES, METRIC_NAMES } from '../../lib/boundary-contract';
-import { leafConfig } from '../../lib/nats-config';
+import { agentIdentities, leafConfig, secretVariables } from '../../lib/nats-config';
+import { AGENT_CATALOG } from '../../agents/catalog';
+import { projectRoot } from '../../lib/app';
+import { EgressMode } from '../../customer-plane/props';
 import { collectorConfig } from '../../customer-plane/collector-config';
-import { JETSTREAM_DIR, NATS_CLIENT_PORT } from '../../customer-plane/link';
+import { HUB_CA_FILE, JETSTREAM_DIR, NATS_CLIENT_PORT } from '../../customer-plane/link';
 import { allResources, exampleProps, synthCustomerPlane } from '../synth';
 
 const containerNamed = (templates: Record<string, any>, family: string) => {
@@ -17,26 +20,68 @@ const envOf = (c: any) => Object.fromEntries((c.Environment ?? []).map((e: any) 
 describe('what is tested is what is deployed', () => {
   const plane = synthCustomerPlane();
   const leaf = containerNamed(plane.templates, 'byoc-example-nats-leaf');
+  const gateway = containerNamed(plane.templates, 'byoc-example-boundary-gateway');
+  const vars = secretVariables('example');
 
-  test('the leaf runs exactly the generated configuration, and nats-server accepts it', () => {
+  test('the leaf runs exactly the generated configuration (every agent its own user), and nats-server accepts it', () => {
     const deployed = envOf(leaf).BYOC_NATS_CONFIG;
-    expect(deployed).toBe(leafConfig({ customerId: 'example', listen: { host: '0.0.0.0', port: NATS_CLIENT_PORT }, storeDir: JETSTREAM_DIR }));
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-leaf-')), 'nats.conf');
-    fs.writeFileSync(file, deployed);
-    const env = { ...process.env, BYOC_GATEWAY_PASSWORD: 'x', BYOC_AGENTS_PASSWORD: 'x', BYOC_LEAF_REMOTE_URL: 'tls://u:p@127.0.0.1:7422' };
-    expect(execFileSync('nats-server', ['-t', '-c', file], { env, encoding: 'utf8', stdio: 'pipe' })).toBe('');
+    const settings = { customerId: 'example', shareLearning: true };
+    expect(deployed).toBe(leafConfig({ ...settings, agents: agentIdentities(AGENT_CATALOG, settings), listen: { host: '0.0.0.0', port: NATS_CLIENT_PORT }, storeDir: JETSTREAM_DIR, hubCaFile: HUB_CA_FILE }));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-leaf-'));
+    try {
+      const file = path.join(dir, 'nats.conf');
+      fs.writeFileSync(file, deployed.replace(HUB_CA_FILE, path.join(projectRoot(), 'config', 'example-vendor-hub-ca.pem')));
+      const env: Record<string, string> = { ...process.env as Record<string, string>, [vars.leafRemoteUrl]: 'tls://u:p@hub.byoc.vendor.example:7422' };
+      for (const s of leaf.Secrets) env[s.Name] = 'x';
+      expect(execFileSync('nats-server', ['-t', '-c', file], { env, encoding: 'utf8', stdio: 'pipe' })).toBe('');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
-  test('the leaf\'s secrets come from Secrets Manager through ECS, never through the environment', () => {
-    expect(leaf.Secrets.map((s: any) => s.Name).sort()).toEqual(['BYOC_AGENTS_PASSWORD', 'BYOC_GATEWAY_PASSWORD', 'BYOC_LEAF_REMOTE_URL']);
-    for (const s of leaf.Secrets) expect(JSON.stringify(s.ValueFrom)).toMatch(/PlaneLink\w+Secret|PlaneLink\w+(Password|Url)/);
+  test('the leaf composes its remote URL from the pinned hub and the issued password, and trusts only the vendor CA', () => {
+    const script = leaf.Command.join(' ');
+    expect(script).toContain(`export ${vars.leafRemoteUrl}="tls://leaf-example:\${${vars.leafHubPassword}}@hub.byoc.vendor.example:7422"`);
+    expect(envOf(leaf).BYOC_HUB_CA).toBe(fs.readFileSync(path.join(projectRoot(), 'config', 'example-vendor-hub-ca.pem'), 'utf8'));
+    expect(envOf(leaf).BYOC_NATS_CONFIG).toContain(`ca_file: "${HUB_CA_FILE}"`);
   });
 
-  test('the gateway runs the bundled gateway with its password and audit key from Secrets Manager', () => {
-    const gateway = containerNamed(plane.templates, 'byoc-example-boundary-gateway');
+  test('the leaf\'s secrets come from Secrets Manager through ECS, never through the environment: one per agent, distinct gateway identities', () => {
+    const names = leaf.Secrets.map((s: any) => s.Name).sort();
+    expect(names).toEqual([vars.gatewayLocal, vars.gatewayRemote, vars.leafHubPassword, vars.provisioner, ...AGENT_CATALOG.map((a) => vars.agent(a.name))].sort());
+    const refs = leaf.Secrets.map((s: any) => JSON.stringify(s.ValueFrom));
+    expect(new Set(refs).size).toBe(refs.length); // every identity its own secret
+  });
+
+  test('the gateway signs with the plane\'s KMS key (no private key to fill), reads its own two passwords and the provisioner\'s', () => {
     expect(gateway.Command).toEqual(['node', '/app/boundary-gateway.js']);
-    expect(gateway.Secrets.map((s: any) => s.Name).sort()).toEqual(['BYOC_AUDIT_SIGNING_KEY', 'BYOC_GATEWAY_PASSWORD']);
-    expect(envOf(gateway)).toMatchObject({ BYOC_CUSTOMER: 'example', BYOC_SHARE_LEARNING: 'true', BYOC_AUDIT_LOG: '/audit/boundary-audit.log' });
+    expect(gateway.Secrets.map((s: any) => s.Name).sort()).toEqual([vars.gatewayLocal, vars.gatewayRemote, vars.provisioner].sort());
+    const env = envOf(gateway);
+    expect(env).toMatchObject({ BYOC_CUSTOMER: 'example', BYOC_SHARE_LEARNING: 'true', BYOC_AUDIT_LOG: '/audit/boundary-audit.log' });
+    expect(JSON.stringify(env.BYOC_AUDIT_KEY)).toContain('AuditKey');
+    expect(JSON.parse(env.BYOC_AGENTS)).toMatchObject({ 'usage-meter': ['usage'], 'pattern-miner': ['fingerprint'], 'workflow-orchestrator': ['workflow'], 'code-reviewer': [] });
+    const key = allResources(plane.templates).find((r) => r.type === 'AWS::KMS::Key' && r.props.KeySpec === 'ECC_NIST_P256')!;
+    expect(key.props.KeyUsage).toBe('SIGN_VERIFY');
+    const deny = key.props.KeyPolicy.Statement.find((st: any) => st.Sid === 'OnlyTheBoundaryGatewaySigns');
+    expect(deny).toMatchObject({ Effect: 'Deny', Action: 'kms:Sign' });
+    expect(JSON.stringify(deny.Condition)).toContain('BoundaryGatewayTaskRole');
+    // Only the gateway's role is granted Sign.
+    const signers = allResources(plane.templates).filter((r) => r.type === 'AWS::IAM::ManagedPolicy' && JSON.stringify(r.props.PolicyDocument).includes('kms:Sign'));
+    expect(signers.map((r) => r.id)).toEqual([expect.stringMatching(/BoundaryGateway/)]);
+  });
+
+  test('the leaf and the gateway are single writers: stopped before a new task starts', () => {
+    for (const family of ['byoc-example-nats-leaf', 'byoc-example-boundary-gateway']) {
+      const task = allResources(plane.templates).find((r) => r.type === 'AWS::ECS::TaskDefinition' && r.props.Family === family)!;
+      const service = allResources(plane.templates).find((r) => r.type === 'AWS::ECS::Service' && JSON.stringify(r.props.TaskDefinition).includes(task.id))!;
+      expect(service.props.DeploymentConfiguration).toMatchObject({ MinimumHealthyPercent: 0, MaximumPercent: 100 });
+      expect(service.props.DesiredCount).toBe(1);
+    }
+  });
+
+  test('agents connect as their own NATS user with their own password and inbox prefix', () => {
+    const reviewer = containerNamed(plane.templates, 'byoc-example-code-reviewer');
+    expect(envOf(reviewer)).toMatchObject({ NATS_USER: 'agent-code-reviewer', NATS_INBOX_PREFIX: '_INBOX_example.code-reviewer' });
   });
 
   test('the collector runs the generated metrics-only configuration', () => {
@@ -52,15 +97,29 @@ describe('what is tested is what is deployed', () => {
     const intoLeaf = ingress.filter((i) => JSON.stringify(i.GroupId).includes(id(/^NATS leaf/)));
     expect(intoLeaf.map((i) => JSON.stringify(i.SourceSecurityGroupId)).map((s) => (s.includes('AgentSecurityGroup') ? 'agents' : s.includes('GatewaySecurityGroup') ? 'gateway' : s)).sort()).toEqual(['agents', 'gateway']);
   });
+
+  test('PrivateLink (the default path): an endpoint only the leaf may reach, and the hub\'s name resolves to it in the VPC', () => {
+    plane.root.hasResourceProperties('AWS::EC2::VPCEndpoint', { ServiceName: 'com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef0', VpcEndpointType: 'Interface' });
+    plane.root.hasResourceProperties('AWS::Route53::HostedZone', { Name: 'hub.byoc.vendor.example.' });
+    plane.root.hasResourceProperties('AWS::Route53::RecordSet', { Name: 'hub.byoc.vendor.example.', Type: 'A' });
+    const ingress = allResources(plane.templates).filter((r) => r.type === 'AWS::EC2::SecurityGroupIngress' && r.props.FromPort === 7422);
+    expect(ingress).toHaveLength(1);
+    expect(JSON.stringify(ingress[0].props.SourceSecurityGroupId)).toContain('NatsLeafSecurityGroup');
+    // The leaf's only way out besides the AWS endpoints and S3: the hub endpoint on the hub's port.
+    const leafSg = allResources(plane.templates).find((r) => r.type === 'AWS::EC2::SecurityGroup' && /^NATS leaf/.test(r.props.GroupDescription))!;
+    const egress = [...(leafSg.props.SecurityGroupEgress ?? []), ...allResources(plane.templates).filter((r) => r.type === 'AWS::EC2::SecurityGroupEgress' && JSON.stringify(r.props.GroupId).includes(leafSg.id)).map((r) => r.props)];
+    expect(egress.filter((e: any) => e.CidrIp === '0.0.0.0/0')).toEqual([]);
+    expect(egress.filter((e: any) => e.FromPort === 7422)).toHaveLength(1);
+  });
 });
 
-test('a vendor hub endpoint service gets a PrivateLink endpoint only the leaf may reach, outbound', () => {
-  const service = 'com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef0';
-  const plane = synthCustomerPlane(exampleProps({ vendorHubEndpointService: service }));
-  plane.root.hasResourceProperties('AWS::EC2::VPCEndpoint', { ServiceName: service, VpcEndpointType: 'Interface', PrivateDnsEnabled: false });
-  const ingress = allResources(plane.templates).filter((r) => r.type === 'AWS::EC2::SecurityGroupIngress' && r.props.FromPort === 7422);
-  expect(ingress).toHaveLength(1);
-  expect(JSON.stringify(ingress[0].props.SourceSecurityGroupId)).toContain('NatsLeafSecurityGroup');
+test('without PrivateLink, the leaf may reach exactly the hub\'s addresses and port, through NAT', () => {
+  const hub = { ...exampleProps().vendorHub, endpointService: undefined, cidrs: ['203.0.113.10/32'] };
+  const plane = synthCustomerPlane(exampleProps({ vendorHub: hub, egress: EgressMode.NAT }));
+  const egress = allResources(plane.templates).filter((r) => r.type === 'AWS::EC2::SecurityGroupEgress' && r.props.FromPort === 7422).map((r) => r.props);
+  const inline = allResources(plane.templates).filter((r) => r.type === 'AWS::EC2::SecurityGroup').flatMap((r) => r.props.SecurityGroupEgress ?? []).filter((e: any) => e.FromPort === 7422);
+  expect([...egress, ...inline].map((e: any) => e.CidrIp)).toEqual(['203.0.113.10/32']);
+  expect(allResources(plane.templates).filter((r) => r.type === 'AWS::EC2::VPCEndpoint' && String(r.props.ServiceName).includes('vpce-svc'))).toEqual([]);
 });
 
 test('with shareLearning: false the deployed leaf and gateway know no fingerprint kind', () => {

@@ -8,8 +8,8 @@ import { PropError } from '../../lib/errors';
 import { exampleProps } from '../synth';
 
 const base = (): CustomerPlaneProps => {
-  const { customerId, images } = exampleProps();
-  return { customerId, images };
+  const { customerId, images, vendorHub } = exampleProps();
+  return { customerId, images, vendorHub };
 };
 
 function build(props: Omit<Partial<CustomerPlaneProps>, 'vpc'> & { vpc?: 'imported' | 'one-az' }, stackProps: { env?: { account?: string; region?: string } } = {}) {
@@ -66,8 +66,15 @@ const cases: [string, Omit<Partial<CustomerPlaneProps>, 'vpc'> & { vpc?: 'import
   ['cache.port', { cache: { port: 6379 } }, /well-known/],
   ['cache.snapshotRetentionDays', { cache: { snapshotRetentionDays: 7 } }, /at least 15 days/],
   ['logRetention', { logRetention: logs.RetentionDays.INFINITE }, /other than INFINITE/],
-  ['vendorHubEndpointService', { vendorHubEndpointService: 'hub.vendor.example' }, /vpce-svc-/],
-  ['vendorHubPort', { vendorHubPort: 80 }, /1024 to 65535/],
+  ['vendorHub', { vendorHub: undefined }, /no hub to connect to/],
+  ['vendorHub.endpointService', { vendorHub: { ...exampleProps().vendorHub, endpointService: 'hub.vendor.example' } }, /vpce-svc-/],
+  ['vendorHub.port', { vendorHub: { ...exampleProps().vendorHub, port: 80 } }, /1024 to 65535/],
+  ['vendorHub.host', { vendorHub: { ...exampleProps().vendorHub, host: 'vpce-0123-abcd.vpce-svc-0123456789abcdef0.eu-west-1.vpce.amazonaws.com' } }, /no certificate names/],
+  ['vendorHub.host', { vendorHub: { ...exampleProps().vendorHub, host: '203.0.113.10' } }, /not an IP address/],
+  ['vendorHub.caCertificatePem', { vendorHub: { ...exampleProps().vendorHub, caCertificatePem: 'not a certificate' } }, /PEM X.509/],
+  ['vendorHub.endpointService', { vendorHub: { ...exampleProps().vendorHub, endpointService: undefined } }, /no path to the hub/],
+  ['vendorHub.cidrs', { vendorHub: { ...exampleProps().vendorHub, endpointService: undefined, cidrs: ['203.0.113.10/32'] } }, /egress: nat/],
+  ['vendorHub.cidrs', { vendorHub: { ...exampleProps().vendorHub, endpointService: undefined, cidrs: ['0.0.0.0/0'] }, egress: EgressMode.NAT }, /\/16 to \/32/],
   ['logRetention', { logRetention: 42 as logs.RetentionDays }, /not a finite/],
 ];
 
