@@ -109,7 +109,10 @@ test('nats-config writes the configurations the stacks deploy', async () => {
 describe('audit verify', () => {
   let auditKeys: string;
   beforeAll(async () => {
-    auditKeys = tmp('audit-keys');
+    auditKeys = auditTmp('audit-keys');
+  const dirs: string[] = [];
+  const auditTmp = (p: string) => { const d = tmp(p); dirs.push(d); return d; };
+  afterAll(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
     expect((await byoc('keygen', '--out', auditKeys, '--force')).code).toBe(0);
   });
 
@@ -120,7 +123,7 @@ describe('audit verify', () => {
   async function auditLog(messages = 12) {
     const { AuditLogWriter, StdoutAnchor } = await import('../../lib/audit-log');
     const { signerFor } = await import('../../lib/signer');
-    const dir = tmp('audit');
+    const dir = auditTmp('audit');
     const file = path.join(dir, 'a.log');
     const anchor = path.join(dir, 'anchor.jsonl');
     const out = fs.createWriteStream(anchor);
@@ -201,7 +204,7 @@ describe('audit verify', () => {
       process.env.AWS_REGION = 'us-east-1';
       try {
         await expect(signerFor(arn).publicKeyPem()).rejects.toThrow(); // a client in the default region does not find it
-        const out = path.join(tmp('pub'), 'audit-public.pem');
+        const out = path.join(auditTmp('pub'), 'audit-public.pem');
         const r = await byoc('pubkey', '--key', arn, '--out', out);
         expect(r).toMatchObject({ code: 0, out: expect.stringMatching(/public key fingerprint: sha256:[0-9a-f]{64}/) });
         const der = (await inEu.send(new GetPublicKeyCommand({ KeyId: arn }))).PublicKey!;
