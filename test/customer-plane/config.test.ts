@@ -5,7 +5,8 @@ import { customerPlaneStackProps, loadCustomerPlaneConfig } from '../../customer
 import { EgressMode } from '../../customer-plane/props';
 import { projectRoot } from '../../lib/app';
 
-const example = () => JSON.parse(fs.readFileSync(path.join(projectRoot(), 'config', 'example-customer.json'), 'utf8'));
+const CONFIG_DIR = path.join(projectRoot(), 'config');
+const example = () => JSON.parse(fs.readFileSync(path.join(CONFIG_DIR, 'example-customer.json'), 'utf8'));
 
 test('the example configuration loads', () => {
   const props = loadCustomerPlaneConfig(path.join(projectRoot(), 'config', 'example-customer.json'));
@@ -17,7 +18,7 @@ test('settings map onto props: account and region, database type, egress, log re
   const props = customerPlaneStackProps({
     ...example(), account: '123456789012', region: 'eu-west-1', egress: 'nat', logRetentionDays: 90,
     database: { instanceType: 'db.r7g.large', multiAz: false }, createRdsOsMetricsLogGroup: true,
-  });
+  }, CONFIG_DIR);
   expect(props.createRdsOsMetricsLogGroup).toBe(true);
   expect(props.env).toEqual({ account: '123456789012', region: 'eu-west-1' });
   expect(props.egress).toBe(EgressMode.NAT);
@@ -33,7 +34,16 @@ test.each([
   [{ database: { instanceType: 't3.micro' } }, /'database.instanceType'.*db\.t4g\.medium/],
   [{ images: 'latest' }, /'images': is not an object/],
 ])('a bad setting names itself: %j', (bad, message) => {
-  expect(() => customerPlaneStackProps({ ...example(), ...bad })).toThrow(message);
+  expect(() => customerPlaneStackProps({ ...example(), ...bad }, CONFIG_DIR)).toThrow(message);
+});
+
+test('the vendor hub\'s CA comes from a file next to the configuration; a missing one is named', () => {
+  const props = customerPlaneStackProps(example(), CONFIG_DIR);
+  expect(props.vendorHub.caCertificatePem).toBe(fs.readFileSync(path.join(CONFIG_DIR, 'example-vendor-hub-ca.pem'), 'utf8'));
+  expect(() => customerPlaneStackProps({ ...example(), vendorHub: { ...example().vendorHub, caCertificateFile: 'missing.pem' } }, CONFIG_DIR))
+    .toThrow(/'vendorHub.caCertificateFile': cannot read .*missing\.pem \(ENOENT\)/);
+  expect(() => customerPlaneStackProps({ ...example(), vendorHub: { ...example().vendorHub, caCertificatePem: 'x' } }, CONFIG_DIR))
+    .toThrow(/'vendorHub.caCertificateFile': set together with caCertificatePem/);
 });
 
 test('an unreadable file names the file', () => {
