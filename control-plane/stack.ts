@@ -2,6 +2,7 @@ import { RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
+import { limitKeyGrantsToAwsServices } from '../lib/compliance';
 
 /** Repositories of the images a release pins by digest. */
 export const IMAGE_REPOSITORIES = ['byoc/agent-runtime', 'byoc/nats-server', 'byoc/otel-collector'];
@@ -31,6 +32,8 @@ export class ControlPlaneStack extends Stack {
       enableKeyRotation: true,
       removalPolicy,
     });
+    // ECR creates its grants for the repositories itself; nobody else needs one.
+    limitKeyGrantsToAwsServices(imageKey);
     this.repositories = IMAGE_REPOSITORIES.map((name) => new ecr.Repository(this, name.replace(/[^A-Za-z0-9]/g, ''), {
       repositoryName: name,
       imageTagMutability: ecr.TagMutability.IMMUTABLE,
@@ -46,5 +49,7 @@ export class ControlPlaneStack extends Stack {
       keyUsage: kms.KeyUsage.SIGN_VERIFY,
       removalPolicy,
     });
+    // Signing is granted by key policy and IAM only: a grant would let someone sign bundles without either.
+    limitKeyGrantsToAwsServices(this.signingKey);
   }
 }

@@ -1,4 +1,5 @@
-import { Aws, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { createHash } from 'crypto';
+import { Aws, Duration, NestedStack, RemovalPolicy } from 'aws-cdk-lib';
 import * as backup from 'aws-cdk-lib/aws-backup';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as efs from 'aws-cdk-lib/aws-efs';
@@ -9,8 +10,9 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { AGENT_SECRETS, AgentSecret } from '../agents/catalog';
-import { acknowledgeFinding, cfnOf } from '../lib/compliance';
+import { AGENT_SECRETS, AgentSecret, AgentSpec, DataStore } from '../agents/catalog';
+import { acknowledgeControlTowerFinding, acknowledgeFinding, cfnOf } from '../lib/compliance';
+import { PropError } from '../lib/errors';
 import { ManagedPolicyRole } from '../lib/iam';
 import { CacheOptions, DatabaseOptions } from './props';
 
@@ -20,9 +22,13 @@ export const NFS_PORT = 2049;
 export const DB_ADMIN_USER = 'byoc_admin';
 /** The database agents' tables live in. */
 export const DB_NAME = 'byoc';
+/** ElastiCache allows 100 users in a user group; one of them is the disabled `default` user. */
+export const MAX_REDIS_AGENTS = 99;
 
 export interface DataStoresProps {
   readonly customerId: string;
+  /** The agent catalog: each agent that declares Redis gets its own Redis user. */
+  readonly agents: readonly AgentSpec[];
   readonly vpc: ec2.IVpc;
   readonly subnets: ec2.SubnetSelection;
   readonly key: kms.Key;
@@ -38,6 +44,32 @@ export function dbUserOf(agent: string): string {
 }
 
 /**
+ * The RDS instance identifier of a customer's plane. `byoc destroy` turns deletion protection off on this
+ * instance (RDS API, `--no-deletion-protection`) before it deletes the stack.
+ */
+export function dbInstanceIdentifierOf(customerId: string): string {
+  return `byoc-${customerId}-postgres`;
+}
+
+/** The Redis (ElastiCache RBAC) user name an agent authenticates as: `AUTH <user> <password>`. */
+export function redisUserOf(agent: string): string {
+  return `agent-${agent}`;
+}
+
+/**
+ * What an agent's Redis user may do: GET, SET (with a TTL) and DEL on keys under its own prefix, nothing
+ * else (no other agent's keys, no KEYS/SCAN, no admin, no pub/sub). The prefix is the one the runtime's cache
+ * puts before every key (`agents/runtime/cache.ts`: `keyPrefix: '<agent>:'`); agent names hold no colon, so
+ * no prefix is another's.
+ */
+export function redisAccessStringOf(agent: string): string {
+  return `on ~${agent}:* -@all +get +set +del`;
+}
+
+/** The access string of the user named `default`: disabled, no command, no key. Nobody can authenticate as it. */
+export const REDIS_DEFAULT_USER_ACCESS = 'off -@all';
+
+/**
  * The plane's stateful stores, all encrypted with the customer-managed key, reachable only from the
  * security groups in `clients`: an agent joins a store's client group only when the catalog gives it
  * that store.
@@ -45,7 +77,11 @@ export function dbUserOf(agent: string): string {
 export class DataStores extends Construct {
   public readonly database: rds.DatabaseInstance;
   public readonly redis: elasticache.CfnReplicationGroup;
-  public readonly redisAuth: secretsmanager.Secret;
+  /**
+   * The password of each Redis agent's own ElastiCache user, by agent name (the user is `redisUserOf(agent)`).
+   * They live in a nested stack of their own, so the root stack does not grow with the catalog.
+   */
+  public readonly redisPasswords: Readonly<Record<string, secretsmanager.ISecret>>;
   public readonly fileSystem: efs.FileSystem;
   /** Secrets the customer fills for agents, by catalog name. */
   public readonly agentSecrets: Record<AgentSecret, secretsmanager.Secret>;
@@ -71,7 +107,7 @@ export class DataStores extends Construct {
     };
 
     // PostgreSQL ------------------------------------------------------------------------------------
-    const instanceIdentifier = `byoc-${props.customerId}-postgres`;
+    const instanceIdentifier = dbInstanceIdentifierOf(props.customerId);
     // RDS would create these log groups itself, unencrypted and never deleted; owning them keeps
     // `cdk destroy` complete and the logs under the plane's key and retention.
     const dbLogGroups = ['postgresql', 'upgrade'].map((type) => new logs.LogGroup(this, `PostgresLogs-${type}`, {
@@ -140,24 +176,61 @@ export class DataStores extends Construct {
     for (const g of dbLogGroups) this.database.node.addDependency(g);
     dbSecurityGroup.connections.allowFrom(this.clients.postgres, ec2.Port.tcp(props.database.port), 'PostgreSQL from agents that declare it');
     if (!props.database.multiAz) {
-      for (const rule of ['AwsSolutions-RDS3', 'HIPAA.Security-RDSMultiAZSupport', 'NIST.800.53.R5-RDSMultiAZSupport']) {
-        acknowledgeFinding(cfnDb, rule, 'database.multiAz was set to false by the operator for this deployment (a non-production plane); automated backups still cover the instance.');
-      }
+      const reason = 'database.multiAz was set to false by the operator for this deployment (a non-production plane); automated backups still cover the instance.';
+      for (const rule of ['AwsSolutions-RDS3', 'HIPAA.Security-RDSMultiAZSupport', 'NIST.800.53.R5-RDSMultiAZSupport']) acknowledgeFinding(cfnDb, rule, reason);
+      acknowledgeControlTowerFinding(cfnDb, 'CT.RDS.PR.1', `${reason} An account with CT.RDS.PR.1 enabled refuses this instance: keep multiAz there.`);
     }
+    // Deletion protection is a literal `true` in the signed template (what CT.RDS.PR.13 requires at create and at
+    // every update, so it cannot be flipped by a stack update in an account with that control). `byoc destroy`
+    // turns it off on the instance itself (`dbInstanceIdentifierOf`) and then deletes the stack.
     if (!props.database.deletionProtection) {
-      for (const rule of ['AwsSolutions-RDS10', 'HIPAA.Security-RDSInstanceDeletionProtectionEnabled', 'NIST.800.53.R5-RDSInstanceDeletionProtectionEnabled']) {
-        acknowledgeFinding(cfnDb, rule, 'Deletion protection follows retainData, which is off: this plane is meant to be removed completely by cdk destroy. Set retainData (or database.deletionProtection) to true to protect it.');
-      }
+      const reason = 'database.deletionProtection was set to false by the operator: cdk destroy removes this instance without the byoc destroy step that lifts the protection.';
+      for (const rule of ['AwsSolutions-RDS10', 'HIPAA.Security-RDSInstanceDeletionProtectionEnabled', 'NIST.800.53.R5-RDSInstanceDeletionProtectionEnabled']) acknowledgeFinding(cfnDb, rule, reason);
+      acknowledgeControlTowerFinding(cfnDb, 'CT.RDS.PR.13', `${reason} An account with CT.RDS.PR.13 enabled refuses this instance: keep deletion protection there.`);
     }
 
     // Redis -----------------------------------------------------------------------------------------
-    this.redisAuth = new secretsmanager.Secret(this, 'RedisAuthToken', {
-      description: 'AUTH token of the Redis replication group of the plane',
-      encryptionKey: key,
-      generateSecretString: { passwordLength: 64, excludePunctuation: true },
-      removalPolicy: keep,
+    // RBAC, not one AUTH token for everyone: each agent that declares Redis authenticates as its own user,
+    // limited to its own keys; the user named `default` (every user group must hold one) is disabled.
+    const redisAgents = props.agents.filter((a) => a.dataStores.includes(DataStore.REDIS)).map((a) => a.name);
+    if (redisAgents.length > MAX_REDIS_AGENTS) {
+      throw new PropError('catalog', `${redisAgents.length} agents declare Redis; ElastiCache holds at most ${MAX_REDIS_AGENTS + 1} users in a user group, one being the disabled default user`,
+        `give Redis to at most ${MAX_REDIS_AGENTS} agents`);
+    }
+    const userId = (name: string) => redisUserIdOf(props.customerId, name);
+    const users = new NestedStack(this, 'CacheUsers', { description: `BYOC customer plane: the Redis users of the ${props.customerId} plane's agents` });
+    const defaultUser = new elasticache.CfnUser(users, 'RedisDefaultUser', {
+      engine: 'redis',
+      userId: userId('default'),
+      userName: 'default',
+      accessString: REDIS_DEFAULT_USER_ACCESS,
+      // Disabled: Redis refuses AUTH as an "off" user whatever the password, so none is kept anywhere.
+      noPasswordRequired: true,
     });
-    acknowledgeNoRotation(this.redisAuth, 'The ElastiCache AUTH token is rotated by an operator with ModifyReplicationGroup (AuthTokenUpdateStrategy ROTATE then SET) so clients can reload it; Secrets Manager rotation cannot coordinate that two-step change.');
+    const passwords: Record<string, secretsmanager.ISecret> = {};
+    const agentUsers = redisAgents.map((agent) => {
+      const password = new secretsmanager.Secret(users, `RedisPassword-${agent}`, {
+        description: `Password of the Redis user ${redisUserOf(agent)} (agent ${agent}) of the plane`,
+        encryptionKey: key,
+        generateSecretString: { passwordLength: 64, excludePunctuation: true },
+        removalPolicy: keep,
+      });
+      acknowledgeNoRotation(password, `The agent reads this password when it connects; ElastiCache changes it with ModifyUser, which Secrets Manager rotation would need a Lambda with network access to the cache API for. An operator rotates it: put-secret-value, then a stack update.`);
+      passwords[agent] = password;
+      return new elasticache.CfnUser(users, `RedisUser-${agent}`, {
+        engine: 'redis',
+        userId: userId(`agent-${agent}`),
+        userName: redisUserOf(agent),
+        accessString: redisAccessStringOf(agent),
+        passwords: [password.secretValue.unsafeUnwrap()], // a {{resolve:secretsmanager}} reference, never the value
+      });
+    });
+    this.redisPasswords = passwords;
+    const userGroup = new elasticache.CfnUserGroup(this, 'RedisUserGroup', {
+      engine: 'redis',
+      userGroupId: `byoc-${props.customerId}-redis`,
+      userIds: [defaultUser.ref, ...agentUsers.map((u) => u.ref)],
+    });
     const redisSecurityGroup = new ec2.SecurityGroup(this, 'RedisSecurityGroup', {
       vpc, description: 'Redis: in from the redis client group only', allowAllOutbound: false,
     });
@@ -181,13 +254,15 @@ export class DataStores extends Construct {
       transitEncryptionMode: 'required',
       atRestEncryptionEnabled: true,
       kmsKeyId: key.keyArn,
-      authToken: this.redisAuth.secretValue.unsafeUnwrap(), // a {{resolve:secretsmanager}} reference, never the value
+      userGroupIds: [userGroup.ref],
       snapshotRetentionLimit: props.cache.snapshotRetentionDays,
       snapshotWindow: '02:00-03:00',
       preferredMaintenanceWindow: 'sun:05:30-sun:06:30',
       autoMinorVersionUpgrade: true,
     });
     this.redis.applyRemovalPolicy(snapshotOrDestroy);
+    acknowledgeFinding(this.redis, 'AwsSolutions-AEC6',
+      'Clients authenticate with RBAC (UserGroupIds: a user and password per agent, the default user disabled), which replaces the single shared AUTH token this rule looks for.');
 
     // EFS -------------------------------------------------------------------------------------------
     const efsSecurityGroup = new ec2.SecurityGroup(this, 'WorkspaceSecurityGroup', {
@@ -203,7 +278,10 @@ export class DataStores extends Construct {
       outOfInfrequentAccessPolicy: efs.OutOfInfrequentAccessPolicy.AFTER_1_ACCESS,
       throughputMode: efs.ThroughputMode.ELASTIC,
       performanceMode: efs.PerformanceMode.GENERAL_PURPOSE,
-      enableAutomaticBackups: false,
+      // AWS Backup's daily automatic backup (35 days) into the account's aws/efs/automatic-backup-vault:
+      // a vault outside this stack, so cdk destroy still deletes the file system (the recovery points
+      // outlive it until they expire or are deleted; see byoc destroy). retainData adds the plan below.
+      enableAutomaticBackups: true,
       allowAnonymousAccess: false,
       removalPolicy: keep,
     });
@@ -256,13 +334,26 @@ export class DataStores extends Construct {
       acknowledgeFinding(cfnOf(backupRole), 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup]',
         'AWS Backup\'s own service-role policy, maintained by AWS for the resource types it backs up; the role can be assumed only by backup.amazonaws.com.');
     } else {
+      const reasons = {
+        RDSInBackupPlan: 'retainData is off: a vault of this stack holding recovery points cannot be deleted, so an AWS Backup plan would make cdk destroy fail. RDS automated backups still run; retainData: true adds the plan.',
+        EFSInBackupPlan: 'retainData is off: a vault of this stack holding recovery points cannot be deleted, so cdk destroy would fail. EFS automatic backups (BackupPolicy ENABLED) back it up daily into the account\'s own automatic-backup vault instead.',
+      };
       for (const [resource, rule] of [[cfnDb, 'RDSInBackupPlan'], [cfnOf(this.fileSystem), 'EFSInBackupPlan']] as const) {
-        for (const pack of ['HIPAA.Security', 'NIST.800.53.R5']) {
-          acknowledgeFinding(resource, `${pack}-${rule}`, 'retainData is off: a vault holding recovery points cannot be deleted, so an AWS Backup plan would make cdk destroy fail. RDS automated backups and Redis snapshots still run; retainData: true adds the plan.');
-        }
+        for (const pack of ['HIPAA.Security', 'NIST.800.53.R5']) acknowledgeFinding(resource, `${pack}-${rule}`, reasons[rule]);
       }
     }
   }
+}
+
+/**
+ * An ElastiCache user ID (unique per account and region, so it carries the customer ID): lower-case letters,
+ * digits and single hyphens, at most 40 characters; a longer one is cut and ends in a hash of the whole.
+ */
+export function redisUserIdOf(customerId: string, name: string): string {
+  const id = `${customerId}-${name}`;
+  if (id.length <= 40) return id;
+  const hash = createHash('sha256').update(id).digest('hex').slice(0, 8);
+  return `${id.slice(0, 31).replace(/-+$/, '')}-${hash}`;
 }
 
 /** Acknowledges the missing-rotation finding of every pack on one secret, with one reason. */

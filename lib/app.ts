@@ -23,7 +23,8 @@ export function cdkJsonContext(): Record<string, unknown> {
 
 export interface KitAppProps extends AppProps {
   /**
-   * Register the cdk-nag packs (AwsSolutions, HIPAA Security, NIST 800-53 R5, PCI DSS 3.2.1).
+   * Register the cdk-nag packs (AwsSolutions, HIPAA Security, NIST 800-53 R5, PCI DSS 3.2.1) and the AWS
+   * Control Tower proactive controls (`ControlTowerChecks`, cfn-guard run offline on every template).
    * @default true
    */
   readonly compliancePacks?: boolean;
@@ -31,7 +32,9 @@ export interface KitAppProps extends AppProps {
 
 /**
  * An App with the project's feature flags loaded from `cdk.json` on every path (CLI, plain `node`, tests,
- * benchmarks) and every compliance pack registered, so no entry point can synthesize with fewer checks.
+ * benchmarks) and every compliance pack and Control Tower control registered as validation plugins (the list
+ * `policyValidationBeta1` fills), so no entry point can synthesize with fewer checks. A finding fails synth:
+ * in tests `app.synth()` throws the report, under `cdk synth` the report goes to stderr and the CLI exits 1.
  */
 export function createApp(props: KitAppProps = {}): App {
   const { compliancePacks = true, context, ...rest } = props;

@@ -26,11 +26,20 @@ export interface SynthesizedPlane {
   readonly templates: Record<string, any>;
 }
 
+const outdirs: string[] = [];
+// Assemblies stay readable for the whole test file (cfn-lint reads them after synth), then go.
+afterAll(() => { for (const d of outdirs.splice(0)) fs.rmSync(d, { recursive: true, force: true }); });
+
 function tempOutdir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-synth-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-synth-'));
+  outdirs.push(dir);
+  return dir;
 }
 
-/** Synthesizes a customer plane with every compliance pack on (synth throws on any unacknowledged finding). */
+/**
+ * Synthesizes a customer plane with every compliance pack and the Control Tower controls on: synth throws on
+ * any unacknowledged finding, with the report (rule, construct, how to acknowledge) as its message.
+ */
 export function synthCustomerPlane(props: CustomerPlaneStackProps = exampleProps(), context: Record<string, unknown> = {}): SynthesizedPlane {
   const outdir = tempOutdir();
   const app = createApp({ outdir, context });

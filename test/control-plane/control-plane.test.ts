@@ -31,3 +31,18 @@ test('the bundle signing key is an asymmetric ECDSA P-256 signing key', () => {
 function expectAnyString() {
   return require('aws-cdk-lib/assertions').Match.stringLikeRegexp('.+');
 }
+
+test('only AWS services may create grants on either key (Control Tower CT.KMS.PR.3)', () => {
+  const keys = control().findResources('AWS::KMS::Key');
+  expect(Object.keys(keys)).toHaveLength(2);
+  for (const key of Object.values<any>(keys)) {
+    expect(key.Properties.KeyPolicy.Statement).toContainEqual({
+      Sid: 'GrantsOnlyForAwsServices',
+      Effect: 'Deny',
+      Principal: { AWS: '*' },
+      Action: 'kms:CreateGrant',
+      Resource: '*',
+      Condition: { BoolIfExists: { 'kms:GrantIsForAWSResource': 'false', 'aws:PrincipalIsAWSService': 'false' } },
+    });
+  }
+});

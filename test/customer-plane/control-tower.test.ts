@@ -1,0 +1,38 @@
+import { allResources, synthCustomerPlane, SynthesizedPlane } from '../synth';
+
+/**
+ * What the Control Tower proactive controls require of the plane, stated as template facts. The plugin checks
+ * every synth (`test/customer-plane/compliance.test.ts` proves no control is acknowledged in the default
+ * plane); these say what the fixes are, so a reviewer need not run cfn-guard to know.
+ */
+let plane: SynthesizedPlane;
+beforeAll(() => {
+  plane = synthCustomerPlane();
+});
+
+test('CT.KMS.PR.3: only AWS services may create grants on the plane key', () => {
+  const keys = allResources(plane.templates).filter((r) => r.type === 'AWS::KMS::Key');
+  expect(keys).toHaveLength(1);
+  expect(keys[0].props.KeyPolicy.Statement).toContainEqual({
+    Sid: 'GrantsOnlyForAwsServices',
+    Effect: 'Deny',
+    Principal: { AWS: '*' },
+    Action: 'kms:CreateGrant',
+    Resource: '*',
+    Condition: { BoolIfExists: { 'kms:GrantIsForAWSResource': 'false', 'aws:PrincipalIsAWSService': 'false' } },
+  });
+});
+
+test('CT.ECS.PR.7: every container of every task, root and nested stacks, has a hard memory limit (the task\'s memory)', () => {
+  const tasks = allResources(plane.templates).filter((r) => r.type === 'AWS::ECS::TaskDefinition');
+  expect(tasks.length).toBe(plane.stack.plane.settings.catalog.length + 3);
+  for (const task of tasks) {
+    for (const container of task.props.ContainerDefinitions) expect({ task: task.id, memory: container.Memory }).toEqual({ task: task.id, memory: Number(task.props.Memory) });
+  }
+});
+
+test('CT.LAMBDA.PR.3: no Lambda function runs outside the VPC', () => {
+  const outside = allResources(plane.templates).filter((r) => r.type === 'AWS::Lambda::Function')
+    .filter((r) => !(r.props.VpcConfig?.SubnetIds?.length > 0 && r.props.VpcConfig?.SecurityGroupIds?.length > 0));
+  expect(outside.map((r) => r.id)).toEqual([]);
+});
