@@ -83,8 +83,8 @@ async function main() {
   const link = await startLink({ customerId: C });
   const keys = generateKeyPairSync('ed25519');
   let gateway: ChildProcess | undefined;
+  let out = '';
   try {
-    let out = '';
     const vars = secretVariables(C);
     const keyFile = path.join(link.dir, 'audit-key.pem');
     fs.writeFileSync(keyFile, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }));
@@ -96,6 +96,7 @@ async function main() {
         BYOC_AGENTS: JSON.stringify(Object.fromEntries(link.agentIdentities.map((a) => [a.name, a.outbox]))),
         // The contract's rate limits would refuse all but a burst: the benchmark measures the path, not the limit.
         BYOC_RATE_SCALE: '100000',
+        BYOC_MAX_IN_FLIGHT: String(N),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -124,7 +125,13 @@ async function main() {
     console.log(`  gateway / acked raw ratio        ${(gwRate / ackedRate).toFixed(2)}`);
     console.log(`  added latency                    p50 ${(gwLat.p50 - rawLat.p50).toFixed(3)} ms  p99 ${(gwLat.p99 - rawLat.p99).toFixed(3)} ms   (target p99 < 2 ms)`);
   } finally {
-    gateway?.kill('SIGTERM');
+    if (gateway && gateway.exitCode === null) {
+      const stopped = new Promise((r) => gateway!.once('exit', r));
+      gateway.kill('SIGTERM');
+      await stopped;
+      const last = out.trim().split('\n').filter((l) => l.includes('"msg":"stopped"')).pop();
+      if (last) console.log(`  gateway counters                 ${JSON.stringify(JSON.parse(last).counters)}`);
+    }
     await link.stop();
   }
 }

@@ -38,6 +38,7 @@ async function main(): Promise<void> {
   const log = pino({ base: { service: 'boundary-gateway' } });
   let agents: Record<string, string[]>;
   let rateScale = 1;
+  let maxInFlight = 4096;
   const env = process.env as Record<(typeof REQUIRED)[number], string>;
   try {
     const missing = REQUIRED.filter((k) => !process.env[k]);
@@ -47,6 +48,10 @@ async function main(): Promise<void> {
     if (process.env.BYOC_RATE_SCALE !== undefined) {
       rateScale = Number(process.env.BYOC_RATE_SCALE);
       if (!(rateScale > 0 && rateScale <= 1e6)) throw new ConfigError('BYOC_RATE_SCALE is not a number from 0 to 1000000');
+    }
+    if (process.env.BYOC_MAX_IN_FLIGHT !== undefined) {
+      maxInFlight = Number(process.env.BYOC_MAX_IN_FLIGHT);
+      if (!Number.isInteger(maxInFlight) || maxInFlight < 1 || maxInFlight > 1e6) throw new ConfigError('BYOC_MAX_IN_FLIGHT is not a whole number from 1 to 1000000');
     }
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
@@ -76,9 +81,10 @@ async function main(): Promise<void> {
     anchor: new StdoutAnchor(),
     headEvery: Number(process.env.BYOC_AUDIT_HEAD_EVERY ?? 1000),
     headIntervalMs: 1000 * Number(process.env.BYOC_AUDIT_HEAD_SECONDS ?? 60),
+    onHeadError: (e) => log.error({ error: e.message }, 'audit head not signed or anchored; the next head covers these records'),
   });
   if (audit.recovery.tornBytes > 0 || audit.recovery.unknownOutcomes > 0) log.warn({ recovery: audit.recovery }, 'audit log recovered after an unclean stop');
-  const gateway = new BoundaryGateway({ customerId, shareLearning, local, boundary, audit, signer, log, agents, rateScale });
+  const gateway = new BoundaryGateway({ customerId, shareLearning, local, boundary, audit, signer, log, agents, rateScale, maxInFlight });
   await gateway.start();
   const shutdown = async (signal: string) => {
     log.info({ signal, counters: gateway.counters }, 'stopping');
