@@ -15,7 +15,7 @@ for (const [entry, out] of [
     bundle: true,
     minify: true,
     platform: 'node',
-    target: 'node20',
+    target: 'node22',
     outfile: path.join(root, 'dist', out),
     legalComments: 'none',
     logLevel: 'warning',

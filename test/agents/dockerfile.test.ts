@@ -23,6 +23,17 @@ test('the base image must be pinned by digest: the build guard accepts only name
   }
 });
 
+test('the base image must be a supported Node.js LTS line (22 or 24), and the bundles target it', () => {
+  const run = instructions.find((l) => l.startsWith('RUN case "$(node --version)"'))!.slice('RUN '.length);
+  const withNode = (version: string) => spawnSync('sh', ['-c', run.replace('$(node --version)', version)], { encoding: 'utf8' }).status;
+  expect(withNode('v22.12.0')).toBe(0);
+  expect(withNode('v24.1.0')).toBe(0);
+  expect(withNode('v20.19.0')).toBe(1);
+  expect(withNode('v18.20.0')).toBe(1);
+  expect(fs.readFileSync(path.join(projectRoot(), 'scripts', 'postbuild.js'), 'utf8')).toContain("target: 'node22'");
+  expect(dockerfile).toContain('--platform linux/arm64');
+});
+
 test('the image runs as the unprivileged user the plane expects, with the runtime and the gateway bundles', () => {
   expect(instructions).toContain(`USER ${CONTAINER_USER}`);
   expect(instructions.indexOf(`USER ${CONTAINER_USER}`)).toBeGreaterThan(instructions.findIndex((l) => l.startsWith('COPY')));
