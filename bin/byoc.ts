@@ -9,7 +9,8 @@ import { projectRoot } from '../lib/app';
 import { AuditHead, AuditLogError, fetchAnchorHeads, readAnchorFile, verifyAuditLog } from '../lib/audit-log';
 import { contractHash, CUSTOMER_ID } from '../lib/boundary-contract';
 import { signAssembly, verifyBundle, VerifyOptions } from '../lib/bundle';
-import { hubConfig, leafConfig, secretVariables } from '../lib/nats-config';
+import { agentIdentities, HUB_INGEST_STREAM, hubConfig, leafConfig, secretVariables } from '../lib/nats-config';
+import { AGENT_CATALOG } from '../agents/catalog';
 import { BundleError, fingerprint, generateDevelopmentKeys, loadPublicKey, signerFor } from '../lib/signer';
 
 /** `byoc`: sign, verify, deploy and destroy customer-plane bundles. */
@@ -88,12 +89,13 @@ export function program(): Command {
     .option('--no-share-learning', 'the customer opted out of sharing fingerprints')
     .option('--leaf-port <port>', 'client port of the leaf', '4222')
     .option('--store-dir <dir>', 'JetStream store of the leaf', '/data/jetstream')
-    .option('--hub-ca-file <file>', 'CA bundle the leaf verifies the hub with (default: system roots)')
+    .option('--hub-ca-file <file>', 'the vendor CA the leaf verifies the hub with (never the system roots)', '/tmp/hub-ca.pem')
+    .option('--hub-store-dir <dir>', 'JetStream store of the hub (its ingest streams)', '/data/jetstream')
     .option('--hub-port <port>', 'client port of the hub', '4222')
     .option('--hub-leaf-port <port>', 'leaf-node port of the hub', '7422')
     .option('--hub-cert <file>', 'TLS certificate of the hub', '/etc/nats/tls/hub.pem')
     .option('--hub-key <file>', 'TLS key of the hub', '/etc/nats/tls/hub.key')
-    .action((opts: { customer: string; out: string; shareLearning: boolean; leafPort: string; storeDir: string; hubCaFile?: string; hubPort: string; hubLeafPort: string; hubCert: string; hubKey: string }) => {
+    .action((opts: { customer: string; out: string; shareLearning: boolean; leafPort: string; storeDir: string; hubCaFile: string; hubStoreDir: string; hubPort: string; hubLeafPort: string; hubCert: string; hubKey: string }) => {
       if (!CUSTOMER_ID.test(opts.customer)) throw new BundleError('bad-customer', `customer "${opts.customer}" is not a valid identifier`);
       const port = (name: string, v: string) => {
         const n = Number(v);
@@ -102,11 +104,12 @@ export function program(): Command {
       };
       fs.mkdirSync(opts.out, { recursive: true });
       const settings = { customerId: opts.customer, shareLearning: opts.shareLearning };
-      fs.writeFileSync(path.join(opts.out, 'leaf.conf'), leafConfig({ ...settings, listen: { host: '0.0.0.0', port: port('--leaf-port', opts.leafPort) }, storeDir: opts.storeDir, hubCaFile: opts.hubCaFile }));
-      fs.writeFileSync(path.join(opts.out, 'hub.conf'), hubConfig({ customers: [settings], listen: { host: '0.0.0.0', port: port('--hub-port', opts.hubPort) }, leafListen: { host: '0.0.0.0', port: port('--hub-leaf-port', opts.hubLeafPort) }, tls: { certFile: opts.hubCert, keyFile: opts.hubKey } }));
+      const agents = agentIdentities(AGENT_CATALOG, settings);
+      fs.writeFileSync(path.join(opts.out, 'leaf.conf'), leafConfig({ ...settings, agents, listen: { host: '0.0.0.0', port: port('--leaf-port', opts.leafPort) }, storeDir: opts.storeDir, hubCaFile: opts.hubCaFile }));
+      fs.writeFileSync(path.join(opts.out, 'hub.conf'), hubConfig({ customers: [settings], listen: { host: '0.0.0.0', port: port('--hub-port', opts.hubPort) }, leafListen: { host: '0.0.0.0', port: port('--hub-leaf-port', opts.hubLeafPort) }, tls: { certFile: opts.hubCert, keyFile: opts.hubKey }, storeDir: opts.hubStoreDir }));
       const vars = secretVariables(opts.customer);
-      console.log(`wrote ${path.join(opts.out, 'leaf.conf')} and ${path.join(opts.out, 'hub.conf')} (contract ${contractHash().slice(0, 12)})`);
-      console.log(`leaf needs: ${vars.agents}, ${vars.gateway}, ${vars.leafRemoteUrl}; hub needs: ${vars.hubLeaf}, ${vars.hubVendor}`);
+      console.log(`wrote ${path.join(opts.out, 'leaf.conf')} and ${path.join(opts.out, 'hub.conf')} (contract ${contractHash().slice(0, 12)}, ${agents.length} agents)`);
+      console.log(`leaf needs: ${vars.gatewayLocal}, ${vars.gatewayRemote}, ${vars.provisioner}, ${vars.leafRemoteUrl} and ${vars.agent('<agent>')} per agent; hub needs: ${vars.hubLeaf}, ${vars.hubVendor}; the vendor creates the ${HUB_INGEST_STREAM} stream in the customer's hub account (subjects byoc.${opts.customer}.out.>)`);
     });
 
   cli.command('audit')

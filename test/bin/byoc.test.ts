@@ -101,18 +101,21 @@ test('nats-config writes the configurations the stacks deploy', async () => {
   const r = await byoc('nats-config', '--customer', 'acme', '--out', out, '--no-share-learning');
   expect(r.code).toBe(0);
   const { leafConfig } = await import('../../lib/nats-config');
-  expect(fs.readFileSync(path.join(out, 'leaf.conf'), 'utf8')).toBe(leafConfig({ customerId: 'acme', shareLearning: false, listen: { host: '0.0.0.0', port: 4222 }, storeDir: '/data/jetstream' }));
+  const { AGENT_CATALOG } = await import('../../agents/catalog');
+  const { agentIdentities } = await import('../../lib/nats-config');
+  const settings = { customerId: 'acme', shareLearning: false };
+  expect(fs.readFileSync(path.join(out, 'leaf.conf'), 'utf8')).toBe(leafConfig({ ...settings, agents: agentIdentities(AGENT_CATALOG, settings), listen: { host: '0.0.0.0', port: 4222 }, storeDir: '/data/jetstream', hubCaFile: '/tmp/hub-ca.pem' }));
   expect(fs.readFileSync(path.join(out, 'hub.conf'), 'utf8')).toContain('"CUSTOMER_ACME"');
   expect((await byoc('nats-config', '--customer', 'Bad Id', '--out', out)).err).toMatch(/not a valid identifier/);
 });
 
 describe('audit verify', () => {
-  let auditKeys: string;
-  beforeAll(async () => {
-    auditKeys = auditTmp('audit-keys');
   const dirs: string[] = [];
   const auditTmp = (p: string) => { const d = tmp(p); dirs.push(d); return d; };
   afterAll(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
+  let auditKeys: string;
+  beforeAll(async () => {
+    auditKeys = auditTmp('audit-keys');
     expect((await byoc('keygen', '--out', auditKeys, '--force')).code).toBe(0);
   });
 
