@@ -10,17 +10,19 @@ beforeAll(() => {
   plane = synthCustomerPlane();
 });
 
-test('CT.KMS.PR.3: only AWS services may create grants on the plane key', () => {
+test('CT.KMS.PR.3: only AWS services may create grants on any key of the plane', () => {
   const keys = allResources(plane.templates).filter((r) => r.type === 'AWS::KMS::Key');
-  expect(keys).toHaveLength(1);
-  expect(keys[0].props.KeyPolicy.Statement).toContainEqual({
-    Sid: 'GrantsOnlyForAwsServices',
-    Effect: 'Deny',
-    Principal: { AWS: '*' },
-    Action: 'kms:CreateGrant',
-    Resource: '*',
-    Condition: { BoolIfExists: { 'kms:GrantIsForAWSResource': 'false', 'aws:PrincipalIsAWSService': 'false' } },
-  });
+  expect(keys.map((k) => k.id)).toContain('PlaneKey20AD7535');
+  for (const key of keys) {
+    expect(key.props.KeyPolicy.Statement).toContainEqual({
+      Sid: 'GrantsOnlyForAwsServices',
+      Effect: 'Deny',
+      Principal: { AWS: '*' },
+      Action: 'kms:CreateGrant',
+      Resource: '*',
+      Condition: { BoolIfExists: { 'kms:GrantIsForAWSResource': 'false', 'aws:PrincipalIsAWSService': 'false' } },
+    });
+  }
 });
 
 test('CT.ECS.PR.7: every container of every task, root and nested stacks, has a hard memory limit (the task\'s memory)', () => {
