@@ -226,11 +226,14 @@ export class DataStores extends Construct {
       });
     });
     this.redisPasswords = passwords;
+    // The IDs as literals, with a dependency on the users' stack: a Ref each would spend a nested-stack output
+    // per user, and 99 agents already spend 99 of the 200 on their password secrets.
     const userGroup = new elasticache.CfnUserGroup(this, 'RedisUserGroup', {
       engine: 'redis',
       userGroupId: `byoc-${props.customerId}-redis`,
-      userIds: [defaultUser.ref, ...agentUsers.map((u) => u.ref)],
+      userIds: [defaultUser.userId, ...agentUsers.map((u) => u.userId)],
     });
+    userGroup.addResourceDependency(users.nestedStackResource!);
     const redisSecurityGroup = new ec2.SecurityGroup(this, 'RedisSecurityGroup', {
       vpc, description: 'Redis: in from the redis client group only', allowAllOutbound: false,
     });
