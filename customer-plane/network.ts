@@ -5,7 +5,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { acknowledgeFinding, cfnOf } from '../lib/compliance';
+import { acknowledgeControlTowerFinding, acknowledgeFinding, cfnOf } from '../lib/compliance';
 import { PropError } from '../lib/errors';
 import { ManagedPolicyRole } from '../lib/iam';
 import { EgressMode } from './props';
@@ -213,6 +213,8 @@ export class Network extends Construct {
     acknowledgeFinding(role.permissions!, 'AwsSolutions-IAM5[Resource::*]',
       'ec2:DescribeManagedPrefixLists supports no resource-level permissions; the role is read-only, holds this one action, and only the prefix-list lookup Lambda can assume it.');
     const fn = cfnOf(Stack.of(this).node.findChild(`AWS${cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace(/-/g, '')}`));
+    acknowledgeControlTowerFinding(fn, 'CT.LAMBDA.PR.3',
+      'Deploy-time lookup of the S3 prefix list through the EC2 API, which the isolated VPC cannot reach; in an account that enforces CT.LAMBDA.PR.3, set s3PrefixListId and this function is not created.');
     for (const pack of ['HIPAA.Security', 'NIST.800.53.R5', 'PCI.DSS.321']) {
       acknowledgeFinding(fn, `${pack}-LambdaInsideVPC`,
         'The lookup calls the EC2 API, which the plane\'s VPC has no endpoint or route for; it runs only during deployment and reads one public AWS-managed prefix list ID.');
@@ -242,6 +244,8 @@ export class Network extends Construct {
       removalPolicy: props.removalPolicy,
     });
     handler.addPropertyOverride('LoggingConfig', { LogGroup: logGroup.logGroupName, LogFormat: 'Text' });
+    acknowledgeControlTowerFinding(handler, 'CT.LAMBDA.PR.3',
+      'CDK\'s one-shot handler that removes every rule of the VPC\'s default security group calls the EC2 API, which the isolated VPC cannot reach; an account enforcing CT.LAMBDA.PR.3 refuses it (a known gap, see the README).');
   }
 }
 

@@ -58,7 +58,7 @@ export class CustomerPlaneStack extends Stack {
     out('DatabasePort', String(plane.stores.databasePort), 'PostgreSQL port');
     out('DatabaseAdminSecretArn', (plane.stores.database.node.defaultChild as rds.CfnDBInstance).attrMasterUserSecretSecretArn,
       'Secret holding the database administrator password, generated and rotated by RDS');
-    out('RedisEndpoint', plane.stores.redis.attrPrimaryEndPointAddress, 'Redis primary endpoint (TLS, AUTH token in the RedisAuthToken secret)');
+    out('RedisEndpoint', plane.stores.redis.attrPrimaryEndPointAddress, 'Redis primary endpoint (TLS; each Redis agent has its own ElastiCache user)');
     out('AgentSecretsPrefix', `byoc/${props.customerId}/`, 'Secrets Manager names of the secrets to fill with put-secret-value');
   }
 

@@ -31,6 +31,8 @@ export class Cache {
       lazyConnect: true,
       maxRetriesPerRequest: 2,
       enableOfflineQueue: false,
+      // An agent's own user may run only GET, SET and DEL on its own keys: no INFO ready check.
+      enableReadyCheck: false,
     });
     // Keep the server's own reason (a wrong token, an untrusted certificate) rather than "connection closed".
     let reason: Error | undefined;

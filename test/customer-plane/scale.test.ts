@@ -1,5 +1,6 @@
 import { AGENT_CATALOG, AgentSpec, AgentTrigger, DataStore } from '../../agents/catalog';
 import { MAX_AGENTS_PER_GROUP } from '../../customer-plane/props';
+import { MAX_LEAF_AGENTS } from '../../customer-plane/link';
 import { exampleProps, synthCustomerPlane } from '../synth';
 
 /** CloudFormation's per-stack limits. */
@@ -13,8 +14,9 @@ function syntheticCatalog(count: number, perGroup: number): AgentSpec[] {
       ...base,
       name: `agent-${String(i).padStart(3, '0')}`,
       group: `group-${String(Math.floor(i / perGroup)).padStart(2, '0')}`,
-      // Every agent uses every store and secret: the most resources and parameters an agent can have.
-      dataStores: [DataStore.POSTGRES, DataStore.REDIS, DataStore.WORKSPACE],
+      // Every agent uses every store and secret: the most resources and parameters an agent can have (Redis:
+      // the first 99, ElastiCache's limit of users per group).
+      dataStores: i < 99 ? [DataStore.POSTGRES, DataStore.REDIS, DataStore.WORKSPACE] : [DataStore.POSTGRES, DataStore.WORKSPACE],
       secrets: ['llm-primary', 'llm-secondary', 'scm-token'],
       trigger: AgentTrigger.REQUEST,
       schedule: undefined,
@@ -34,7 +36,7 @@ function limits(templates: Record<string, any>) {
 
 test.each([
   ['the product catalog (28 agents)', AGENT_CATALOG as AgentSpec[]],
-  ['200 agents, 20 per group', syntheticCatalog(200, 20)],
+  [`${MAX_LEAF_AGENTS} agents, 20 per group (the most one leaf's task definition holds)`, syntheticCatalog(MAX_LEAF_AGENTS, 20)],
   [`${MAX_AGENTS_PER_GROUP} agents in one full group`, syntheticCatalog(MAX_AGENTS_PER_GROUP, MAX_AGENTS_PER_GROUP)],
 ])('%s: every stack stays within CloudFormation limits (500 resources, 1 MB, 200 parameters)', (_name, catalog) => {
   const plane = synthCustomerPlane(exampleProps({ catalog }));
@@ -51,8 +53,13 @@ test.each([
   expect(taskRoles).toHaveLength(catalog.length);
 });
 
-test('the root stack grows by one resource per group, not per agent', () => {
+test('the root stack grows by one resource per group and one NATS password per agent (the leaf needs each)', () => {
   const small = limits(synthCustomerPlane(exampleProps({ catalog: syntheticCatalog(20, 20) })).templates)[0];
-  const large = limits(synthCustomerPlane(exampleProps({ catalog: syntheticCatalog(200, 20) })).templates)[0];
-  expect(large.resources - small.resources).toBe(9);
+  const large = limits(synthCustomerPlane(exampleProps({ catalog: syntheticCatalog(60, 20) })).templates)[0];
+  expect(large.resources - small.resources).toBe(2 + 40);
+});
+
+test('more agents than one leaf\'s task definition can name fail at synth, naming the catalog', () => {
+  expect(() => synthCustomerPlane(exampleProps({ catalog: syntheticCatalog(MAX_LEAF_AGENTS + 1, 20) })))
+    .toThrow(/Invalid prop 'catalog': \d+ agents need a leaf configuration of \d+ KiB.*Fix: /);
 });
