@@ -154,9 +154,20 @@ export function program(): Command {
           console.log(`verified release ${v.release.version} (${v.files} files, key ${v.publicKeyFingerprint})`);
           const cdk = require.resolve('aws-cdk/bin/cdk');
           const args = [cdk, action, '--app', copy, ...cdkArgs];
+          // The database is deletion-protected (what Control Tower's CT.RDS.PR.13 requires of the signed
+          // templates); destroying the plane lifts that first, on the instance the verified templates name.
+          const unprotect = action === 'destroy' ? protectedDatabases(copy).flatMap((id) => [
+            ['aws', 'rds', 'modify-db-instance', '--db-instance-identifier', id, '--no-deletion-protection', '--apply-immediately'],
+            ['aws', 'rds', 'wait', 'db-instance-available', '--db-instance-identifier', id],
+          ]) : [];
           if (opts.dryRun) {
+            for (const c of unprotect) console.log(`would run: ${c.join(' ')}`);
             console.log(`would run: cdk ${args.slice(1).join(' ')}`);
             return;
+          }
+          for (const c of unprotect) {
+            const r = spawnSync(c[0], c.slice(1), { stdio: 'inherit' });
+            if (r.error || r.status !== 0) throw new BundleError('unprotect-failed', `${c.slice(0, 3).join(' ')} failed (${r.error?.message ?? `exit ${r.status}`}): lift the database's deletion protection with: ${unprotect[0].join(' ')}`);
           }
           const run = spawnSync(process.execPath, args, { stdio: 'inherit' });
           if (run.status !== 0) throw new BundleError('cdk-failed', `cdk ${action} exited with ${run.status ?? run.signal}`);
@@ -166,6 +177,19 @@ export function program(): Command {
       });
   }
   return cli;
+}
+
+/** DB instance identifiers with deletion protection in an assembly's templates (root and nested). */
+function protectedDatabases(assembly: string): string[] {
+  const ids: string[] = [];
+  for (const file of fs.readdirSync(assembly).filter((f) => f.endsWith('.template.json'))) {
+    const template = JSON.parse(fs.readFileSync(path.join(assembly, file), 'utf8')) as { Resources?: Record<string, { Type: string; Properties?: Record<string, unknown> }> };
+    for (const r of Object.values(template.Resources ?? {})) {
+      const p = r.Properties ?? {};
+      if (r.Type === 'AWS::RDS::DBInstance' && p.DeletionProtection === true && typeof p.DBInstanceIdentifier === 'string') ids.push(p.DBInstanceIdentifier);
+    }
+  }
+  return ids;
 }
 
 function parseDate(value: string): Date {

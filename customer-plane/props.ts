@@ -349,7 +349,7 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
   const database: Required<DatabaseOptions> = {
     instanceType: db.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.MEDIUM),
     multiAz: db.multiAz ?? true,
-    deletionProtection: db.deletionProtection ?? retainData,
+    deletionProtection: db.deletionProtection ?? true,
     allocatedStorageGiB: db.allocatedStorageGiB ?? 50,
     backupRetentionDays: db.backupRetentionDays ?? 7,
     port: db.port ?? 5433,

@@ -79,6 +79,15 @@ test('deploy verifies a private copy and runs cdk deploy --app on that copy, pas
   expect(real.code).toBe(0);
 });
 
+test('destroy lifts the database\'s deletion protection (the instance the verified templates name) before cdk destroy', async () => {
+  const dry = await byoc('destroy', bundle, '--public-key', `${keys}/public.pem`, '--dry-run', '--', '--force');
+  expect(dry.code).toBe(0);
+  const lines = dry.out.split('\n').filter((l) => l.startsWith('would run: '));
+  expect(lines[0]).toBe('would run: aws rds modify-db-instance --db-instance-identifier byoc-example-postgres --no-deletion-protection --apply-immediately');
+  expect(lines[1]).toBe('would run: aws rds wait db-instance-available --db-instance-identifier byoc-example-postgres');
+  expect(lines[2]).toMatch(/^would run: cdk destroy --app \S+ --force$/);
+});
+
 test('deploy and destroy refuse a tampered bundle before running cdk', async () => {
   const copy = path.join(tmp('t'), 'b');
   fs.cpSync(bundle, copy, { recursive: true });

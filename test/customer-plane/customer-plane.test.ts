@@ -59,7 +59,7 @@ describe('network: no path to or from the internet by default', () => {
   });
 
   test('interface endpoints for ECR, Logs, Secrets Manager, KMS and STS plus an S3 gateway, each admitting this account (network.test.ts: and ECR layers on S3)', () => {
-    const endpoints = resources('AWS::EC2::VPCEndpoint');
+    const endpoints = resources('AWS::EC2::VPCEndpoint').filter((e) => !String(e.props.ServiceName).startsWith('com.amazonaws.vpce.')); // not the vendor hub's
     const names = endpoints.map((e) => JSON.stringify(e.props.ServiceName));
     for (const service of Object.values(INTERFACE_ENDPOINTS)) {
       expect(names.some((n) => n.includes(`.${service.shortName}`) || n.includes(service.name))).toBe(true);
@@ -289,7 +289,7 @@ describe('data stores: encrypted with the customer-managed key, reachable only f
     plane.root.hasResourceProperties('AWS::RDS::DBParameterGroup', { Parameters: Match.objectLike({ 'rds.force_ssl': '1' }) });
   });
 
-  test('Redis: TLS required, encrypted at rest with the key, AUTH token by reference, Multi-AZ, 15 days of snapshots', () => {
+  test('Redis: TLS required, encrypted at rest with the key, users per agent (no shared AUTH token), Multi-AZ, 15 days of snapshots', () => {
     plane.root.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
       TransitEncryptionEnabled: true,
       TransitEncryptionMode: 'required',
@@ -299,7 +299,7 @@ describe('data stores: encrypted with the customer-managed key, reachable only f
       AutomaticFailoverEnabled: true,
       Port: 6380,
       SnapshotRetentionLimit: 15,
-      AuthToken: { 'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp('^\\{\\{resolve:secretsmanager:')])] },
+      UserGroupIds: Match.anyValue(),
     });
   });
 
@@ -319,8 +319,10 @@ describe('data stores: encrypted with the customer-managed key, reachable only f
 
   test('every secret is encrypted with the key', () => {
     const secrets = resources('AWS::SecretsManager::Secret');
-    expect(secrets.length).toBe(11); // 6 agent secrets, the Redis AUTH token, 4 of the link
-    for (const s of secrets) expect(s.props.KmsKeyId).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^PlaneKey/), 'Arn'] });
+    // 6 agent secrets, 4 of the link, one NATS password per agent, one Redis password per Redis agent.
+    const redisAgents = AGENT_CATALOG.filter((a) => a.dataStores.includes(DataStore.REDIS)).length;
+    expect(secrets.length).toBe(6 + 4 + AGENT_CATALOG.length + redisAgents);
+    for (const s of secrets) expect(s.props.KmsKeyId).toEqual(expect.objectContaining(s.file.startsWith('ByocCustomerPlane.template') ? { 'Fn::GetAtt': [expect.stringMatching(/^PlaneKey/), 'Arn'] } : { Ref: expect.stringMatching(/PlaneKey.*Arn$/) }));
   });
 
   test('each store admits only its client security group, which only agents declaring the store carry', () => {
@@ -342,11 +344,11 @@ describe('data stores: encrypted with the customer-managed key, reachable only f
 });
 
 describe('cdk destroy removes everything by default', () => {
-  test('no resource is retained or snapshotted, deletion protection is off', () => {
+  test('no resource is retained or snapshotted; the database\'s deletion protection is the one step byoc destroy lifts first', () => {
     for (const r of allResources(plane.templates)) {
       expect({ id: r.id, policy: r.resource.DeletionPolicy ?? 'Delete' }).toEqual({ id: r.id, policy: 'Delete' });
     }
-    plane.root.hasResourceProperties('AWS::RDS::DBInstance', { DeletionProtection: false });
+    plane.root.hasResourceProperties('AWS::RDS::DBInstance', { DeletionProtection: true });
   });
 
   test('RDS log groups are owned by the stack, so none is left behind', () => {
