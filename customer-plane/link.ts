@@ -183,7 +183,8 @@ export class NarrowLink extends Construct {
       command: ['sh', '-c', [
         'printf "%s" "$BYOC_NATS_CONFIG" > /tmp/nats.conf',
         `printf "%s" "$BYOC_HUB_CA" > ${HUB_CA_FILE}`,
-        `export ${vars.leafRemoteUrl}="tls://leaf-${customerId}:\${${vars.leafHubPassword}}@${hub.host}:${hub.port}"`,
+        // `$NAME@`: the @ ends the variable name (no braces: CloudFormation would read `\${...}` as a parameter).
+        `export ${vars.leafRemoteUrl}="tls://leaf-${customerId}:$${vars.leafHubPassword}@${hub.host}:${hub.port}"`,
         'exec nats-server -c /tmp/nats.conf',
       ].join(' && ')],
       environment: { BYOC_NATS_CONFIG: this.leafConfig, BYOC_HUB_CA: hub.caCertificatePem },

@@ -41,7 +41,10 @@ describe('what is tested is what is deployed', () => {
 
   test('the leaf composes its remote URL from the pinned hub and the issued password, and trusts only the vendor CA', () => {
     const script = leaf.Command.join(' ');
-    expect(script).toContain(`export ${vars.leafRemoteUrl}="tls://leaf-example:\${${vars.leafHubPassword}}@hub.byoc.vendor.example:7422"`);
+    expect(script).toContain(`export ${vars.leafRemoteUrl}="tls://leaf-example:$${vars.leafHubPassword}@hub.byoc.vendor.example:7422"`);
+    // What the shell makes of it, run as the container would.
+    const url = execFileSync('sh', ['-c', `${leaf.Command[2].split(' && ').find((c: string) => c.startsWith('export'))} && printf %s "$${vars.leafRemoteUrl}"`], { env: { PATH: process.env.PATH!, [vars.leafHubPassword]: 'Issued42' }, encoding: 'utf8' });
+    expect(url).toBe('tls://leaf-example:Issued42@hub.byoc.vendor.example:7422');
     expect(envOf(leaf).BYOC_HUB_CA).toBe(fs.readFileSync(path.join(projectRoot(), 'config', 'example-vendor-hub-ca.pem'), 'utf8'));
     expect(envOf(leaf).BYOC_NATS_CONFIG).toContain(`ca_file: "${HUB_CA_FILE}"`);
   });
