@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const KINDS = ['empty', 'customer-plane', 'control-plane', 'customer-plane-70'];
+const KINDS = ['empty', 'customer-plane', 'control-plane', 'customer-plane-60'];
 
 interface Sample { kind: string; ms: number; maxRssMiB: number; resources: Record<string, number> }
 

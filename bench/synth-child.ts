@@ -22,12 +22,12 @@ switch (kind) {
   case 'customer-plane':
     require('../bin/customer-plane').buildCustomerPlaneApp(app);
     break;
-  case 'customer-plane-70': {
+  case 'customer-plane-60': {
     const { CustomerPlaneStack } = require('../customer-plane/stack');
     const { loadCustomerPlaneConfig } = require('../customer-plane/config');
     const { AGENT_CATALOG } = require('../agents/catalog');
     const { projectRoot } = require('../lib/app');
-    const catalog = Array.from({ length: 70 }, (_, i) => ({
+    const catalog = Array.from({ length: 60 }, (_, i) => ({
       ...AGENT_CATALOG[i % AGENT_CATALOG.length],
       name: `agent-${String(i).padStart(3, '0')}`,
       group: `group-${String(Math.floor(i / 20)).padStart(2, '0')}`,

@@ -71,10 +71,10 @@ export interface NarrowLinkProps {
 
 /**
  * Most agents one leaf can name. Every agent is a user in the leaf's configuration and a secret of its task
- * definition, and ECS caps a task definition at 64 KiB: about 780 bytes an agent, with room for the rest.
+ * definition, and ECS caps a task definition at 64 KiB: about 900 bytes an agent once secret ARNs are resolved, with room for the rest.
  * (Moving permissions into user JWTs, the hub's decentralized auth, would lift this.)
  */
-export const MAX_LEAF_AGENTS = 70;
+export const MAX_LEAF_AGENTS = 60;
 const TASK_DEFINITION_BUDGET = 58 * 1024;
 
 const RESTART_REASON = 'Read by the NATS leaf (and one other task) only at task start: rotating it means a new value and a redeploy of both services, which a Secrets Manager rotation Lambda cannot coordinate.';
@@ -155,7 +155,7 @@ export class NarrowLink extends Construct {
     // The leaf node -------------------------------------------------------------------------------------
     const identities = agentIdentities(props.catalog, props);
     this.leafConfig = leafConfig({ customerId, shareLearning: props.shareLearning, agents: identities, listen: { host: '0.0.0.0', port: NATS_CLIENT_PORT }, storeDir: JETSTREAM_DIR, hubCaFile: HUB_CA_FILE });
-    const leafBytes = Buffer.byteLength(this.leafConfig) + Buffer.byteLength(hub.caCertificatePem) + 160 * (identities.length + 4);
+    const leafBytes = Buffer.byteLength(this.leafConfig) + Buffer.byteLength(hub.caCertificatePem) + 160 * (identities.length + 4) + 2048;
     if (identities.length > MAX_LEAF_AGENTS || leafBytes > TASK_DEFINITION_BUDGET) {
       throw new PropError('catalog', `${identities.length} agents need a leaf configuration of ${Math.ceil(leafBytes / 1024)} KiB, more than one ECS task definition holds (64 KiB; at most ${MAX_LEAF_AGENTS} agents)`,
         `run at most ${MAX_LEAF_AGENTS} agents in one plane`);

@@ -59,6 +59,18 @@ test('the root stack grows by one resource per group and one NATS password per a
   expect(large.resources - small.resources).toBe(2 + 40);
 });
 
+test('at the limit, the leaf\'s task definition fits ECS\'s 64 KiB with every secret reference resolved to a full ARN', () => {
+  const plane = synthCustomerPlane(exampleProps({ catalog: syntheticCatalog(MAX_LEAF_AGENTS, 20) }));
+  const leaf = Object.values(plane.templates).flatMap((t: any) => Object.values<any>(t.Resources))
+    .find((r) => r.Type === 'AWS::ECS::TaskDefinition' && r.Properties.Family === 'byoc-example-nats-leaf');
+  const secrets = leaf.Properties.ContainerDefinitions[0].Secrets.length;
+  // A resolved ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:byoc/<customer>/nats/<agent>-XXXXXX) is at
+  // most ~130 characters; the template's reference is shorter, so add the difference for each.
+  const resolved = JSON.stringify(leaf.Properties).length + secrets * 130;
+  expect(secrets).toBe(MAX_LEAF_AGENTS + 4);
+  expect(resolved).toBeLessThan(64 * 1024);
+});
+
 test('more agents than one leaf\'s task definition can name fail at synth, naming the catalog', () => {
   expect(() => synthCustomerPlane(exampleProps({ catalog: syntheticCatalog(MAX_LEAF_AGENTS + 1, 20) })))
     .toThrow(/Invalid prop 'catalog': \d+ agents need a leaf configuration of \d+ KiB.*Fix: /);
