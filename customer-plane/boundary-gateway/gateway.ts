@@ -1,6 +1,6 @@
 import { createHash } from 'crypto';
 import { DiscardPolicy, jetstream, jetstreamManager, JetStreamClient, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
+import { headers as natsHeaders, Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import canonicalize from 'canonicalize';
 import { Logger } from 'pino';
 import { AuditLogWriter } from '../../lib/audit-log';
@@ -9,6 +9,9 @@ import { ContractValidator, isRejection } from '../../lib/contract-validator';
 import { crossingKinds, INBOX_PREFIX, LinkSettings, OUTBOX_PREFIX, REJECTION_LIMITS, REJECTION_PREFIX, REJECTION_STREAM } from '../../lib/nats-config';
 import { Signer } from '../../lib/signer';
 import { TokenBuckets } from './rate-limit';
+
+/** Most crossings in one batch (one acknowledged barrier). */
+const MAX_BATCH = 256;
 
 export interface GatewayOptions extends LinkSettings {
   /** Connection to the leaf's GATEWAY account, as `gateway-local`. */
@@ -68,6 +71,12 @@ export class BoundaryGateway {
   private inFlight = 0;
   private readonly logBudget = new Map<string, { second: number; logged: number; suppressed: number }>();
   private pendingInbound: number[] = [];
+  /** Crossings recorded as intents, waiting for the next batch. */
+  private queue: { seq: number; subject: string; kind: string; canonical: Uint8Array }[] = [];
+  private flushScheduled = false;
+  private barriers = 0;
+  /** The hub stream's sequence of the last barrier, in publication order; undefined when unknown. */
+  private lastBarrier: Promise<number | undefined> = Promise.resolve(undefined);
   private inboundFlush?: Promise<void>;
 
   constructor(private readonly o: GatewayOptions) {
@@ -134,24 +143,68 @@ export class BoundaryGateway {
     return Buffer.from(canonicalize({ ...value, [field]: signature.toString('base64url') })!, 'utf8');
   }
 
-  /** Intent in the audit log, then the publish, then the hub's acknowledgement decides the outcome. */
+  /**
+   * Intent in the audit log, then the publish, then the hub's acknowledgement decides the outcome. Messages
+   * arriving together go out as a batch: all but the last as plain publishes, the last (the barrier) as a
+   * publish the hub's ingest stream acknowledges with its stream sequence. Only the gateway can publish on
+   * the customer's outbound subjects, and one connection keeps their order, so when a barrier's sequence is
+   * exactly the previous barrier's plus the batch's size, every message of the batch was stored: all are
+   * `delivered`. Anything else (no earlier barrier to compare with, a gap, a timeout) records them as
+   * `unconfirmed`, never as delivered.
+   */
   private cross(kind: string, agent: string, canonical: Uint8Array): void {
     const subject = `byoc.${this.o.customerId}.out.${kind}`;
     const seq = this.o.audit.intent({ direction: 'out', kind, subject, agent, payload: canonical });
-    const msgID = `${this.o.customerId}:${seq}`;
     this.inFlight++;
-    this.track(this.remoteJs.publish(subject, canonical, { msgID, timeout: this.o.confirmTimeoutMs ?? 5000 })
-      .then(() => {
-        this.o.audit.outcome(seq, 'delivered');
-        this.counters.delivered++;
-      }, (e: Error) => {
-        // A timeout may hide a message the hub stored: unconfirmed, never delivered. No responders: nothing received it.
+    this.queue.push({ seq, subject, kind, canonical });
+    if (this.queue.length >= MAX_BATCH) this.flushBatch();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flushBatch());
+    }
+  }
+
+  private flushBatch(): void {
+    this.flushScheduled = false;
+    // The first batch is the barrier alone: it gives the sequence the next batch is checked against.
+    const take = this.barriers === 0 ? 1 : this.queue.length;
+    const batch = this.queue.splice(0, take);
+    if (this.queue.length > 0 && !this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flushBatch());
+    }
+    if (batch.length === 0) return;
+    this.barriers++;
+    const msgId = (seq: number) => `${this.o.customerId}:${seq}`;
+    for (const m of batch.slice(0, -1)) {
+      const h = natsHeaders();
+      h.set('Nats-Msg-Id', msgId(m.seq));
+      this.o.boundary.publish(m.subject, m.canonical, { headers: h });
+    }
+    const last = batch[batch.length - 1];
+    const ack = this.remoteJs.publish(last.subject, last.canonical, { msgID: msgId(last.seq), timeout: this.o.confirmTimeoutMs ?? 5000 });
+    const previous = this.lastBarrier;
+    this.lastBarrier = ack.then((a) => (a.duplicate ? undefined : a.seq), () => undefined);
+    this.track(Promise.allSettled([ack, previous]).then(([result, before]) => {
+      const outcomes: { intentSeq: number; result: 'delivered' | 'unconfirmed' | 'failed'; detail?: string }[] = [];
+      if (result.status === 'rejected') {
+        const e = result.reason as Error;
+        // A timeout may hide messages the hub stored: unconfirmed. No responders: nothing received the batch.
         const timeout = /timeout|timed out/i.test(e.message);
-        this.o.audit.outcome(seq, timeout ? 'unconfirmed' : 'failed', e.message.slice(0, 200));
-        if (timeout) this.counters.unconfirmed++; else this.counters.failed++;
-        this.o.log.warn({ kind, seq, error: e.message.slice(0, 200) }, timeout ? 'crossing not acknowledged by the hub' : 'crossing refused by the hub');
-      })
-      .finally(() => { this.inFlight--; }));
+        for (const m of batch) outcomes.push({ intentSeq: m.seq, result: timeout ? 'unconfirmed' : 'failed', detail: e.message.slice(0, 200) });
+        this.o.log.warn({ messages: batch.length, error: e.message.slice(0, 200) }, timeout ? 'crossings not acknowledged by the hub' : 'crossings refused by the hub');
+      } else {
+        const prev = before.status === 'fulfilled' ? before.value : undefined;
+        const complete = prev !== undefined && !result.value.duplicate && result.value.seq - prev === batch.length;
+        for (const m of batch.slice(0, -1)) {
+          outcomes.push(complete ? { intentSeq: m.seq, result: 'delivered' } : { intentSeq: m.seq, result: 'unconfirmed', detail: 'the hub acknowledged the batch\'s last message, but its stream sequence does not prove this one arrived' });
+        }
+        outcomes.push({ intentSeq: last.seq, result: 'delivered' });
+      }
+      this.o.audit.outcomes(outcomes);
+      for (const o of outcomes) this.counters[o.result]++;
+      this.inFlight -= batch.length;
+    }));
   }
 
   private inboundMessage(kind: MessageKind, m: Msg): void {
@@ -217,6 +270,7 @@ export class BoundaryGateway {
   /** Stops taking messages, waits for every outcome, signs a final audit head. */
   public async stop(): Promise<void> {
     for (const s of this.subs) s.unsubscribe();
+    while (this.queue.length > 0) this.flushBatch();
     await Promise.all([this.o.local.flush(), this.o.boundary.flush()]).catch(() => undefined);
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
     await this.o.audit.close();
