@@ -67,7 +67,6 @@ export class BoundaryGateway {
   private readonly subs: Subscription[] = [];
   private readonly pending = new Set<Promise<unknown>>();
   private localJs?: JetStreamClient;
-  private remoteJs!: JetStreamClient;
   private inFlight = 0;
   private readonly logBudget = new Map<string, { second: number; logged: number; suppressed: number }>();
   private pendingInbound: number[] = [];
@@ -102,7 +101,6 @@ export class BoundaryGateway {
       await jsm.streams.add(config);
     }
     this.localJs = jetstream(this.o.local);
-    this.remoteJs = jetstream(this.o.boundary);
     this.subs.push(this.o.local.subscribe(`${OUTBOX_PREFIX}.>`, { callback: (err, m) => { if (!err) this.outboundMessage(m); } }));
     for (const kind of this.kinds.filter((k) => k.direction === Direction.VENDOR_TO_CUSTOMER)) {
       this.subs.push(this.o.boundary.subscribe(subjectOf(kind, this.o.customerId), { callback: (err, m) => { if (!err) this.inboundMessage(kind, m); } }));
@@ -182,7 +180,15 @@ export class BoundaryGateway {
       this.o.boundary.publish(m.subject, m.canonical, { headers: h });
     }
     const last = batch[batch.length - 1];
-    const ack = this.remoteJs.publish(last.subject, last.canonical, { msgID: msgId(last.seq), timeout: this.o.confirmTimeoutMs ?? 5000 });
+    // A plain request, written now (in order after the batch), answered by the hub stream's acknowledgement.
+    const h = natsHeaders();
+    h.set('Nats-Msg-Id', msgId(last.seq));
+    const ack = this.o.boundary.request(last.subject, last.canonical, { headers: h, timeout: this.o.confirmTimeoutMs ?? 5000 })
+      .then((reply) => {
+        const a = JSON.parse(reply.string()) as { stream?: string; seq?: number; duplicate?: boolean; error?: { description?: string } };
+        if (a.error || typeof a.seq !== 'number') throw new Error(`the hub refused the crossing: ${a.error?.description ?? 'no stream sequence in its reply'}`);
+        return { seq: a.seq, duplicate: a.duplicate === true };
+      });
     const previous = this.lastBarrier;
     this.lastBarrier = ack.then((a) => (a.duplicate ? undefined : a.seq), () => undefined);
     this.track(Promise.allSettled([ack, previous]).then(([result, before]) => {
