@@ -28,8 +28,14 @@ need sha256sum "apt-get install -y coreutils"
 # boundary gateway bundle the tests run against real servers.
 npm run build --silent
 
+# One private temporary folder for the whole run (the tests, the servers and CLIs they start), removed at
+# the end whatever happened: nothing the suite writes to the temp dir outlives it. Traversable by the
+# postgres user, which the PostgreSQL helper runs the server as when the suite runs as root.
+run_tmp="$(mktemp -d "${TMPDIR:-/tmp}/byoc-test-XXXXXX")"
+chmod 755 "$run_tmp"
+export TMPDIR="$run_tmp"
 results="$(mktemp)"
-trap 'rm -f "$results"' EXIT
+trap 'rm -rf "$run_tmp"' EXIT
 status=0
 npx jest --json --outputFile="$results" "$@" || status=$?
 node -e '
