@@ -58,16 +58,8 @@ export interface OutcomeRecord extends Chained {
   readonly result: RecordedOutcome;
   readonly detail?: string;
 }
-export interface RejectionRecord extends Chained {
+export interface RejectionRecord extends Chained, RejectionInput {
   readonly type: 'rejection';
-  readonly direction: AuditDirection;
-  readonly kind: string;
-  readonly subject: string;
-  readonly agent?: string;
-  readonly size: number;
-  readonly sha256: string;
-  readonly reason: string;
-  readonly detail: string;
 }
 export interface NoteRecord extends Chained {
   readonly type: 'note';

@@ -1,7 +1,6 @@
 import { createHash } from 'crypto';
 import { DiscardPolicy, jetstream, jetstreamManager, JetStreamClient, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { headers as natsHeaders, Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
-import canonicalize from 'canonicalize';
 import { Logger } from 'pino';
 import { AuditLogWriter } from '../../lib/audit-log';
 import { Direction, MessageKind, subjectOf } from '../../lib/boundary-contract';
@@ -125,20 +124,13 @@ export class BoundaryGateway {
     if (this.inFlight >= (this.o.maxInFlight ?? 4096)) return this.refuse('out', kind, m, agent, { reason: 'link-busy', detail: 'too many crossings await the hub\'s acknowledgement' });
     const kindDef = this.kinds.find((k) => k.name === kind)!;
     if (kindDef.gatewaySigned) {
-      this.track(this.sign(kindDef, checked.value as Record<string, unknown>)
-        .then((canonical) => this.cross(kind, agent, canonical))
+      // The accepted canonical bytes are the body the signature covers; the validator adds the field.
+      this.track(this.o.signer.sign(checked.canonical)
+        .then((signature) => this.cross(kind, agent, this.outbound.withSignature(kind, checked, rawSignature(signature)).canonical))
         .catch((e: Error) => this.refuse('out', kind, m, agent, { reason: 'signing-failed', detail: e.message.slice(0, 200) })));
       return;
     }
     this.cross(kind, agent, checked.canonical);
-  }
-
-  /** Adds the gateway's signature (raw 64 bytes, base64url) over the canonical value without it. */
-  private async sign(kind: MessageKind, value: Record<string, unknown>): Promise<Buffer> {
-    const field = kind.gatewaySigned!.field;
-    const body = Buffer.from(canonicalize(value)!, 'utf8');
-    const signature = rawSignature(await this.o.signer.sign(body));
-    return Buffer.from(canonicalize({ ...value, [field]: signature.toString('base64url') })!, 'utf8');
   }
 
   /**
