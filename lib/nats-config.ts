@@ -60,6 +60,10 @@ export function crossingKinds(settings: LinkSettings): MessageKind[] {
 
 export const outboundKinds = (s: LinkSettings) => crossingKinds(s).filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR);
 export const inboundKinds = (s: LinkSettings) => crossingKinds(s).filter((k) => k.direction === Direction.VENDOR_TO_CUSTOMER);
+/** The subjects of the outbound (customer to vendor) kinds of this customer, in contract order. */
+export const outboundSubjects = (s: LinkSettings) => outboundKinds(s).map((k) => subjectOf(k, s.customerId));
+/** The subjects of the inbound (vendor to customer) kinds of this customer, in contract order. */
+export const inboundSubjects = (s: LinkSettings) => inboundKinds(s).map((k) => subjectOf(k, s.customerId));
 
 /** The customer-scoped inbox prefix for request/reply: never `_INBOX.>` wide open. */
 export function inboxPrefix(customerId: string, identity?: string): string {
@@ -183,8 +187,8 @@ function agentPermissions(customerId: string, a: AgentIdentity): string {
 /** The customer's leaf node. */
 export function leafConfig(o: LeafOptions): string {
   const vars = secretVariables(o.customerId);
-  const out = outboundKinds(o).map((k) => subjectOf(k, o.customerId));
-  const inn = inboundKinds(o).map((k) => subjectOf(k, o.customerId));
+  const out = outboundSubjects(o);
+  const inn = inboundSubjects(o);
   const agentUsers = o.agents.map((a) => `      {
         user: ${q(LEAF_USERS.agent(a.name))}, password: $${vars.agent(a.name)}
         ${agentPermissions(o.customerId, a)}
@@ -285,8 +289,8 @@ export function hubIngestStream(customerId: string) {
 export function hubConfig(o: HubOptions): string {
   const accounts = o.customers.map((c) => {
     const vars = secretVariables(c.customerId);
-    const out = outboundKinds(c).map((k) => subjectOf(k, c.customerId));
-    const inn = inboundKinds(c).map((k) => subjectOf(k, c.customerId));
+    const out = outboundSubjects(c);
+    const inn = inboundSubjects(c);
     return `  ${q(account(c.customerId))}: {
     jetstream: enabled
     users: [
@@ -334,4 +338,95 @@ export function vendorInboxPrefix(customerId: string): string {
 /** The hub account of a customer. */
 export function account(customerId: string): string {
   return `CUSTOMER_${envName(customerId)}`;
+}
+
+/** Allowed subjects of one identity on the hub, from the contract. */
+export interface HubPermissions {
+  readonly publish: readonly string[];
+  readonly subscribe: readonly string[];
+}
+
+/**
+ * What a customer's leaf connection may do on the operator-mode hub, from the leaf's point of view (the
+ * way nats-server reads a leaf user's permissions): publish exactly the contract's outbound subjects of
+ * this customer; receive exactly its inbound subjects and the replies to the gateway's requests (the
+ * ingest stream's acknowledgements, on the gateway's remote identity's inbox). Nothing else, no wildcard
+ * beyond that inbox.
+ */
+export function hubLeafPermissions(s: LinkSettings): HubPermissions {
+  return { publish: outboundSubjects(s), subscribe: [...inboundSubjects(s), `${inboxPrefix(s.customerId, LEAF_USERS.gatewayRemote)}.>`] };
+}
+
+/**
+ * The JetStream API subjects the vendor's service for one customer may use: create, inspect and read the
+ * ingest stream (${HUB_INGEST_STREAM}) through consumers, acknowledge; never delete or purge it, never any
+ * other stream.
+ */
+export function hubVendorJetStreamApi(): string[] {
+  const s = HUB_INGEST_STREAM;
+  return [
+    '$JS.API.INFO',
+    `$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`, `$JS.API.STREAM.INFO.${s}`,
+    `$JS.API.CONSUMER.CREATE.${s}`, `$JS.API.CONSUMER.CREATE.${s}.>`, `$JS.API.CONSUMER.DURABLE.CREATE.${s}.*`,
+    `$JS.API.CONSUMER.INFO.${s}.*`, `$JS.API.CONSUMER.DELETE.${s}.*`, `$JS.API.CONSUMER.MSG.NEXT.${s}.*`,
+    `$JS.ACK.${s}.>`,
+  ];
+}
+
+/**
+ * What the vendor's service for one customer may do on the operator-mode hub: receive the contract's
+ * outbound subjects, send its inbound ones, use the ingest stream's JetStream API, and receive replies on
+ * its own inbox prefix (`vendorInboxPrefix`).
+ */
+export function hubVendorPermissions(s: LinkSettings): HubPermissions {
+  return { publish: [...inboundSubjects(s), ...hubVendorJetStreamApi()], subscribe: [...outboundSubjects(s), `${vendorInboxPrefix(s.customerId)}.>`] };
+}
+
+/** The hub account of the vendor's side of one customer (operator mode): its services and ingest stream. */
+export function vendorAccount(customerId: string): string {
+  return `VENDOR_${envName(customerId)}`;
+}
+
+export interface HubJwtOptions {
+  /** The node's name (distinct per node of a cluster). @default "byoc-hub" */
+  readonly serverName?: string;
+  /** Where the vendor's services connect. */
+  readonly listen: { readonly host: string; readonly port: number };
+  /** Where customers' leaf nodes connect (TLS). */
+  readonly leafListen: { readonly host: string; readonly port: number };
+  readonly tls: { readonly certFile: string; readonly keyFile: string };
+  readonly storeDir: string;
+  /**
+   * The operator-mode fragment: `hubAuthConfig(...)` of `lib/nats-auth.ts` (operator, system account, resolver).
+   * Accounts, users and their permissions are not in the file: they are JWTs the resolver holds.
+   */
+  readonly auth: string;
+}
+
+/**
+ * The vendor hub in operator mode (decentralized auth): accounts and users come from operator-signed JWTs
+ * (`lib/nats-auth.ts`), so the file holds no account, user or password. Leaf nodes authenticate with their
+ * user JWT over TLS; what each may do is in its JWT, generated from the contract. Pings every 30 s (two
+ * missed close the connection), so a leaf whose connection died silently frees its account's single
+ * leaf-node slot within about a minute and a half.
+ */
+export function hubJwtConfig(o: HubJwtOptions): string {
+  return `# BYOC vendor hub, operator mode. Generated from boundary contract v${BOUNDARY_CONTRACT.version} (${contractHash()}): do not edit.
+server_name: ${q(o.serverName ?? 'byoc-hub')}
+host: ${q(o.listen.host)}
+port: ${o.listen.port}
+ping_interval: "30s"
+ping_max: 2
+
+jetstream { store_dir: ${q(o.storeDir)} }
+
+${o.auth.trim()}
+
+leafnodes {
+  host: ${q(o.leafListen.host)}
+  port: ${o.leafListen.port}
+  no_advertise: true
+  tls: { cert_file: ${q(o.tls.certFile)}, key_file: ${q(o.tls.keyFile)}, timeout: 5 }
+}
+`;
 }
