@@ -1,13 +1,21 @@
 #!/usr/bin/env node
+import * as path from 'path';
 import { App } from 'aws-cdk-lib';
-import { createApp } from '../lib/app';
+import { createApp, projectRoot } from '../lib/app';
+import { loadControlPlaneConfig } from '../control-plane/config';
 import { ControlPlaneStack } from '../control-plane/stack';
 
 /** The stack name vendor operations deploy. */
 export const CONTROL_PLANE_STACK = 'ByocControlPlane';
 
+/**
+ * Builds the control-plane app from a configuration file: `-c config=FILE`, else `BYOC_VENDOR_CONFIG`, else
+ * `config/example-vendor.json`.
+ */
 export function buildControlPlaneApp(app: App = createApp()): App {
-  new ControlPlaneStack(app, CONTROL_PLANE_STACK);
+  const configured = app.node.tryGetContext('config') ?? process.env.BYOC_VENDOR_CONFIG;
+  const file = configured ? path.resolve(String(configured)) : path.join(projectRoot(), 'config', 'example-vendor.json');
+  new ControlPlaneStack(app, CONTROL_PLANE_STACK, loadControlPlaneConfig(file));
   return app;
 }
 

@@ -1,55 +1,66 @@
-import { RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Fn, Stack, StackProps } from 'aws-cdk-lib';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { limitKeyGrantsToAwsServices } from '../lib/compliance';
+import { ControlPlane, IMAGE_REPOSITORIES } from './control-plane';
+import { HUB_PORTS } from './hub-config';
+import { ControlPlaneProps } from './props';
 
-/** Repositories of the images a release pins by digest. */
-export const IMAGE_REPOSITORIES = ['byoc/agent-runtime', 'byoc/nats-server', 'byoc/otel-collector'];
+export { IMAGE_REPOSITORIES };
 
-export interface ControlPlaneStackProps extends StackProps {
-  /**
-   * Keep the image repositories and the signing key when the stack is deleted.
-   * @default true
-   */
-  readonly retainReleases?: boolean;
-}
+export interface ControlPlaneStackProps extends StackProps, ControlPlaneProps {}
+
+/** The logical name of an image repository in output IDs: `byoc/agent-runtime` -> `AgentRuntime`. */
+const outputName = (repository: string) => repository.replace(/^byoc\//, '').split(/[^A-Za-z0-9]/).map((w) => w[0].toUpperCase() + w.slice(1)).join('');
 
 /**
- * The vendor's control plane. So far: the release essentials every customer plane depends on, the ECR
- * repositories its images are pulled from (immutable tags, scanned on push, KMS-encrypted) and the
- * asymmetric KMS key bundles are signed with. The API, NATS hub and telemetry ingest are their own issues.
+ * The stack vendor operations deploy: the control plane and the outputs an operator needs (repository
+ * URIs, key ARNs, the hub's endpoint service and load balancer, the operator signing seed's secret).
  */
 export class ControlPlaneStack extends Stack {
-  public readonly repositories: ecr.Repository[];
-  public readonly signingKey: kms.Key;
+  public readonly plane: ControlPlane;
+  private readonly namedAzs?: string[];
 
   constructor(scope: Construct, id: string, props: ControlPlaneStackProps = {}) {
     super(scope, id, { ...props, description: props.description ?? 'BYOC control plane (vendor account)' });
-    const removalPolicy = props.retainReleases ?? true ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
-    const imageKey = new kms.Key(this, 'ImageKey', {
-      description: 'Encrypts the agent images in ECR',
-      enableKeyRotation: true,
-      removalPolicy,
-    });
-    // ECR creates its grants for the repositories itself; nobody else needs one.
-    limitKeyGrantsToAwsServices(imageKey);
-    this.repositories = IMAGE_REPOSITORIES.map((name) => new ecr.Repository(this, name.replace(/[^A-Za-z0-9]/g, ''), {
-      repositoryName: name,
-      imageTagMutability: ecr.TagMutability.IMMUTABLE,
-      imageScanOnPush: true,
-      encryption: ecr.RepositoryEncryption.KMS,
-      encryptionKey: imageKey,
-      removalPolicy,
-      lifecycleRules: [{ description: 'Drop untagged layers of failed pushes', tagStatus: ecr.TagStatus.UNTAGGED, maxImageAge: undefined, maxImageCount: 10 }],
-    }));
-    this.signingKey = new kms.Key(this, 'BundleSigningKey', {
-      description: 'Signs customer-plane bundles (ECDSA P-256); the public key is what customers pin',
-      keySpec: kms.KeySpec.ECC_NIST_P256,
-      keyUsage: kms.KeyUsage.SIGN_VERIFY,
-      removalPolicy,
-    });
-    // Signing is granted by key policy and IAM only: a grant would let someone sign bundles without either.
-    limitKeyGrantsToAwsServices(this.signingKey);
+    this.namedAzs = props.hub?.availabilityZones;
+    // 'Default' keeps the logical IDs of the repositories and keys the stack held before the construct existed
+    // (a hidden path component), so an existing deployment updates them in place instead of replacing them.
+    this.plane = new ControlPlane(this, 'Default', props);
+
+    const { plane } = this;
+    const out = (oid: string, value: string, description: string) => new CfnOutput(this, oid, { value, description });
+    IMAGE_REPOSITORIES.forEach((name, i) => out(`${outputName(name)}RepositoryUri`, plane.repositories[i].repositoryUri, `ECR repository ${name} (push the release's images here, tags are immutable)`));
+    out('ImageKeyArn', plane.imageKey.keyArn, 'KMS key the images are encrypted with');
+    out('BundleSigningKeyArn', plane.signingKey.keyArn, 'KMS key that signs customer-plane bundles (byoc sign --key, byoc pubkey --key)');
+    const { hub } = plane;
+    if (hub) {
+      const host = plane.settings.hub!.host;
+      out('HubUrl', `tls://${host}:${HUB_PORTS.leafnode}`, 'What customers give as vendorHub (host and port; the CA is the vendor\'s)');
+      out('HubEndpointServiceName', hub.endpointService.vpcEndpointServiceName, 'PrivateLink endpoint service customers give as vendorHub.endpointService');
+      out('HubLoadBalancerDnsName', hub.loadBalancer.loadBalancerDnsName, 'Internal Network Load Balancer behind the endpoint service');
+      out('HubClusterName', hub.cluster.clusterName, 'ECS cluster of the hub nodes');
+      out('HubKeyArn', hub.key.keyArn, 'KMS key of the hub\'s storage, secrets and logs');
+      out('OperatorSigningSeedSecretArn', hub.operatorSigningSeed.secretArn, 'Fill with the operator signing seed (put-secret-value); the registration tooling reads it');
+      if (hub.publicLoadBalancer) {
+        out('HubPublicLoadBalancerDnsName', hub.publicLoadBalancer.loadBalancerDnsName, 'Internet-facing Network Load Balancer of the hub\'s leaf-node port');
+        out('HubPublicAddresses', Fn.join(',', hub.publicAddresses.map((a) => a.ref)), 'Elastic IPs of the internet-facing load balancer: what customers without PrivateLink give as vendorHub.cidrs (/32 each)');
+      }
+    }
+  }
+
+  /** The image repositories (as before the `ControlPlane` construct). */
+  public get repositories(): ecr.Repository[] {
+    return this.plane.repositories;
+  }
+
+  /** The bundle signing key (as before the `ControlPlane` construct). */
+  public get signingKey(): kms.Key {
+    return this.plane.signingKey;
+  }
+
+  /** The AZs named in the settings, so an explicit environment needs no AZ lookup (and no credentials). */
+  public get availabilityZones(): string[] {
+    return this.namedAzs ?? super.availabilityZones;
   }
 }

@@ -1,48 +1,274 @@
-import { Template } from 'aws-cdk-lib/assertions';
-import { IMAGE_REPOSITORIES } from '../../control-plane/stack';
+import { Match } from 'aws-cdk-lib/assertions';
+import { ECR_PULL_ACTIONS, IMAGE_REPOSITORIES } from '../../control-plane/control-plane';
+import { HUB_PORTS, hubServerName } from '../../control-plane/hub-config';
 import { synthControlPlane } from '../synth';
+import { exampleVendorProps, resourcesOf, synthControl, SynthesizedControlPlane } from './synth';
 
-const control = () => Template.fromJSON(Object.values(synthControlPlane().templates)[0]);
+const EXAMPLE_ACCOUNTS = exampleVendorProps().customerAccounts!;
+const ACCOUNTS = ['444455556666', '000011112222', '999988887777'];
+
+let example: SynthesizedControlPlane;
+let registered: SynthesizedControlPlane;
+let internetFacing: SynthesizedControlPlane;
+beforeAll(() => {
+  example = synthControl();
+  registered = synthControl(exampleVendorProps({ customerAccounts: ACCOUNTS }, { nodes: 5 }));
+  internetFacing = synthControl(exampleVendorProps({}, { internetFacing: true }));
+});
+
+const rootOf = (account: string) => `arn:aws:iam::${account}:root`;
+const principalsOf = (statement: any): string[] => [statement.Principal.AWS].flat().map((p: any) => (typeof p === 'string' ? p : JSON.stringify(p))).sort();
+const nodeServices = (s: SynthesizedControlPlane) => resourcesOf(s.json, 'AWS::ECS::Service');
+const containerOf = (s: SynthesizedControlPlane, serviceId: string) => {
+  const taskId = s.json.Resources[serviceId].Properties.TaskDefinition.Ref;
+  return s.json.Resources[taskId].Properties.ContainerDefinitions[0];
+};
+const envOf = (container: any, name: string) => container.Environment.find((e: any) => e.Name === name)?.Value;
 
 test('control plane: the template matches the snapshot (asset hashes stripped)', () => {
   expect(synthControlPlane().templates).toMatchSnapshot();
 });
 
-test('image repositories: immutable tags, scan on push, KMS-encrypted, retained', () => {
-  const t = control();
-  t.resourceCountIs('AWS::ECR::Repository', IMAGE_REPOSITORIES.length);
-  for (const name of IMAGE_REPOSITORIES) {
-    t.hasResource('AWS::ECR::Repository', {
-      DeletionPolicy: 'Retain',
-      Properties: {
-        RepositoryName: name,
-        ImageTagMutability: 'IMMUTABLE',
-        ImageScanningConfiguration: { ScanOnPush: true },
-        EncryptionConfiguration: { EncryptionType: 'KMS', KmsKey: { 'Fn::GetAtt': [expectAnyString(), 'Arn'] } },
-      },
+describe('NATS hub nodes', () => {
+  test.each([['the example (3 nodes)', () => example, 3], ['5 nodes', () => registered, 5]])('%s: each node is its own ECS service of one task, stopped before its successor starts', (_n, s, count) => {
+    const services = nodeServices(s());
+    expect(services).toHaveLength(count);
+    for (const [, service] of services) {
+      expect(service.Properties.DesiredCount).toBe(1);
+      expect(service.Properties.DeploymentConfiguration).toMatchObject({ MinimumHealthyPercent: 0, MaximumPercent: 100 });
+      expect(service.Properties.LaunchType).toBe('FARGATE');
+    }
+  });
+
+  test('each node has its own server_name, its own stable route name, and routes to every other node', () => {
+    const configs = nodeServices(example).map(([id]) => envOf(containerOf(example, id), 'BYOC_NATS_CONFIG') as string);
+    const names = configs.map((c) => /^server_name: "([^"]+)"$/m.exec(c)![1]);
+    expect(names).toEqual([0, 1, 2].map(hubServerName));
+    const commands = nodeServices(example).map(([id]) => containerOf(example, id).Command[2] as string);
+    configs.forEach((config, i) => {
+      expect(config).toContain(`advertise: "node-${i}.hub.byoc.vendor.example:${HUB_PORTS.cluster}"`);
+      const peers = [0, 1, 2].filter((j) => j !== i);
+      // The route list names exactly the peers, whose URLs the start command composes with the route password.
+      expect(config.match(/\$BYOC_HUB_ROUTE_\d/g)).toEqual(peers.map((j) => `$BYOC_HUB_ROUTE_${j}`));
+      for (const j of peers) expect(commands[i]).toContain(`export BYOC_HUB_ROUTE_${j}="nats-route://route:$BYOC_HUB_ROUTE_PASSWORD@node-${j}.hub.byoc.vendor.example:6222"`);
+      expect(commands[i]).not.toContain(`BYOC_HUB_ROUTE_${i}=`);
     });
-  }
+    // Each is found at node-N in the namespace named after the hub, which its certificate names.
+    example.template.hasResourceProperties('AWS::ServiceDiscovery::PrivateDnsNamespace', { Name: 'hub.byoc.vendor.example' });
+    expect(resourcesOf(example.json, 'AWS::ServiceDiscovery::Service').map(([, r]) => r.Properties.Name).sort()).toEqual(['node-0', 'node-1', 'node-2']);
+  });
+
+  test('each node has its own access point on the encrypted, backed-up file system, and may mount only that one', () => {
+    const accessPoints = resourcesOf(example.json, 'AWS::EFS::AccessPoint');
+    expect(accessPoints.map(([, a]) => a.Properties.RootDirectory.Path).sort()).toEqual(['/hub/node-0', '/hub/node-1', '/hub/node-2']);
+    for (const [, a] of accessPoints) expect(a.Properties.PosixUser).toEqual({ Uid: '10001', Gid: '10001' });
+    const used = nodeServices(example).map(([id]) => {
+      const taskId = example.json.Resources[id].Properties.TaskDefinition.Ref;
+      const task = example.json.Resources[taskId].Properties;
+      const volume = task.Volumes.find((v: any) => v.EFSVolumeConfiguration);
+      expect(volume.EFSVolumeConfiguration).toMatchObject({ TransitEncryption: 'ENABLED', AuthorizationConfig: { IAM: 'ENABLED' } });
+      expect(task.ContainerDefinitions[0].MountPoints).toContainEqual({ ContainerPath: '/data', SourceVolume: volume.Name, ReadOnly: false });
+      // The task role's only EFS permission names this node's access point.
+      const policy = resourcesOf(example.json, 'AWS::IAM::ManagedPolicy').find(([, p]) => p.Properties.Roles[0].Ref === task.TaskRoleArn['Fn::GetAtt'][0])![1];
+      const mount = policy.Properties.PolicyDocument.Statement;
+      expect(mount).toHaveLength(1);
+      expect(JSON.stringify(mount[0].Condition)).toContain(volume.EFSVolumeConfiguration.AuthorizationConfig.AccessPointId.Ref);
+      return volume.EFSVolumeConfiguration.AuthorizationConfig.AccessPointId.Ref;
+    });
+    expect(new Set(used).size).toBe(3);
+    example.template.hasResourceProperties('AWS::EFS::FileSystem', { Encrypted: true, BackupPolicy: { Status: 'ENABLED' }, KmsKeyId: Match.anyValue() });
+  });
+
+  test('nodes run ARM64, the image pinned by digest, as a non-root user on a read-only root file system, spread over the AZs', () => {
+    for (const [id, service] of nodeServices(example)) {
+      const c = containerOf(example, id);
+      expect(JSON.stringify(c.Image)).toMatch(/\/byoc\/nats-server@sha256:[0-9a-f]{64}"\]\]\}$/);
+      expect(c.ReadonlyRootFilesystem).toBe(true);
+      expect(c.User).toBe('10001:10001');
+      expect(c.Privileged).toBe(false);
+      expect(service.Properties.NetworkConfiguration.AwsvpcConfiguration.AssignPublicIp).toBe('DISABLED');
+    }
+    example.template.allResourcesProperties('AWS::ECS::TaskDefinition', { RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' } });
+    const subnets = nodeServices(example).map(([, s]) => JSON.stringify(s.Properties.NetworkConfiguration.AwsvpcConfiguration.Subnets));
+    expect(new Set(subnets).size).toBe(3);
+  });
+
+  test('the certificate, its key and the route password come from Secrets Manager at task start; no seed or private key is in the template', () => {
+    for (const [id] of nodeServices(example)) {
+      const secrets = Object.fromEntries(containerOf(example, id).Secrets.map((s: any) => [s.Name, s.ValueFrom]));
+      const arn = exampleVendorProps().hub!.tls.certificateSecretArn;
+      expect(secrets.BYOC_HUB_TLS_CERT).toBe(`${arn}:cert::`);
+      expect(secrets.BYOC_HUB_TLS_KEY).toBe(`${arn}:key::`);
+      expect(secrets.BYOC_HUB_ROUTE_PASSWORD).toEqual({ Ref: expect.stringMatching(/^HubRoutePassword/) });
+    }
+    const text = JSON.stringify(example.json);
+    expect(text).not.toMatch(/S[OAUNC][A-Z2-7]{56}/);
+    expect(text).not.toMatch(/PRIVATE KEY/);
+    // The operator signing seed has its secret, filled by the vendor; no node may read it.
+    const seed = resourcesOf(example.json, 'AWS::SecretsManager::Secret').find(([, s]) => s.Properties.Name === 'byoc/hub/operator-signing-seed')![0];
+    for (const [, p] of resourcesOf(example.json, 'AWS::IAM::ManagedPolicy')) expect(JSON.stringify(p)).not.toContain(seed);
+  });
 });
 
-test('the bundle signing key is an asymmetric ECDSA P-256 signing key', () => {
-  control().hasResourceProperties('AWS::KMS::Key', { KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' });
+describe('leaf nodes in: load balancer and endpoint service', () => {
+  test('an internal Network Load Balancer listens on 7422 with TCP (TLS passes through) and forwards to each node\'s 7422', () => {
+    example.template.resourceCountIs('AWS::ElasticLoadBalancingV2::LoadBalancer', 1);
+    example.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', { Scheme: 'internal', Type: 'network' });
+    example.template.resourceCountIs('AWS::ElasticLoadBalancingV2::Listener', 1);
+    example.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: HUB_PORTS.leafnode, Protocol: 'TCP' });
+    example.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', { Port: HUB_PORTS.leafnode, Protocol: 'TCP', TargetType: 'ip' });
+    for (const [, s] of nodeServices(example)) {
+      expect(s.Properties.LoadBalancers).toEqual([{ ContainerName: 'main', ContainerPort: HUB_PORTS.leafnode, TargetGroupArn: expect.anything() }]);
+    }
+  });
+
+  test.each([['the example', () => example, EXAMPLE_ACCOUNTS], ['three accounts', () => registered, ACCOUNTS]])('%s: the endpoint service admits exactly the registered accounts, without a second acceptance', (_n, s, accounts) => {
+    s().template.hasResourceProperties('AWS::EC2::VPCEndpointService', { AcceptanceRequired: false, NetworkLoadBalancerArns: [{ Ref: Match.stringLikeRegexp('^HubLoadBalancer') }] });
+    const permissions = resourcesOf(s().json, 'AWS::EC2::VPCEndpointServicePermissions');
+    expect(permissions).toHaveLength(1);
+    const allowed = permissions[0][1].Properties.AllowedPrincipals.map((p: any) => JSON.stringify(p));
+    expect(allowed.sort()).toEqual(accounts.map((a) => JSON.stringify({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:iam::${a}:root`]] })).sort());
+  });
+
+  test('with no registered account, nobody is allowed on the endpoint service, the repositories or the image key', () => {
+    const none = synthControl(exampleVendorProps({ customerAccounts: [] }));
+    none.template.resourceCountIs('AWS::EC2::VPCEndpointServicePermissions', 0);
+    for (const [, r] of resourcesOf(none.json, 'AWS::ECR::Repository')) expect(r.Properties.RepositoryPolicyText).toBeUndefined();
+    const imageKey = resourcesOf(none.json, 'AWS::KMS::Key').find(([id]) => id.startsWith('ImageKey'))![1];
+    expect(imageKey.Properties.KeyPolicy.Statement.map((s: any) => s.Sid)).not.toContain('RegisteredCustomersDecryptThroughEcr');
+  });
+
+  test('no security group admits 0.0.0.0/0 or ::/0 unless internetFacing, and then only the public load balancer on 7422', () => {
+    const open = (s: SynthesizedControlPlane) => [
+      ...resourcesOf(s.json, 'AWS::EC2::SecurityGroup').flatMap(([id, g]) => (g.Properties.SecurityGroupIngress ?? []).map((r: any) => ({ id, ...r }))),
+      ...resourcesOf(s.json, 'AWS::EC2::SecurityGroupIngress').map(([, r]) => ({ id: r.Properties.GroupId['Fn::GetAtt']?.[0], ...r.Properties })),
+    ].filter((r) => r.CidrIp === '0.0.0.0/0' || r.CidrIpv6 === '::/0');
+    expect(open(example)).toEqual([]);
+    expect(open(registered)).toEqual([]);
+    expect(open(internetFacing)).toEqual([expect.objectContaining({
+      id: expect.stringMatching(/^HubPublicLoadBalancerSecurityGroup/), CidrIp: '0.0.0.0/0', IpProtocol: 'tcp', FromPort: HUB_PORTS.leafnode, ToPort: HUB_PORTS.leafnode,
+    })]);
+  });
+
+  test('internetFacing adds an internet-facing load balancer on one Elastic IP per AZ in public subnets; the nodes stay isolated', () => {
+    const t = internetFacing.template;
+    t.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', { Scheme: 'internet-facing', Type: 'network', SubnetMappings: Match.arrayWith([Match.objectLike({ AllocationId: Match.anyValue() })]) });
+    t.resourceCountIs('AWS::EC2::EIP', 3);
+    t.resourceCountIs('AWS::EC2::NatGateway', 0);
+    t.hasOutput('HubPublicAddresses', {});
+    // The endpoint service still fronts only the internal one.
+    t.hasResourceProperties('AWS::EC2::VPCEndpointService', { NetworkLoadBalancerArns: [{ Ref: Match.stringLikeRegexp('^HubLoadBalancer') }] });
+    for (const [, s] of resourcesOf(internetFacing.json, 'AWS::ECS::Service')) {
+      expect(s.Properties.LoadBalancers).toHaveLength(2);
+      for (const subnet of s.Properties.NetworkConfiguration.AwsvpcConfiguration.Subnets) expect(subnet.Ref).toMatch(/Isolated/);
+    }
+  });
 });
 
-function expectAnyString() {
-  return require('aws-cdk-lib/assertions').Match.stringLikeRegexp('.+');
-}
+describe('network', () => {
+  test('isolated subnets only, no internet or NAT gateway; endpoints for ECR, Secrets Manager and Logs, S3 through a gateway; flow logs of all traffic', () => {
+    const t = example.template;
+    t.resourceCountIs('AWS::EC2::InternetGateway', 0);
+    t.resourceCountIs('AWS::EC2::NatGateway', 0);
+    for (const [, s] of resourcesOf(example.json, 'AWS::EC2::Subnet')) expect(s.Properties.MapPublicIpOnLaunch).toBe(false);
+    const services = resourcesOf(example.json, 'AWS::EC2::VPCEndpoint').map(([, e]) => [e.Properties.VpcEndpointType, JSON.stringify(e.Properties.ServiceName)]);
+    expect(services.filter(([type]) => type === 'Interface').map(([, n]) => n.match(/\.(ecr\.api|ecr\.dkr|secretsmanager|logs)"/)?.[1]).sort()).toEqual(['ecr.api', 'ecr.dkr', 'logs', 'secretsmanager']);
+    expect(services.filter(([type]) => type === 'Gateway').map(([, n]) => n)).toEqual([expect.stringContaining('.s3')]);
+    t.hasResourceProperties('AWS::EC2::FlowLog', { TrafficType: 'ALL', LogDestinationType: 'cloud-watch-logs' });
+  });
+});
 
-test('only AWS services may create grants on either key (Control Tower CT.KMS.PR.3)', () => {
-  const keys = control().findResources('AWS::KMS::Key');
-  expect(Object.keys(keys)).toHaveLength(2);
-  for (const key of Object.values<any>(keys)) {
-    expect(key.Properties.KeyPolicy.Statement).toContainEqual({
-      Sid: 'GrantsOnlyForAwsServices',
-      Effect: 'Deny',
-      Principal: { AWS: '*' },
-      Action: 'kms:CreateGrant',
-      Resource: '*',
-      Condition: { BoolIfExists: { 'kms:GrantIsForAWSResource': 'false', 'aws:PrincipalIsAWSService': 'false' } },
+describe('release infrastructure', () => {
+  test('image repositories: immutable tags, scan on push, KMS-encrypted, retained', () => {
+    const t = example.template;
+    t.resourceCountIs('AWS::ECR::Repository', IMAGE_REPOSITORIES.length);
+    for (const name of IMAGE_REPOSITORIES) {
+      t.hasResource('AWS::ECR::Repository', {
+        DeletionPolicy: 'Retain',
+        Properties: {
+          RepositoryName: name,
+          ImageTagMutability: 'IMMUTABLE',
+          ImageScanningConfiguration: { ScanOnPush: true },
+          EncryptionConfiguration: { EncryptionType: 'KMS', KmsKey: { 'Fn::GetAtt': [Match.stringLikeRegexp('^ImageKey'), 'Arn'] } },
+        },
+      });
+    }
+  });
+
+  test('each repository policy lets exactly the registered accounts pull, and do nothing else', () => {
+    for (const [, r] of resourcesOf(registered.json, 'AWS::ECR::Repository')) {
+      const statements = r.Properties.RepositoryPolicyText.Statement;
+      expect(statements).toHaveLength(1);
+      expect(statements[0].Effect).toBe('Allow');
+      expect([statements[0].Action].flat().sort()).toEqual([...ECR_PULL_ACTIONS].sort());
+      expect(principalsOf(statements[0])).toEqual(ACCOUNTS.map(rootOf).sort());
+      expect(statements[0].Condition).toBeUndefined();
+    }
+  });
+
+  test('the image key lets exactly the registered accounts decrypt, and only through ECR', () => {
+    const key = resourcesOf(registered.json, 'AWS::KMS::Key').find(([id]) => id.startsWith('ImageKey'))![1];
+    const statement = key.Properties.KeyPolicy.Statement.find((s: any) => s.Sid === 'RegisteredCustomersDecryptThroughEcr');
+    expect(statement).toMatchObject({ Effect: 'Allow', Action: 'kms:Decrypt', Resource: '*', Condition: { StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', ['ecr.', { Ref: 'AWS::Region' }, '.amazonaws.com']] } } } });
+    expect(principalsOf(statement)).toEqual(ACCOUNTS.map(rootOf).sort());
+    // No other statement names a customer account.
+    const others = key.Properties.KeyPolicy.Statement.filter((s: any) => s !== statement);
+    for (const a of ACCOUNTS) expect(JSON.stringify(others)).not.toContain(a);
+  });
+
+  test('the bundle signing key is an asymmetric ECDSA P-256 signing key', () => {
+    example.template.hasResourceProperties('AWS::KMS::Key', { KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' });
+  });
+
+  test('only AWS services may create grants on any key (Control Tower CT.KMS.PR.3)', () => {
+    const keys = resourcesOf(example.json, 'AWS::KMS::Key');
+    expect(keys).toHaveLength(3);
+    for (const [, key] of keys) {
+      expect(key.Properties.KeyPolicy.Statement).toContainEqual({
+        Sid: 'GrantsOnlyForAwsServices',
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: 'kms:CreateGrant',
+        Resource: '*',
+        Condition: { BoolIfExists: { 'kms:GrantIsForAWSResource': 'false', 'aws:PrincipalIsAWSService': 'false' } },
+      });
+    }
+  });
+});
+
+describe('what is kept on delete', () => {
+  const stateful = ['AWS::ECR::Repository', 'AWS::KMS::Key', 'AWS::EFS::FileSystem', 'AWS::EFS::AccessPoint', 'AWS::SecretsManager::Secret', 'AWS::Logs::LogGroup'];
+
+  test('by default (retainReleases, retainData): every stateful resource, a backup plan into a retained vault, deletion protection', () => {
+    for (const type of stateful) for (const [id, r] of resourcesOf(example.json, type)) expect([id, r.DeletionPolicy]).toEqual([id, 'Retain']);
+    example.template.hasResource('AWS::Backup::BackupVault', { DeletionPolicy: 'Retain' });
+    example.template.resourceCountIs('AWS::Backup::BackupSelection', 1);
+    example.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', {
+      LoadBalancerAttributes: Match.arrayWith([{ Key: 'deletion_protection.enabled', Value: 'true' }]),
     });
-  }
+  });
+
+  test('retainReleases and retainData off: cdk destroy removes everything', () => {
+    const gone = synthControl(exampleVendorProps({ retainReleases: false, retainData: false }));
+    for (const type of stateful) for (const [id, r] of resourcesOf(gone.json, type)) expect([id, r.DeletionPolicy]).toEqual([id, 'Delete']);
+    gone.template.resourceCountIs('AWS::Backup::BackupVault', 0);
+    gone.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', {
+      LoadBalancerAttributes: Match.arrayWith([{ Key: 'deletion_protection.enabled', Value: 'false' }]),
+    });
+  });
+
+  test('without a hub, only the release infrastructure (a first deploy before the nats-server image is pushed)', () => {
+    const bare = synthControl(exampleVendorProps({ hub: undefined }));
+    expect([...new Set(Object.values<any>(bare.json.Resources).map((r) => r.Type))].sort()).toEqual(['AWS::ECR::Repository', 'AWS::KMS::Key']);
+    expect(Object.keys(bare.json.Outputs).sort()).toEqual(['AgentRuntimeRepositoryUri', 'BundleSigningKeyArn', 'ImageKeyArn', 'NatsServerRepositoryUri', 'OtelCollectorRepositoryUri']);
+  });
+});
+
+test('outputs: what an operator needs to publish releases and register customers', () => {
+  expect(Object.keys(example.json.Outputs).sort()).toEqual([
+    'AgentRuntimeRepositoryUri', 'BundleSigningKeyArn', 'HubClusterName', 'HubEndpointServiceName', 'HubKeyArn', 'HubLoadBalancerDnsName',
+    'HubUrl', 'ImageKeyArn', 'NatsServerRepositoryUri', 'OperatorSigningSeedSecretArn', 'OtelCollectorRepositoryUri',
+  ]);
+  expect(example.json.Outputs.HubUrl.Value).toBe(`tls://hub.byoc.vendor.example:${HUB_PORTS.leafnode}`);
+  expect(example.json.Outputs.HubEndpointServiceName.Value).toEqual(expect.objectContaining({ 'Fn::Join': expect.anything() }));
 });

@@ -1,0 +1,359 @@
+import { X509Certificate } from 'crypto';
+import { Token } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { decode } from '@nats-io/jwt';
+import { PropError } from '../lib/errors';
+import { parseImageRef } from '../customer-plane/props';
+
+/** How the hub's nodes prove who they are: their certificate and key, and the vendor's CA. */
+export interface HubTlsProps {
+  /**
+   * Complete ARN (ending in `-` and 6 characters) of a Secrets Manager secret the vendor creates before
+   * deploying, holding JSON `{"cert": "<PEM chain>", "key": "<PEM private key>"}`: the hub's certificate,
+   * issued by the vendor's CA for `host` (what customers' leaf nodes verify) and for `*.host` (the nodes
+   * verify each other's cluster routes by their names `node-N.host`). The key never enters the template:
+   * ECS reads it at task start.
+   */
+  readonly certificateSecretArn: string;
+  /**
+   * The KMS key the certificate secret is encrypted with, when it is a customer-managed key (the nodes'
+   * execution roles may then decrypt with it through Secrets Manager only).
+   * @default - the secret uses the account's `aws/secretsmanager` key
+   */
+  readonly certificateSecretKeyArn?: string;
+  /**
+   * PEM of the vendor's CA certificate that issued the hub's certificate (public). Nodes accept cluster
+   * routes only from holders of a certificate it issued; customers' leaf nodes pin the same CA.
+   */
+  readonly caCertificatePem: string;
+}
+
+/** The vendor's NATS hub: the cluster customers' leaf nodes connect to. */
+export interface NatsHubProps {
+  /**
+   * The nats-server image, `ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:<64 hex>` in the stack's
+   * region, ARM64 (or a multi-architecture index with it), with `sh` (the `-alpine` variant: each node
+   * writes its generated configuration to a file at start). Push it before the hub is first deployed.
+   */
+  readonly image: string;
+
+  /**
+   * The hub's DNS name as on its certificate (e.g. `hub.byoc.vendor.example`): what customers give as
+   * `vendorHub.host`. In the hub's VPC it is also the private namespace the nodes are found by
+   * (`node-0.<host>`, ...).
+   */
+  readonly host: string;
+
+  /**
+   * Number of nats-server nodes, each its own single-task ECS service with its own storage: 3, 5 or 7
+   * (JetStream's replicated state needs a majority, and an even count tolerates no more failures than the
+   * odd count below it).
+   * @default 3
+   */
+  readonly nodes?: number;
+
+  /**
+   * The operator's JWT (public, `eyJ...`): the nodes trust accounts and users it signed, directly or
+   * through one of its signing keys. Never a seed.
+   */
+  readonly operatorJwt: string;
+
+  /** Public key (`A...`, 56 characters) of the operator's system account. */
+  readonly systemAccountPublicKey: string;
+
+  /**
+   * The system account's JWT (public), preloaded into each node's resolver so the vendor's system user can
+   * connect to a new hub and push customers' accounts.
+   * @default - none: the resolver folder on each node's storage must already hold it
+   */
+  readonly systemAccountJwt?: string;
+
+  /** The nodes' certificate (a secret) and the vendor's CA. */
+  readonly tls: HubTlsProps;
+
+  /**
+   * Also offer the leaf-node port on an internet-facing Network Load Balancer with one Elastic IP per AZ
+   * (for customers without PrivateLink, who then allow exactly those addresses). Its security group admits
+   * 0.0.0.0/0 on the leaf-node port; TLS and the operator's JWTs are then all that stands in the way. An
+   * account enforcing Control Tower's CT.EC2.PR.3 (no 0.0.0.0/0 but on ports 80 and 443) refuses it.
+   * @default false - PrivateLink only
+   */
+  readonly internetFacing?: boolean;
+
+  /**
+   * Fargate CPU units of each node (1024 = 1 vCPU): 512, 1024, 2048 or 4096.
+   * @default 1024
+   */
+  readonly cpu?: number;
+
+  /**
+   * Memory of each node, MiB (a quarter of it is JetStream's memory store). 1024 to 30720, valid for `cpu`.
+   * @default 2048
+   */
+  readonly memoryMiB?: number;
+
+  /**
+   * IPv4 CIDR of the hub's VPC, /16 to /22.
+   * @default 10.90.0.0/16
+   */
+  readonly vpcCidr?: string;
+
+  /**
+   * AZs of the hub's VPC (2 to 6). Nodes are spread over them in turn; customers' PrivateLink endpoints can
+   * only sit in AZs the hub covers. More than 2 need a stack with an explicit region. Conflicts with
+   * `availabilityZones`.
+   * @default 3 with an explicit region, else 2
+   */
+  readonly maxAzs?: number;
+
+  /**
+   * The AZs by name (2 to 6, e.g. `['eu-west-1a', 'eu-west-1b', 'eu-west-1c']`): synthesis then needs no
+   * AZ lookup. Conflicts with `maxAzs`.
+   * @default - the first `maxAzs` AZs of the region
+   */
+  readonly availabilityZones?: string[];
+
+  /**
+   * The region's S3 managed prefix list (`pl-...`): nodes send HTTPS outside the VPC only to it (image
+   * layers through the S3 gateway endpoint).
+   * @default - looked up at deploy time by a custom resource (a Lambda outside the VPC that may only call
+   *   ec2:DescribeManagedPrefixLists); give it in accounts with Control Tower's Lambda-in-VPC control
+   */
+  readonly s3PrefixListId?: string;
+
+  /**
+   * An existing S3 bucket (name) the load balancers write access logs to, under the prefix `byoc-hub/`: for
+   * example the organization's log archive. Its bucket policy must let the ELB log delivery service
+   * (`delivery.logs.amazonaws.com`) put objects there. Network Load Balancers log only TLS listeners, and the
+   * hub's listener passes TCP through, so the log stays empty: give a bucket where Control Tower's
+   * CT.ELASTICLOADBALANCING.PR.6 (access logging activated) is enforced.
+   * @default - no access logs; the finding is acknowledged (connections are in the VPC flow logs and nats-server's log)
+   */
+  readonly accessLogBucket?: string;
+}
+
+/** The vendor's control plane. */
+export interface ControlPlaneProps {
+  /**
+   * The registered customers' AWS account IDs (12 digits each). Exactly these may pull the release images
+   * (ECR repository policies, image key through ECR only) and connect to the hub's endpoint service.
+   * @default - none
+   */
+  readonly customerAccounts?: readonly string[];
+
+  /**
+   * The NATS hub: VPC, cluster, Network Load Balancer and PrivateLink endpoint service.
+   * @default - no hub: only the release infrastructure (image repositories and keys), for a first deploy
+   *   before the nats-server image is pushed
+   */
+  readonly hub?: NatsHubProps;
+
+  /**
+   * Keep the image repositories and the image and signing keys when the stack is deleted.
+   * @default true
+   */
+  readonly retainReleases?: boolean;
+
+  /**
+   * Keep the hub's state when the stack is deleted: its file system (JetStream and account JWTs), key,
+   * secrets and logs; the load balancers get deletion protection.
+   * @default true
+   */
+  readonly retainData?: boolean;
+
+  /**
+   * Retention of every log group of the control plane.
+   * @default logs.RetentionDays.ONE_YEAR
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/** Hub props with every default applied. */
+export interface ResolvedHubProps extends Required<Omit<NatsHubProps, 'systemAccountJwt' | 'availabilityZones' | 's3PrefixListId' | 'maxAzs' | 'accessLogBucket'>> {
+  readonly systemAccountJwt?: string;
+  readonly accessLogBucket?: string;
+  readonly availabilityZones?: string[];
+  readonly s3PrefixListId?: string;
+  readonly maxAzs: number;
+}
+
+/** Control-plane props with every default applied. */
+export interface ResolvedControlPlaneProps {
+  readonly customerAccounts: readonly string[];
+  readonly hub?: ResolvedHubProps;
+  readonly retainReleases: boolean;
+  readonly retainData: boolean;
+  readonly logRetention: logs.RetentionDays;
+}
+
+/** Node counts the hub accepts. */
+export const HUB_NODE_COUNTS = [3, 5, 7] as const;
+
+/** Fargate memory (MiB) each CPU size accepts. */
+const FARGATE_MEMORY: Record<number, [number, number, number]> = {
+  512: [1024, 4096, 1024],
+  1024: [2048, 8192, 1024],
+  2048: [4096, 16384, 1024],
+  4096: [8192, 30720, 1024],
+};
+
+const ACCOUNT_ID = /^\d{12}$/;
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:([a-z]{2}(?:-[a-z]+)+-\d):(\d{12}):secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
+const KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z]{2}(?:-[a-z]+)+-\d):(\d{12}):key\/[0-9a-f-]{36}$/;
+const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/** An nkey seed (`S` + key type + 56 base32 characters): never accepted where a public value belongs. */
+const SEED = /S[OAUNC][A-Z2-7]{56}/;
+
+/** The section of the props a hub prop lives in, for error messages. */
+const at = (name: string) => `hub.${name}`;
+
+function checkNoSeed(prop: string, value: string): void {
+  if (SEED.test(value)) {
+    throw new PropError(prop, 'holds an nkey seed', 'give the public JWT or public key only: seeds never go in the template (the operator signing seed lives in the secret the control plane creates for it)');
+  }
+}
+
+function claimsOf(prop: string, jwt: string, type: string): { sub: string; iss: string; nats: Record<string, unknown> } {
+  checkNoSeed(prop, jwt);
+  let claims: { sub: string; iss: string; nats: Record<string, unknown> };
+  try {
+    claims = decode(jwt) as typeof claims;
+  } catch (e) {
+    throw new PropError(prop, `is not a JWT (${(e as Error).message})`, `give the ${type} JWT (eyJ...), as nsc or the registration tool wrote it`);
+  }
+  if (claims?.nats?.type !== type) {
+    throw new PropError(prop, `is a JWT of type "${String(claims?.nats?.type)}"`, `give the ${type} JWT`);
+  }
+  return claims;
+}
+
+/** Validates a DNS name a certificate is issued for (not an IP address, not a wildcard). */
+function checkHost(prop: string, host: string): void {
+  const labels = (host ?? '').split('.');
+  // node-N.<host> must stay a valid name too.
+  if (host !== host?.toLowerCase() || labels.length < 2 || labels.some((l) => !DNS_LABEL.test(l)) || /^\d+$/.test(labels[labels.length - 1]) || host.length > 240) {
+    throw new PropError(prop, `"${host}" is not a DNS name`, 'give the lower-case DNS name the hub\'s certificate is issued for, such as hub.byoc.vendor.example (not an IP address)');
+  }
+}
+
+function checkInt(prop: string, value: number, allowed: (v: number) => boolean, fix: string): void {
+  if (Token.isUnresolved(value)) return;
+  if (!Number.isInteger(value) || !allowed(value)) throw new PropError(prop, `${value} is not allowed`, fix);
+}
+
+/** Validates the customer accounts: 12-digit IDs, each once. */
+export function checkCustomerAccounts(accounts: readonly string[]): void {
+  if (!Array.isArray(accounts)) throw new PropError('customerAccounts', 'is not a list', 'give a list of 12-digit AWS account IDs');
+  const seen = new Set<string>();
+  for (const [i, a] of accounts.entries()) {
+    if (typeof a !== 'string' || !ACCOUNT_ID.test(a)) {
+      throw new PropError(`customerAccounts[${i}]`, `"${a}" is not an AWS account ID`, 'give the customer\'s 12-digit account ID, as a string (leading zeros matter)');
+    }
+    if (seen.has(a)) throw new PropError(`customerAccounts[${i}]`, `${a} is listed twice`, 'list each registered account once');
+    seen.add(a);
+  }
+}
+
+function resolveHub(hub: NatsHubProps): ResolvedHubProps {
+  if (typeof hub.image !== 'string') throw new PropError(at('image'), 'missing', 'give the nats-server image reference, pinned by digest');
+  parseImageRef(at('image'), hub.image);
+  checkHost(at('host'), hub.host);
+
+  const nodes = hub.nodes ?? 3;
+  checkInt(at('nodes'), nodes, (n) => (HUB_NODE_COUNTS as readonly number[]).includes(n),
+    `use ${HUB_NODE_COUNTS.join(', ')} nodes: at least 3 so JetStream keeps a majority with a node down, and an odd number (an even one tolerates no more failures)`);
+
+  const operator = claimsOf(at('operatorJwt'), hub.operatorJwt, 'operator');
+  if (typeof hub.systemAccountPublicKey !== 'string' || !/^A[A-Z2-7]{55}$/.test(hub.systemAccountPublicKey)) {
+    checkNoSeed(at('systemAccountPublicKey'), String(hub.systemAccountPublicKey));
+    throw new PropError(at('systemAccountPublicKey'), `"${hub.systemAccountPublicKey}" is not an account public key`, 'give the system account\'s public key (A..., 56 characters)');
+  }
+  const declared = operator.nats.system_account;
+  if (declared !== undefined && declared !== hub.systemAccountPublicKey) {
+    throw new PropError(at('systemAccountPublicKey'), `is ${hub.systemAccountPublicKey}, but the operator JWT names ${String(declared)} as its system account`, 'give the system account of this operator');
+  }
+  if (hub.systemAccountJwt !== undefined) {
+    const sys = claimsOf(at('systemAccountJwt'), hub.systemAccountJwt, 'account');
+    if (sys.sub !== hub.systemAccountPublicKey) {
+      throw new PropError(at('systemAccountJwt'), `is the JWT of account ${sys.sub}, not of ${hub.systemAccountPublicKey}`, 'give the system account\'s own JWT');
+    }
+    const signers = [operator.sub, ...((operator.nats.signing_keys as string[] | undefined) ?? [])];
+    if (!signers.includes(sys.iss)) {
+      throw new PropError(at('systemAccountJwt'), `is signed by ${sys.iss}, which is neither the operator nor one of its signing keys`, 'give the system account JWT this operator signed');
+    }
+  }
+
+  if (!hub.tls) throw new PropError(at('tls'), 'missing', 'give certificateSecretArn (the hub\'s certificate and key) and caCertificatePem (the vendor\'s CA)');
+  const { certificateSecretArn, certificateSecretKeyArn, caCertificatePem } = hub.tls;
+  if (!Token.isUnresolved(certificateSecretArn) && !SECRET_ARN.test(certificateSecretArn ?? '')) {
+    throw new PropError(at('tls.certificateSecretArn'), `"${certificateSecretArn}" is not the complete ARN of a secret`,
+      'create the secret first (JSON with "cert" and "key") and give its complete ARN, ending in -XXXXXX, from aws secretsmanager describe-secret');
+  }
+  if (certificateSecretKeyArn !== undefined && !Token.isUnresolved(certificateSecretKeyArn) && !KEY_ARN.test(certificateSecretKeyArn)) {
+    throw new PropError(at('tls.certificateSecretKeyArn'), `"${certificateSecretKeyArn}" is not a KMS key ARN`, 'give arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (not an alias), or leave it out for aws/secretsmanager');
+  }
+  let ca: X509Certificate;
+  try {
+    ca = new X509Certificate(caCertificatePem ?? '');
+  } catch {
+    throw new PropError(at('tls.caCertificatePem'), 'is not a PEM certificate', 'give the PEM of the vendor\'s CA certificate (-----BEGIN CERTIFICATE-----)');
+  }
+  if (!ca.ca) throw new PropError(at('tls.caCertificatePem'), `"${ca.subject}" is not a CA certificate`, 'give the CA that issued the hub\'s certificate, not the hub\'s certificate itself');
+
+  const cpu = hub.cpu ?? 1024;
+  checkInt(at('cpu'), cpu, (c) => c in FARGATE_MEMORY, `use one of ${Object.keys(FARGATE_MEMORY).join(', ')}`);
+  const memoryMiB = hub.memoryMiB ?? Math.max(2048, FARGATE_MEMORY[cpu][0]);
+  const [min, max, step] = FARGATE_MEMORY[cpu];
+  checkInt(at('memoryMiB'), memoryMiB, (m) => m >= min && m <= max && m % step === 0, `with cpu ${cpu}, use ${min} to ${max} MiB in steps of ${step}`);
+
+  const vpcCidr = hub.vpcCidr ?? '10.90.0.0/16';
+  const cidr = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(vpcCidr);
+  if (!cidr || cidr.slice(1, 5).some((o) => Number(o) > 255) || Number(cidr[5]) < 16 || Number(cidr[5]) > 22) {
+    throw new PropError(at('vpcCidr'), `"${vpcCidr}" is not an IPv4 CIDR from /16 to /22`, 'give a private range such as 10.90.0.0/16');
+  }
+  if (hub.availabilityZones !== undefined) {
+    if (hub.maxAzs !== undefined) throw new PropError(`${at('maxAzs')}, ${at('availabilityZones')}`, 'both set', 'give either the number of AZs or their names');
+    const azs = hub.availabilityZones;
+    if (!Array.isArray(azs) || azs.length < 2 || azs.length > 6 || new Set(azs).size !== azs.length || azs.some((az) => !Token.isUnresolved(az) && !/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/.test(az))) {
+      throw new PropError(at('availabilityZones'), `${JSON.stringify(azs)} is not a list of 2 to 6 distinct AZ names`, 'give names such as ["eu-west-1a", "eu-west-1b", "eu-west-1c"]');
+    }
+  }
+  const maxAzs = hub.availabilityZones?.length ?? hub.maxAzs ?? 3;
+  checkInt(at('maxAzs'), maxAzs, (n) => n >= 2 && n <= 6, 'use 2 to 6 AZs');
+  if (hub.s3PrefixListId !== undefined && !Token.isUnresolved(hub.s3PrefixListId) && !/^pl-[0-9a-f]{8,17}$/.test(hub.s3PrefixListId)) {
+    throw new PropError(at('s3PrefixListId'), `"${hub.s3PrefixListId}" is not a prefix list ID`, 'give the pl-... ID of com.amazonaws.REGION.s3 from aws ec2 describe-managed-prefix-lists');
+  }
+  if (hub.accessLogBucket !== undefined && !Token.isUnresolved(hub.accessLogBucket) && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(hub.accessLogBucket)) {
+    throw new PropError(at('accessLogBucket'), `"${hub.accessLogBucket}" is not an S3 bucket name`, 'give the name of the bucket (not its ARN or an s3:// URL)');
+  }
+  return {
+    image: hub.image,
+    host: hub.host,
+    nodes,
+    operatorJwt: hub.operatorJwt,
+    systemAccountPublicKey: hub.systemAccountPublicKey,
+    systemAccountJwt: hub.systemAccountJwt,
+    tls: { certificateSecretArn, certificateSecretKeyArn, caCertificatePem },
+    internetFacing: hub.internetFacing ?? false,
+    cpu,
+    memoryMiB,
+    vpcCidr,
+    maxAzs,
+    availabilityZones: hub.availabilityZones,
+    s3PrefixListId: hub.s3PrefixListId,
+    accessLogBucket: hub.accessLogBucket,
+  };
+}
+
+/** Validates the props and applies the defaults. Every error names the prop and the fix. */
+export function resolveControlPlaneProps(props: ControlPlaneProps): ResolvedControlPlaneProps {
+  const customerAccounts = props.customerAccounts ?? [];
+  checkCustomerAccounts(customerAccounts);
+  return {
+    customerAccounts: [...customerAccounts],
+    hub: props.hub ? resolveHub(props.hub) : undefined,
+    retainReleases: props.retainReleases ?? true,
+    retainData: props.retainData ?? true,
+    logRetention: props.logRetention ?? logs.RetentionDays.ONE_YEAR,
+  };
+}
