@@ -111,7 +111,9 @@ export class NarrowLink extends Construct {
         secretName: `byoc/${customerId}/${name}`,
         description,
         encryptionKey: key,
-        generateSecretString: { passwordLength: 48, excludePunctuation: true },
+        // Letters only: nats-server reads a `$VARIABLE`'s value as a configuration value, so a password starting
+        // with a digit parses as a number and the leaf does not start (`npm run rehearse` found it). 48 letters: 273 bits.
+        generateSecretString: { passwordLength: 48, excludePunctuation: true, excludeNumbers: true },
         removalPolicy: props.removalPolicy,
       });
       for (const rule of ['AwsSolutions-SMG4', 'HIPAA.Security-SecretsManagerRotationEnabled', 'NIST.800.53.R5-SecretsManagerRotationEnabled']) {

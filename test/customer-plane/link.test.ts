@@ -39,6 +39,31 @@ describe('what is tested is what is deployed', () => {
     }
   });
 
+  test('every password the leaf reads as a $VARIABLE is generated from letters only: nats-server refuses one starting with a digit', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-leaf-'));
+    try {
+      const file = path.join(dir, 'nats.conf');
+      fs.writeFileSync(file, envOf(leaf).BYOC_NATS_CONFIG.replace(HUB_CA_FILE, path.join(projectRoot(), 'config', 'example-vendor-hub-ca.pem')));
+      const run = (value: string) => {
+        const env: Record<string, string> = { ...process.env as Record<string, string>, [vars.leafRemoteUrl]: 'tls://u:p@hub.byoc.vendor.example:7422' };
+        for (const s of leaf.Secrets) env[s.Name] = value;
+        try { execFileSync('nats-server', ['-t', '-c', file], { env, stdio: 'pipe' }); return 'accepted'; } catch { return 'refused'; }
+      };
+      // What a generator with digits produces now and then (a number, a size suffix, a digit: read as `1k`, then
+      // garbage), and what it produces without them.
+      expect([run('1k9RkaXbQz'), run('2G9xRkaXbQ'), run('RkaXbQzWmn')]).toEqual(['refused', 'refused', 'accepted']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    const secrets = allResources(plane.templates).filter((r) => r.type === 'AWS::SecretsManager::Secret');
+    const refs = leaf.Secrets.map((s: any) => s.ValueFrom.Ref).filter((id: string) => id !== undefined);
+    expect(refs.length).toBe(leaf.Secrets.length);
+    for (const id of refs) {
+      const secret = secrets.find((r) => r.id === id);
+      expect({ id, ...secret!.props.GenerateSecretString }).toEqual({ id, PasswordLength: 48, ExcludePunctuation: true, ExcludeNumbers: true });
+    }
+  });
+
   test('the leaf composes its remote URL from the pinned hub and the issued password, and trusts only the vendor CA', () => {
     const script = leaf.Command.join(' ');
     expect(script).toContain(`export ${vars.leafRemoteUrl}="tls://leaf-example:$${vars.leafHubPassword}@hub.byoc.vendor.example:7422"`);
@@ -62,7 +87,7 @@ describe('what is tested is what is deployed', () => {
     const env = envOf(gateway);
     expect(env).toMatchObject({ BYOC_CUSTOMER: 'example', BYOC_SHARE_LEARNING: 'true', BYOC_AUDIT_LOG: '/audit/boundary-audit.log' });
     expect(JSON.stringify(env.BYOC_AUDIT_KEY)).toContain('AuditKey');
-    expect(JSON.parse(env.BYOC_AGENTS)).toMatchObject({ 'usage-meter': ['usage'], 'pattern-miner': ['fingerprint'], 'workflow-orchestrator': ['workflow'], 'code-reviewer': [] });
+    expect(JSON.parse(env.BYOC_AGENTS)).toMatchObject({ 'usage-meter': ['usage', 'metrics'], 'pattern-miner': ['fingerprint'], 'workflow-orchestrator': ['workflow'], 'code-reviewer': [] });
     const key = allResources(plane.templates).find((r) => r.type === 'AWS::KMS::Key' && r.props.KeySpec === 'ECC_NIST_P256')!;
     expect(key.props.KeyUsage).toBe('SIGN_VERIFY');
     const deny = key.props.KeyPolicy.Statement.find((st: any) => st.Sid === 'OnlyTheBoundaryGatewaySigns');

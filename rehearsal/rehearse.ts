@@ -1,0 +1,470 @@
+/**
+ * The rehearsal: runs the customer plane from its own synthesized templates on this machine, inside its own
+ * network, mount and PID namespaces. Each ECS service the rehearsal can run starts as the process its task
+ * definition describes (command, environment and secrets exactly as the template gives them, resolved the
+ * way CloudFormation and ECS would), against real servers on loopback: a vendor hub from the same generator
+ * the vendor uses, PostgreSQL, and `moto_server` holding the plane's KMS keys and secrets as CloudFormation
+ * would create them. It then checks what ECS and a customer would: every process stays up, the link comes
+ * up, a work item flows through an agent, each outbound kind crosses to the hub, the audit log verifies.
+ */
+import { createHash, randomBytes, verify as cryptoVerify } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { CreateKeyCommand, GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { CreateSecretCommand, GetRandomPasswordCommand, GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { Msg, NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import { AGENT_CATALOG, AgentTrigger } from '../agents/catalog';
+import { RESULT_PREFIX } from '../agents/runtime/reference-agent';
+import { verifyAuditLog } from '../lib/audit-log';
+import { BOUNDARY_CONTRACT, Direction, MessageKind, subjectOf } from '../lib/boundary-contract';
+import { canonicalBytes, signedBody } from '../lib/contract-validator';
+import { hubConfig, hubIngestStream, inboxPrefix, LEAF_USERS, OUTBOX_PREFIX, processedBucketOf, durableOf, WORK_STREAM, secretVariables, vendorInboxPrefix, crossingKinds } from '../lib/nats-config';
+import { startMoto } from '../test/servers/moto';
+import { freePort, listening } from '../test/servers/nats';
+import { startPostgres } from '../test/servers/postgres';
+import { ContainerSpec, LocalImage, RunningContainer, startContainer } from './sandbox';
+import { loadAssembly, nameValues, RehearsalError, StackTemplate } from './template';
+
+/** moto's account: ARNs the template builds from `AWS::AccountId` then match the ones moto returns. */
+const ACCOUNT = '123456789012';
+
+export interface RehearsalOptions {
+  /** The cloud assembly with the customer plane (root and nested templates). */
+  readonly assembly: string;
+  readonly stackName: string;
+  readonly customerId: string;
+  readonly shareLearning: boolean;
+  readonly region: string;
+  /** The vendor hub as the plane's configuration names it, and the certificate the rehearsal's hub serves for it. */
+  readonly hub: { readonly host: string; readonly port: number; readonly certFile: string; readonly keyFile: string };
+  /** Local stand-ins for the images, by ECR repository name (`byoc/agent-runtime`). */
+  readonly images: Record<string, LocalImage>;
+  /** Folder for the containers' layers, volumes and logs (removed by the caller). */
+  readonly workDir: string;
+  /** Seconds each process must stay up (ECS's health-check grace period): a crash on start fails the rehearsal. */
+  readonly graceSeconds: number;
+  /** Start every agent, not one of each trigger. */
+  readonly allAgents?: boolean;
+  readonly log?: (line: string) => void;
+}
+
+export interface RehearsalCheck { readonly name: string; readonly ok: boolean; readonly detail: string }
+
+export interface RehearsalReport {
+  readonly ok: boolean;
+  readonly started: Array<{ service: string; image: string; argv: readonly string[]; exit?: number | string }>;
+  readonly skipped: Array<{ what: string; why: string }>;
+  readonly substitutions: string[];
+  readonly checks: RehearsalCheck[];
+}
+
+interface ServiceDef {
+  readonly logicalId: string;
+  readonly stack: StackTemplate;
+  readonly service: any;
+  readonly container: any;
+  readonly taskDefinition: any;
+  readonly family: string;
+  /** The agent the service runs, if it runs one. */
+  readonly agent?: string;
+}
+
+/** A valid message of each outbound kind, as an agent would hand it to the gateway (gateway-signed fields left out). */
+const SAMPLES: Record<string, (agent: string) => Record<string, unknown>> = {
+  workflow: (agent) => ({ workflowId: '01JREHEARSA1000000000000AB', stepId: 1, agent, status: 'succeeded', statusCode: 200, startedAt: Date.now() - 1000, durationMs: 1000 }),
+  metrics: (agent) => ({ windowStart: Date.now() - 60000, windowEnd: Date.now(), points: [{ metric: 'agent.requests', agent, value: 1 }] }),
+  fingerprint: (agent) => ({ patternHash: createHash('sha256').update('rehearsal').digest('hex'), shape: [agent], occurrences: 1, outcome: 'succeeded' }),
+  usage: (agent) => ({ periodStart: Date.now() - 300000, periodEnd: Date.now(), agent, invocations: 1, computeSeconds: 1, llmTokensIn: 0, llmTokensOut: 0 }),
+};
+
+/** A container exited while the rehearsal waited for it: no point waiting longer. */
+class Exited extends RehearsalError {}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function eventually<T>(what: string, ms: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      if (e instanceof Exited) throw e;
+      last = e;
+    }
+    if (Date.now() > deadline) throw new RehearsalError(`${what}: not within ${ms / 1000} s${last ? ` (${(last as Error).message})` : ''}`);
+    await sleep(100);
+  }
+}
+
+export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
+  const log = o.log ?? (() => undefined);
+  const checks: RehearsalCheck[] = [];
+  const check = (name: string, ok: boolean, detail: string) => {
+    checks.push({ name, ok, detail });
+    log(`${ok ? 'ok  ' : 'FAIL'} ${name}: ${detail}`);
+  };
+  const skipped: RehearsalReport['skipped'] = [];
+  const substitutions: string[] = [];
+  const started: RehearsalReport['started'] = [];
+  const containers: RunningContainer[] = [];
+  const connections: NatsConnection[] = [];
+  const cleanup: Array<() => Promise<void>> = [];
+  const logsDir = path.join(o.workDir, 'logs');
+  fs.mkdirSync(logsDir, { recursive: true });
+
+  try {
+    // AWS, as the plane's VPC endpoints would serve it: moto on loopback.
+    const moto = await startMoto();
+    cleanup.push(() => moto.stop());
+    const awsEnv = { ...moto.env, AWS_REGION: o.region, AWS_DEFAULT_REGION: o.region };
+    const aws = { region: o.region, endpoint: moto.endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+    const kms = new KMSClient(aws);
+    const sm = new SecretsManagerClient(aws);
+    substitutions.push(`AWS APIs (Secrets Manager, KMS) through moto_server on loopback, given to each process as AWS_ENDPOINT_URL with test credentials, where the plane has its VPC endpoints and task roles (moto does not enforce IAM)`);
+
+    const pg = await startPostgres();
+    cleanup.push(() => pg.stop());
+    substitutions.push(`RDS PostgreSQL: PostgreSQL from Debian on loopback port ${pg.port}`);
+
+    // The plane's resources, "created": KMS keys and secrets in moto exactly as CloudFormation would
+    // (generated placeholders included), other resources given physical IDs and the attributes services read.
+    const root = loadAssembly(o.assembly, o.stackName, {
+      'AWS::Region': o.region, 'AWS::AccountId': ACCOUNT, 'AWS::Partition': 'aws', 'AWS::URLSuffix': 'amazonaws.com', 'AWS::StackName': o.stackName, 'AWS::NoValue': '',
+    });
+    const hosts = new Set<string>([o.hub.host]);
+    const efsRoot = path.join(o.workDir, 'efs');
+    const secretsCreated: string[] = [];
+    const create = async (t: StackTemplate) => {
+      for (const [id, r] of t.ofType('AWS::KMS::Key')) {
+        const p = r.Properties ?? {};
+        const key = (await kms.send(new CreateKeyCommand({ Description: p.Description, KeySpec: p.KeySpec ?? 'SYMMETRIC_DEFAULT', KeyUsage: p.KeyUsage ?? 'ENCRYPT_DECRYPT' }))).KeyMetadata!;
+        t.physical[id] = { ref: key.KeyId!, attributes: { Arn: key.Arn!, KeyId: key.KeyId! } };
+      }
+      for (const [id, r] of Object.entries(t.resources)) {
+        if (t.physical[id]) continue;
+        const type: string = r.Type;
+        const p = r.Properties ?? {};
+        if (type === 'AWS::SecretsManager::Secret') {
+          const g = p.GenerateSecretString;
+          let value: string | undefined = p.SecretString !== undefined ? String(t.resolve(p.SecretString)) : undefined;
+          if (g) {
+            const generated = (await sm.send(new GetRandomPasswordCommand({
+              PasswordLength: g.PasswordLength, ExcludeCharacters: g.ExcludeCharacters, ExcludeLowercase: g.ExcludeLowercase, ExcludeNumbers: g.ExcludeNumbers,
+              ExcludePunctuation: g.ExcludePunctuation, ExcludeUppercase: g.ExcludeUppercase, IncludeSpace: g.IncludeSpace, RequireEachIncludedType: g.RequireEachIncludedType,
+            }))).RandomPassword!;
+            value = g.SecretStringTemplate ? JSON.stringify({ ...JSON.parse(g.SecretStringTemplate), [g.GenerateStringKey]: generated }) : generated;
+          }
+          const name = p.Name !== undefined ? String(t.resolve(p.Name)) : `${id}-${randomBytes(4).toString('hex')}`;
+          const kmsKeyId = p.KmsKeyId !== undefined ? String(t.resolve(p.KmsKeyId)) : undefined;
+          const arn = (await sm.send(new CreateSecretCommand({ Name: name, Description: p.Description, KmsKeyId: kmsKeyId, SecretString: value }))).ARN!;
+          t.physical[id] = { ref: arn };
+          secretsCreated.push(name);
+        } else if (type === 'AWS::RDS::DBInstance') {
+          const address = `${id.toLowerCase()}.rehearsal.${o.region}.rds.amazonaws.com`;
+          hosts.add(address);
+          t.physical[id] = { ref: id.toLowerCase(), attributes: { 'Endpoint.Address': address, 'Endpoint.Port': String(pg.port), DbiResourceId: 'db-REHEARSAL' } };
+        } else if (type === 'AWS::ElastiCache::ReplicationGroup') {
+          const address = `master.${id.toLowerCase()}.rehearsal.${o.region}.cache.amazonaws.com`;
+          hosts.add(address);
+          t.physical[id] = { ref: id.toLowerCase(), attributes: { 'PrimaryEndPoint.Address': address, 'PrimaryEndPoint.Port': String(p.Port ?? 6379) } };
+        } else if (type === 'AWS::ServiceDiscovery::PrivateDnsNamespace') {
+          t.physical[id] = { ref: `ns-${id}`, attributes: { Id: `ns-${id}`, Name: p.Name } };
+        } else if (type === 'AWS::Route53::HostedZone') {
+          hosts.add(String(p.Name).replace(/\.$/, ''));
+          t.physical[id] = { ref: `Z${id}` };
+        } else {
+          t.physical[id] = { ref: `${id}-rehearsal` };
+        }
+      }
+      for (const [id, r] of t.ofType('AWS::CloudFormation::Stack')) {
+        const child = t.nested[id];
+        child.bindParameters(t.resolve(r.Properties?.Parameters ?? {}));
+        await create(child);
+      }
+    };
+    await create(root);
+    // Cloud Map names: the services ECS registers.
+    for (const t of root.all()) {
+      for (const [, r] of t.ofType('AWS::ServiceDiscovery::Service')) {
+        const nsId = r.Properties.NamespaceId?.['Fn::GetAtt']?.[0] ?? r.Properties.DnsConfig?.NamespaceId?.['Fn::GetAtt']?.[0];
+        const ns = nsId && t.resources[nsId];
+        if (ns) hosts.add(`${r.Properties.Name}.${ns.Properties.Name}`);
+      }
+    }
+    log(`created ${secretsCreated.length} secrets and ${[...root.all()].reduce((n, t) => n + t.ofType('AWS::KMS::Key').length, 0)} KMS keys in moto`);
+    substitutions.push(`DNS: ${[...hosts].sort().join(', ')} resolve to loopback in every container's /etc/hosts (Cloud Map, the private hosted zone, the RDS and ElastiCache endpoints)`);
+
+    // Services and their containers.
+    const services: ServiceDef[] = [];
+    for (const t of root.all()) {
+      for (const [id, r] of t.ofType('AWS::ECS::Service')) {
+        const tdId = r.Properties.TaskDefinition?.Ref;
+        const td = t.resources[tdId];
+        if (!td) throw new RehearsalError(`${t.file}: service ${id} has no task definition in its template`);
+        const defs = td.Properties.ContainerDefinitions ?? [];
+        if (defs.length !== 1) throw new RehearsalError(`${id}: ${defs.length} containers; the rehearsal runs one per task`);
+        const env = nameValues(t.resolve(defs[0].Environment));
+        services.push({ logicalId: id, stack: t, service: r, container: defs[0], taskDefinition: td, family: t.resolve(td.Properties.Family), agent: env.BYOC_AGENT });
+      }
+    }
+    const bySuffix = (suffix: string) => {
+      const s = services.find((x) => x.family.endsWith(`-${suffix}`));
+      if (!s) throw new RehearsalError(`no ECS service ${suffix} in the plane`);
+      return s;
+    };
+    const leaf = bySuffix('nats-leaf');
+    const gateway = bySuffix('boundary-gateway');
+
+    // What a container is given: its resolved environment and secrets (ECS reads each from Secrets Manager at start).
+    const specOf = async (s: ServiceDef): Promise<ContainerSpec> => {
+      const c = s.container;
+      const image = String(s.stack.resolve(c.Image));
+      const repo = /^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com\/(.+)@sha256:[0-9a-f]{64}$/.exec(image)?.[1];
+      if (!repo) throw new RehearsalError(`${s.family}: image ${image} is not an ECR image pinned by digest`);
+      const local = o.images[repo];
+      if (!local) throw new RehearsalError(`${s.family}: no local stand-in for ${repo}`);
+      const env = nameValues(s.stack.resolve(c.Environment));
+      for (const secret of (s.stack.resolve(c.Secrets ?? []) as Array<{ Name: string; ValueFrom: string }>)) {
+        // `arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME[:json-key:version-stage:version-id]`
+        const parts = secret.ValueFrom.split(':');
+        const jsonKey = parts[7] || undefined;
+        const value = (await sm.send(new GetSecretValueCommand({ SecretId: parts.slice(0, 7).join(':') }))).SecretString ?? '';
+        env[secret.Name] = jsonKey ? JSON.parse(value)[jsonKey] : value;
+      }
+      const volumes: Record<string, any> = Object.fromEntries((s.stack.resolve(s.taskDefinition.Properties.Volumes ?? []) as any[]).map((v) => [v.Name, v]));
+      const mounts = (c.MountPoints ?? []).map((m: any) => {
+        const v = volumes[m.SourceVolume];
+        if (!v) throw new RehearsalError(`${s.family}: mount point of unknown volume ${m.SourceVolume}`);
+        let source: string;
+        if (v.EFSVolumeConfiguration) {
+          // The access point's root directory on the file system, created as EFS creates it (owner, mode).
+          const apId = Object.entries(s.stack.physical).find(([, p]) => p.ref === v.EFSVolumeConfiguration.AuthorizationConfig?.AccessPointId)?.[0];
+          const ap = apId && s.stack.resources[apId];
+          if (!ap) throw new RehearsalError(`${s.family}: EFS volume without an access point of this stack`);
+          const root = ap.Properties.RootDirectory;
+          source = path.join(efsRoot, root.Path);
+          if (!fs.existsSync(source)) {
+            fs.mkdirSync(source, { recursive: true });
+            fs.chownSync(source, Number(root.CreationInfo.OwnerUid), Number(root.CreationInfo.OwnerGid));
+            fs.chmodSync(source, parseInt(root.CreationInfo.Permissions, 8));
+          }
+        } else {
+          // A task scratch volume: empty at start, owned by root as Fargate gives it, writable by all.
+          source = fs.mkdtempSync(path.join(o.workDir, `${s.family}-${v.Name}-`));
+          fs.chmodSync(source, 0o1777);
+        }
+        return { source, target: m.ContainerPath, readOnly: m.ReadOnly === true };
+      });
+      return {
+        name: s.family,
+        image: local,
+        entryPoint: c.EntryPoint,
+        command: c.Command,
+        env: { ...env, ...awsEnv },
+        user: c.User,
+        readonlyRootFilesystem: c.ReadonlyRootFilesystem === true,
+        mounts,
+        hosts: [...hosts],
+      };
+    };
+    const run = async (s: ServiceDef) => {
+      const spec = await specOf(s);
+      const c = startContainer(spec, path.join(o.workDir, 'containers'));
+      containers.push(c);
+      started.push({ service: s.family, image: spec.image.description, argv: c.argv });
+      log(`started ${s.family}: ${c.argv.join(' ').slice(0, 120)}`);
+      return c;
+    };
+    const upOrFail = async (c: RunningContainer, what: string, probe: () => Promise<boolean | undefined> | boolean | undefined, ms = 20000) => {
+      await eventually(`${c.name}: ${what}`, ms, async () => {
+        if (!c.running()) throw new Exited(`${c.name} exited (${await c.exited}): ${c.output().slice(-1500)}`);
+        return probe();
+      });
+    };
+
+    // The vendor hub the leaf dials: the vendor's generator, the certificate for the configured name.
+    const leafSpec = await specOf(leaf);
+    const vars = secretVariables(o.customerId);
+    const issuedPassword = randomBytes(24).toString('base64url');
+    const vendorPassword = randomBytes(24).toString('base64url');
+    const hubClientPort = await freePort();
+    const hubMonitorPort = await freePort();
+    const hubDir = path.join(o.workDir, 'hub');
+    fs.mkdirSync(hubDir);
+    const hubConf = hubConfig({ customers: [{ customerId: o.customerId, shareLearning: o.shareLearning }], listen: { host: '127.0.0.1', port: hubClientPort },
+      leafListen: { host: '0.0.0.0', port: o.hub.port }, tls: { certFile: o.hub.certFile, keyFile: o.hub.keyFile }, storeDir: path.join(hubDir, 'jetstream') });
+    fs.writeFileSync(path.join(hubDir, 'hub.conf'), `${hubConf}\nhttp: "127.0.0.1:${hubMonitorPort}"\n`);
+    const { startNats } = await import('../test/servers/nats');
+    const hub = await startNats(path.join(hubDir, 'hub.conf'), hubClientPort, { [vars.hubLeaf]: issuedPassword, [vars.hubVendor]: vendorPassword });
+    cleanup.push(() => hub.stop());
+    substitutions.push(`Vendor hub: nats-server from Debian (${hubVersion()}) with the configuration \`byoc nats-config\` generates, its certificate for ${o.hub.host} issued by a rehearsal CA that the rehearsal's plane pins (vendorHub.caCertificatePem)`);
+    const vendor = await connect({ servers: `127.0.0.1:${hubClientPort}`, user: `vendor-${o.customerId}`, pass: vendorPassword, inboxPrefix: vendorInboxPrefix(o.customerId) });
+    connections.push(vendor);
+    await (await jetstreamManager(vendor)).streams.add(hubIngestStream(o.customerId));
+
+    // The customer's one step after deploy: store the password the vendor issued in the leaf's secret.
+    const leafHubSecret = (leaf.stack.resolve(leaf.container.Secrets) as Array<{ Name: string; ValueFrom: string }>).find((x) => x.Name === vars.leafHubPassword);
+    if (!leafHubSecret) throw new RehearsalError(`the leaf's task definition does not read ${vars.leafHubPassword}`);
+    await sm.send(new PutSecretValueCommand({ SecretId: leafHubSecret.ValueFrom, SecretString: issuedPassword }));
+
+    // Start order as ECS would converge: the leaf, the gateway (which provisions the agents' streams), the agents.
+    const leafC = await run(leaf);
+    await upOrFail(leafC, 'NATS leaf listening on its container port', () => listening(Number(leaf.container.PortMappings?.[0]?.ContainerPort ?? 4222)));
+    const linked = await eventually('the leaf connects to the hub', 20000, async () => {
+      if (!leafC.running()) throw new Exited(`${leafC.name} exited (${await leafC.exited}): ${leafC.output().slice(-1500)}`);
+      const z = await (await fetch(`http://127.0.0.1:${hubMonitorPort}/leafz`)).json() as { leafnodes: number; leafs?: Array<{ account: string }> };
+      return z.leafnodes > 0 ? z : undefined;
+    }).catch((e) => e as Error);
+    check('link', !(linked instanceof Error), linked instanceof Error ? linked.message : `the leaf is connected to the hub over TLS (account ${linked.leafs?.[0]?.account})`);
+
+    const gatewayC = await run(gateway);
+    await upOrFail(gatewayC, 'boundary gateway ready', () => gatewayC.output().includes('"msg":"ready"'), 30000);
+
+    const agentsAll = services.filter((s) => s.agent);
+    const triggerOf = (s: ServiceDef) => AGENT_CATALOG.find((a) => a.name === s.agent)?.trigger;
+    const producers = new Set(outboundProducers(gateway));
+    const chosen: ServiceDef[] = o.allAgents ? agentsAll : [];
+    if (!o.allAgents) {
+      // One agent of each trigger, preferring the ones that hand kinds to the gateway.
+      for (const trigger of [AgentTrigger.REQUEST, AgentTrigger.EVENT, AgentTrigger.SCHEDULE]) {
+        const ofTrigger = agentsAll.filter((s) => triggerOf(s) === trigger);
+        const pick = ofTrigger.find((s) => producers.has(s.agent!)) ?? ofTrigger[0];
+        if (pick) chosen.push(pick);
+      }
+      for (const s of agentsAll) if (!chosen.includes(s)) skipped.push({ what: `agent ${s.agent}`, why: 'same task shape as the agents started (pass --all-agents to start every one)' });
+    }
+    const agentContainers = new Map<string, RunningContainer>();
+    for (const s of chosen) agentContainers.set(s.agent!, await run(s));
+    for (const [, c] of agentContainers) await upOrFail(c, 'agent ready', () => c.output().includes('"msg":"ready"'), 30000);
+    for (const s of services.filter((x) => x !== leaf && x !== gateway && !x.agent)) {
+      skipped.push({ what: `service ${s.family}`, why: `its image (${String(s.stack.resolve(s.container.Image)).split('/').slice(1).join('/').split('@')[0]}) has no stand-in on this machine: the OpenTelemetry collector binary is not installable here` });
+    }
+
+    // A work item through an agent: sent by an agent allowed to publish on work subjects, as the catalog says.
+    const agentPassword = async (name: string) => (await sm.send(new GetSecretValueCommand({ SecretId: `byoc/${o.customerId}/nats/${name}` }))).SecretString!;
+    const asAgent = async (name: string) => {
+      const nc = await connect({ servers: '127.0.0.1:4222', user: LEAF_USERS.agent(name), pass: await agentPassword(name), inboxPrefix: inboxPrefix(o.customerId, name), maxReconnectAttempts: 0 });
+      connections.push(nc);
+      return nc;
+    };
+    const target = chosen.find((s) => triggerOf(s) === AgentTrigger.EVENT) ?? chosen[0];
+    const sender = AGENT_CATALOG.find((a) => a.subjects.publish.some((p) => p === 'work.*' || p === `work.${target.agent}`));
+    if (!sender) {
+      check('work item', false, `no agent of the catalog may publish work.${target.agent}`);
+    } else {
+      const itemId = `rehearsal-${randomBytes(6).toString('hex')}`;
+      const ack = await jetstream(await asAgent(sender.name)).publish(`work.${target.agent}`, JSON.stringify({}), { msgID: itemId });
+      const provisioner = await connect({ servers: '127.0.0.1:4222', user: LEAF_USERS.provisioner, pass: leafSpec.env[vars.provisioner], inboxPrefix: inboxPrefix(o.customerId, LEAF_USERS.provisioner), maxReconnectAttempts: 0 });
+      connections.push(provisioner);
+      const result = await eventually(`agent ${target.agent} records the work item`, 20000, async () => {
+        const kv = await new Kvm(provisioner).open(processedBucketOf(target.agent!));
+        const e = await kv.get(`${RESULT_PREFIX}${createHash('sha256').update(itemId).digest('hex')}`);
+        return e && e.operation === 'PUT' ? e : undefined;
+      }).catch((e) => e as Error);
+      const consumer = await (await jetstreamManager(provisioner)).consumers.info(WORK_STREAM, durableOf(target.agent!)).catch(() => undefined);
+      const acked = consumer !== undefined && consumer.ack_floor.stream_seq >= ack.seq && consumer.num_ack_pending === 0;
+      check('work item', !(result instanceof Error) && acked, result instanceof Error ? result.message
+        : `${sender.name} sent work.${target.agent} (stream seq ${ack.seq}); ${target.agent} recorded its result and acknowledged it (ack floor ${consumer?.ack_floor.stream_seq})`);
+    }
+
+    // One message of each outbound kind, from the agent the catalog lets send it, must reach the vendor.
+    const kinds = crossingKinds({ customerId: o.customerId, shareLearning: o.shareLearning }).filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR);
+    const auditKeyArn = gatewayC && (await specOf(gateway)).env.BYOC_AUDIT_KEY;
+    const publicKeyPem = toPem((await kms.send(new GetPublicKeyCommand({ KeyId: auditKeyArn }))).PublicKey!);
+    const received = new Map<string, Buffer>();
+    // The vendor's services listen on each outbound kind's subject (what their hub user is allowed).
+    const subs = kinds.map((k) => vendor.subscribe(subjectOf(k, o.customerId), { callback: (e: Error | null, m: Msg) => { if (!e) received.set(m.subject, Buffer.from(m.data)); } }));
+    await vendor.flush();
+    const gatewayAgents = JSON.parse((await specOf(gateway)).env.BYOC_AGENTS) as Record<string, string[]>;
+    for (const kind of kinds) {
+      const producer = Object.entries(gatewayAgents).find(([, ks]) => ks.includes(kind.name))?.[0];
+      const sample = SAMPLES[kind.name];
+      if (!sample) { check(`crossing ${kind.name}`, false, `the rehearsal has no sample of kind ${kind.name}: add one to SAMPLES`); continue; }
+      if (!producer) { check(`crossing ${kind.name}`, false, `no agent of the catalog may hand ${kind.name} to the gateway (BYOC_AGENTS)`); continue; }
+      const nc = await asAgent(producer);
+      nc.publish(`${OUTBOX_PREFIX}.${producer}.${kind.name}`, canonicalBytes(sample(producer)));
+      await nc.flush();
+    }
+    for (const kind of kinds) {
+      if (checks.some((c) => c.name === `crossing ${kind.name}`)) continue;
+      const subject = subjectOf(kind, o.customerId);
+      const got = await eventually(`${kind.name} reaches the hub`, 15000, () => received.get(subject)).catch((e) => e as Error);
+      if (got instanceof Error) { check(`crossing ${kind.name}`, false, got.message); continue; }
+      let detail = `${got.length} canonical bytes on ${subject}`;
+      let ok = true;
+      if (kind.gatewaySigned) {
+        const value = JSON.parse(got.toString('utf8'));
+        const sig = Buffer.from(value[kind.gatewaySigned.field], 'base64url');
+        ok = cryptoVerify('sha256', signedBody(kind, value), { key: publicKeyPem, dsaEncoding: 'ieee-p1363' }, sig);
+        detail += ok ? ', signature verified with the audit key\'s public key (KMS)' : ', SIGNATURE DOES NOT VERIFY';
+      }
+      check(`crossing ${kind.name}`, ok, detail);
+    }
+    for (const sub of subs) sub.unsubscribe();
+    for (const k of BOUNDARY_CONTRACT.kinds as readonly MessageKind[]) {
+      if (k.direction === Direction.CUSTOMER_TO_VENDOR && !kinds.includes(k)) skipped.push({ what: `crossing ${k.name}`, why: 'opted out by this configuration (shareLearning: false)' });
+    }
+
+    // ECS's view: every process still up once its grace period has passed.
+    await sleep(Math.max(0, Math.max(...containers.map((c) => c.startedAt)) + o.graceSeconds * 1000 - Date.now()));
+    for (const c of containers) check(`up ${c.name}`, c.running(), c.running() ? `running after ${o.graceSeconds} s` : `exited (${await c.exited}): ${c.output().slice(-800)}`);
+
+    // SIGTERM as ECS stops a task: each drains and exits 0; the gateway writes its final signed head.
+    for (const c of [...agentContainers.values(), gatewayC, leafC]) {
+      const code = await c.stop(60000);
+      const entry = started.find((s) => s.service === c.name);
+      if (entry) entry.exit = code;
+      const clean = c.image.cleanStopCodes ?? [0];
+      check(`stop ${c.name}`, clean.includes(code as number), `exit ${code} on SIGTERM${clean.length > 1 ? ` (clean for this program: ${clean.join(' or ')})` : ''}`);
+    }
+    const gatewayEnv = (await specOf(gateway)).env;
+    const auditMount = (await specOf(gateway)).mounts.find((m) => gatewayEnv.BYOC_AUDIT_LOG.startsWith(`${m.target}/`));
+    const auditFile = auditMount && path.join(auditMount.source, gatewayEnv.BYOC_AUDIT_LOG.slice(auditMount.target.length + 1));
+    if (!auditFile || !fs.existsSync(auditFile)) {
+      check('audit log', false, `no audit log at ${gatewayEnv.BYOC_AUDIT_LOG} on the gateway's EFS access point`);
+    } else {
+      try {
+        const v = verifyAuditLog(auditFile, { publicKeyPem });
+        check('audit log', true, `${JSON.stringify(v).slice(0, 200)}`);
+      } catch (e) {
+        check('audit log', false, (e as Error).message);
+      }
+    }
+    for (const c of containers) fs.writeFileSync(path.join(logsDir, `${c.name}.log`), c.output());
+  } catch (e) {
+    check('rehearsal', false, (e as Error).message);
+    for (const c of containers) fs.writeFileSync(path.join(logsDir, `${c.name}.log`), c.output());
+  } finally {
+    for (const nc of connections) await nc.close().catch(() => undefined);
+    for (const c of containers) await c.stop(5000).catch(() => undefined);
+    for (const f of cleanup.reverse()) await f().catch(() => undefined);
+  }
+  skipped.push(
+    { what: 'deploy-time Lambda functions (custom resources)', why: 'run by CloudFormation in the account; their effects are given here by the rehearsal (secrets, keys, names)' },
+    { what: 'ECR image pulls and the VPC endpoints', why: 'no AWS here: images are local stand-ins (listed with each started service), AWS APIs are moto' },
+    { what: 'IAM (task roles, key policies, endpoint policies)', why: 'moto does not enforce IAM: the template tests and cdk-nag check those statements' },
+  );
+  return { ok: checks.length > 0 && checks.every((c) => c.ok), started, skipped, substitutions, checks };
+}
+
+/** Agents the gateway accepts kinds from. */
+function outboundProducers(gateway: ServiceDef): string[] {
+  const env = nameValues(gateway.stack.resolve(gateway.container.Environment));
+  return Object.entries(JSON.parse(env.BYOC_AGENTS ?? '{}') as Record<string, string[]>).filter(([, ks]) => ks.length > 0).map(([a]) => a);
+}
+
+function toPem(der: Uint8Array): string {
+  return `-----BEGIN PUBLIC KEY-----\n${Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END PUBLIC KEY-----\n`;
+}
+
+function hubVersion(): string {
+  try {
+    return require('child_process').execFileSync('nats-server', ['--version'], { encoding: 'utf8' }).trim();
+  } catch {
+    return 'nats-server';
+  }
+}
