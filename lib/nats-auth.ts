@@ -25,18 +25,19 @@ import {
  * two, only the contract's subjects exist: each outbound subject is a private service export of the
  * vendor's account imported by the customer's (so the ingest stream's acknowledgement returns to the
  * gateway), each inbound subject a private stream export the other way. The customer's account also maps
- * `$SYS.>`, `$JS.>` and the other never-crossing prefixes to a subject nothing answers, so the system
- * services every account imports (CONNZ, STATZ) do not answer it. Newer servers enforce the leaf's
- * permissions at the hub as well; the layout holds on both.
+ * the subjects of the system services nats-server imports into every account (CONNZ, STATZ, user info:
+ * `ACCOUNT_SYSTEM_SERVICES`) to a subject nothing listens on, so they do not answer it. Newer servers
+ * enforce the leaf's permissions at the hub as well; the layout holds on both.
  *
  * **Keys.** The operator's key signs accounts (the vendor keeps its seed offline or in KMS-encrypted
- * storage of the control plane). Users are signed by *scoped* signing keys of their account, one per
- * role: the key's template (in the operator-signed account JWT) carries the permissions generated from
- * the contract, and the server applies the template whatever the user JWT says. A leaked signing key can
- * only mint users with exactly those permissions, and is retired by re-issuing the account JWT without it
- * (the hub then disconnects every user it signed) while the account, its identity and its stream stay. The
- * accounts' own identity keys sign nothing after registration but the activation tokens of the private
- * exports.
+ * storage of the control plane). Users are signed by signing keys of their account, never by the
+ * account's identity key, so a leaked user-signing key is retired by re-issuing the account JWT without it
+ * (the hub then disconnects every user it signed) while the account, its identity and its stream stay.
+ * The vendor's service users are signed by a *scoped* key: its template in the operator-signed account
+ * JWT carries the permissions generated from the contract and the server applies it whatever the user JWT
+ * says, so that key can mint nothing wider. The customer's leaf user carries its permissions, also
+ * generated from the contract, in its own JWT (see `leafUser` for why). The accounts' identity keys sign
+ * nothing after registration but the activation tokens of the private exports.
  */
 
 /** A key pair: the public key, and the seed (a secret). */
@@ -62,7 +63,8 @@ export interface OperatorSetup {
   readonly systemAccount: Identity;
   /**
    * The vendor's control-plane user in the system account: may push account JWTs
-   * (`$SYS.REQ.CLAIMS.UPDATE`) and read them back, nothing else; replies on `SYSTEM_USER_INBOX`.
+   * (`$SYS.REQ.CLAIMS.UPDATE`), list and read them back, nothing else; replies on `SYSTEM_USER_INBOX`. A
+   * secret of the control plane: whoever holds it can replace any account JWT the operator signed.
    */
   readonly systemUser: UserCredentials;
 }
@@ -70,7 +72,7 @@ export interface OperatorSetup {
 /** Inbox prefix of the system user (its only subscription). */
 export const SYSTEM_USER_INBOX = '_INBOX_byoc_system';
 /** Subjects the system user may publish: account JWT updates and lookups. */
-const SYSTEM_USER_PUBLISH = ['$SYS.REQ.CLAIMS.UPDATE', '$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE', '$SYS.REQ.ACCOUNT.*.CLAIMS.LOOKUP'];
+const SYSTEM_USER_PUBLISH = ['$SYS.REQ.CLAIMS.UPDATE', '$SYS.REQ.CLAIMS.LIST', '$SYS.REQ.ACCOUNT.*.CLAIMS.LOOKUP'];
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const material = (kp: KeyPair): KeyMaterial => ({ publicKey: kp.getPublicKey(), seed: text(kp.getSeed()) });
@@ -173,9 +175,11 @@ export interface CustomerAccount extends Identity {
 
 export interface CustomerAccounts {
   readonly customerId: string;
+  /** The settings the accounts and users are issued for. */
+  readonly settings: LinkSettings;
   /** Where the customer's leaf lands (`account(customerId)`): the leaf user only, no JetStream. */
   readonly customer: CustomerAccount & {
-    /** Scoped signing key of the leaf role: signs the customer's leaf user (`leafUser`). Secret. */
+    /** Signing key of the customer's leaf users (`leafUser`). Secret. */
     readonly leafSigningKey: KeyMaterial;
   };
   /** The vendor's side of the customer (`vendorAccount(customerId)`): its services and the ingest stream. */
@@ -230,12 +234,11 @@ export async function customerAccounts(operatorSeed: string, settings: LinkSetti
     ...await Promise.all(out.map(async (subject): Promise<Import> => ({ name: subject, subject, account: vend.getPublicKey(), type: 'service', token: await activation(subject, 'service') }))),
     ...await Promise.all(inn.map(async (subject): Promise<Import> => ({ name: subject, subject, account: vend.getPublicKey(), type: 'stream', token: await activation(subject, 'stream') }))),
   ];
-  const leafPerms = hubLeafPermissions(settings);
   const customerClaims: Partial<Account> & { mappings: Record<string, { subject: string; weight: number }[]> } = {
     description: `BYOC customer ${c}: its leaf node only`,
     limits: limits({ ...CUSTOMER_ACCOUNT_LIMITS, payload, imports: importsOfCustomer.length, exports: 0 }),
     imports: importsOfCustomer,
-    signing_keys: [{ kind: 'user_scope', key: leafSk.getPublicKey(), role: 'leaf', template: template(leafPerms, CUSTOMER_ACCOUNT_LIMITS.subs, payload, 'LEAFNODE') }],
+    signing_keys: [leafSk.getPublicKey()],
     // The system services the server gives every account answer nobody here: their subjects are mapped
     // to one nothing listens on (JWT mappings are literal-to-literal on 2.9: no `$SYS.>` source).
     mappings: Object.fromEntries(ACCOUNT_SYSTEM_SERVICES.map((subject) => [subject, [{ subject: voidSubject(c), weight: 100 }]])),
@@ -251,6 +254,7 @@ export async function customerAccounts(operatorSeed: string, settings: LinkSetti
   const vendorJwt = await encodeAccount(vendorAccount(c), vend, vendorClaims, { signer: operator });
   return {
     customerId: c,
+    settings: { ...settings },
     customer: { name: account(c), ...material(cust), jwt: customerJwt, leafSigningKey: material(leafSk) },
     vendor: { name: vendorAccount(c), ...material(vend), jwt: vendorJwt, serviceSigningKey: material(serviceSk) },
     keys: {
@@ -260,29 +264,39 @@ export async function customerAccounts(operatorSeed: string, settings: LinkSetti
   };
 }
 
-/** Signs a user with a scoped signing key: the user JWT carries no permission, its role's template applies. */
-async function scopedUser(name: string, accountPublicKey: string, signingKeySeed: string): Promise<UserCredentials> {
+/**
+ * The customer's leaf user, signed by the customer account's signing key: a leaf-node connection only
+ * (`allowed_connection_types`), into the customer's account, with the permissions generated from the
+ * contract in its JWT (`hubLeafPermissions`: publish exactly the outbound subjects, receive the inbound
+ * ones and the gateway's acknowledgements). Its `.creds` go to the customer's hub secret.
+ *
+ * Not a scoped key, unlike the vendor's: nats-server before 2.10.19 checks a user's connection types before it
+ * applies a scoped key's template, so only a user JWT can restrict the leaf's credentials to leaf-node
+ * connections. A leaked leaf signing key reaches no more than a leaf does: the customer's account holds
+ * nothing but the contract's subjects towards the vendor's account.
+ */
+export async function leafUser(accounts: Pick<CustomerAccounts, 'customerId' | 'settings' | 'customer'>): Promise<UserCredentials> {
   const user = createUser();
-  const jwt = await encodeUser(name, user, accountPublicKey, {}, { signer: seedOf(signingKeySeed), scopedUser: true });
+  const perms = hubLeafPermissions(accounts.settings);
+  const jwt = await encodeUser(`leaf-${accounts.customerId}`, user, accounts.customer.publicKey, {
+    pub: { allow: [...perms.publish] }, sub: { allow: [...perms.subscribe] },
+    subs: CUSTOMER_ACCOUNT_LIMITS.subs, payload: hubMaxPayload(accounts.settings), data: -1,
+    bearer_token: false, allowed_connection_types: ['LEAFNODE'],
+  }, { signer: seedOf(accounts.customer.leafSigningKey.seed) });
   return { ...material(user), jwt, creds: formatCreds(jwt, text(user.getSeed())) };
 }
 
 /**
- * The customer's leaf user: a leaf-node connection only, into the customer's account, with the leaf
- * role's permissions (`hubLeafPermissions`: publish exactly the contract's outbound subjects, receive the
- * inbound ones and the gateway's acknowledgements). Its `.creds` go to the customer's hub secret.
+ * A vendor service user for one customer, signed by the vendor account's scoped signing key: the user JWT
+ * carries no permission, the key's template in the operator-signed account JWT applies
+ * (`hubVendorPermissions`: receive the outbound kinds, send the inbound ones, the ingest stream's JetStream
+ * API), so a leaked key mints nothing wider. It must use `vendorInboxPrefix(customerId)` as its inbox
+ * prefix. The vendor's account admits no leaf node (limit 0), whatever the credentials.
  */
-export function leafUser(accounts: Pick<CustomerAccounts, 'customerId' | 'customer'>): Promise<UserCredentials> {
-  return scopedUser(`leaf-${accounts.customerId}`, accounts.customer.publicKey, accounts.customer.leafSigningKey.seed);
-}
-
-/**
- * A vendor service user for one customer: client connections only, in the vendor's account of that
- * customer, with `hubVendorPermissions` (receive the outbound kinds, send the inbound ones, the ingest
- * stream's JetStream API); it must use `vendorInboxPrefix(customerId)` as its inbox prefix.
- */
-export function vendorUser(accounts: Pick<CustomerAccounts, 'customerId' | 'vendor'>, name = `vendor-${accounts.customerId}`): Promise<UserCredentials> {
-  return scopedUser(name, accounts.vendor.publicKey, accounts.vendor.serviceSigningKey.seed);
+export async function vendorUser(accounts: Pick<CustomerAccounts, 'customerId' | 'vendor'>, name = `vendor-${accounts.customerId}`): Promise<UserCredentials> {
+  const user = createUser();
+  const jwt = await encodeUser(name, user, accounts.vendor.publicKey, {}, { signer: seedOf(accounts.vendor.serviceSigningKey.seed), scopedUser: true });
+  return { ...material(user), jwt, creds: formatCreds(jwt, text(user.getSeed())) };
 }
 
 /** The inbox prefix a vendor service user of this customer must use (its only subscription besides the outbound kinds). */
@@ -307,6 +321,9 @@ async function reissue(accountJwt: string, operatorSeed: string, change: (nats: 
   if (claims.iss !== operator.getPublicKey()) throw new Error(`account ${claims.name} was not issued by this operator`);
   const { type: _t, version: _v, ...nats } = claims.nats as Partial<Account> & { type?: string; version?: number };
   void _t; void _v;
+  // A hub keeps the JWT with the later issue time (seconds) and takes the last one pushed on a tie: the new
+  // JWT must be issued in a later second than the one it replaces, or pushing the old one could undo it.
+  while (nowSeconds() <= claims.iat) await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
   return encodeAccount(claims.name, claims.sub, change(nats), { signer: operator });
 }
 
@@ -344,16 +361,29 @@ export function revocationsOf(accountJwt: string): Record<string, number> {
  * Sends an account JWT to the running hub `nc` is connected to, as the system user (connected with
  * `inboxPrefix: SYSTEM_USER_INBOX`): `$SYS.REQ.CLAIMS.UPDATE`. The hub validates it against the operator,
  * stores it in its resolver folder, applies it at once (revoked users are disconnected) and spreads it to
- * the other nodes of its cluster. Then reads it back (`$SYS.REQ.ACCOUNT.<key>.CLAIMS.LOOKUP`): a hub that
- * holds a newer JWT for the account keeps it and says "updated" all the same, so anything but the JWT just
- * sent is an error.
+ * the other nodes of its cluster.
+ *
+ * A hub replaces an account's JWT with any valid one pushed this way, older or not (nats-server 2.9 and
+ * newer; only the nodes' periodic reconciliation prefers the later one): pushing a JWT from before a
+ * revocation would undo it. So this first reads what the hub holds (`$SYS.REQ.CLAIMS.LIST`, `...LOOKUP`)
+ * and refuses to push a JWT not issued after it; then reads it back to confirm.
  */
 export async function pushAccountJwt(nc: NatsConnection, accountJwt: string, timeoutMs = 5000): Promise<void> {
-  const { sub, name } = accountClaims(accountJwt);
+  const claims = accountClaims(accountJwt);
+  const { sub, name } = claims;
+  const lookup = async () => (await nc.request(`$SYS.REQ.ACCOUNT.${sub}.CLAIMS.LOOKUP`, '', { timeout: timeoutMs })).string();
+  const listed: string[] = JSON.parse((await nc.request('$SYS.REQ.CLAIMS.LIST', '', { timeout: timeoutMs })).string()).data ?? [];
+  if (listed.includes(sub)) {
+    const held = await lookup();
+    if (held === accountJwt) return;
+    const heldIat = accountClaims(held).iat;
+    if (heldIat >= claims.iat) {
+      throw new Error(`the hub holds a JWT for account ${name} (${sub}) issued at ${heldIat}, not before this one (${claims.iat}): pushing it would replace a newer one (a revocation, say)`);
+    }
+  }
   const reply = JSON.parse((await nc.request('$SYS.REQ.CLAIMS.UPDATE', accountJwt, { timeout: timeoutMs })).string());
   if (reply.error || reply.data?.code !== 200) throw new Error(`hub refused account ${name} (${sub}): ${reply.error?.description ?? JSON.stringify(reply)}`);
-  const stored = (await nc.request(`$SYS.REQ.ACCOUNT.${sub}.CLAIMS.LOOKUP`, '', { timeout: timeoutMs })).string();
-  if (stored !== accountJwt) throw new Error(`hub kept another JWT for account ${name} (${sub}): a newer one was pushed before`);
+  if (await lookup() !== accountJwt) throw new Error(`hub holds another JWT for account ${name} (${sub}) after the update`);
 }
 
 /** What the hub needs to trust the operator and resolve accounts: no secret. */
