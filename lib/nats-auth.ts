@@ -205,8 +205,8 @@ function template(perms: { publish: readonly string[]; subscribe: readonly strin
 /**
  * Issues the two accounts of one customer, signed by the operator (`operatorSeed`): new keys, or `keys`
  * to re-issue the same accounts (a changed contract or setting), keeping `revocations` (from the current
- * customer account JWT, see `revokeUser`). Push the vendor account first, then the customer's
- * (`pushAccountJwt`).
+ * customer account JWT: `revocationsOf`). Push the vendor account first, then the customer's
+ * (`pushAccountJwt`, which refuses a JWT not issued in a later second than the one the hub holds).
  */
 export async function customerAccounts(operatorSeed: string, settings: LinkSettings, options: { keys?: CustomerAccountKeys; revocations?: Record<string, number> } = {}): Promise<CustomerAccounts> {
   const c = settings.customerId;
