@@ -1,0 +1,90 @@
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { App } from 'aws-cdk-lib';
+import { CONTROL_PLANE_STACK } from '../../bin/control-plane';
+import { ControlPlaneStack, ControlPlaneStackProps } from '../../control-plane/stack';
+import { createApp } from '../../lib/app';
+import { acknowledgementsOf, CONTROL_TOWER_PLUGIN, RECORD_ONLY_CONTEXT } from '../../lib/compliance';
+import { exampleVendorProps, synthControl } from './synth';
+
+const tmpdirs: string[] = [];
+const tmpdir = () => { const d = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-control-nag-')); tmpdirs.push(d); return d; };
+afterAll(() => { for (const d of tmpdirs) fs.rmSync(d, { recursive: true, force: true }); });
+
+/**
+ * Findings of a synth with every acknowledgement recorded but not applied, as `rule @ construct path`. CDK's
+ * own CloudFormation validation is on here (as in `npm run synth`), so its acknowledgements are checked too.
+ */
+function findingsWithoutAcknowledgements(props: ControlPlaneStackProps): { findings: string[]; app: App } {
+  const outdir = tmpdir();
+  const app = createApp({ outdir, context: { [RECORD_ONLY_CONTEXT]: true } });
+  new ControlPlaneStack(app, CONTROL_PLANE_STACK, props);
+  let failed = false;
+  const validation = process.env.CDK_VALIDATION;
+  process.env.CDK_VALIDATION = 'true';
+  try {
+    app.synth();
+  } catch (e) {
+    failed = /Acknowledge with/.test((e as Error).message);
+  } finally {
+    process.env.CDK_VALIDATION = validation;
+  }
+  const findings: string[] = [];
+  if (failed) {
+    const report = JSON.parse(fs.readFileSync(path.join(outdir, 'validation-report.json'), 'utf8'));
+    for (const plugin of report.pluginReports) {
+      // cdk-nag's rule names carry their pack; Control Tower's and CDK's own validation are acknowledged as plugin::rule.
+      const prefix = [CONTROL_TOWER_PLUGIN, 'CloudFormation Validate'].includes(plugin.pluginName) ? `${plugin.pluginName.replace(/ /g, '-')}::` : '';
+      for (const v of plugin.violations) for (const c of v.violatingConstructs) findings.push(`${prefix}${v.ruleName} @ ${c.constructPath}`);
+    }
+  }
+  return { findings, app };
+}
+
+function covered(finding: string, acks: { path: string; finding: string }[]): boolean {
+  const [rule, at] = finding.split(' @ ');
+  return acks.some((a) => a.finding === rule && (at === a.path || at.startsWith(`${a.path}/`)));
+}
+
+const LAMBDA = 'ControlTower::lambda_inside_vpc_check';
+/**
+ * Each variant with the Control Tower controls it acknowledges: every one is the consequence of a setting the
+ * operator can change (hub.s3PrefixListId, hub.accessLogBucket, retainData, internetFacing), except CDK's
+ * default-security-group Lambda, which the customer plane shares.
+ */
+const variants: [string, Partial<ControlPlaneStackProps>, string[]][] = [
+  ['example', {}, [LAMBDA, LAMBDA, 'ControlTower::elbv2_logging_enabled_check']],
+  ['prefix list and access log bucket given', { hub: { ...exampleVendorProps().hub!, s3PrefixListId: 'pl-6da54004', accessLogBucket: 'vendor-log-archive' } }, [LAMBDA]],
+  ['retainData off', { retainData: false, retainReleases: false }, [LAMBDA, LAMBDA, 'ControlTower::elbv2_logging_enabled_check', 'ControlTower::elbv2_deletion_protection_enabled_check']],
+  ['internet-facing', { hub: { ...exampleVendorProps().hub!, internetFacing: true } },
+    [LAMBDA, LAMBDA, 'ControlTower::elbv2_logging_enabled_check', 'ControlTower::vpc_sg_open_only_to_authorized_ports_check', 'ControlTower::elbv2_logging_enabled_check']],
+  ['environment-agnostic, 5 nodes, no hub AZ names', { env: undefined, hub: { ...exampleVendorProps().hub!, availabilityZones: undefined, nodes: 5 } }, [LAMBDA, LAMBDA, 'ControlTower::elbv2_logging_enabled_check']],
+  ['no hub', { hub: undefined }, []],
+];
+
+describe.each(variants)('control plane (%s)', (_name, overrides, controls) => {
+  const props = () => exampleVendorProps(overrides);
+
+  test('every acknowledgement hides a finding that really occurs there, every finding is acknowledged, none on a stack', () => {
+    const { findings, app } = findingsWithoutAcknowledgements(props());
+    const acks = acknowledgementsOf(app);
+    expect(acks.filter((a) => !findings.some((f) => covered(f, [a])))).toEqual([]);
+    expect(findings.filter((f) => !covered(f, acks))).toEqual([]);
+    expect(acks.filter((a) => a.finding.startsWith(`${CONTROL_TOWER_PLUGIN}::`)).map((a) => a.finding)).toEqual(controls);
+    for (const a of acks) {
+      expect(a.path.split('/').length).toBeGreaterThan(1);
+      expect(a.reason.length).toBeGreaterThanOrEqual(40);
+    }
+  });
+
+  test('cfn-lint passes (W3005 only, in CDK\'s own providers)', () => {
+    const { outdir } = synthControl(props());
+    const files = fs.readdirSync(outdir).filter((f) => f.endsWith('.template.json')).map((f) => path.join(outdir, f));
+    const run = spawnSync('cfn-lint', ['--format', 'json', '--', ...files], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    if (run.error) throw new Error(`cfn-lint could not run (${run.error.message}): install it with 'pip install cfn-lint'`);
+    const findings = JSON.parse(run.stdout || '[]') as { Rule: { Id: string }; Level: string; Message: string }[];
+    expect(findings.filter((f) => f.Level === 'Error' || f.Rule.Id !== 'W3005').map((f) => `${f.Rule.Id}: ${f.Message}`)).toEqual([]);
+  });
+});
