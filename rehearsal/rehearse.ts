@@ -25,6 +25,8 @@ import { hubConfig, hubIngestStream, inboxPrefix, LEAF_USERS, OUTBOX_PREFIX, pro
 import { startMoto } from '../test/servers/moto';
 import { freePort, listening } from '../test/servers/nats';
 import { startPostgres } from '../test/servers/postgres';
+import { startRedisTls } from '../test/servers/redis';
+import Redis from 'ioredis';
 import { ContainerSpec, LocalImage, RunningContainer, startContainer } from './sandbox';
 import { loadAssembly, nameValues, RehearsalError, StackTemplate } from './template';
 
@@ -198,6 +200,11 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     log(`created ${secretsCreated.length} secrets and ${[...root.all()].reduce((n, t) => n + t.ofType('AWS::KMS::Key').length, 0)} KMS keys in moto`);
     substitutions.push(`DNS: ${[...hosts].sort().join(', ')} resolve to loopback in every container's /etc/hosts (Cloud Map, the private hosted zone, the RDS and ElastiCache endpoints)`);
 
+    // ElastiCache's users, as the template defines them (access strings, passwords from their secrets), on a
+    // real Redis over TLS: an access string Redis refuses would fail the deploy; each agent's user must reach
+    // its own keys only, and the default user nothing.
+    await checkRedisUsers(root, sm, check, cleanup, substitutions);
+
     // Services and their containers.
     const services: ServiceDef[] = [];
     for (const t of root.all()) {
@@ -365,8 +372,13 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
         const e = await kv.get(`${RESULT_PREFIX}${createHash('sha256').update(itemId).digest('hex')}`);
         return e && e.operation === 'PUT' ? e : undefined;
       }).catch((e) => e as Error);
-      const consumer = await (await jetstreamManager(provisioner)).consumers.info(WORK_STREAM, durableOf(target.agent!)).catch(() => undefined);
-      const acked = consumer !== undefined && consumer.ack_floor.stream_seq >= ack.seq && consumer.num_ack_pending === 0;
+      // ...and acknowledges it (after the result, so a moment later).
+      const jsm = await jetstreamManager(provisioner);
+      const consumer = await eventually(`agent ${target.agent} acknowledges the work item`, 10000, async () => {
+        const c = await jsm.consumers.info(WORK_STREAM, durableOf(target.agent!));
+        return c.ack_floor.stream_seq >= ack.seq && c.num_ack_pending === 0 ? c : undefined;
+      }).catch(() => undefined);
+      const acked = consumer !== undefined;
       check('work item', !(result instanceof Error) && acked, result instanceof Error ? result.message
         : `${sender.name} sent work.${target.agent} (stream seq ${ack.seq}); ${target.agent} recorded its result and acknowledged it (ack floor ${consumer?.ack_floor.stream_seq})`);
     }
@@ -467,4 +479,70 @@ function hubVersion(): string {
   } catch {
     return 'nats-server';
   }
+}
+
+/** Secrets Manager dynamic references (`{{resolve:secretsmanager:ARN:SecretString:::}}`), as CloudFormation resolves them. */
+async function resolveDynamic(value: string, sm: SecretsManagerClient): Promise<string> {
+  const m = /^\{\{resolve:secretsmanager:(arn:[^:]+:secretsmanager:[^:]+:\d+:secret:[^:]+):SecretString:([^:]*):([^:]*):([^:]*)\}\}$/.exec(value);
+  if (!m) return value;
+  const secret = (await sm.send(new GetSecretValueCommand({ SecretId: m[1] }))).SecretString ?? '';
+  return m[2] ? JSON.parse(secret)[m[2]] : secret;
+}
+
+async function checkRedisUsers(root: StackTemplate, sm: SecretsManagerClient, check: (n: string, ok: boolean, d: string) => void,
+  cleanup: Array<() => Promise<void>>, substitutions: string[]): Promise<void> {
+  const users: Array<{ name: string; access: string; passwords: string[]; nopass: boolean }> = [];
+  for (const t of root.all()) {
+    for (const [, r] of t.ofType('AWS::ElastiCache::User')) {
+      const p = t.resolve(r.Properties);
+      users.push({ name: p.UserName, access: p.AccessString, nopass: p.NoPasswordRequired === true, passwords: await Promise.all((p.Passwords ?? []).map((x: string) => resolveDynamic(x, sm))) });
+    }
+  }
+  if (users.length === 0) return;
+  const admin = randomBytes(24).toString('hex');
+  const server = await startRedisTls(admin);
+  cleanup.push(() => server.stop());
+  substitutions.push(`ElastiCache Redis: redis-server from Debian over TLS on loopback, with the template's ${users.length} users applied as ACL users`);
+  const client = (username: string | undefined, password: string) => new Redis({
+    host: '127.0.0.1', port: server.port, username, password, tls: { ca: server.ca, servername: 'localhost' }, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null,
+  });
+  const bootstrap = client(undefined, admin);
+  await bootstrap.connect();
+  await bootstrap.call('ACL', 'SETUSER', 'rehearsal-admin', 'on', `>${admin}`, '~*', '&*', '+@all');
+  bootstrap.disconnect();
+  // The template's users replace the default one: apply them as an administrator of our own.
+  const root_ = client('rehearsal-admin', admin);
+  const problems: string[] = [];
+  try {
+    await root_.connect();
+    for (const u of users) {
+      const args = ['SETUSER', u.name, 'reset', ...u.access.split(/\s+/).filter(Boolean), ...(u.nopass ? ['nopass'] : u.passwords.map((p) => `>${p}`))];
+      await root_.call('ACL', ...args).catch((e: Error) => problems.push(`user ${u.name}: Redis refuses access string "${u.access}" (${e.message})`));
+    }
+  } finally {
+    root_.disconnect();
+  }
+  let agents = 0;
+  for (const u of users.filter((x) => !x.nopass)) {
+    const prefix = /~([^\s*]+)\*/.exec(u.access)?.[1];
+    if (!prefix) { problems.push(`user ${u.name} has no key pattern of its own`); continue; }
+    const c = client(u.name, u.passwords[0]);
+    try {
+      await c.connect();
+      await c.set(`${prefix}rehearsal`, '1');
+      const foreign = users.find((x) => x !== u && /~([^\s*]+)\*/.test(x.access));
+      const other = foreign && /~([^\s*]+)\*/.exec(foreign.access)![1];
+      if (other && await c.set(`${other}rehearsal`, '1').then(() => true, () => false)) problems.push(`user ${u.name} may write ${other}*`);
+      agents += 1;
+    } catch (e) {
+      problems.push(`user ${u.name} cannot use its own keys: ${(e as Error).message}`);
+    } finally {
+      c.disconnect();
+    }
+  }
+  const anonymous = client(undefined, 'wrong');
+  const defaultRefused = await anonymous.connect().then(() => anonymous.ping().then(() => false, () => true), () => true);
+  anonymous.disconnect();
+  if (!defaultRefused) problems.push('the default user can run commands');
+  check('redis users', problems.length === 0, problems.length ? problems.join('; ') : `${agents} agents' users each write their own keys and no other agent's; the default user is off`);
 }

@@ -42,6 +42,8 @@ test('the plane runs from its own templates: it links, works, sends each outboun
   for (const kind of ['workflow', 'metrics', 'fingerprint', 'usage']) expect(checks[`crossing ${kind}`].ok).toBe(true);
   expect(checks['crossing metrics'].detail).toMatch(/signature verified/);
   expect(checks['audit log'].detail).toMatch(/"delivered":4/);
+  // ElastiCache's users from the template, applied to a real Redis: each agent its own keys only.
+  expect(checks['redis users'].detail).toMatch(/^\d+ agents' users each write their own keys and no other agent's; the default user is off$/);
   // What it could not run is said, with the reason.
   expect(report.skipped.map((s: any) => s.what)).toEqual(expect.arrayContaining(['service byoc-example-otel-collector']));
   expect(output).toMatch(/rehearsal: PASSED/);
