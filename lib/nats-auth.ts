@@ -132,7 +132,12 @@ export const VENDOR_ACCOUNT_LIMITS = {
   jetstream: { disk: 1024 * 1024 * 1024, streams: 1, consumers: 8, maxAckPending: 10000 },
 } as const;
 
-/** Largest message either account carries: the contract's largest kind plus room for headers (message ID). */
+/**
+ * Largest message of the link: the contract's largest kind plus room for headers (message ID). The
+ * accounts' payload limit, which the hub applies to client publishes; nats-server 2.9 does not apply it to
+ * what a leaf sends, so the ingest stream's `max_msg_size` (`hubJwtIngestStream`) bounds what is stored
+ * and the vendor's consumers check sizes again (as they validate everything against the contract).
+ */
 export function hubMaxPayload(settings: LinkSettings): number {
   return Math.max(...crossingKinds(settings).map((k) => k.maxBytes)) + 1024;
 }

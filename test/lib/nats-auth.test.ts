@@ -7,7 +7,7 @@ import { connect } from '@nats-io/transport-node';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Account, createAccount, createUser, decode, encodeAccount, encodeUser, fromSeed, parseCreds, User } from '@nats-io/jwt';
 import {
-  ACCOUNT_SYSTEM_SERVICES, customerAccounts, formatCreds, hubAuthConfig, leafUser, operatorInit, pushAccountJwt, revokeAccount, revocationsOf,
+  ACCOUNT_SYSTEM_SERVICES, customerAccounts, formatCreds, hubAuthConfig, hubMaxPayload, leafUser, operatorInit, pushAccountJwt, revokeAccount, revocationsOf,
   revokeUser, vendorUser,
 } from '../../lib/nats-auth';
 import { HUB_INGEST_STREAM, hubJwtConfig, hubLeafPermissions, hubVendorPermissions, inboundSubjects, inboxPrefix, LinkSettings, outboundSubjects } from '../../lib/nats-config';
@@ -211,7 +211,11 @@ describe('on an operator-mode hub (nats-server 2.9, TLS), customers registered o
     // Positive control: each outbound kind of A crosses, and the ingest stream's acknowledgement reaches the leaf.
     const outbound = outboundSubjects({ customerId: A, shareLearning: false });
     for (const subject of outbound) rogue.publish(subject, JSON.stringify({ sentinel: subject }), gatewayInbox(A, 'ack'));
+    // An outbound subject with more than the link's largest message: the ingest stream refuses to store it.
+    rogue.publish(outbound[0], 'x'.repeat(hubMaxPayload({ customerId: A }) + 1), gatewayInbox(A, 'oversize'));
     await rogue.flush();
+    await waitFor(() => rogue.received.some((m) => m.subject === gatewayInbox(A, 'oversize')), 5000, 'the stream\'s answer to the oversized message');
+    expect(rogue.received.find((m) => m.subject === gatewayInbox(A, 'oversize'))!.payload).toMatch(/"error"/);
     await waitFor(() => outbound.every((s) => atVendor.got.some((m) => m.subject === s)), 5000, 'every outbound kind at the vendor');
     await waitFor(() => rogue.received.filter((m) => m.subject === gatewayInbox(A, 'ack')).length === outbound.length, 5000, 'the acknowledgements');
     await sleep(200);
