@@ -97,6 +97,8 @@ export class AgentService extends Construct {
         PGDATABASE: DB_NAME,
         PGUSER: dbUserOf(spec.name),
         PGSSLMODE: 'verify-full',
+        // The RDS CA bundle in the runtime image (agents/runtime/Dockerfile); the only roots the database's certificate may chain to.
+        PGSSLROOTCERT: '/app/rds-ca-bundle.pem',
       });
     }
     if (uses(DataStore.REDIS)) {
