@@ -206,7 +206,6 @@ export class NatsHub extends Construct implements ec2.IConnectable {
         operatorJwt: props.operatorJwt,
         systemAccountPublicKey: props.systemAccountPublicKey,
         systemAccountJwt: props.systemAccountJwt,
-        memoryMiB: props.memoryMiB,
       });
       this.nodeConfigs.push(config);
       const node = new HardenedService(this, `Node${i}`, {

@@ -87,7 +87,8 @@ export interface NatsHubProps {
   readonly cpu?: number;
 
   /**
-   * Memory of each node, MiB (a quarter of it is JetStream's memory store). 1024 to 30720, valid for `cpu`.
+   * Memory of each node, MiB, valid for `cpu` (512: 1024 to 4096; 1024: 2048 to 8192; 2048: 4096 to 16384;
+   * 4096: 8192 to 30720; in steps of 1024).
    * @default 2048
    */
   readonly memoryMiB?: number;
