@@ -182,10 +182,7 @@ export class NatsHub extends Construct implements ec2.IConnectable {
       acknowledgeFinding(cfnOf(this.operatorSigningSeed), rule,
         'An nkey seed is rotated by adding a new signing key to the operator JWT and re-signing the accounts with it, which the vendor does with its registration tooling, not a Lambda.');
     }
-    const certificate = secretsmanager.Secret.fromSecretAttributes(this, 'Certificate', {
-      secretCompleteArn: props.tls.certificateSecretArn,
-      encryptionKey: props.tls.certificateSecretKeyArn ? kms.Key.fromKeyArn(this, 'CertificateKey', props.tls.certificateSecretKeyArn) : undefined,
-    });
+    const certificate = secretsmanager.Secret.fromSecretAttributes(this, 'Certificate', { secretCompleteArn: props.tls.certificateSecretArn });
 
     // The nodes ---------------------------------------------------------------------------------------
     const nodeHosts = Array.from({ length: props.nodes }, (_, i) => `${hubNodeName(i)}.${props.host}`);
@@ -235,6 +232,12 @@ export class NatsHub extends Construct implements ec2.IConnectable {
         // One JetStream store and resolver folder per node: never two tasks on it, even during a deployment.
         singleWriter: true,
       });
+      if (props.tls.certificateSecretKeyArn) {
+        // The certificate secret's own key: decrypt, only for Secrets Manager reading that secret at task start.
+        node.executionRole.grantActions(['kms:Decrypt'], [props.tls.certificateSecretKeyArn], {
+          StringEquals: { 'kms:ViaService': `secretsmanager.${Aws.REGION}.amazonaws.com` },
+        });
+      }
       node.taskDefinition.defaultContainer!.addPortMappings(
         { containerPort: HUB_PORTS.cluster, name: 'cluster' },
         { containerPort: HUB_PORTS.leafnode, name: 'leafnodes' },

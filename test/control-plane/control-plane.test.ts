@@ -101,6 +101,11 @@ describe('NATS hub nodes', () => {
       expect(secrets.BYOC_HUB_TLS_KEY).toBe(`${arn}:key::`);
       expect(secrets.BYOC_HUB_ROUTE_PASSWORD).toEqual({ Ref: expect.stringMatching(/^HubRoutePassword/) });
     }
+    // Only the execution roles read them (the task role has nothing of Secrets Manager or KMS).
+    for (const [, p] of resourcesOf(example.json, 'AWS::IAM::ManagedPolicy')) {
+      const readsCertificate = JSON.stringify(p).includes(exampleVendorProps().hub!.tls.certificateSecretArn);
+      expect([p.Properties.Roles[0].Ref, readsCertificate]).toEqual([p.Properties.Roles[0].Ref, /ExecutionRole/.test(p.Properties.Roles[0].Ref) && /HubNode\d/.test(p.Properties.Roles[0].Ref)]);
+    }
     const text = JSON.stringify(example.json);
     expect(text).not.toMatch(/S[OAUNC][A-Z2-7]{56}/);
     expect(text).not.toMatch(/PRIVATE KEY/);
@@ -108,6 +113,17 @@ describe('NATS hub nodes', () => {
     const seed = resourcesOf(example.json, 'AWS::SecretsManager::Secret').find(([, s]) => s.Properties.Name === 'byoc/hub/operator-signing-seed')![0];
     for (const [, p] of resourcesOf(example.json, 'AWS::IAM::ManagedPolicy')) expect(JSON.stringify(p)).not.toContain(seed);
   });
+});
+
+test('a certificate secret under a customer-managed key: each execution role may decrypt with that key, through Secrets Manager only', () => {
+  const keyArn = 'arn:aws:kms:eu-west-1:111122223333:key/0123abcd-0123-0123-0123-0123456789ab';
+  const s = synthControl(exampleVendorProps({}, { tls: { ...exampleVendorProps().hub!.tls, certificateSecretKeyArn: keyArn } }));
+  const grants = resourcesOf(s.json, 'AWS::IAM::ManagedPolicy').flatMap(([, p]) => p.Properties.PolicyDocument.Statement
+    .filter((st: any) => JSON.stringify(st).includes(keyArn)).map((st: any) => ({ role: p.Properties.Roles[0].Ref, st })));
+  expect(grants.map((g) => g.role).sort()).toEqual([0, 1, 2].map((i) => expect.stringMatching(new RegExp(`^HubNode${i}ExecutionRole`))));
+  for (const { st } of grants) {
+    expect(st).toEqual({ Effect: 'Allow', Action: 'kms:Decrypt', Resource: keyArn, Condition: { StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', ['secretsmanager.', { Ref: 'AWS::Region' }, '.amazonaws.com']] } } } });
+  }
 });
 
 describe('leaf nodes in: load balancer and endpoint service', () => {
