@@ -8,6 +8,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { projectRoot } from '../lib/app';
 import { AuditHead, AuditLogError, fetchAnchorHeads, readAnchorFile, verifyAuditLog } from '../lib/audit-log';
 import { contractHash, CUSTOMER_ID } from '../lib/boundary-contract';
+import { CustomerError, registerCustomerCommands } from '../lib/customers';
 import { signAssembly, verifyBundle, VerifyOptions } from '../lib/bundle';
 import { agentIdentities, HUB_INGEST_STREAM, hubConfig, leafConfig, secretVariables } from '../lib/nats-config';
 import { AGENT_CATALOG } from '../agents/catalog';
@@ -176,6 +177,8 @@ export function program(): Command {
         }
       });
   }
+
+  registerCustomerCommands(cli);
   return cli;
 }
 
@@ -209,7 +212,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode;
-    if (e instanceof BundleError || e instanceof AuditLogError) {
+    if (e instanceof BundleError || e instanceof AuditLogError || e instanceof CustomerError) {
       console.error(`byoc: ${e.message}`);
       return 1;
     }

@@ -1,0 +1,321 @@
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { CreateSecretCommand, GetSecretValueCommand, ListSecretVersionIdsCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { jetstream } from '@nats-io/jetstream';
+import { decode, parseCreds, User } from '@nats-io/jwt';
+import { projectRoot } from '../../lib/app';
+import { BUNDLE_FORMAT } from '../../lib/bundle';
+import { customerSecretNames, CustomerRecord, formatJson, HUB_CA_FILE } from '../../lib/customers';
+import { HUB_INGEST_STREAM, outboundSubjects } from '../../lib/nats-config';
+import { loadCustomerPlaneConfig } from '../../customer-plane/config';
+import { MotoServer, startMoto } from '../servers/moto';
+import { CustomerLeaf, OperatorHub, startOperatorHub, waitFor } from '../servers/operator-hub';
+import { synthCustomerPlane } from '../synth';
+
+/**
+ * `byoc customer add|list|revoke` as a vendor runs them (`node dist/bin/byoc.js`), against Secrets Manager
+ * on moto_server and a real operator-mode nats-server 2.9 hub.
+ */
+
+const CLI = path.join(projectRoot(), 'dist', 'bin', 'byoc.js');
+const C = 'acme-corp';
+const ACCOUNT = '123456789012';
+const ENDPOINT_SERVICE = 'com.amazonaws.vpce.eu-west-1.vpce-svc-0a1b2c3d4e5f60718';
+const EXAMPLE = JSON.parse(fs.readFileSync(path.join(projectRoot(), 'config', 'example-customer.json'), 'utf8'));
+
+let moto: MotoServer;
+let hub: OperatorHub;
+let sm: SecretsManagerClient;
+let dir: string;
+let vendorConfig: string;
+let outputs: string;
+let release: string;
+let systemCreds: string;
+let out: string;
+const leaves: CustomerLeaf[] = [];
+
+/** Runs the built CLI as a vendor would, with moto as AWS. */
+function byoc(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...moto.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let o = '';
+    let e = '';
+    child.stdout.on('data', (d) => { o += d; });
+    child.stderr.on('data', (d) => { e += d; });
+    child.on('close', (code) => resolve({ code: code ?? -1, out: o, err: e }));
+  });
+}
+
+const add = (...extra: string[]) => byoc('customer', 'add', '--customer', C, '--account', ACCOUNT, '--vendor-config', vendorConfig, '--out', out,
+  '--control-plane-outputs', outputs, '--release', release, '--hub-url', `nats://127.0.0.1:${hub.hubPort}`, '--system-creds', systemCreds, ...extra);
+const revoke = (...extra: string[]) => byoc('customer', 'revoke', '--customer', C, '--vendor-config', vendorConfig,
+  '--hub-url', `nats://127.0.0.1:${hub.hubPort}`, '--system-creds', systemCreds, '--reason', 'contract ended', ...extra);
+
+const secret = async (id: string) => (await sm.send(new GetSecretValueCommand({ SecretId: id }))).SecretString!;
+const record = async (): Promise<CustomerRecord> => JSON.parse(await secret(customerSecretNames(C).account));
+const versions = async (id: string) => (await sm.send(new ListSecretVersionIdsCommand({ SecretId: id, IncludeDeprecated: true }))).Versions!.map((v) => v.VersionId).sort();
+const vendorAccounts = () => JSON.parse(fs.readFileSync(vendorConfig, 'utf8')).customerAccounts as string[];
+/** What the running hub holds for an account. */
+async function hubHolds(accountPublicKey: string): Promise<string> {
+  const nc = await hub.system();
+  return (await nc.request(`$SYS.REQ.ACCOUNT.${accountPublicKey}.CLAIMS.LOOKUP`, '', { timeout: 5000 })).string();
+}
+/** Everything `add` writes: the files, the secrets' versions, what the hub holds. */
+async function state() {
+  const r = await record();
+  return {
+    vendorConfig: fs.readFileSync(vendorConfig, 'utf8'),
+    plane: fs.readFileSync(path.join(out, `${C}.json`), 'utf8'),
+    ca: fs.readFileSync(path.join(out, HUB_CA_FILE), 'utf8'),
+    accountVersions: await versions(customerSecretNames(C).account),
+    leafVersions: await versions(customerSecretNames(C).leafCreds),
+    hubCustomer: await hubHolds(r.customerAccount.publicKey),
+    hubVendor: await hubHolds(r.vendorAccount.publicKey),
+  };
+}
+/** The customer's leaf node (the customer plane's generated configuration) with the `.creds` from the handover secret. */
+async function leafWith(creds: string): Promise<CustomerLeaf> {
+  const { jwt, key } = await parseCreds(new TextEncoder().encode(creds));
+  const leaf = await hub.leaf(C, { credentials: { creds, jwt, seed: key, publicKey: decode(jwt).sub } });
+  leaves.push(leaf);
+  return leaf;
+}
+
+beforeAll(async () => {
+  [moto, hub] = await Promise.all([startMoto(), startOperatorHub()]);
+  sm = new SecretsManagerClient({ endpoint: moto.endpoint, region: moto.env.AWS_REGION, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-customer-'));
+  out = path.join(dir, 'customers');
+  // The control plane's configuration: the example's, with this hub's operator and CA.
+  const example = JSON.parse(fs.readFileSync(path.join(projectRoot(), 'config', 'example-vendor.json'), 'utf8'));
+  example.hub.operatorJwt = hub.operator.operator.jwt;
+  example.hub.systemAccountPublicKey = hub.operator.systemAccount.publicKey;
+  example.hub.systemAccountJwt = hub.operator.systemAccount.jwt;
+  example.hub.tls.caCertificateFile = hub.certificates.ca;
+  vendorConfig = path.join(dir, 'vendor.json');
+  fs.writeFileSync(vendorConfig, formatJson(example));
+  // The operator signing seed, filled into the control plane's secret; the outputs of its deploy.
+  const seedSecret = await sm.send(new CreateSecretCommand({ Name: 'byoc/hub/operator-signing-seed', SecretString: hub.operator.operator.seed }));
+  outputs = path.join(dir, 'outputs.json');
+  fs.writeFileSync(outputs, JSON.stringify({ ByocControlPlane: { HubEndpointServiceName: ENDPOINT_SERVICE, OperatorSigningSeedSecretArn: seedSecret.ARN, HubUrl: 'tls://hub.byoc.vendor.example:7422' } }));
+  // A release's metadata (what byoc sign writes next to the templates): the images the plane runs.
+  release = path.join(dir, 'byoc-release.json');
+  fs.writeFileSync(release, JSON.stringify({ format: BUNDLE_FORMAT, version: '1.4.0', images: Object.values(EXAMPLE.images).sort() }));
+  systemCreds = path.join(dir, 'system.creds');
+  fs.writeFileSync(systemCreds, hub.operator.systemUser.creds, { mode: 0o600 });
+});
+
+afterAll(async () => {
+  await Promise.all(leaves.map((l) => l.stop()));
+  await hub?.stop();
+  await moto?.stop();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('customer add, list, revoke on a running hub', () => {
+  let firstLeaf: CustomerLeaf;
+
+  test('add registers the account, mints the NATS accounts and leaf credentials into Secrets Manager, pushes them to the hub and writes the plane configuration; the leaf connects with the minted .creds and publishes a contract subject', async () => {
+    const before = vendorAccounts();
+    const r = await add();
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^nats accounts: created byoc\/customers\/acme-corp\/nats-account/m);
+    expect(r.out).toMatch(/^leaf credentials: created byoc\/customers\/acme-corp\/leaf-creds/m);
+    expect(r.out).toMatch(/^hub: pushed account VENDOR_ACME_CORP/m);
+    expect(r.out).toMatch(/^hub: pushed account CUSTOMER_ACME_CORP/m);
+    expect(r.out).toMatch(/^hub: created ingest stream BYOC_INGEST/m);
+    expect(r.out).toMatch(/^next: redeploy the control plane/m);
+
+    // The vendor configuration: the account appended, nothing else changed, the formatting stable.
+    expect(vendorAccounts()).toEqual([...before, ACCOUNT]);
+    const text = fs.readFileSync(vendorConfig, 'utf8');
+    expect(text).toBe(formatJson(JSON.parse(text)));
+    const { customerAccounts: _a, ...rest } = JSON.parse(text);
+    const { customerAccounts: _b, ...restBefore } = JSON.parse(formatJson(JSON.parse(fs.readFileSync(path.join(projectRoot(), 'config', 'example-vendor.json'), 'utf8'))));
+    void _a; void _b;
+    expect(rest.hub.operatorJwt).toBe(hub.operator.operator.jwt);
+    expect(Object.keys(rest)).toEqual(Object.keys(restBefore));
+
+    // The record: keys, JWTs signed by the operator, status, history.
+    const rec = await record();
+    expect(rec).toMatchObject({ customerId: C, awsAccount: ACCOUNT, shareLearning: true, status: 'active', issuer: hub.operator.operator.publicKey });
+    expect(rec.events.map((e) => e.action)).toEqual(['registered', 'leaf-issued']);
+    expect(decode(rec.customerAccount.jwt).iss).toBe(hub.operator.operator.publicKey);
+    // The leaf's .creds: a leaf-node user of the customer's account, signed by its leaf signing key.
+    const creds = await secret(customerSecretNames(C).leafCreds);
+    const user = decode<User>((await parseCreds(new TextEncoder().encode(creds))).jwt);
+    expect(user.nats.issuer_account).toBe(rec.customerAccount.publicKey);
+    expect(user.nats.allowed_connection_types).toEqual(['LEAFNODE']);
+    expect(user.sub).toBe(rec.leafUser);
+
+    // The hub holds both accounts as recorded.
+    expect(await hubHolds(rec.customerAccount.publicKey)).toBe(rec.customerAccount.jwt);
+    expect(await hubHolds(rec.vendorAccount.publicKey)).toBe(rec.vendorAccount.jwt);
+
+    // The customer's leaf connects with the handed-over credentials; what it publishes is acknowledged by the ingest stream.
+    firstLeaf = await leafWith(creds);
+    await waitFor(() => firstLeaf.connected(), 15000, 'the leaf connected to the hub');
+    const ack = await jetstream(await firstLeaf.gateway()).publish(outboundSubjects({ customerId: C })[0], '{"probe":1}');
+    expect(ack.stream).toBe(HUB_INGEST_STREAM);
+  });
+
+  test('the plane configuration is what customer-plane/config.ts loads, and the plane synthesizes from it', () => {
+    const file = path.join(out, `${C}.json`);
+    const written = JSON.parse(fs.readFileSync(file, 'utf8'));
+    expect(written).toEqual({
+      customerId: C,
+      account: ACCOUNT,
+      images: EXAMPLE.images,
+      shareLearning: true,
+      vendorHub: { host: 'hub.byoc.vendor.example', port: 7422, caCertificateFile: HUB_CA_FILE, endpointService: ENDPOINT_SERVICE },
+    });
+    expect(fs.readFileSync(path.join(out, HUB_CA_FILE), 'utf8')).toBe(fs.readFileSync(hub.certificates.ca, 'utf8'));
+    const props = loadCustomerPlaneConfig(file);
+    expect(props.vendorHub?.caCertificatePem).toBe(fs.readFileSync(hub.certificates.ca, 'utf8'));
+    const plane = synthCustomerPlane(props);
+    expect(plane.stack.account).toBe(ACCOUNT);
+    const endpoints = Object.values<any>(plane.root.findResources('AWS::EC2::VPCEndpoint')).filter((e) => e.Properties.ServiceName === ENDPOINT_SERVICE);
+    expect(endpoints).toHaveLength(1);
+  });
+
+  test('running add again changes nothing: same files, no new secret version, the hub holds the same JWTs, the leaf stays connected', async () => {
+    const before = await state();
+    const r = await add();
+    expect(r.code).toBe(0);
+    const steps = r.out.split('\n').filter((l) => l && !l.startsWith('next: '));
+    expect(steps.length).toBeGreaterThanOrEqual(6);
+    expect(steps.filter((l) => !l.endsWith('(unchanged)'))).toEqual([]);
+    expect(r.out).not.toMatch(/redeploy the control plane/);
+    expect(await state()).toEqual(before);
+    expect(await firstLeaf.connected()).toBe(true);
+  });
+
+  test('list shows the customer, its account, its secrets and its status', async () => {
+    const r = await byoc('customer', 'list', '--vendor-config', vendorConfig, '--json');
+    expect(r.code).toBe(0);
+    const rows = JSON.parse(r.out);
+    expect(rows).toEqual([
+      { customerId: C, awsAccount: ACCOUNT, status: 'active', inVendorConfig: true, accountSecret: true, leafCredsSecret: true },
+      // The example's account, registered by hand: no customer record.
+      { awsAccount: '444455556666', status: 'unknown', inVendorConfig: true, accountSecret: false, leafCredsSecret: false },
+    ]);
+    const text = await byoc('customer', 'list', '--vendor-config', vendorConfig);
+    expect(text.out.split('\n')[0]).toMatch(/^customer\s+account\s+status\s+customerAccounts/);
+    expect(text.out).toMatch(new RegExp(`^${C}\\s+${ACCOUNT}\\s+active\\s+yes\\s+yes\\s+yes`, 'm'));
+  });
+
+  test('revoke cuts the connected leaf off without restarting the hub, it cannot reconnect, the account leaves customerAccounts and the revocation is recorded; revoking again changes nothing', async () => {
+    const r = await revoke();
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^hub: pushed account CUSTOMER_ACME_CORP/m);
+    expect(r.out).toMatch(/^next: redeploy the control plane/m);
+    await waitFor(async () => !(await firstLeaf.connected()), 5000, 'the leaf cut off');
+    await waitFor(() => (firstLeaf.server.log().match(/Authorization Violation/g) ?? []).length >= 2, 10000, 'two refused reconnections');
+    expect(await firstLeaf.connected()).toBe(false);
+    expect(vendorAccounts()).not.toContain(ACCOUNT);
+    expect(vendorAccounts()).toEqual(['444455556666']);
+
+    const rec = await record();
+    expect(rec.status).toBe('revoked');
+    expect(rec.events.map((e) => e.action)).toEqual(['registered', 'leaf-issued', 'revoked']);
+    expect(rec.events[2].detail).toMatch(/reason: contract ended/);
+    expect(await hubHolds(rec.customerAccount.publicKey)).toBe(rec.customerAccount.jwt);
+    expect(decode<{ limits: { conn: number; leaf: number } }>(rec.customerAccount.jwt).nats.limits).toMatchObject({ conn: 0, leaf: 0 });
+
+    const list = JSON.parse((await byoc('customer', 'list', '--vendor-config', vendorConfig, '--json')).out);
+    expect(list[0]).toEqual({ customerId: C, awsAccount: ACCOUNT, status: 'revoked', inVendorConfig: false, accountSecret: true, leafCredsSecret: true });
+
+    const again = await revoke();
+    expect(again.code).toBe(0);
+    expect(again.out.split('\n').filter((l) => l && !l.endsWith('(unchanged)'))).toEqual([]);
+    expect((await record()).events).toHaveLength(3);
+  });
+
+  test('add refuses a revoked customer unless --reinstate; reinstated, new credentials connect and the old ones stay refused', async () => {
+    const oldCreds = await secret(customerSecretNames(C).leafCreds);
+    const refused = await add();
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/^byoc: --customer: customer acme-corp was revoked at \S+\. Fix: pass --reinstate/);
+    expect(vendorAccounts()).not.toContain(ACCOUNT);
+
+    const r = await add('--reinstate');
+    expect(r.code).toBe(0);
+    const rec = await record();
+    expect(rec.status).toBe('active');
+    expect(rec.events.map((e) => e.action)).toEqual(['registered', 'leaf-issued', 'revoked', 'reinstated', 'leaf-issued']);
+    expect(vendorAccounts()).toContain(ACCOUNT);
+    const creds = await secret(customerSecretNames(C).leafCreds);
+    expect(creds).not.toBe(oldCreds);
+    // Old credentials: refused by the hub (every user issued up to the revocation stays revoked).
+    await waitFor(() => (leaves[0].server.log().match(/Authorization Violation/g) ?? []).length >= 4, 10000, 'the old leaf still refused');
+    expect(await leaves[0].connected()).toBe(false);
+    await leaves[0].stop();
+    const leaf = await leafWith(creds);
+    await waitFor(() => leaf.connected(), 15000, 'the reinstated leaf connected');
+    const ack = await jetstream(await leaf.gateway()).publish(outboundSubjects({ customerId: C })[1], '{"probe":2}');
+    expect(ack.stream).toBe(HUB_INGEST_STREAM);
+  });
+});
+
+describe('errors a person can act on, and nothing written', () => {
+  const refused = async (args: string[], pattern: RegExp) => {
+    const before = fs.readFileSync(vendorConfig, 'utf8');
+    const r = await byoc(...args);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe('');
+    expect(r.err).toMatch(/^byoc: .*\. Fix: .+\n$/);
+    expect(r.err).toMatch(pattern);
+    expect(fs.readFileSync(vendorConfig, 'utf8')).toBe(before);
+    return r.err;
+  };
+  const base = (customer: string, account: string) => ['customer', 'add', '--customer', customer, '--account', account, '--vendor-config', vendorConfig, '--out', out, '--release', release];
+
+  test('bad identifiers and flags name the flag, the problem and the fix', async () => {
+    await refused([...base('Acme Corp', '210987654321'), '--endpoint-service', ENDPOINT_SERVICE], /--customer: "Acme Corp" is not a customer identifier/);
+    await refused([...base('beta', '1234-5678-9012'), '--endpoint-service', ENDPOINT_SERVICE], /--account: "1234-5678-9012" is not an AWS account ID\. Fix: give the customer's 12-digit AWS account ID/);
+    await refused([...base('beta', '12345678901'), '--endpoint-service', ENDPOINT_SERVICE], /--account: "12345678901" is not an AWS account ID \(11 digits\)/);
+    await refused([...base('beta', '210987654321'), '--endpoint-service', ENDPOINT_SERVICE, '--share-learning', 'nope'], /--share-learning: "nope" is neither true nor false/);
+    await refused([...base('beta', '210987654321'), '--endpoint-service', ENDPOINT_SERVICE, '--hub-url', 'nats://127.0.0.1:4222'], /--system-creds: missing/);
+    await refused([...base('beta', '210987654321'), '--endpoint-service', ENDPOINT_SERVICE, '--hub-url', 'http://hub:4222', '--system-creds', systemCreds], /--hub-url: "http:\/\/hub:4222" is not a NATS URL/);
+    await refused([...base('beta', '210987654321'), '--endpoint-service', 'vpce-svc-0a1b2c3d4e5f60718'], /--endpoint-service: "vpce-svc-0a1b2c3d4e5f60718" is not a VPC endpoint service name/);
+    await refused([...base('beta', '210987654321'), '--endpoint-service', ENDPOINT_SERVICE.replace('eu-west-1', 'us-east-1')], /is in us-east-1, the control plane in eu-west-1/);
+    await refused([...base('beta', '210987654321'), '--endpoint-service', ENDPOINT_SERVICE, '--otel-collector-image', EXAMPLE.images.otelCollector.replace(/@sha256:.*/, ':latest')], /--otel-collector-image: .* names an image by tag/);
+    await refused([...base('beta', '210987654321'), '--endpoint-service', ENDPOINT_SERVICE, '--agent-runtime-image', EXAMPLE.images.agentRuntime.replace('byoc/agent-runtime', 'byoc/other')], /--agent-runtime-image: .* is not in the control plane's repository 111122223333\.dkr\.ecr\.eu-west-1\.amazonaws\.com\/byoc\/agent-runtime/);
+  });
+
+  test('a value known only after the control plane is deployed is missing: the endpoint service', async () => {
+    const err = await refused(base('beta', '210987654321'), /--endpoint-service: missing/);
+    expect(err).toMatch(/--control-plane-outputs FILE \(from cdk deploy --outputs-file FILE; output HubEndpointServiceName\)/);
+    const noHub = path.join(dir, 'outputs-nohub.json');
+    fs.writeFileSync(noHub, JSON.stringify({ ByocControlPlane: { BundleSigningKeyArn: 'arn:aws:kms:eu-west-1:111122223333:key/x' } }));
+    await refused([...base('beta', '210987654321'), '--control-plane-outputs', noHub], /--control-plane-outputs: .* has no stack with the output HubEndpointServiceName/);
+  });
+
+  test('the operator seed secret still holding its placeholder, or another operator\'s seed, is refused without printing it', async () => {
+    await sm.send(new CreateSecretCommand({ Name: 'placeholder-seed', SecretString: 'Xy7placeholderGeneratedByCdk0123456789abcdefGHIJ' }));
+    const err = await refused([...base('beta', '210987654321'), '--endpoint-service', ENDPOINT_SERVICE, '--operator-seed-secret', 'placeholder-seed'], /--operator-seed-secret: the secret placeholder-seed does not hold an operator seed .* Fix: fill it with the operator's signing seed: aws secretsmanager put-secret-value/);
+    expect(err).not.toContain('Xy7placeholder');
+    const { operatorInit } = await import('../../lib/nats-auth');
+    const other = await operatorInit();
+    await sm.send(new CreateSecretCommand({ Name: 'other-seed', SecretString: other.operator.seed }));
+    const err2 = await refused([...base('beta', '210987654321'), '--endpoint-service', ENDPOINT_SERVICE, '--operator-seed-secret', 'other-seed'], /neither the operator .* of the vendor configuration's hub\.operatorJwt nor one of its signing keys/);
+    expect(err2).not.toContain(other.operator.seed);
+    expect(fs.existsSync(path.join(out, 'beta.json'))).toBe(false);
+  });
+
+  test('credentials of another account than the system account are refused for --system-creds', async () => {
+    const vendor = path.join(dir, 'not-system.creds');
+    fs.writeFileSync(vendor, await secret(customerSecretNames(C).leafCreds));
+    await refused([...base('beta', '210987654321'), '--endpoint-service', ENDPOINT_SERVICE, '--hub-url', `nats://127.0.0.1:${hub.hubPort}`, '--system-creds', vendor], /--system-creds: the credentials in .* are of a user of account A[A-Z2-7]{55}, not of the system account/);
+  });
+
+  test('an active customer with another account, revoking an unknown customer, revoking without the hub', async () => {
+    await refused([...base(C, '210987654321'), '--endpoint-service', ENDPOINT_SERVICE], /--account: customer acme-corp is registered with account 123456789012, not 210987654321\. Fix: give --account 123456789012, or move the customer/);
+    await refused(['customer', 'revoke', '--customer', 'nobody', '--vendor-config', vendorConfig, '--no-push'], /--customer: there is no customer nobody \(no secret byoc\/customers\/nobody\/nats-account\)/);
+    await refused(['customer', 'revoke', '--customer', C, '--vendor-config', vendorConfig], /--hub-url: missing: a revocation takes effect only when the running hub receives it\. Fix: .*--no-push/);
+  });
+});
