@@ -10,8 +10,13 @@ import { hubJwtConfig } from '../lib/nats-config';
  * (decentralized JWT auth, `hubAuthConfig` from `lib/nats-auth.ts`). Runs on nats-server 2.9 and newer.
  */
 
-/** The hub's ports: vendor services (client), node to node (cluster routes), customers' leaf nodes. */
-export const HUB_PORTS = { client: 4222, cluster: 6222, leafnode: 7422 } as const;
+/**
+ * The hub's ports: vendor services (client), node to node (cluster routes), customers' leaf nodes, and the
+ * monitoring port, where only the load balancers' health checks may reach `/healthz`.
+ */
+export const HUB_PORTS = { client: 4222, cluster: 6222, leafnode: 7422, monitoring: 8222 } as const;
+/** The health endpoint the load balancers check: the server is up and its JetStream is current. */
+export const HUB_HEALTH_PATH = '/healthz';
 /** The cluster's name; every node of one hub carries it. */
 export const HUB_CLUSTER_NAME = 'byoc-hub';
 /** The user every node presents on cluster routes (its password: `HUB_ROUTE_PASSWORD_VARIABLE`). */
@@ -82,6 +87,8 @@ export function hubNodeConfig(o: HubNodeOptions): string {
 # Node ${o.index} of the ${o.nodeHosts.length} nodes of the hub cluster (control-plane/hub-config.ts).
 # Vendor services connect with TLS too, verifying the vendor's CA; they authenticate with operator-signed user JWTs.
 tls: { ${tls}, timeout: 5 }
+# Health checks (${HUB_HEALTH_PATH}) of the load balancers; no one else may reach this port.
+http_port: ${HUB_PORTS.monitoring}
 
 cluster {
   name: ${q(HUB_CLUSTER_NAME)}

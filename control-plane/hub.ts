@@ -12,7 +12,7 @@ import { Construct } from 'constructs';
 import { acknowledgeControlTowerFinding, acknowledgeFinding, cfnOf, limitKeyGrantsToAwsServices } from '../lib/compliance';
 import { CONTAINER_USER, HardenedService } from '../customer-plane/hardened-service';
 import {
-  HUB_DATA_DIR, HUB_ENV, HUB_PORTS, hubNodeConfig, hubNodeName, hubStartCommand,
+  HUB_DATA_DIR, HUB_ENV, HUB_HEALTH_PATH, HUB_PORTS, hubNodeConfig, hubNodeName, hubStartCommand,
 } from './hub-config';
 import { HubNetwork } from './network';
 import { ResolvedHubProps } from './props';
@@ -241,6 +241,7 @@ export class NatsHub extends Construct implements ec2.IConnectable {
       node.taskDefinition.defaultContainer!.addPortMappings(
         { containerPort: HUB_PORTS.cluster, name: 'cluster' },
         { containerPort: HUB_PORTS.leafnode, name: 'leafnodes' },
+        { containerPort: HUB_PORTS.monitoring, name: 'monitoring' },
       );
       this.nodes.push(node);
     }
@@ -251,13 +252,19 @@ export class NatsHub extends Construct implements ec2.IConnectable {
     // each leaf pins the vendor's own CA and the hub's name, which only nats-server's certificate (from that
     // CA) satisfies, not an ACM certificate. The load balancer never holds a key or sees plaintext.
     const leafTargets = (lbId: string, lb: elbv2.NetworkLoadBalancer, lbSecurityGroup: ec2.SecurityGroup) => {
-      lbSecurityGroup.connections.allowTo(nodeSecurityGroup, ec2.Port.tcp(HUB_PORTS.leafnode), 'Leaf-node connections (and health checks) to the hub nodes');
+      lbSecurityGroup.connections.allowTo(nodeSecurityGroup, ec2.Port.tcp(HUB_PORTS.leafnode), 'Leaf-node connections to the hub nodes');
+      lbSecurityGroup.connections.allowTo(nodeSecurityGroup, ec2.Port.tcp(HUB_PORTS.monitoring), `Health checks of the hub nodes (${HUB_HEALTH_PATH})`);
       const targets = new elbv2.NetworkTargetGroup(this, `${lbId}Targets`, {
         vpc,
         port: HUB_PORTS.leafnode,
         protocol: elbv2.Protocol.TCP,
         targetType: elbv2.TargetType.IP,
-        healthCheck: { protocol: elbv2.Protocol.TCP, interval: Duration.seconds(10), healthyThresholdCount: 2, unhealthyThresholdCount: 2 },
+        // HTTP on the monitoring port, not TCP on the leaf-node port: a bare TCP check there is a failed TLS
+        // handshake in nats-server's log, several a minute from each load balancer node.
+        healthCheck: {
+          protocol: elbv2.Protocol.HTTP, port: String(HUB_PORTS.monitoring), path: HUB_HEALTH_PATH,
+          interval: Duration.seconds(10), healthyThresholdCount: 2, unhealthyThresholdCount: 2,
+        },
         // A stopping node's leaf connections are cut after 30 s; the leaves reconnect to the other nodes.
         deregistrationDelay: Duration.seconds(30),
         connectionTermination: true,

@@ -132,7 +132,15 @@ describe('leaf nodes in: load balancer and endpoint service', () => {
     example.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', { Scheme: 'internal', Type: 'network' });
     example.template.resourceCountIs('AWS::ElasticLoadBalancingV2::Listener', 1);
     example.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: HUB_PORTS.leafnode, Protocol: 'TCP' });
-    example.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', { Port: HUB_PORTS.leafnode, Protocol: 'TCP', TargetType: 'ip' });
+    example.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', {
+      Port: HUB_PORTS.leafnode, Protocol: 'TCP', TargetType: 'ip',
+      HealthCheckProtocol: 'HTTP', HealthCheckPort: String(HUB_PORTS.monitoring), HealthCheckPath: '/healthz',
+    });
+    // The monitoring port is open to the load balancer only; the client port to nobody yet.
+    const ingress = resourcesOf(example.json, 'AWS::EC2::SecurityGroupIngress').map(([, r]) => r.Properties)
+      .filter((r) => r.GroupId['Fn::GetAtt'][0].startsWith('HubNodeSecurityGroup'))
+      .map((r) => `${r.FromPort} from ${r.SourceSecurityGroupId['Fn::GetAtt'][0].replace(/[0-9A-F]{8}$/, '')}`).sort();
+    expect(ingress).toEqual([`${HUB_PORTS.cluster} from HubNodeSecurityGroup`, `${HUB_PORTS.leafnode} from HubLoadBalancerSecurityGroup`, `${HUB_PORTS.monitoring} from HubLoadBalancerSecurityGroup`]);
     for (const [, s] of nodeServices(example)) {
       expect(s.Properties.LoadBalancers).toEqual([{ ContainerName: 'main', ContainerPort: HUB_PORTS.leafnode, TargetGroupArn: expect.anything() }]);
     }

@@ -5,7 +5,8 @@ import * as path from 'path';
 import { credsAuthenticator, NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { createUser, encodeUser, fromSeed } from '@nats-io/jwt';
-import { HUB_CONFIG_FILE, HUB_DATA_DIR, HUB_ENV, HUB_PORTS, hubServerName } from '../../control-plane/hub-config';
+import * as http from 'http';
+import { HUB_CONFIG_FILE, HUB_DATA_DIR, HUB_ENV, HUB_HEALTH_PATH, HUB_PORTS, hubServerName } from '../../control-plane/hub-config';
 import { customerAccounts, formatCreds, leafUser, operatorInit, OperatorSetup, pushAccountJwt, revokeAccount, SYSTEM_USER_INBOX } from '../../lib/nats-auth';
 import { freePort, listening, testCertificates } from '../servers/nats';
 import { waitFor } from '../servers/operator-hub';
@@ -47,7 +48,7 @@ afterAll(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-interface Ports { client: number; cluster: number; leafnode: number }
+interface Ports { client: number; cluster: number; leafnode: number; monitoring: number }
 
 /** A node's command and configuration with the test's folder, names and ports in place of the container's. */
 function rewrite(text: string, dir: string, ports: Ports, clusterPorts: number[]): string {
@@ -57,8 +58,14 @@ function rewrite(text: string, dir: string, ports: Ports, clusterPorts: number[]
     .replace(new RegExp(`node-(\\d+)\\.${HOST.replace(/\./g, '\\.')}:${HUB_PORTS.cluster}`, 'g'), (_m, i) => `localhost:${clusterPorts[Number(i)]}`)
     .replace(new RegExp(`^port: ${HUB_PORTS.client}$`, 'm'), `port: ${ports.client}`)
     .replace(new RegExp(`^  port: ${HUB_PORTS.cluster}$`, 'm'), `  port: ${ports.cluster}`)
-    .replace(new RegExp(`^  port: ${HUB_PORTS.leafnode}$`, 'm'), `  port: ${ports.leafnode}`);
+    .replace(new RegExp(`^  port: ${HUB_PORTS.leafnode}$`, 'm'), `  port: ${ports.leafnode}`)
+    .replace(new RegExp(`^http_port: ${HUB_PORTS.monitoring}$`, 'm'), `http_port: ${ports.monitoring}`);
 }
+
+/** The HTTP status of a node's health endpoint. */
+const healthz = (port: number) => new Promise<number>((resolve) => {
+  http.get({ host: '127.0.0.1', port, path: HUB_HEALTH_PATH }, (res) => { res.resume(); resolve(res.statusCode ?? 0); }).on('error', () => resolve(0));
+});
 
 interface Secrets { cert: string; key: string; ca: string; routePassword: string }
 const realSecrets = (): Secrets => ({ cert: pem(certificates.cert), key: pem(certificates.key), ca: pem(certificates.ca), routePassword: 'Route0Password9From0Secrets0Manager' });
@@ -71,7 +78,7 @@ test('each node\'s start command writes its files and hands nats-server 2.9 a va
   const clusterPorts = nodes.map((_, i) => HUB_PORTS.cluster + i);
   nodes.forEach((node, i) => {
     const dir = fs.mkdtempSync(path.join(tmp, `check-${i}-`));
-    const ports = { client: HUB_PORTS.client, cluster: HUB_PORTS.cluster, leafnode: HUB_PORTS.leafnode };
+    const ports = { ...HUB_PORTS };
     const command = rewrite(node.command, dir, ports, clusterPorts);
     const env = environment(rewrite(node.config, dir, ports, clusterPorts), realSecrets());
     const checked = spawnSync('sh', ['-c', command.replace(/exec nats-server -c /, 'exec nats-server -t -c ')], { env, encoding: 'utf8' });
@@ -146,7 +153,7 @@ describe('three nodes on loopback, from the template', () => {
 
   beforeAll(async () => {
     operator = await operatorInit('byoc-hub-test');
-    for (let i = 0; i < nodes.length; i++) ports.push({ client: await freePort(), cluster: await freePort(), leafnode: await freePort() });
+    for (let i = 0; i < nodes.length; i++) ports.push({ client: await freePort(), cluster: await freePort(), leafnode: await freePort(), monitoring: await freePort() });
     const clusterPorts = ports.map((p) => p.cluster);
     for (let i = 0; i < nodes.length; i++) await start(i, nodes[i], ports[i], clusterPorts, realSecrets());
   });
@@ -157,6 +164,10 @@ describe('three nodes on loopback, from the template', () => {
     await waitFor(async () => { seen = await servers(nc); return JSON.stringify(seen) === JSON.stringify(fullMesh()); }, 30000, 'a full mesh of routes');
     expect(seen).toEqual(fullMesh());
     await waitFor(() => logs.slice(0, nodes.length).some((l) => /JetStream cluster new metadata leader/.test(l)), 20000, 'a JetStream metadata leader');
+    // What the load balancers check: every node reports itself healthy, JetStream current.
+    for (const p of ports) {
+      await waitFor(async () => (await healthz(p.monitoring)) === 200, 20000, `${HUB_HEALTH_PATH} on port ${p.monitoring}`);
+    }
   });
 
   test.each([
@@ -166,7 +177,7 @@ describe('three nodes on loopback, from the template', () => {
     }, /TLS|certificate|handshake/i],
     ['the vendor CA\'s certificate but a wrong route password', () => ({ ...realSecrets(), routePassword: 'not0the0route0password' }), /Authorization Violation|authentication error/],
   ])('an impostor node with %s cannot join', async (_n, secrets, refusal) => {
-    const p = { client: await freePort(), cluster: await freePort(), leafnode: await freePort() };
+    const p = { client: await freePort(), cluster: await freePort(), leafnode: await freePort(), monitoring: await freePort() };
     // It presents itself as node 2 of the example, with routes to nodes 0 and 1.
     const at = await start(9, nodes[2], p, [ports[0].cluster, ports[1].cluster, p.cluster], secrets());
     await waitFor(() => refusal.test(logs[at]), 20000, `the impostor's routes to be refused (${refusal})`);
