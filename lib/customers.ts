@@ -438,13 +438,12 @@ async function after(seconds: number): Promise<void> {
   while (nowSeconds() <= seconds) await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
 }
 
-/** The hub holds `jwt` for its account already (`$SYS.REQ.ACCOUNT.<id>.CLAIMS.LOOKUP`). */
+/** The hub holds `jwt` for its account already (`$SYS.REQ.CLAIMS.LIST`, then `...CLAIMS.LOOKUP`: 2.9 does not answer a lookup of an account it lacks). */
 async function hubHolds(nc: NatsConnection, jwt: string): Promise<boolean> {
-  try {
-    return (await nc.request(`$SYS.REQ.ACCOUNT.${decode(jwt).sub}.CLAIMS.LOOKUP`, '', { timeout: 5000 })).string() === jwt;
-  } catch {
-    return false;
-  }
+  const { sub } = decode(jwt);
+  const listed: string[] = JSON.parse((await nc.request('$SYS.REQ.CLAIMS.LIST', '', { timeout: 5000 })).string()).data ?? [];
+  if (!listed.includes(sub)) return false;
+  return (await nc.request(`$SYS.REQ.ACCOUNT.${sub}.CLAIMS.LOOKUP`, '', { timeout: 5000 })).string() === jwt;
 }
 
 async function pushAccounts(nc: NatsConnection, jwts: { name: string; jwt: string }[], steps: StepReport[]): Promise<void> {

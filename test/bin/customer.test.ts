@@ -58,8 +58,10 @@ const record = async (): Promise<CustomerRecord> => JSON.parse(await secret(cust
 const versions = async (id: string) => (await sm.send(new ListSecretVersionIdsCommand({ SecretId: id, IncludeDeprecated: true }))).Versions!.map((v) => v.VersionId).sort();
 const vendorAccounts = () => JSON.parse(fs.readFileSync(vendorConfig, 'utf8')).customerAccounts as string[];
 /** What the running hub holds for an account. */
-async function hubHolds(accountPublicKey: string): Promise<string> {
+async function hubHolds(accountPublicKey: string): Promise<string | undefined> {
   const nc = await hub.system();
+  const listed: string[] = JSON.parse((await nc.request('$SYS.REQ.CLAIMS.LIST', '', { timeout: 5000 })).string()).data;
+  if (!listed.includes(accountPublicKey)) return undefined;
   return (await nc.request(`$SYS.REQ.ACCOUNT.${accountPublicKey}.CLAIMS.LOOKUP`, '', { timeout: 5000 })).string();
 }
 /** Everything `add` writes: the files, the secrets' versions, what the hub holds. */
@@ -258,6 +260,50 @@ describe('customer add, list, revoke on a running hub', () => {
     await waitFor(() => leaf.connected(), 15000, 'the reinstated leaf connected');
     const ack = await jetstream(await leaf.gateway()).publish(outboundSubjects({ customerId: C })[1], '{"probe":2}');
     expect(ack.stream).toBe(HUB_INGEST_STREAM);
+  });
+
+  test('--share-learning false re-issues the same accounts (same public keys) without the fingerprint kind, and new leaf credentials; running it again changes nothing', async () => {
+    const before = await record();
+    const r = await add('--share-learning', 'false');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^nats accounts: updated /m);
+    expect(r.out).toMatch(/^hub: pushed account CUSTOMER_ACME_CORP/m);
+    const rec = await record();
+    expect([rec.customerAccount.publicKey, rec.vendorAccount.publicKey]).toEqual([before.customerAccount.publicKey, before.vendorAccount.publicKey]);
+    expect(rec.customerAccount.jwt).not.toBe(before.customerAccount.jwt);
+    expect(rec.events.slice(-2).map((e) => [e.action, e.detail.replace(/U[A-Z2-7]{55}/, 'U...')])).toEqual([['reissued', 'shareLearning true -> false'], ['leaf-issued', 'leaf user U...']]);
+    expect(await hubHolds(rec.customerAccount.publicKey)).toBe(rec.customerAccount.jwt);
+    expect(JSON.stringify(decode(rec.customerAccount.jwt))).not.toMatch(/fingerprint/);
+    expect(JSON.stringify(decode(before.customerAccount.jwt))).toMatch(/fingerprint/);
+    const user = decode<User>((await parseCreds(new TextEncoder().encode(await secret(customerSecretNames(C).leafCreds)))).jwt);
+    expect(user.nats.pub?.allow).toEqual(outboundSubjects({ customerId: C, shareLearning: false }));
+    expect(JSON.parse(fs.readFileSync(path.join(out, `${C}.json`), 'utf8')).shareLearning).toBe(false);
+
+    const s = await state();
+    const again = await add('--share-learning', 'false');
+    expect(again.out.split('\n').filter((l) => l && !l.startsWith('next: ') && !l.endsWith('(unchanged)'))).toEqual([]);
+    expect(await state()).toEqual(s);
+  });
+
+  test('a second customer in the same AWS account: added without the hub (push later), and revoking it keeps the account allowed for the first', async () => {
+    const lab = 'acme-lab';
+    const r = await byoc('customer', 'add', '--customer', lab, '--account', ACCOUNT, '--vendor-config', vendorConfig, '--out', out, '--control-plane-outputs', outputs, '--release', release);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^hub: not pushed \(no --hub-url\)/m);
+    expect(r.out).toMatch(new RegExp(`^vendor config: account ${ACCOUNT} is also the account of ${C}`, 'm'));
+    expect(r.out).toMatch(/^next: push the accounts to the hub: the same command with --hub-url/m);
+    expect(vendorAccounts().filter((a) => a === ACCOUNT)).toHaveLength(1);
+    const rec: CustomerRecord = JSON.parse(await secret(customerSecretNames(lab).account));
+    expect(await hubHolds(rec.customerAccount.publicKey)).toBeUndefined();
+
+    const revoked = await byoc('customer', 'revoke', '--customer', lab, '--vendor-config', vendorConfig, '--no-push');
+    expect(revoked.code).toBe(0);
+    expect(revoked.out).toMatch(new RegExp(`^vendor config: kept ${ACCOUNT} in customerAccounts: it is also the account of ${C}`, 'm'));
+    expect(revoked.out).toMatch(/^next: push the revocation/m);
+    expect(vendorAccounts()).toContain(ACCOUNT);
+    const list = JSON.parse((await byoc('customer', 'list', '--vendor-config', vendorConfig, '--json')).out);
+    expect(list.filter((l: { customerId?: string }) => l.customerId).map((l: { customerId: string; status: string; inVendorConfig: boolean }) => [l.customerId, l.status, l.inVendorConfig]))
+      .toEqual([[C, 'active', true], [lab, 'revoked', true]]);
   });
 });
 
