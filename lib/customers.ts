@@ -419,6 +419,16 @@ async function systemCredentials(sm: Sm, value: string, systemAccount: string): 
   return creds;
 }
 
+/** The CA a `tls://` hub is verified with: `--hub-ca`, else the vendor configuration's. */
+function readHubCa(file: string | undefined, configured: string): string {
+  if (file === undefined) return configured;
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CustomerError('--hub-ca', `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'give the PEM file of the CA that issued the hub\'s certificate, or leave --hub-ca out to use the vendor configuration\'s');
+  }
+}
+
 /** A connection to a hub node. */
 async function hubConnection(url: string, creds: string, caPem: string | undefined, inboxPrefix: string): Promise<NatsConnection> {
   const { servers, tls } = parseHubUrl(url);
@@ -487,6 +497,15 @@ export function secretsClient(region: string | undefined, config?: VendorConfig)
 
 /** Registers (or re-checks) a customer: every step idempotent. */
 export async function addCustomer(o: AddCustomerOptions, sm?: SecretsManagerClient): Promise<CommandResult> {
+  const connections: NatsConnection[] = [];
+  try {
+    return await addSteps(o, sm, connections);
+  } finally {
+    await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)));
+  }
+}
+
+async function addSteps(o: AddCustomerOptions, sm: SecretsManagerClient | undefined, connections: NatsConnection[]): Promise<CommandResult> {
   // 1. Everything given is checked before anything is written.
   checkCustomerId(o.customer);
   checkAccountId(o.account);
@@ -532,6 +551,10 @@ export async function addCustomer(o: AddCustomerOptions, sm?: SecretsManagerClie
   const seed = await operatorSeed(client, operatorSeedSecret, hub.operatorJwt);
   const issuer = fromSeed(new TextEncoder().encode(seed)).getPublicKey();
   const systemCreds = o.systemCreds !== undefined ? await systemCredentials(client, o.systemCreds, hub.systemAccountPublicKey) : undefined;
+  // The hub is connected to before anything is written: an unreachable hub or refused credentials change nothing.
+  const hubCa = readHubCa(o.hubCa, hub.caCertificatePem);
+  const system = o.hubUrl && systemCreds ? await hubConnection(o.hubUrl, systemCreds, hubCa, SYSTEM_USER_INBOX) : undefined;
+  if (system) connections.push(system);
   const known = await listCustomerSecrets(client);
   const stored = await getSecret(client, names.account);
   let record = stored !== undefined ? parseRecord(stored, o.customer) : undefined;
@@ -598,15 +621,9 @@ export async function addCustomer(o: AddCustomerOptions, sm?: SecretsManagerClie
   steps.push({ step: 'leaf credentials', changed: wroteLeaf !== 'unchanged', detail: `${wroteLeaf} ${names.leafCreds} (leaf user ${leaf.publicKey})` });
 
   // 4. The running hub: the accounts (vendor's first, the customer's imports from it), and the ingest stream.
-  if (o.hubUrl && systemCreds) {
-    const ca = o.hubCa ? fs.readFileSync(o.hubCa, 'utf8') : hub.caCertificatePem;
-    const nc = await hubConnection(o.hubUrl, systemCreds, ca, SYSTEM_USER_INBOX);
-    try {
-      await pushAccounts(nc, [{ name: 'vendor side', jwt: accounts.vendor.jwt }, { name: 'customer side', jwt: accounts.customer.jwt }], steps);
-    } finally {
-      await nc.close();
-    }
-    steps.push(await ensureIngestStream(o.hubUrl, ca, accounts, settings));
+  if (o.hubUrl && system) {
+    await pushAccounts(system, [{ name: 'vendor side', jwt: accounts.vendor.jwt }, { name: 'customer side', jwt: accounts.customer.jwt }], steps);
+    steps.push(await ensureIngestStream(o.hubUrl, hubCa, accounts, settings));
   } else {
     steps.push({ step: 'hub', changed: false, detail: 'not pushed (no --hub-url)' });
     next.push(`push the accounts to the hub: the same command with --hub-url nats://HUB:${HUB_PORTS.client} --system-creds <system user's .creds file or secret>`);
@@ -818,10 +835,24 @@ export async function revokeCustomer(o: RevokeCustomerOptions, sm?: SecretsManag
   if (stored === undefined) {
     throw new CustomerError('--customer', `there is no customer ${o.customer} (no secret ${names.account})`, 'check the identifier with byoc customer list --vendor-config FILE (and --region, the control plane\'s)');
   }
-  let record = parseRecord(stored, o.customer);
+  const record = parseRecord(stored, o.customer);
   const outputs = o.controlPlaneOutputs ? readControlPlaneOutputs(o.controlPlaneOutputs) : {};
   const steps: StepReport[] = [];
   const next: string[] = [];
+  // The hub is connected to first: an unreachable hub fails the command before anything is recorded.
+  const system = !o.noPush && o.hubUrl && o.systemCreds
+    ? await hubConnection(o.hubUrl, await systemCredentials(client, o.systemCreds, hub.systemAccountPublicKey), readHubCa(o.hubCa, hub.caCertificatePem), SYSTEM_USER_INBOX)
+    : undefined;
+  try {
+    return await revokeSteps(o, client, config, record, outputs, system, steps, next);
+  } finally {
+    await system?.close().catch(() => undefined);
+  }
+}
+
+async function revokeSteps(o: RevokeCustomerOptions, client: Sm, config: VendorConfig, record: CustomerRecord, outputs: Record<string, string>, system: NatsConnection | undefined, steps: StepReport[], next: string[]): Promise<CommandResult> {
+  const hub = requireHub(config);
+  const names = customerSecretNames(o.customer);
 
   // 1. The revoked account JWT, recorded before it is pushed: a failed push is completed by running again.
   if (record.status !== 'revoked') {
@@ -843,14 +874,8 @@ export async function revokeCustomer(o: RevokeCustomerOptions, sm?: SecretsManag
   }
 
   // 2. The running hub: the revoked JWT replaces the active one; the hub disconnects the leaf at once.
-  if (!o.noPush && o.hubUrl && o.systemCreds) {
-    const creds = await systemCredentials(client, o.systemCreds, hub.systemAccountPublicKey);
-    const nc = await hubConnection(o.hubUrl, creds, o.hubCa ? fs.readFileSync(o.hubCa, 'utf8') : hub.caCertificatePem, SYSTEM_USER_INBOX);
-    try {
-      await pushAccounts(nc, [{ name: 'customer side, revoked', jwt: record.customerAccount.jwt }], steps);
-    } finally {
-      await nc.close();
-    }
+  if (system) {
+    await pushAccounts(system, [{ name: 'customer side, revoked', jwt: record.customerAccount.jwt }], steps);
   } else {
     steps.push({ step: 'hub', changed: false, detail: 'not pushed (--no-push): the hub still admits the customer' });
     next.push(`push the revocation: byoc customer revoke --customer ${o.customer} --vendor-config ${config.file} --hub-url nats://HUB:${HUB_PORTS.client} --system-creds <system user's .creds>`);

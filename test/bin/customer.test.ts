@@ -359,6 +359,22 @@ describe('errors a person can act on, and nothing written', () => {
     await refused([...base('beta', '210987654321'), '--endpoint-service', ENDPOINT_SERVICE, '--hub-url', `nats://127.0.0.1:${hub.hubPort}`, '--system-creds', vendor], /--system-creds: the credentials in .* are of a user of account A[A-Z2-7]{55}, not of the system account/);
   });
 
+  test('an unreachable hub or a broken vendor configuration is refused before anything is written', async () => {
+    const { freePort } = await import('../servers/nats');
+    await refused([...base('beta', '210987654321'), '--endpoint-service', ENDPOINT_SERVICE, '--hub-url', `nats://127.0.0.1:${await freePort()}`, '--system-creds', systemCreds],
+      /--hub-url: cannot connect to nats:\/\/127\.0\.0\.1:\d+ .*\. Fix: give the client port of a running hub node/);
+    await expect(secret(customerSecretNames('beta').account)).rejects.toThrow(/can't find|not found|ResourceNotFound/i);
+    expect(fs.existsSync(path.join(out, 'beta.json'))).toBe(false);
+    const broken = path.join(dir, 'broken-vendor.json');
+    const config = JSON.parse(fs.readFileSync(vendorConfig, 'utf8'));
+    config.hub.hots = config.hub.host;
+    fs.writeFileSync(broken, formatJson(config));
+    const r = await byoc('customer', 'list', '--vendor-config', broken);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^byoc: --vendor-config \S+broken-vendor\.json: Invalid prop 'hub\.hots': is not a setting of the control plane\. Fix: remove it or use one of image, host/);
+    expect(fs.readFileSync(broken, 'utf8')).toBe(formatJson(config));
+  });
+
   test('an active customer with another account, revoking an unknown customer, revoking without the hub', async () => {
     await refused([...base(C, '210987654321'), '--endpoint-service', ENDPOINT_SERVICE], /--account: customer acme-corp is registered with account 123456789012, not 210987654321\. Fix: give --account 123456789012, or move the customer/);
     await refused(['customer', 'revoke', '--customer', 'nobody', '--vendor-config', vendorConfig, '--no-push'], /--customer: there is no customer nobody \(no secret byoc\/customers\/nobody\/nats-account\)/);
