@@ -1,5 +1,5 @@
 import { createHash } from 'crypto';
-import { Aws, Duration, NestedStack, RemovalPolicy } from 'aws-cdk-lib';
+import { Aws, CustomResource, Duration, NestedStack, RemovalPolicy } from 'aws-cdk-lib';
 import * as backup from 'aws-cdk-lib/aws-backup';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as efs from 'aws-cdk-lib/aws-efs';
@@ -13,7 +13,9 @@ import { Construct } from 'constructs';
 import { AGENT_SECRETS, AgentSecret, AgentSpec, DataStore } from '../agents/catalog';
 import { acknowledgeControlTowerFinding, acknowledgeFinding, cfnOf } from '../lib/compliance';
 import { PropError } from '../lib/errors';
+import { dbUserOf } from '../lib/database-roles';
 import { ManagedPolicyRole } from '../lib/iam';
+import { DeployTimeFunction } from './deploy-time/function';
 import { CacheOptions, DatabaseOptions } from './props';
 
 /** NFS, the EFS mount target port. */
@@ -38,10 +40,8 @@ export interface DataStoresProps {
   readonly logRetention: logs.RetentionDays;
 }
 
-/** The name an agent's database user has: its name in snake case, prefixed. */
-export function dbUserOf(agent: string): string {
-  return `agent_${agent.replace(/-/g, '_')}`;
-}
+/** The name an agent's database user has: its name in snake case, prefixed (created by `Custom::DatabaseRoles`). */
+export { dbUserOf };
 
 /**
  * The RDS instance identifier of a customer's plane. `byoc destroy` turns deletion protection off on this
@@ -76,6 +76,11 @@ export const REDIS_DEFAULT_USER_ACCESS = 'off -@all';
  */
 export class DataStores extends Construct {
   public readonly database: rds.DatabaseInstance;
+  /**
+   * Each PostgreSQL agent's login role (`agent_<name>`, IAM authentication), its own schema and CONNECT on the
+   * database, kept in step with the catalog on every deploy by the plane's deploy-time function.
+   */
+  public readonly databaseRoles: CustomResource;
   public readonly redis: elasticache.CfnReplicationGroup;
   /**
    * The password of each Redis agent's own ElastiCache user, by agent name (the user is `redisUserOf(agent)`).
@@ -175,6 +180,14 @@ export class DataStores extends Construct {
     cfnDb.masterUserSecret = { kmsKeyId: key.keyArn };
     for (const g of dbLogGroups) this.database.node.addDependency(g);
     dbSecurityGroup.connections.allowFrom(this.clients.postgres, ec2.Port.tcp(props.database.port), 'PostgreSQL from agents that declare it');
+    this.databaseRoles = DeployTimeFunction.of(this).manageDatabaseRoles(this, 'PostgresAgentRoles', {
+      database: this.database,
+      securityGroup: dbSecurityGroup,
+      port: props.database.port,
+      databaseName: DB_NAME,
+      agents: props.agents.filter((a) => a.dataStores.includes(DataStore.POSTGRES)).map((a) => a.name),
+      key,
+    });
     if (!props.database.multiAz) {
       const reason = 'database.multiAz was set to false by the operator for this deployment (a non-production plane); automated backups still cover the instance.';
       for (const rule of ['AwsSolutions-RDS3', 'HIPAA.Security-RDSMultiAZSupport', 'NIST.800.53.R5-RDSMultiAZSupport']) acknowledgeFinding(cfnDb, rule, reason);

@@ -1,13 +1,13 @@
-import { Aws, CfnResource, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Aws, Fn, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { acknowledgeControlTowerFinding, acknowledgeFinding, cfnOf } from '../lib/compliance';
+import { acknowledgeFinding } from '../lib/compliance';
 import { PropError } from '../lib/errors';
 import { ManagedPolicyRole } from '../lib/iam';
+import { DeployTimeFunction } from './deploy-time/function';
 import { EgressMode } from './props';
 
 /** HTTPS, the only port the interface endpoints listen on. */
@@ -23,6 +23,13 @@ export const INTERFACE_ENDPOINTS: Record<string, ec2.InterfaceVpcEndpointAwsServ
   Sts: ec2.InterfaceVpcEndpointAwsService.STS,
 };
 
+/**
+ * The EC2 API endpoint, created when the deploy-time function calls EC2 (the S3 prefix-list lookup, the default
+ * security group of the plane's own VPC). In the plane's own VPC its policy admits only that function's role and
+ * only its calls.
+ */
+export const EC2_ENDPOINT = ec2.InterfaceVpcEndpointAwsService.EC2;
+
 export interface NetworkProps {
   readonly vpc?: ec2.IVpc;
   readonly vpcSubnets?: ec2.SubnetSelection;
@@ -30,7 +37,7 @@ export interface NetworkProps {
   readonly availabilityZones?: string[];
   readonly vpcCidr: string;
   readonly vpcEndpoints: boolean;
-  /** The region's S3 managed prefix list (`pl-...`); without it, the ID is looked up at deploy time. */
+  /** The region's S3 managed prefix list (`pl-...`); without it, the deploy-time function looks the ID up. */
   readonly s3PrefixListId?: string;
   readonly egress: EgressMode;
   readonly key: kms.IKey;
@@ -38,31 +45,33 @@ export interface NetworkProps {
   readonly removalPolicy: RemovalPolicy;
 }
 
-/** Construct ID CDK gives the stack-wide provider of `restrictDefaultSecurityGroup` (aws-cdk-lib 2.276). */
-const RESTRICT_DEFAULT_SG_PROVIDER = 'Custom::VpcRestrictDefaultSGCustomResourceProvider';
-
 /**
  * The plane's network: a VPC of private isolated subnets (or the customer's own), VPC flow logs to an
- * encrypted log group, and VPC endpoints whose policies admit principals of this account, plus, on the
- * S3 gateway endpoint, reads of ECR's image-layer bucket.
+ * encrypted log group, VPC endpoints whose policies admit principals of this account (plus, on the S3
+ * gateway endpoint, reads of ECR's image-layer bucket and CloudFormation's response bucket), and the plane's
+ * deploy-time function, in the VPC, which closes the default security group of a VPC it creates and looks up
+ * the S3 prefix list when none is given.
  */
 export class Network extends Construct {
   public readonly vpc: ec2.IVpc;
   /** The subnets every workload and data store is placed in. */
   public readonly subnets: ec2.SubnetSelection;
-  /** The interface endpoints' security group; workloads are let in with `allowEndpointsFrom`. */
+  /** The interface endpoints' security group (the six of `INTERFACE_ENDPOINTS` and EC2); workloads are let in with `allowEndpointsFrom`. */
   public readonly endpointSecurityGroup: ec2.SecurityGroup;
   /**
    * ID of the region's S3 managed prefix list: the given `s3PrefixListId`, or a deploy-time lookup
    * (a token) when none was given.
    */
   public readonly s3PrefixListId: string;
+  /** The deploy-time function serving the plane's custom resources (`DeployTimeFunction.of` finds it). */
+  public readonly deployTime: DeployTimeFunction;
   /** Where workloads reach the AWS APIs on HTTPS: the endpoints' security group, or the VPC's CIDR without them. */
   private readonly awsApis: ec2.IPeer;
 
   constructor(scope: Construct, id: string, props: NetworkProps) {
     super(scope, id);
 
+    let ownVpc: ec2.Vpc | undefined;
     if (props.vpc) {
       this.vpc = props.vpc;
       this.subnets = props.vpcSubnets ?? {
@@ -83,10 +92,11 @@ export class Network extends Construct {
             { name: 'Private', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 20 },
           ]
           : [{ name: 'Isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 }],
-        restrictDefaultSecurityGroup: true,
+        // Closed by the deploy-time function below (in the VPC), not by CDK's Lambda outside it.
+        restrictDefaultSecurityGroup: false,
       });
       this.vpc = vpc;
-      this.ownRestrictDefaultSgLogs(props);
+      ownVpc = vpc;
       this.subnets = { subnetType: nat ? ec2.SubnetType.PRIVATE_WITH_EGRESS : ec2.SubnetType.PRIVATE_ISOLATED };
       if (nat) {
         for (const subnet of vpc.publicSubnets) {
@@ -124,18 +134,13 @@ export class Network extends Construct {
     });
     // A security group with no egress rule gets CDK's placeholder rule, which matches no traffic.
 
+    const endpoints: Construct[] = [];
     if (props.vpcEndpoints) {
       this.awsApis = this.endpointSecurityGroup;
       for (const [id, service] of Object.entries(INTERFACE_ENDPOINTS)) {
-        const endpoint = new ec2.InterfaceVpcEndpoint(this, id, {
-          vpc: this.vpc,
-          service,
-          subnets: this.subnets,
-          privateDnsEnabled: true,
-          securityGroups: [this.endpointSecurityGroup],
-          open: false,
-        });
-        endpoint.addToPolicy(accountOnlyStatement());
+        const e = this.interfaceEndpoint(id, service);
+        e.addToPolicy(accountOnlyStatement());
+        endpoints.push(e);
       }
       const s3 = new ec2.GatewayVpcEndpoint(this, 'S3', {
         vpc: this.vpc,
@@ -144,6 +149,8 @@ export class Network extends Construct {
       });
       s3.addToPolicy(accountOnlyStatement());
       s3.addToPolicy(ecrLayerBucketStatement());
+      s3.addToPolicy(cloudFormationResponseStatement(Stack.of(this).region));
+      endpoints.push(s3);
     } else {
       // The customer's own endpoints (private DNS) sit somewhere in the VPC behind their own security groups.
       let cidr: string;
@@ -155,7 +162,48 @@ export class Network extends Construct {
       this.awsApis = ec2.Peer.ipv4(cidr);
     }
 
-    this.s3PrefixListId = props.s3PrefixListId ?? this.lookUpS3PrefixList(props);
+    this.deployTime = new DeployTimeFunction(this, 'DeployTime', {
+      vpc: this.vpc,
+      subnets: this.subnets,
+      key: props.key,
+      logRetention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+      s3PrefixListId: props.s3PrefixListId,
+    });
+    const apis = this.allowAwsApisFrom(this.deployTime.securityGroup);
+    this.deployTime.requireBeforeRequests(...endpoints, ...apis);
+    this.s3PrefixListId = this.deployTime.s3PrefixListId;
+    if (ownVpc) this.deployTime.restrictDefaultSecurityGroup(ownVpc);
+    // The EC2 endpoint, when the function calls EC2 at all. In the plane's own VPC nothing else calls EC2: the
+    // endpoint admits the function's role, its calls, on its resources, and nothing else. In the customer's VPC
+    // its private DNS name would capture every EC2 call made there, so it admits this account's principals, as
+    // the other endpoints do, and the function's role still holds only its own calls.
+    if (props.vpcEndpoints && this.deployTime.ec2Permissions.length > 0) {
+      const ec2Endpoint = this.interfaceEndpoint('Ec2', EC2_ENDPOINT);
+      if (ownVpc) {
+        for (const permission of this.deployTime.ec2Permissions) {
+          ec2Endpoint.addToPolicy(new iam.PolicyStatement({
+            principals: [new iam.ArnPrincipal(this.deployTime.role.roleArn)],
+            actions: permission.actions,
+            resources: permission.resources,
+          }));
+        }
+      } else {
+        ec2Endpoint.addToPolicy(accountOnlyStatement());
+      }
+      this.deployTime.requireBeforeRequests(ec2Endpoint);
+    }
+  }
+
+  private interfaceEndpoint(id: string, service: ec2.InterfaceVpcEndpointAwsService): ec2.InterfaceVpcEndpoint {
+    return new ec2.InterfaceVpcEndpoint(this, id, {
+      vpc: this.vpc,
+      service,
+      subnets: this.subnets,
+      privateDnsEnabled: true,
+      securityGroups: [this.endpointSecurityGroup],
+      open: false,
+    });
   }
 
   /**
@@ -173,79 +221,22 @@ export class Network extends Construct {
   }
 
   /**
-   * The S3 prefix list ID without AWS credentials at synth: a custom resource asks EC2 for the
-   * AWS-managed list `com.amazonaws.REGION.s3` when the stack is deployed. Its Lambda runs outside the
-   * VPC (the VPC has no route to the EC2 API), may call only ec2:DescribeManagedPrefixLists, and logs to
-   * a log group the stack owns, so `cdk destroy` leaves nothing behind.
+   * HTTPS from `group` to the AWS API endpoints only (no S3): separate rule resources, returned so that what
+   * must wait for them can depend on them.
    */
-  private lookUpS3PrefixList(props: NetworkProps): string {
-    const logGroup = new logs.LogGroup(this, 'S3PrefixListLookupLogs', {
-      encryptionKey: props.key,
-      retention: props.logRetention,
-      removalPolicy: props.removalPolicy,
-    });
-    const role = new ManagedPolicyRole(this, 'S3PrefixListLookupRole', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com', {
-        conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
+  private allowAwsApisFrom(group: ec2.SecurityGroup): Construct[] {
+    const rule = (id: string, props: Omit<ec2.CfnSecurityGroupEgressProps, 'groupId' | 'ipProtocol' | 'fromPort' | 'toPort'>) =>
+      new ec2.CfnSecurityGroupEgress(group, id, { groupId: group.securityGroupId, ipProtocol: 'tcp', fromPort: HTTPS_PORT, toPort: HTTPS_PORT, ...props });
+    if (this.awsApis !== this.endpointSecurityGroup) {
+      return [rule('AwsApisEgress', { cidrIp: this.vpc.vpcCidrBlock, description: 'AWS APIs through the VPC\'s existing interface endpoints' })];
+    }
+    return [
+      rule('AwsApisEgress', { destinationSecurityGroupId: this.endpointSecurityGroup.securityGroupId, description: 'AWS APIs (EC2, Secrets Manager) through the VPC interface endpoints' }),
+      new ec2.CfnSecurityGroupIngress(group, 'AwsApisIngress', {
+        groupId: this.endpointSecurityGroup.securityGroupId, ipProtocol: 'tcp', fromPort: HTTPS_PORT, toPort: HTTPS_PORT,
+        sourceSecurityGroupId: group.securityGroupId, description: 'AWS APIs for the deploy-time function',
       }),
-      description: 'Deploy-time lookup of the region\'s S3 managed prefix list ID (read-only, one action)',
-    });
-    role.grantActions(['ec2:DescribeManagedPrefixLists'], ['*']);
-    logGroup.grantWrite(role);
-    const path = 'PrefixLists.0.PrefixListId';
-    const lookup = new cr.AwsCustomResource(this, 'S3PrefixList', {
-      resourceType: 'Custom::S3PrefixList',
-      onUpdate: {
-        service: 'EC2',
-        action: 'DescribeManagedPrefixLists',
-        parameters: { Filters: [{ Name: 'prefix-list-name', Values: [`com.amazonaws.${Aws.REGION}.s3`] }] },
-        physicalResourceId: cr.PhysicalResourceId.fromResponse(path),
-        outputPaths: [path],
-      },
-      role,
-      logGroup,
-      installLatestAwsSdk: false,
-      timeout: Duration.minutes(2),
-    });
-    // The role's permissions live in its managed policy, which the lookup must not run before.
-    lookup.node.addDependency(role);
-
-    acknowledgeFinding(role.permissions!, 'AwsSolutions-IAM5[Resource::*]',
-      'ec2:DescribeManagedPrefixLists supports no resource-level permissions; the role is read-only, holds this one action, and only the prefix-list lookup Lambda can assume it.');
-    const fn = cfnOf(Stack.of(this).node.findChild(`AWS${cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace(/-/g, '')}`));
-    acknowledgeControlTowerFinding(fn, 'CT.LAMBDA.PR.3',
-      'Deploy-time lookup of the S3 prefix list through the EC2 API, which the isolated VPC cannot reach; in an account that enforces CT.LAMBDA.PR.3, set s3PrefixListId and this function is not created.');
-    for (const pack of ['HIPAA.Security', 'NIST.800.53.R5', 'PCI.DSS.321']) {
-      acknowledgeFinding(fn, `${pack}-LambdaInsideVPC`,
-        'The lookup calls the EC2 API, which the plane\'s VPC has no endpoint or route for; it runs only during deployment and reads one public AWS-managed prefix list ID.');
-    }
-    for (const pack of ['HIPAA.Security', 'NIST.800.53.R5']) {
-      acknowledgeFinding(fn, `${pack}-LambdaConcurrency`,
-        'Invoked only by CloudFormation, once per create, update or delete of the lookup; a concurrency reservation would only take capacity from the account.');
-      acknowledgeFinding(fn, `${pack}-LambdaDLQ`,
-        'Invoked synchronously by CloudFormation, which reports a failed invocation as a failed deployment; an asynchronous dead-letter queue would never receive anything.');
-    }
-    return lookup.getResponseField(path);
-  }
-
-  /**
-   * CDK's `restrictDefaultSecurityGroup` runs a stack-wide Lambda whose log group Lambda would create on
-   * first run: unencrypted, kept forever and left behind by `cdk destroy`. Its provider offers no log
-   * group option, so the handler is pointed at a log group the stack owns (Lambda's LoggingConfig).
-   */
-  private ownRestrictDefaultSgLogs(props: NetworkProps): void {
-    const handler = Stack.of(this).node.tryFindChild(RESTRICT_DEFAULT_SG_PROVIDER)?.node.tryFindChild('Handler');
-    if (!(handler instanceof CfnResource) || handler.cfnResourceType !== 'AWS::Lambda::Function') {
-      throw new Error(`${RESTRICT_DEFAULT_SG_PROVIDER}/Handler not found: aws-cdk-lib changed how restrictDefaultSecurityGroup is built; give its Lambda a log group the stack owns again`);
-    }
-    const logGroup = new logs.LogGroup(this, 'RestrictDefaultSecurityGroupLogs', {
-      encryptionKey: props.key,
-      retention: props.logRetention,
-      removalPolicy: props.removalPolicy,
-    });
-    handler.addPropertyOverride('LoggingConfig', { LogGroup: logGroup.logGroupName, LogFormat: 'Text' });
-    acknowledgeControlTowerFinding(handler, 'CT.LAMBDA.PR.3',
-      'CDK\'s one-shot handler that removes every rule of the VPC\'s default security group calls the EC2 API, which the isolated VPC cannot reach; an account enforcing CT.LAMBDA.PR.3 refuses it (a known gap, see the README).');
+    ];
   }
 }
 
@@ -260,8 +251,9 @@ export class Network extends Construct {
  * - CloudWatch Logs: the awslogs driver, with the execution role.
  * - Secrets Manager: secrets injected at start with the execution role; secrets read at run time with the task role.
  * - KMS, STS: task roles only. Decryption for Secrets Manager and Logs happens inside those services, not here.
- * None of these is an AWS-owned principal, so this statement admits them all. The one exception is S3:
- * see `ecrLayerBucketStatement`.
+ * - EC2 (only in a customer's VPC; see the constructor): the deploy-time function's role.
+ * None of these is an AWS-owned principal, so this statement admits them all. The exceptions are on S3:
+ * see `ecrLayerBucketStatement` and `cloudFormationResponseStatement`.
  */
 function accountOnlyStatement(): iam.PolicyStatement {
   return new iam.PolicyStatement({
@@ -285,5 +277,24 @@ function ecrLayerBucketStatement(): iam.PolicyStatement {
     principals: [new iam.AnyPrincipal()],
     actions: ['s3:GetObject'],
     resources: [`arn:${Aws.PARTITION}:s3:::prod-${Aws.REGION}-starport-layer-bucket/*`],
+  });
+}
+
+/**
+ * CloudFormation's custom-resource responses: the deploy-time function PUTs each one to a URL CloudFormation
+ * presigned for `https://cloudformation-custom-resource-response-<region without dashes>.s3.<region>.amazonaws.com/
+ * <stack ARN>|<logical ID>|<request ID>?...`. Signed by CloudFormation's own credentials, so, as for ECR's layers,
+ * the account-only statement denies it. AWS's guidance for VPC endpoint policies ("Setting up VPC endpoints for
+ * AWS CloudFormation", and the data-perimeter examples) names this bucket; allowed here are object writes into it
+ * under keys that start with a stack ARN of this account and region, and nothing else: a response URL presigned
+ * for another account's stack cannot carry data out through the plane's endpoint.
+ */
+function cloudFormationResponseStatement(region: string): iam.PolicyStatement {
+  const regionWithoutDashes = Token.isUnresolved(region) ? Fn.join('', Fn.split('-', Aws.REGION)) : region.replace(/-/g, '');
+  return new iam.PolicyStatement({
+    sid: 'CloudFormationResponses',
+    principals: [new iam.AnyPrincipal()],
+    actions: ['s3:PutObject'],
+    resources: [`arn:${Aws.PARTITION}:s3:::cloudformation-custom-resource-response-${regionWithoutDashes}/arn:${Aws.PARTITION}:cloudformation:${Aws.REGION}:${Aws.ACCOUNT_ID}:stack/*`],
   });
 }

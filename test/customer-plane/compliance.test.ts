@@ -44,12 +44,12 @@ function covered(finding: string, acks: { path: string; finding: string }[]): bo
  * in an account that enables it, so only an operator's explicit opt-out may acknowledge one.
  */
 const variants: [string, Partial<CustomerPlaneStackProps>, string[]][] = [
-  // The two deploy-time Lambdas (CDK's default-SG restriction, the S3 prefix-list lookup) run outside the VPC.
-  ['default', {}, ['ControlTower::lambda_inside_vpc_check', 'ControlTower::lambda_inside_vpc_check']],
-  ['retainData with a backup plan', { retainData: true }, ['ControlTower::lambda_inside_vpc_check', 'ControlTower::lambda_inside_vpc_check']],
-  ['single-AZ database', { database: { multiAz: false } }, ['ControlTower::lambda_inside_vpc_check', 'ControlTower::lambda_inside_vpc_check', 'ControlTower::rds_instance_multi_az_support_check']],
-  ['no deletion protection', { database: { deletionProtection: false } }, ['ControlTower::lambda_inside_vpc_check', 'ControlTower::lambda_inside_vpc_check', 'ControlTower::rds_instance_deletion_protection_enabled_check']],
-  ['NAT egress opted in', { egress: EgressMode.NAT }, ['ControlTower::lambda_inside_vpc_check', 'ControlTower::lambda_inside_vpc_check']],
+  // The deploy-time function runs in the VPC: no Lambda finding to acknowledge.
+  ['default', {}, []],
+  ['retainData with a backup plan', { retainData: true }, []],
+  ['single-AZ database', { database: { multiAz: false } }, ['ControlTower::rds_instance_multi_az_support_check']],
+  ['no deletion protection', { database: { deletionProtection: false } }, ['ControlTower::rds_instance_deletion_protection_enabled_check']],
+  ['NAT egress opted in', { egress: EgressMode.NAT }, []],
 ];
 
 describe.each(variants)('customer plane (%s): acknowledgements are exactly the findings', (_name, overrides, controls) => {
@@ -88,7 +88,7 @@ test('every acknowledgement is on a single resource with a reason a reviewer can
     expect(a.reason.length).toBeGreaterThanOrEqual(40);
   }
   // Acknowledgements scale with the catalog only where each agent truly has the finding.
-  expect(acks.filter((a) => a.finding === 'AwsSolutions-IAM5[Resource::*]')).toHaveLength(AGENT_CATALOG.length + 4); // + the S3 prefix-list lookup's role
+  expect(acks.filter((a) => a.finding === 'AwsSolutions-IAM5[Resource::*]')).toHaveLength(AGENT_CATALOG.length + 4); // + the deploy-time function's role
 });
 
 test('a new unacknowledged finding fails synth, naming the rule and the resource', () => {

