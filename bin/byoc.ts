@@ -10,7 +10,7 @@ import { AuditHead, AuditLogError, fetchAnchorHeads, readAnchorFile, verifyAudit
 import { contractHash, CUSTOMER_ID } from '../lib/boundary-contract';
 import { CustomerError, registerCustomerCommands } from '../lib/customers';
 import { signAssembly, verifyBundle, VerifyOptions } from '../lib/bundle';
-import { agentIdentities, HUB_INGEST_STREAM, hubConfig, leafConfig, secretVariables } from '../lib/nats-config';
+import { agentIdentities, HUB_INGEST_STREAM, leafConfig, secretVariables } from '../lib/nats-config';
 import { AGENT_CATALOG } from '../agents/catalog';
 import { BundleError, fingerprint, generateDevelopmentKeys, loadPublicKey, signerFor } from '../lib/signer';
 
@@ -84,33 +84,32 @@ export function program(): Command {
     });
 
   cli.command('nats-config')
-    .description('write the leaf and hub NATS configurations the stacks deploy for a customer (same generator)')
+    .description('write the leaf node configuration the customer plane deploys for a customer (same generator); the hub\'s nodes get theirs from the control plane')
     .requiredOption('--customer <id>', 'customer identifier')
-    .requiredOption('--out <dir>', 'folder to write leaf.conf and hub.conf to')
+    .requiredOption('--out <dir>', 'folder to write leaf.conf to')
     .option('--no-share-learning', 'the customer opted out of sharing fingerprints')
+    .option('--hub <host:port>', 'the vendor hub the leaf dials (its certificate\'s name and leaf-node port)', 'hub.byoc.vendor.example:7422')
     .option('--leaf-port <port>', 'client port of the leaf', '4222')
     .option('--store-dir <dir>', 'JetStream store of the leaf', '/data/jetstream')
     .option('--hub-ca-file <file>', 'the vendor CA the leaf verifies the hub with (never the system roots)', '/tmp/hub-ca.pem')
-    .option('--hub-store-dir <dir>', 'JetStream store of the hub (its ingest streams)', '/data/jetstream')
-    .option('--hub-port <port>', 'client port of the hub', '4222')
-    .option('--hub-leaf-port <port>', 'leaf-node port of the hub', '7422')
-    .option('--hub-cert <file>', 'TLS certificate of the hub', '/etc/nats/tls/hub.pem')
-    .option('--hub-key <file>', 'TLS key of the hub', '/etc/nats/tls/hub.key')
-    .action((opts: { customer: string; out: string; shareLearning: boolean; leafPort: string; storeDir: string; hubCaFile: string; hubStoreDir: string; hubPort: string; hubLeafPort: string; hubCert: string; hubKey: string }) => {
+    .option('--hub-credentials-file <file>', 'the leaf\'s .creds on the hub, issued by the vendor', '/tmp/hub.creds')
+    .action((opts: { customer: string; out: string; shareLearning: boolean; hub: string; leafPort: string; storeDir: string; hubCaFile: string; hubCredentialsFile: string }) => {
       if (!CUSTOMER_ID.test(opts.customer)) throw new BundleError('bad-customer', `customer "${opts.customer}" is not a valid identifier`);
       const port = (name: string, v: string) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < 1 || n > 65535) throw new BundleError('bad-port', `${name} ${v} is not a port`);
         return n;
       };
+      const [host, hubPort] = opts.hub.split(/:(?=\d+$)/);
+      if (!host || hubPort === undefined) throw new BundleError('bad-hub', `--hub ${opts.hub} is not host:port`);
       fs.mkdirSync(opts.out, { recursive: true });
       const settings = { customerId: opts.customer, shareLearning: opts.shareLearning };
       const agents = agentIdentities(AGENT_CATALOG, settings);
-      fs.writeFileSync(path.join(opts.out, 'leaf.conf'), leafConfig({ ...settings, agents, listen: { host: '0.0.0.0', port: port('--leaf-port', opts.leafPort) }, storeDir: opts.storeDir, hubCaFile: opts.hubCaFile }));
-      fs.writeFileSync(path.join(opts.out, 'hub.conf'), hubConfig({ customers: [settings], listen: { host: '0.0.0.0', port: port('--hub-port', opts.hubPort) }, leafListen: { host: '0.0.0.0', port: port('--hub-leaf-port', opts.hubLeafPort) }, tls: { certFile: opts.hubCert, keyFile: opts.hubKey }, storeDir: opts.hubStoreDir }));
+      fs.writeFileSync(path.join(opts.out, 'leaf.conf'), leafConfig({ ...settings, agents, listen: { host: '0.0.0.0', port: port('--leaf-port', opts.leafPort) }, storeDir: opts.storeDir,
+        hubCaFile: opts.hubCaFile, hub: { host, port: port('--hub', hubPort) }, hubCredentialsFile: opts.hubCredentialsFile }));
       const vars = secretVariables(opts.customer);
-      console.log(`wrote ${path.join(opts.out, 'leaf.conf')} and ${path.join(opts.out, 'hub.conf')} (contract ${contractHash().slice(0, 12)}, ${agents.length} agents)`);
-      console.log(`leaf needs: ${vars.gatewayLocal}, ${vars.gatewayRemote}, ${vars.provisioner}, ${vars.leafRemoteUrl} and ${vars.agent('<agent>')} per agent; hub needs: ${vars.hubLeaf}, ${vars.hubVendor}; the vendor creates the ${HUB_INGEST_STREAM} stream in the customer's hub account (subjects byoc.${opts.customer}.out.>)`);
+      console.log(`wrote ${path.join(opts.out, 'leaf.conf')} (contract ${contractHash().slice(0, 12)}, ${agents.length} agents)`);
+      console.log(`leaf needs: ${vars.gatewayLocal}, ${vars.gatewayRemote}, ${vars.provisioner} and ${vars.agent('<agent>')} per agent, the vendor CA at ${opts.hubCaFile} and the .creds at ${opts.hubCredentialsFile}; the vendor creates the ${HUB_INGEST_STREAM} stream in the customer's vendor account (subjects byoc.${opts.customer}.out.>)`);
     });
 
   cli.command('audit')

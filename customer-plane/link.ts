@@ -27,6 +27,8 @@ export const AUDIT_DIR = '/audit';
 export const GATEWAY_ENTRY = '/app/boundary-gateway.js';
 /** Where the leaf's start command writes the vendor's CA certificate (task scratch volume). */
 export const HUB_CA_FILE = '/tmp/hub-ca.pem';
+/** Where the leaf's start command writes its credentials on the hub (task scratch volume, never the image). */
+export const HUB_CREDENTIALS_FILE = '/tmp/hub.creds';
 
 /**
  * The vendor hub the leaf connects to, outbound only. Every part is explicit: the leaf dials only this
@@ -96,7 +98,7 @@ export class NarrowLink extends Construct {
     readonly gatewayLocalPassword: secretsmanager.Secret;
     readonly gatewayRemotePassword: secretsmanager.Secret;
     readonly provisionerPassword: secretsmanager.Secret;
-    readonly leafHubPassword: secretsmanager.Secret;
+    readonly leafHubCredentials: secretsmanager.Secret;
   };
   /** The customer-owned asymmetric key that signs the audit log's heads and the metrics that cross. */
   public readonly auditKey: kms.Key;
@@ -125,8 +127,10 @@ export class NarrowLink extends Construct {
       gatewayLocalPassword: secret('GatewayLocalPassword', 'link/gateway-local-password', 'Password of the boundary gateway\'s local identity on the NATS leaf (GATEWAY account)'),
       gatewayRemotePassword: secret('GatewayRemotePassword', 'link/gateway-remote-password', 'Password of the boundary gateway\'s remote identity on the NATS leaf (BOUNDARY account, linked to the hub)'),
       provisionerPassword: secret('ProvisionerPassword', 'link/provisioner-password', 'Password of the identity that creates the agents\' streams and consumers on the NATS leaf (used by the gateway at start)'),
-      leafHubPassword: secret('LeafHubPassword', 'link/leaf-hub-password', 'The leaf\'s password on the vendor hub, issued by the vendor at registration; a generated placeholder until stored',
-        'Issued by the vendor hub at registration and stored here with put-secret-value; it is rotated by the vendor re-issuing it, not by a Lambda in this account.'),
+      // Until the customer stores the vendor's `.creds`, the leaf runs unlinked (nats-server logs the placeholder
+      // as malformed and keeps serving the agents): nothing fails the deploy on a secret filled after it.
+      leafHubCredentials: secret('LeafHubCredentials', 'link/leaf-hub-credentials', 'The leaf\'s NATS credentials on the vendor hub (.creds: user JWT and seed), issued by the vendor at registration; a generated placeholder until stored',
+        'Issued by the vendor hub at registration (a user JWT for this customer\'s hub account) and stored here with put-secret-value; the vendor rotates it by issuing new credentials and revoking the old user, not a Lambda in this account.'),
     };
     for (const spec of props.catalog) {
       this.agentPasswords[spec.name] = secret(`AgentPassword-${spec.name}`, `nats/${spec.name}`, `NATS password of agent ${spec.name} on the leaf (its own user)`);
@@ -156,7 +160,8 @@ export class NarrowLink extends Construct {
 
     // The leaf node -------------------------------------------------------------------------------------
     const identities = agentIdentities(props.catalog, props);
-    this.leafConfig = leafConfig({ customerId, shareLearning: props.shareLearning, agents: identities, listen: { host: '0.0.0.0', port: NATS_CLIENT_PORT }, storeDir: JETSTREAM_DIR, hubCaFile: HUB_CA_FILE });
+    this.leafConfig = leafConfig({ customerId, shareLearning: props.shareLearning, agents: identities, listen: { host: '0.0.0.0', port: NATS_CLIENT_PORT }, storeDir: JETSTREAM_DIR,
+      hubCaFile: HUB_CA_FILE, hub: { host: hub.host, port: hub.port }, hubCredentialsFile: HUB_CREDENTIALS_FILE });
     const leafBytes = Buffer.byteLength(this.leafConfig) + Buffer.byteLength(hub.caCertificatePem) + 160 * (identities.length + 4) + 2048;
     if (identities.length > MAX_LEAF_AGENTS || leafBytes > TASK_DEFINITION_BUDGET) {
       throw new PropError('catalog', `${identities.length} agents need a leaf configuration of ${Math.ceil(leafBytes / 1024)} KiB, more than one ECS task definition holds (64 KiB; at most ${MAX_LEAF_AGENTS} agents)`,
@@ -168,7 +173,7 @@ export class NarrowLink extends Construct {
       [vars.gatewayLocal]: ecs.Secret.fromSecretsManager(this.secrets.gatewayLocalPassword),
       [vars.gatewayRemote]: ecs.Secret.fromSecretsManager(this.secrets.gatewayRemotePassword),
       [vars.provisioner]: ecs.Secret.fromSecretsManager(this.secrets.provisionerPassword),
-      [vars.leafHubPassword]: ecs.Secret.fromSecretsManager(this.secrets.leafHubPassword),
+      [vars.leafHubCredentials]: ecs.Secret.fromSecretsManager(this.secrets.leafHubCredentials),
     };
     for (const [name, s] of Object.entries(this.agentPasswords)) leafSecrets[vars.agent(name)] = ecs.Secret.fromSecretsManager(s);
     this.leaf = new HardenedService(this, 'NatsLeaf', {
@@ -180,13 +185,14 @@ export class NarrowLink extends Construct {
       cpu: 512,
       memoryMiB: 1024,
       // nats-server reads files: the generated configuration and the vendor's CA come in (non-secret)
-      // variables and are written to the task's scratch volume. The remote URL is composed from the pinned
-      // hub address and the issued password (nats-server substitutes a variable only as a whole value).
+      // variables, the hub credentials from Secrets Manager; all three are written to the task's scratch
+      // volume (the credentials readable by the task's user only) and the variable is dropped.
       command: ['sh', '-c', [
+        'umask 077',
         'printf "%s" "$BYOC_NATS_CONFIG" > /tmp/nats.conf',
         `printf "%s" "$BYOC_HUB_CA" > ${HUB_CA_FILE}`,
-        // `$NAME@`: the @ ends the variable name (no braces: CloudFormation would read `\${...}` as a parameter).
-        `export ${vars.leafRemoteUrl}="tls://leaf-${customerId}:$${vars.leafHubPassword}@${hub.host}:${hub.port}"`,
+        `printf "%s\\n" "$${vars.leafHubCredentials}" > ${HUB_CREDENTIALS_FILE}`,
+        `unset ${vars.leafHubCredentials}`,
         'exec nats-server -c /tmp/nats.conf',
       ].join(' && ')],
       environment: { BYOC_NATS_CONFIG: this.leafConfig, BYOC_HUB_CA: hub.caCertificatePem },

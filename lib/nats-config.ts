@@ -108,8 +108,7 @@ export function agentIdentities(catalog: readonly CatalogEntry[], settings: Link
 const envName = (s: string) => s.toUpperCase().replace(/-/g, '_');
 
 /** Environment variable names for the link's secrets. */
-export function secretVariables(customerId: string) {
-  const id = envName(customerId);
+export function secretVariables(_customerId: string) {
   return {
     /** Password of the gateway's local identity (GATEWAY account). */
     gatewayLocal: 'BYOC_GATEWAY_LOCAL_PASSWORD',
@@ -119,14 +118,8 @@ export function secretVariables(customerId: string) {
     provisioner: 'BYOC_PROVISIONER_PASSWORD',
     /** Password of one agent's user. */
     agent: (agent: string) => `BYOC_AGENT_${envName(agent)}_PASSWORD`,
-    /** The leaf's password on the hub, issued by the vendor. */
-    leafHubPassword: 'BYOC_LEAF_HUB_PASSWORD',
-    /** The leaf's remote URL, composed at start from the pinned hub address and the password above. */
-    leafRemoteUrl: 'BYOC_LEAF_REMOTE_URL',
-    /** On the hub: the leaf's password, per customer. */
-    hubLeaf: `BYOC_LEAF_${id}_PASSWORD`,
-    /** On the hub: password of the vendor's services in the customer's account. */
-    hubVendor: `BYOC_VENDOR_${id}_PASSWORD`,
+    /** The leaf's credentials on the hub (a NATS `.creds` file: user JWT and seed), issued by the vendor at registration. */
+    leafHubCredentials: `BYOC_LEAF_HUB_CREDENTIALS`,
   };
 }
 
@@ -140,9 +133,9 @@ export interface HubAddress {
   readonly port: number;
 }
 
-/** The leaf's remote URL for a hub and the leaf's password (what the container's start command composes). */
-export function leafRemoteUrl(customerId: string, hub: HubAddress, password: string): string {
-  return `tls://leaf-${customerId}:${password}@${hub.host}:${hub.port}`;
+/** The leaf's remote URL for a hub: TLS to the pinned name and port, no credentials in it. */
+export function hubUrl(hub: HubAddress): string {
+  return `tls://${hub.host}:${hub.port}`;
 }
 
 const q = (s: string) => JSON.stringify(s);
@@ -156,6 +149,10 @@ export interface LeafOptions extends LinkSettings {
   readonly agents: readonly AgentIdentity[];
   /** CA bundle (PEM file) the hub's certificate must chain to: the vendor's CA, never the system's roots. */
   readonly hubCaFile: string;
+  /** The vendor hub: the only address the leaf dials. */
+  readonly hub: HubAddress;
+  /** The leaf's `.creds` file on the hub (its user JWT, signed for this customer's hub account, and seed). */
+  readonly hubCredentialsFile: string;
 }
 
 /** Permissions of one agent on the leaf: its catalog entry's subjects and its own JetStream objects, nothing account-wide. */
@@ -256,11 +253,13 @@ ${agentUsers.join('\n')}
 leafnodes {
   remotes: [
     {
-      # tls://leaf-${o.customerId}:<password>@<hub host>:<port>: the host is pinned by the plane's settings,
-      # the password comes from Secrets Manager. The hub's certificate must chain to the vendor's CA below and
-      # name that host; URLs the hub advertises are dialed only under the same check, so the leaf's
-      # credentials go to nothing but a holder of the hub's certificate.
-      url: $${vars.leafRemoteUrl}
+      # The host is pinned by the plane's settings; the credentials are the user JWT the vendor issued for
+      # this customer's hub account (its permissions generated from the contract) and its seed, from Secrets
+      # Manager. The hub's certificate must chain to the vendor's CA below and name that host; URLs the hub
+      # advertises are dialed only under the same check, so the leaf proves its identity to nothing but a
+      # holder of the hub's certificate.
+      url: ${q(hubUrl(o.hub))}
+      credentials: ${q(o.hubCredentialsFile)}
       account: "BOUNDARY"
       no_randomize: true
       deny_imports: ${list(NEVER_CROSS)}
@@ -272,62 +271,9 @@ leafnodes {
 `;
 }
 
-export interface HubOptions {
-  readonly customers: readonly LinkSettings[];
-  readonly listen: { readonly host: string; readonly port: number };
-  readonly leafListen: { readonly host: string; readonly port: number };
-  readonly tls: { readonly certFile: string; readonly keyFile: string };
-  readonly storeDir: string;
-}
-
 /** The ingest stream the vendor keeps in each customer's hub account: it acknowledges every crossing to the gateway. */
 export function hubIngestStream(customerId: string) {
   return { name: HUB_INGEST_STREAM, subjects: [`byoc.${customerId}.out.>`], duplicate_window: 3600 * 1e9, max_age: 7 * 86400 * 1e9 };
-}
-
-/** The vendor hub: one account per customer, whose leaf user may send in only what the contract lets out. */
-export function hubConfig(o: HubOptions): string {
-  const accounts = o.customers.map((c) => {
-    const vars = secretVariables(c.customerId);
-    const out = outboundSubjects(c);
-    const inn = inboundSubjects(c);
-    return `  ${q(account(c.customerId))}: {
-    jetstream: enabled
-    users: [
-      # The vendor's services for this customer: read what the customer sends (from ${HUB_INGEST_STREAM}), send control messages.
-      { user: ${q(`vendor-${c.customerId}`)}, password: $${vars.hubVendor}, permissions: { publish: { allow: ${list([...inn, '$JS.API.>', '$JS.ACK.>'])} }, subscribe: { allow: ${list([...out, `_INBOX_vendor_${envName(c.customerId).toLowerCase()}.>`])} } } }
-    ]
-  }`;
-  });
-  // Each customer's leaf lands in that customer's own account: nothing it sends reaches another customer,
-  // and in its account only the vendor user above listens (to the outbound kinds) or speaks (the inbound ones).
-  const leafUsers = o.customers.map((c) => {
-    const vars = secretVariables(c.customerId);
-    return `      { user: ${q(`leaf-${c.customerId}`)}, password: $${vars.hubLeaf}, account: ${q(account(c.customerId))} }`;
-  });
-  return `# BYOC vendor hub. Generated from boundary contract v${BOUNDARY_CONTRACT.version} (${contractHash()}): do not edit.
-server_name: "byoc-hub"
-host: ${q(o.listen.host)}
-port: ${o.listen.port}
-
-jetstream { store_dir: ${q(o.storeDir)} }
-
-accounts {
-${accounts.join('\n')}
-}
-
-leafnodes {
-  host: ${q(o.leafListen.host)}
-  port: ${o.leafListen.port}
-  no_advertise: true
-  tls: { cert_file: ${q(o.tls.certFile)}, key_file: ${q(o.tls.keyFile)}, timeout: 5 }
-  authorization: {
-    users: [
-${leafUsers.join('\n')}
-    ]
-  }
-}
-`;
 }
 
 /** The vendor's inbox prefix in a customer's hub account. */
@@ -369,6 +315,8 @@ export function hubVendorJetStreamApi(): string[] {
     `$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`, `$JS.API.STREAM.INFO.${s}`,
     `$JS.API.CONSUMER.CREATE.${s}`, `$JS.API.CONSUMER.CREATE.${s}.>`, `$JS.API.CONSUMER.DURABLE.CREATE.${s}.*`,
     `$JS.API.CONSUMER.INFO.${s}.*`, `$JS.API.CONSUMER.DELETE.${s}.*`, `$JS.API.CONSUMER.MSG.NEXT.${s}.*`,
+    // Read one stored crossing by sequence (audits and reconciliation against the gateway's audit log).
+    `$JS.API.STREAM.MSG.GET.${s}`,
     `$JS.ACK.${s}.>`,
   ];
 }

@@ -21,9 +21,10 @@ import { RESULT_PREFIX } from '../agents/runtime/reference-agent';
 import { verifyAuditLog } from '../lib/audit-log';
 import { BOUNDARY_CONTRACT, Direction, MessageKind, subjectOf } from '../lib/boundary-contract';
 import { canonicalBytes, signedBody } from '../lib/contract-validator';
-import { hubConfig, hubIngestStream, inboxPrefix, LEAF_USERS, OUTBOX_PREFIX, processedBucketOf, durableOf, WORK_STREAM, secretVariables, vendorInboxPrefix, crossingKinds } from '../lib/nats-config';
+import { inboxPrefix, LEAF_USERS, OUTBOX_PREFIX, processedBucketOf, durableOf, WORK_STREAM, secretVariables, crossingKinds } from '../lib/nats-config';
+import { startOperatorHub } from '../test/servers/operator-hub';
 import { startMoto } from '../test/servers/moto';
-import { freePort, listening } from '../test/servers/nats';
+import { listening } from '../test/servers/nats';
 import { startPostgres } from '../test/servers/postgres';
 import { startRedisTls } from '../test/servers/redis';
 import Redis from 'ioredis';
@@ -293,40 +294,43 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
       });
     };
 
-    // The vendor hub the leaf dials: the vendor's generator, the certificate for the configured name.
+    // The vendor hub the leaf dials: operator mode, as the control plane configures its nodes, its certificate
+    // for the configured name; the customer registered as `byoc customer add` does (accounts pushed, ingest stream).
     const leafSpec = await specOf(leaf);
     const vars = secretVariables(o.customerId);
-    const issuedPassword = randomBytes(24).toString('base64url');
-    const vendorPassword = randomBytes(24).toString('base64url');
-    const hubClientPort = await freePort();
-    const hubMonitorPort = await freePort();
-    const hubDir = path.join(o.workDir, 'hub');
-    fs.mkdirSync(hubDir);
-    const hubConf = hubConfig({ customers: [{ customerId: o.customerId, shareLearning: o.shareLearning }], listen: { host: '127.0.0.1', port: hubClientPort },
-      leafListen: { host: '0.0.0.0', port: o.hub.port }, tls: { certFile: o.hub.certFile, keyFile: o.hub.keyFile }, storeDir: path.join(hubDir, 'jetstream') });
-    fs.writeFileSync(path.join(hubDir, 'hub.conf'), `${hubConf}\nhttp: "127.0.0.1:${hubMonitorPort}"\n`);
-    const { startNats } = await import('../test/servers/nats');
-    const hub = await startNats(path.join(hubDir, 'hub.conf'), hubClientPort, { [vars.hubLeaf]: issuedPassword, [vars.hubVendor]: vendorPassword });
-    cleanup.push(() => hub.stop());
-    substitutions.push(`Vendor hub: nats-server from Debian (${hubVersion()}) with the configuration \`byoc nats-config\` generates, its certificate for ${o.hub.host} issued by a rehearsal CA that the rehearsal's plane pins (vendorHub.caCertificatePem)`);
-    const vendor = await connect({ servers: `127.0.0.1:${hubClientPort}`, user: `vendor-${o.customerId}`, pass: vendorPassword, inboxPrefix: vendorInboxPrefix(o.customerId) });
-    connections.push(vendor);
-    await (await jetstreamManager(vendor)).streams.add(hubIngestStream(o.customerId));
+    const certsDir = path.dirname(o.hub.certFile);
+    const operatorHub = await startOperatorHub({ certificates: { dir: certsDir, ca: path.join(certsDir, 'ca.pem'), cert: o.hub.certFile, key: o.hub.keyFile }, leafPort: o.hub.port });
+    cleanup.push(() => operatorHub.stop());
+    await operatorHub.addCustomer({ customerId: o.customerId, shareLearning: o.shareLearning });
+    substitutions.push(`Vendor hub: nats-server from Debian (${hubVersion()}) in operator mode (hubJwtConfig and hubAuthConfig, as the control plane configures its nodes), the customer's accounts pushed to it, its certificate for ${o.hub.host} issued by a rehearsal CA that the rehearsal's plane pins (vendorHub.caCertificatePem)`);
+    const vendor = await operatorHub.vendor(o.customerId);
+    const leafLinks = async () => (await operatorHub.leafConnections()).length;
 
-    // The customer's one step after deploy: store the password the vendor issued in the leaf's secret.
-    const leafHubSecret = (leaf.stack.resolve(leaf.container.Secrets) as Array<{ Name: string; ValueFrom: string }>).find((x) => x.Name === vars.leafHubPassword);
-    if (!leafHubSecret) throw new RehearsalError(`the leaf's task definition does not read ${vars.leafHubPassword}`);
-    await sm.send(new PutSecretValueCommand({ SecretId: leafHubSecret.ValueFrom, SecretString: issuedPassword }));
+    // First deploy: the leaf starts with the generated placeholder in place of the hub credentials. It must
+    // stay up (the agents need it) and simply not link.
+    const leafHubSecret = (leaf.stack.resolve(leaf.container.Secrets) as Array<{ Name: string; ValueFrom: string }>).find((x) => x.Name === vars.leafHubCredentials);
+    if (!leafHubSecret) throw new RehearsalError(`the leaf's task definition does not read ${vars.leafHubCredentials}`);
+    const clientPort = Number(leaf.container.PortMappings?.[0]?.ContainerPort ?? 4222);
+    const firstLeaf = await run(leaf);
+    await upOrFail(firstLeaf, 'NATS leaf listening on its container port (hub credentials not stored yet)', () => listening(clientPort));
+    await sleep(1500);
+    const unlinked = firstLeaf.running() && (await leafLinks()) === 0;
+    check('leaf before credentials', unlinked, unlinked ? 'with the generated placeholder the leaf serves its clients and does not link (nats-server reports the credentials as malformed)'
+      : `the leaf ${firstLeaf.running() ? 'linked without credentials' : `exited: ${firstLeaf.output().slice(-800)}`}`);
+    const firstStop = await firstLeaf.stop(10000);
+    containers.splice(containers.indexOf(firstLeaf), 1);
+    started.splice(started.findIndex((x) => x.service === firstLeaf.name), 1);
+    void firstStop;
 
-    // Start order as ECS would converge: the leaf, the gateway (which provisions the agents' streams), the agents.
+    // The customer's one step after deploy: store the credentials the vendor issued, then a new leaf task.
+    await sm.send(new PutSecretValueCommand({ SecretId: leafHubSecret.ValueFrom, SecretString: (await operatorHub.leafCredentials(o.customerId)).creds }));
     const leafC = await run(leaf);
-    await upOrFail(leafC, 'NATS leaf listening on its container port', () => listening(Number(leaf.container.PortMappings?.[0]?.ContainerPort ?? 4222)));
+    await upOrFail(leafC, 'NATS leaf listening on its container port', () => listening(clientPort));
     const linked = await eventually('the leaf connects to the hub', 20000, async () => {
       if (!leafC.running()) throw new Exited(`${leafC.name} exited (${await leafC.exited}): ${leafC.output().slice(-1500)}`);
-      const z = await (await fetch(`http://127.0.0.1:${hubMonitorPort}/leafz`)).json() as { leafnodes: number; leafs?: Array<{ account: string }> };
-      return z.leafnodes > 0 ? z : undefined;
+      return (await leafLinks()) > 0 ? true : undefined;
     }).catch((e) => e as Error);
-    check('link', !(linked instanceof Error), linked instanceof Error ? linked.message : `the leaf is connected to the hub over TLS (account ${linked.leafs?.[0]?.account})`);
+    check('link', !(linked instanceof Error), linked instanceof Error ? linked.message : 'with the issued .creds the leaf links to the hub over TLS, verifying the hub\'s name against the pinned CA');
 
     const gatewayC = await run(gateway);
     await upOrFail(gatewayC, 'boundary gateway ready', () => gatewayC.output().includes('"msg":"ready"'), 30000);

@@ -113,8 +113,9 @@ test('nats-config writes the configurations the stacks deploy', async () => {
   const { AGENT_CATALOG } = await import('../../agents/catalog');
   const { agentIdentities } = await import('../../lib/nats-config');
   const settings = { customerId: 'acme', shareLearning: false };
-  expect(fs.readFileSync(path.join(out, 'leaf.conf'), 'utf8')).toBe(leafConfig({ ...settings, agents: agentIdentities(AGENT_CATALOG, settings), listen: { host: '0.0.0.0', port: 4222 }, storeDir: '/data/jetstream', hubCaFile: '/tmp/hub-ca.pem' }));
-  expect(fs.readFileSync(path.join(out, 'hub.conf'), 'utf8')).toContain('"CUSTOMER_ACME"');
+  expect(fs.readFileSync(path.join(out, 'leaf.conf'), 'utf8')).toBe(leafConfig({ ...settings, agents: agentIdentities(AGENT_CATALOG, settings), listen: { host: '0.0.0.0', port: 4222 }, storeDir: '/data/jetstream',
+    hubCaFile: '/tmp/hub-ca.pem', hub: { host: 'hub.byoc.vendor.example', port: 7422 }, hubCredentialsFile: '/tmp/hub.creds' }));
+  expect((await byoc('nats-config', '--customer', 'acme', '--out', out, '--hub', 'nohost')).err).toMatch(/--hub nohost is not host:port/);
   expect((await byoc('nats-config', '--customer', 'Bad Id', '--out', out)).err).toMatch(/not a valid identifier/);
 });
 

@@ -8,7 +8,7 @@ import { AGENT_CATALOG } from '../../agents/catalog';
 import { projectRoot } from '../../lib/app';
 import { EgressMode } from '../../customer-plane/props';
 import { collectorConfig } from '../../customer-plane/collector-config';
-import { HUB_CA_FILE, JETSTREAM_DIR, NATS_CLIENT_PORT } from '../../customer-plane/link';
+import { HUB_CA_FILE, HUB_CREDENTIALS_FILE, JETSTREAM_DIR, NATS_CLIENT_PORT } from '../../customer-plane/link';
 import { allResources, exampleProps, synthCustomerPlane } from '../synth';
 
 const containerNamed = (templates: Record<string, any>, family: string) => {
@@ -26,12 +26,13 @@ describe('what is tested is what is deployed', () => {
   test('the leaf runs exactly the generated configuration (every agent its own user), and nats-server accepts it', () => {
     const deployed = envOf(leaf).BYOC_NATS_CONFIG;
     const settings = { customerId: 'example', shareLearning: true };
-    expect(deployed).toBe(leafConfig({ ...settings, agents: agentIdentities(AGENT_CATALOG, settings), listen: { host: '0.0.0.0', port: NATS_CLIENT_PORT }, storeDir: JETSTREAM_DIR, hubCaFile: HUB_CA_FILE }));
+    expect(deployed).toBe(leafConfig({ ...settings, agents: agentIdentities(AGENT_CATALOG, settings), listen: { host: '0.0.0.0', port: NATS_CLIENT_PORT }, storeDir: JETSTREAM_DIR,
+      hubCaFile: HUB_CA_FILE, hub: { host: 'hub.byoc.vendor.example', port: 7422 }, hubCredentialsFile: HUB_CREDENTIALS_FILE }));
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-leaf-'));
     try {
       const file = path.join(dir, 'nats.conf');
       fs.writeFileSync(file, deployed.replace(HUB_CA_FILE, path.join(projectRoot(), 'config', 'example-vendor-hub-ca.pem')));
-      const env: Record<string, string> = { ...process.env as Record<string, string>, [vars.leafRemoteUrl]: 'tls://u:p@hub.byoc.vendor.example:7422' };
+      const env: Record<string, string> = { ...process.env as Record<string, string> };
       for (const s of leaf.Secrets) env[s.Name] = 'x';
       expect(execFileSync('nats-server', ['-t', '-c', file], { env, encoding: 'utf8', stdio: 'pipe' })).toBe('');
     } finally {
@@ -45,7 +46,7 @@ describe('what is tested is what is deployed', () => {
       const file = path.join(dir, 'nats.conf');
       fs.writeFileSync(file, envOf(leaf).BYOC_NATS_CONFIG.replace(HUB_CA_FILE, path.join(projectRoot(), 'config', 'example-vendor-hub-ca.pem')));
       const run = (value: string) => {
-        const env: Record<string, string> = { ...process.env as Record<string, string>, [vars.leafRemoteUrl]: 'tls://u:p@hub.byoc.vendor.example:7422' };
+        const env: Record<string, string> = { ...process.env as Record<string, string> };
         for (const s of leaf.Secrets) env[s.Name] = value;
         try { execFileSync('nats-server', ['-t', '-c', file], { env, stdio: 'pipe' }); return 'accepted'; } catch { return 'refused'; }
       };
@@ -64,19 +65,30 @@ describe('what is tested is what is deployed', () => {
     }
   });
 
-  test('the leaf composes its remote URL from the pinned hub and the issued password, and trusts only the vendor CA', () => {
-    const script = leaf.Command.join(' ');
-    expect(script).toContain(`export ${vars.leafRemoteUrl}="tls://leaf-example:$${vars.leafHubPassword}@hub.byoc.vendor.example:7422"`);
-    // What the shell makes of it, run as the container would.
-    const url = execFileSync('sh', ['-c', `${leaf.Command[2].split(' && ').find((c: string) => c.startsWith('export'))} && printf %s "$${vars.leafRemoteUrl}"`], { env: { PATH: process.env.PATH!, [vars.leafHubPassword]: 'Issued42' }, encoding: 'utf8' });
-    expect(url).toBe('tls://leaf-example:Issued42@hub.byoc.vendor.example:7422');
+  test('the leaf dials the pinned hub with the issued .creds, written readable by its user only, and trusts only the vendor CA', () => {
+    expect(envOf(leaf).BYOC_NATS_CONFIG).toContain(`url: "tls://hub.byoc.vendor.example:7422"\n      credentials: "${HUB_CREDENTIALS_FILE}"`);
+    // What the shell makes of the start command's credential steps, run as the container would (into a temporary file).
+    const steps: string[] = leaf.Command[2].split(' && ');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-leaf-'));
+    try {
+      const file = path.join(dir, 'hub.creds');
+      const script = [steps[0], ...steps.filter((c) => c.includes(HUB_CREDENTIALS_FILE)).map((c) => c.replace(HUB_CREDENTIALS_FILE, file)), `printf %s "\${${vars.leafHubCredentials}-unset}"`].join(' && ');
+      expect(steps[0]).toBe('umask 077');
+      expect(steps).toContain(`unset ${vars.leafHubCredentials}`);
+      const creds = '-----BEGIN NATS USER JWT-----\neyJ...\n------END NATS USER JWT------';
+      execFileSync('sh', ['-c', script], { env: { PATH: process.env.PATH!, [vars.leafHubCredentials]: creds }, encoding: 'utf8' });
+      expect(fs.readFileSync(file, 'utf8')).toBe(`${creds}\n`);
+      expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
     expect(envOf(leaf).BYOC_HUB_CA).toBe(fs.readFileSync(path.join(projectRoot(), 'config', 'example-vendor-hub-ca.pem'), 'utf8'));
     expect(envOf(leaf).BYOC_NATS_CONFIG).toContain(`ca_file: "${HUB_CA_FILE}"`);
   });
 
   test('the leaf\'s secrets come from Secrets Manager through ECS, never through the environment: one per agent, distinct gateway identities', () => {
     const names = leaf.Secrets.map((s: any) => s.Name).sort();
-    expect(names).toEqual([vars.gatewayLocal, vars.gatewayRemote, vars.leafHubPassword, vars.provisioner, ...AGENT_CATALOG.map((a) => vars.agent(a.name))].sort());
+    expect(names).toEqual([vars.gatewayLocal, vars.gatewayRemote, vars.leafHubCredentials, vars.provisioner, ...AGENT_CATALOG.map((a) => vars.agent(a.name))].sort());
     const refs = leaf.Secrets.map((s: any) => JSON.stringify(s.ValueFrom));
     expect(new Set(refs).size).toBe(refs.length); // every identity its own secret
   });

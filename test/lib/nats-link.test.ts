@@ -6,7 +6,7 @@ import * as tls from 'tls';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { BOUNDARY_CONTRACT, Direction, subjectOf } from '../../lib/boundary-contract';
-import { agentIdentities, crossingKinds, hubConfig, inboxPrefix, LEAF_USERS, leafConfig, REJECTION_STREAM, secretVariables } from '../../lib/nats-config';
+import { agentIdentities, crossingKinds, inboxPrefix, LEAF_USERS, leafConfig, REJECTION_STREAM, secretVariables } from '../../lib/nats-config';
 import { AGENT_CATALOG } from '../../agents/catalog';
 import { collect, eventually, Link, permissionErrors, startLink } from '../servers/link';
 import { freePort, siblingCertificate, testCertificates } from '../servers/nats';
@@ -21,24 +21,25 @@ describe('the generated configurations', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-conf-'));
     try {
       const vars = secretVariables(C);
-      const env: Record<string, string> = { ...process.env as Record<string, string>, [vars.gatewayLocal]: 'x', [vars.gatewayRemote]: 'y', [vars.provisioner]: 'z', [vars.leafRemoteUrl]: 'tls://u:p@localhost:7422', [vars.hubLeaf]: 'x', [vars.hubVendor]: 'x' };
+      const env: Record<string, string> = { ...process.env as Record<string, string>, [vars.gatewayLocal]: 'x', [vars.gatewayRemote]: 'y', [vars.provisioner]: 'z' };
       for (const a of agentsOf()) env[vars.agent(a.name)] = 'x';
       const certs = testCertificates(dir);
       for (const shareLearning of [true, false]) {
-        fs.writeFileSync(path.join(dir, 'leaf.conf'), leafConfig({ customerId: C, shareLearning, agents: agentsOf(shareLearning), listen: { host: '127.0.0.1', port: 4222 }, storeDir: dir, hubCaFile: certs.ca }));
+        fs.writeFileSync(path.join(dir, 'leaf.conf'), leafConfig({ customerId: C, shareLearning, agents: agentsOf(shareLearning), listen: { host: '127.0.0.1', port: 4222 }, storeDir: dir, hubCaFile: certs.ca,
+          hub: { host: 'localhost', port: 7422 }, hubCredentialsFile: path.join(dir, 'leaf.creds') }));
         expect(execFileSync('nats-server', ['-t', '-c', path.join(dir, 'leaf.conf')], { env, encoding: 'utf8', stdio: 'pipe' })).toBe('');
       }
-      fs.writeFileSync(path.join(dir, 'hub.conf'), hubConfig({ customers: [{ customerId: C }], listen: { host: '127.0.0.1', port: 4222 }, leafListen: { host: '127.0.0.1', port: 7422 }, tls: { certFile: certs.cert, keyFile: certs.key }, storeDir: dir }));
-      expect(execFileSync('nats-server', ['-t', '-c', path.join(dir, 'hub.conf')], { env, encoding: 'utf8', stdio: 'pipe' })).toBe('');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
   test('carry no secret, give no identity the account-wide JetStream API but the provisioner, and trust only the given CA', () => {
-    const leaf = leafConfig({ customerId: C, agents: agentsOf(), listen: { host: '127.0.0.1', port: 4222 }, storeDir: '/data', hubCaFile: '/tmp/hub-ca.pem' });
+    const leaf = leafConfig({ customerId: C, agents: agentsOf(), listen: { host: '127.0.0.1', port: 4222 }, storeDir: '/data', hubCaFile: '/tmp/hub-ca.pem',
+      hub: { host: 'hub.byoc.vendor.example', port: 7422 }, hubCredentialsFile: '/tmp/hub.creds' });
     expect(leaf).toMatch(/password: \$BYOC_AGENT_CODE_REVIEWER_PASSWORD/);
-    expect(leaf).toMatch(/url: \$BYOC_LEAF_REMOTE_URL/);
+    // The hub by its pinned name, no credentials in the URL: the vendor-issued .creds file.
+    expect(leaf).toContain('url: "tls://hub.byoc.vendor.example:7422"\n      credentials: "/tmp/hub.creds"');
     expect(leaf.match(/"\$JS\.API\.>"/g)).toHaveLength(1); // the provisioner's
     expect(leaf).toMatch(/user: "provisioner"[^\n]*\n\s*permissions: \{ publish: \{ allow: \["\$JS\.API\.>"\] \}/);
     expect(leaf).toContain('ca_file: "/tmp/hub-ca.pem"');
@@ -207,8 +208,9 @@ describe('on a real hub and leaf linked over TLS', () => {
     await sleep(200); // let the observer's interest reach the hub
     const rogue = await link.rogueVendor();
     for (const subject of ['$SYS.REQ.SERVER.PING', '$JS.API.INFO', `$JS.byoc-${C}.API.INFO`, '_INBOX.steal', '$KV.config.x']) rogue.publish(subject, '{"rogue":true}');
+    // The sentinel goes the one way anything from the vendor reaches the leaf: an inbound kind's subject.
     await eventually(async () => {
-      rogue.publish('probe.after', '{"sentinel":4}');
+      rogue.publish(`byoc.${C}.in.control`, '{"sentinel":4}');
       await rogue.flush();
       await sleep(50);
       return observer.payloads.includes('{"sentinel":4}');
@@ -293,9 +295,10 @@ describe('a hub that advertises other leaf-node URLs', () => {
       await link.hub.stop();
       await eventually(() => fake!.seen.attempts > 0, 20000, 'the leaf dialing the advertised URL');
       await sleep(1500);
-      if (expectCredentials && !/"pass"/.test(fake.seen.data)) console.log(JSON.stringify(fake.seen), link.leaf.log().slice(-2500));
-      if (expectCredentials) expect(fake.seen.data).toMatch(/"pass"/);
-      else expect(fake.seen.data).not.toMatch(/"pass"|"user"|CONNECT/);
+      // The leaf's identity is a user JWT and a signature of the server's nonce (its seed never leaves it): only
+      // a holder of the hub's certificate gets even those.
+      if (expectCredentials) expect(fake.seen.data).toMatch(/CONNECT \{.*"jwt":"eyJ[^"]+","sig":"/);
+      else expect(fake.seen.data).not.toMatch(/"jwt"|"sig"|"pass"|"user"|CONNECT/);
     } finally {
       fake?.close();
       await link?.stop();

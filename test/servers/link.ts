@@ -3,11 +3,11 @@ import * as os from 'os';
 import * as path from 'path';
 import { Msg, NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
 import { AGENT_CATALOG } from '../../agents/catalog';
 import { provisionAgents } from '../../customer-plane/boundary-gateway/provision';
-import { account, AgentIdentity, agentIdentities, hubConfig, hubIngestStream, inboxPrefix, LEAF_USERS, leafConfig, leafRemoteUrl, LinkSettings, secretVariables, vendorInboxPrefix } from '../../lib/nats-config';
+import { AgentIdentity, agentIdentities, inboxPrefix, LEAF_USERS, leafConfig, LinkSettings, secretVariables } from '../../lib/nats-config';
 import { freePort, NatsServer, startNats, testCertificates } from './nats';
+import { startOperatorHub } from './operator-hub';
 
 /**
  * A real vendor hub and a customer's real leaf node on loopback, configured by the generators, linked
@@ -33,7 +33,7 @@ export interface Link {
   gatewayLocal(): Promise<NatsConnection>;
   gateway(): Promise<NatsConnection>;
   vendor(customerId?: string): Promise<NatsConnection>;
-  /** Test-only: a user in the customer's hub account allowed everything (a compromised vendor service). */
+  /** Test-only: a user of the customer's vendor account on the hub allowed everything (a compromised vendor service). */
   rogueVendor(): Promise<NatsConnection>;
   /** Test-only: a user in the leaf's AGENTS account subscribed to everything (that account is never linked). */
   agentsObserver(): Promise<NatsConnection>;
@@ -65,41 +65,36 @@ export async function startLink(options: LinkOptions): Promise<Link> {
   const { customerId } = options;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-link-'));
   const tls = options.certificates ?? testCertificates(dir);
-  const [hubPort, hubLeafPort, leafPort, leafMonitorPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const [leafPort, leafMonitorPort] = await Promise.all([freePort(), freePort()]);
   const vars = secretVariables(customerId);
   const agents = options.agents ?? agentIdentities(AGENT_CATALOG, options);
   const random = (p: string) => `${p}-${Math.random().toString(36).slice(2)}`;
-  const leafPassword = random('leaf');
   const secrets: Record<string, string> = {
     [vars.gatewayLocal]: random('gateway-local'),
     [vars.gatewayRemote]: random('gateway-remote'),
     [vars.provisioner]: random('provisioner'),
-    [vars.leafHubPassword]: leafPassword,
-    // What the leaf container's start command composes: the pinned hub name (the certificate's), the issued password.
-    [vars.leafRemoteUrl]: leafRemoteUrl(customerId, { host: 'localhost', port: hubLeafPort }, leafPassword),
   };
   for (const a of agents) secrets[vars.agent(a.name)] = random(`agent-${a.name}`);
-  const hubSecrets: Record<string, string> = {};
-  for (const c of [customerId, ...(options.otherCustomers ?? [])]) {
-    hubSecrets[secretVariables(c).hubLeaf] = c === customerId ? leafPassword : `other-${c}`;
-    hubSecrets[secretVariables(c).hubVendor] = `vendor-${c}`;
-  }
 
-  const customers = [options, ...(options.otherCustomers ?? []).map((c) => ({ customerId: c }))];
-  let hub = hubConfig({ customers, listen: { host: '127.0.0.1', port: hubPort }, leafListen: { host: '127.0.0.1', port: hubLeafPort }, tls: { certFile: tls.cert, keyFile: tls.key }, storeDir: path.join(dir, 'hub-jetstream') });
-  hub = hub.replace(`  "${account(customerId)}": {\n    jetstream: enabled\n    users: [\n`, `  "${account(customerId)}": {\n    jetstream: enabled\n    users: [\n      { user: "rogue", password: "${OBSERVER_PASSWORD}" }\n`);
-  if (options.hubExtra?.leafnodes) hub = hub.replace('  no_advertise: true\n', `${options.hubExtra.leafnodes}\n`);
-  let leaf = leafConfig({ ...options, agents, listen: { host: '127.0.0.1', port: leafPort }, storeDir: path.join(dir, 'jetstream'), hubCaFile: tls.ca });
+  // The vendor hub in operator mode, each customer registered as the control plane registers it (accounts
+  // pushed to the running hub, the ingest stream created by the customer's vendor service).
+  const operatorHub = await startOperatorHub({ certificates: tls, leafnodesExtra: options.hubExtra?.leafnodes });
+  const hubPort = operatorHub.hubPort;
+  for (const c of [options, ...(options.otherCustomers ?? []).map((id) => ({ customerId: id }))]) await operatorHub.addCustomer(c);
+  const credentials = await operatorHub.leafCredentials(customerId);
+  const credsFile = path.join(dir, 'leaf.creds');
+  fs.writeFileSync(credsFile, credentials.creds, { mode: 0o600 });
+
+  let leaf = leafConfig({ ...options, agents, listen: { host: '127.0.0.1', port: leafPort }, storeDir: path.join(dir, 'jetstream'), hubCaFile: tls.ca,
+    hub: { host: 'localhost', port: operatorHub.leafPort }, hubCredentialsFile: credsFile });
   if (options.observers ?? true) {
     leaf = leaf.replace('  AGENTS: {\n    jetstream: enabled\n    users: [\n', `  AGENTS: {\n    jetstream: enabled\n    users: [\n      { user: "agents-observer", password: "${OBSERVER_PASSWORD}" }\n`);
     leaf = leaf.replace('  GATEWAY: {\n    jetstream: enabled\n    limits: { max_connections: 1 }\n    users: [\n', `  GATEWAY: {\n    jetstream: enabled\n    limits: { max_connections: 2 }\n    users: [\n      { user: "gateway-observer", password: "${OBSERVER_PASSWORD}" }\n`);
     leaf = leaf.replace('  BOUNDARY: {\n    limits: { max_connections: 2 }\n    users: [\n', `  BOUNDARY: {\n    limits: { max_connections: 3 }\n    users: [\n      { user: "boundary-observer", password: "${OBSERVER_PASSWORD}" }\n`);
   }
   leaf += `\nhttp: "127.0.0.1:${leafMonitorPort}"\n`;
-  fs.writeFileSync(path.join(dir, 'hub.conf'), hub);
   fs.writeFileSync(path.join(dir, 'leaf.conf'), leaf);
 
-  const hubServer = await startNats(path.join(dir, 'hub.conf'), hubLeafPort, hubSecrets);
   const leafServer = await startNats(path.join(dir, 'leaf.conf'), leafPort, secrets);
   const connections: NatsConnection[] = [];
   const open = async (port: number, user: string, pass: string, prefix = inboxPrefix(customerId)) => {
@@ -111,10 +106,7 @@ export async function startLink(options: LinkOptions): Promise<Link> {
     const res = await fetchJson(`http://127.0.0.1:${leafMonitorPort}/leafz`);
     return (res.leafs ?? []).reduce((n: number, l: { in_msgs: number }) => n + l.in_msgs, 0);
   };
-  const vendor = (c = customerId) => open(hubPort, `vendor-${c}`, hubSecrets[secretVariables(c).hubVendor], vendorInboxPrefix(c));
-  // The vendor keeps an ingest stream in the customer's hub account: it acknowledges each crossing to the gateway.
-  const vendorAdmin = await vendor();
-  await (await jetstreamManager(vendorAdmin)).streams.add(hubIngestStream(customerId));
+  const vendor = (c = customerId) => operatorHub.vendor(c);
   // Wait until the leaf is connected to the hub.
   const deadline = Date.now() + 15000;
   while (!((await fetchJson(`http://127.0.0.1:${leafMonitorPort}/leafz`)).leafnodes > 0)) {
@@ -125,7 +117,7 @@ export async function startLink(options: LinkOptions): Promise<Link> {
   const provisioner = () => open(leafPort, LEAF_USERS.provisioner, secrets[vars.provisioner], inboxPrefix(customerId, LEAF_USERS.provisioner));
 
   return {
-    customerId, dir, leafPort, hubPort, leafMonitorPort, secrets, hub: hubServer, leaf: leafServer, agentIdentities: agents,
+    customerId, dir, leafPort, hubPort, leafMonitorPort, secrets, hub: operatorHub.hub, leaf: leafServer, agentIdentities: agents,
     agent: (name: string) => open(leafPort, LEAF_USERS.agent(name), secrets[vars.agent(name)], inboxPrefix(customerId, name)),
     provisioner,
     provision: async (consumer = {}) => {
@@ -139,7 +131,7 @@ export async function startLink(options: LinkOptions): Promise<Link> {
       return gatewayConnection!;
     },
     vendor,
-    rogueVendor: () => open(hubPort, 'rogue', OBSERVER_PASSWORD),
+    rogueVendor: () => operatorHub.observer(customerId),
     agentsObserver: () => open(leafPort, 'agents-observer', OBSERVER_PASSWORD),
     gatewayObserver: () => open(leafPort, 'gateway-observer', OBSERVER_PASSWORD),
     boundaryObserver: () => open(leafPort, 'boundary-observer', OBSERVER_PASSWORD),
@@ -147,7 +139,7 @@ export async function startLink(options: LinkOptions): Promise<Link> {
     stop: async () => {
       await Promise.all(connections.map((c) => c.close().catch(() => undefined)));
       await leafServer.stop();
-      await hubServer.stop();
+      await operatorHub.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

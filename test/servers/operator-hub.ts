@@ -77,10 +77,19 @@ export async function waitFor(check: () => boolean | Promise<boolean>, ms: numbe
   }
 }
 
-export async function startOperatorHub(): Promise<OperatorHub> {
+export interface OperatorHubOptions {
+  /** The hub's CA and certificate. @default - new ones for localhost and 127.0.0.1 */
+  readonly certificates?: { dir: string; ca: string; cert: string; key: string };
+  /** The leaf-node port. @default - a free port */
+  readonly leafPort?: number;
+  /** Test-only lines replacing the hub's `no_advertise` (e.g. the `advertise` a lying hub sends). */
+  readonly leafnodesExtra?: string;
+}
+
+export async function startOperatorHub(options: OperatorHubOptions = {}): Promise<OperatorHub> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-ophub-'));
-  const certificates = testCertificates(dir);
-  const [hubPort, leafPort, monitorPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  const certificates = options.certificates ?? testCertificates(dir);
+  const [hubPort, leafPort, monitorPort] = await Promise.all([freePort(), options.leafPort ?? freePort(), freePort()]);
   const operator = await operatorInit();
   fs.mkdirSync(path.join(dir, 'resolver'));
   const conf = hubJwtConfig({
@@ -89,7 +98,7 @@ export async function startOperatorHub(): Promise<OperatorHub> {
     tls: { certFile: certificates.cert, keyFile: certificates.key },
     storeDir: path.join(dir, 'hub-jetstream'),
     auth: hubAuthConfig({ operatorJwt: operator.operator.jwt, systemAccountPublicKey: operator.systemAccount.publicKey, resolverDir: path.join(dir, 'resolver'), systemAccountJwt: operator.systemAccount.jwt }),
-  }) + `\nhttp: "127.0.0.1:${monitorPort}"\n`;
+  }).replace('  no_advertise: true\n', options.leafnodesExtra ? `${options.leafnodesExtra}\n` : '  no_advertise: true\n') + `\nhttp: "127.0.0.1:${monitorPort}"\n`;
   fs.writeFileSync(path.join(dir, 'hub.conf'), conf);
   const hub = await startNats(path.join(dir, 'hub.conf'), leafPort);
 
@@ -150,13 +159,10 @@ export async function startOperatorHub(): Promise<OperatorHub> {
       const vars = secretVariables(customerId);
       const credsFile = path.join(leafDir, 'leaf.creds');
       fs.writeFileSync(credsFile, credentials.creds, { mode: 0o600 });
-      let conf = leafConfig({ customerId, agents: [], listen: { host: '127.0.0.1', port }, storeDir: path.join(leafDir, 'jetstream'), hubCaFile: certificates.ca });
-      // The remote authenticates with the customer's .creds instead of a password in its URL.
-      const urlLine = `      url: $${vars.leafRemoteUrl}\n`;
-      if (!conf.includes(urlLine)) throw new Error('leafConfig changed: the test cannot add the .creds to its remote');
-      conf = conf.replace(urlLine, `${urlLine}      credentials: ${JSON.stringify(credsFile)}\n`) + `\nhttp: "127.0.0.1:${monitor}"\n`;
+      const conf = leafConfig({ customerId, agents: [], listen: { host: '127.0.0.1', port }, storeDir: path.join(leafDir, 'jetstream'), hubCaFile: certificates.ca,
+        hub: { host: 'localhost', port: leafPort }, hubCredentialsFile: credsFile }) + `\nhttp: "127.0.0.1:${monitor}"\n`;
       fs.writeFileSync(path.join(leafDir, 'leaf.conf'), conf);
-      const secrets = { [vars.gatewayLocal]: 'local-secret', [vars.gatewayRemote]: 'remote-secret', [vars.provisioner]: 'provisioner-secret', [vars.leafRemoteUrl]: `tls://localhost:${leafPort}` };
+      const secrets = { [vars.gatewayLocal]: 'local-secret', [vars.gatewayRemote]: 'remote-secret', [vars.provisioner]: 'provisioner-secret' };
       const server = await startNats(path.join(leafDir, 'leaf.conf'), port, secrets);
       const connected = async () => ((await getJson(`http://127.0.0.1:${monitor}/leafz`)).leafnodes ?? 0) > 0;
       let gateway: NatsConnection | undefined;
