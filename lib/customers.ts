@@ -215,7 +215,7 @@ function writeIfChanged(file: string, text: string): boolean {
 }
 
 /** `config` with `customerAccounts` set to `accounts`; a new key goes after `account`/`region`. */
-function withCustomerAccounts(config: VendorConfig, accounts: readonly string[]): string {
+export function withCustomerAccounts(config: VendorConfig, accounts: readonly string[]): string {
   const raw = config.raw as Record<string, unknown>;
   if ('customerAccounts' in raw) return formatJson({ ...raw, customerAccounts: [...accounts] });
   const out: Record<string, unknown> = {};
