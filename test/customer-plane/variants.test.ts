@@ -34,7 +34,7 @@ describe('bring-your-own-VPC', () => {
     ]);
     const cidrs = [...new Set(egress.filter((e) => e.CidrIp && e.CidrIp !== '255.255.255.255/32').map((e) => `${e.CidrIp}:${e.FromPort}-${e.ToPort}`))];
     expect(cidrs).toEqual([`${existingVpc.vpcCidrBlock}:443-443`]);
-    expect(egress.filter((e) => e.DestinationPrefixListId).every((e) => e.FromPort === 443 && JSON.stringify(e.DestinationPrefixListId).includes('PrefixLists.0.PrefixListId'))).toBe(true);
+    expect(egress.filter((e) => e.DestinationPrefixListId).every((e) => e.FromPort === 443 && JSON.stringify(e.DestinationPrefixListId).includes('"PrefixListId"]'))).toBe(true);
   });
 });
 
