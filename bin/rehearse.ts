@@ -155,7 +155,7 @@ function printSummary(r: RehearsalReport): void {
 async function innerMain(file: string): Promise<number> {
   const o = JSON.parse(fs.readFileSync(file, 'utf8')) as InnerOptions;
   spawnSync('ip', ['link', 'set', 'lo', 'up'], { stdio: 'inherit' });
-  const report = await rehearse({ ...o, stackName: CUSTOMER_PLANE_STACK, log: process.env.BYOC_REHEARSAL_VERBOSE ? (l) => console.error(l) : undefined });
+  const report = await rehearse({ ...o, stackName: CUSTOMER_PLANE_STACK, bindHosts: true, log: process.env.BYOC_REHEARSAL_VERBOSE ? (l) => console.error(l) : undefined });
   fs.writeFileSync(path.join(o.workDir, 'report.json'), JSON.stringify(report));
   return report.ok ? 0 : 1;
 }

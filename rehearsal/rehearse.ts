@@ -7,7 +7,9 @@
  * would create them. It then checks what ECS and a customer would: every process stays up, the link comes
  * up, a work item flows through an agent, each outbound kind crosses to the hub, the audit log verifies.
  */
+import { execFileSync } from 'child_process';
 import { createHash, randomBytes, verify as cryptoVerify } from 'crypto';
+import * as http from 'http';
 import * as fs from 'fs';
 import * as path from 'path';
 import { CreateKeyCommand, GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
@@ -26,6 +28,12 @@ import { startOperatorHub } from '../test/servers/operator-hub';
 import { startMoto } from '../test/servers/moto';
 import { listening } from '../test/servers/nats';
 import { startPostgres } from '../test/servers/postgres';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { Client } from 'pg';
+import { createHandler } from '../customer-plane/deploy-time/handler';
+import { DATABASE_ROLES } from '../customer-plane/deploy-time/protocol';
+import { dbUserOf } from '../lib/database-roles';
+import { testCertificates } from '../test/servers/nats';
 import { startRedisTls } from '../test/servers/redis';
 import Redis from 'ioredis';
 import { ContainerSpec, LocalImage, RunningContainer, startContainer } from './sandbox';
@@ -51,6 +59,8 @@ export interface RehearsalOptions {
   readonly graceSeconds: number;
   /** Start every agent, not one of each trigger. */
   readonly allAgents?: boolean;
+  /** Bind-mount the plane's names over /etc/hosts for this process (only inside the rehearsal's own mount namespace). */
+  readonly bindHosts?: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -141,6 +151,7 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     const hosts = new Set<string>([o.hub.host]);
     const efsRoot = path.join(o.workDir, 'efs');
     const secretsCreated: string[] = [];
+    const databases: Array<{ host: string; master: string; password: string; database: string }> = [];
     const create = async (t: StackTemplate) => {
       for (const [id, r] of t.ofType('AWS::KMS::Key')) {
         const p = r.Properties ?? {};
@@ -169,7 +180,11 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
         } else if (type === 'AWS::RDS::DBInstance') {
           const address = `${id.toLowerCase()}.rehearsal.${o.region}.rds.amazonaws.com`;
           hosts.add(address);
-          t.physical[id] = { ref: id.toLowerCase(), attributes: { 'Endpoint.Address': address, 'Endpoint.Port': String(pg.port), DbiResourceId: 'db-REHEARSAL' } };
+          // RDS manages the master password in its own secret (`{"username", "password"}`), as ManageMasterUserPassword asks.
+          const password = (await sm.send(new GetRandomPasswordCommand({ PasswordLength: 32, ExcludeCharacters: '/@"\' \\' }))).RandomPassword!;
+          const masterSecret = (await sm.send(new CreateSecretCommand({ Name: `rds!${id.toLowerCase()}`, SecretString: JSON.stringify({ username: p.MasterUsername, password }) }))).ARN!;
+          databases.push({ host: address, master: p.MasterUsername, password, database: p.DBName });
+          t.physical[id] = { ref: id.toLowerCase(), attributes: { 'Endpoint.Address': address, 'Endpoint.Port': String(pg.port), DbiResourceId: 'db-REHEARSAL', 'MasterUserSecret.SecretArn': masterSecret } };
         } else if (type === 'AWS::ElastiCache::ReplicationGroup') {
           const address = `master.${id.toLowerCase()}.rehearsal.${o.region}.cache.amazonaws.com`;
           hosts.add(address);
@@ -200,6 +215,17 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     }
     log(`created ${secretsCreated.length} secrets and ${[...root.all()].reduce((n, t) => n + t.ofType('AWS::KMS::Key').length, 0)} KMS keys in moto`);
     substitutions.push(`DNS: ${[...hosts].sort().join(', ')} resolve to loopback in every container's /etc/hosts (Cloud Map, the private hosted zone, the RDS and ElastiCache endpoints)`);
+
+    // This process resolves the plane's names as its containers do (its own mount namespace: the machine's file is untouched).
+    if (o.bindHosts) {
+      const hostsFile = path.join(o.workDir, 'hosts');
+      fs.writeFileSync(hostsFile, ['127.0.0.1 localhost', ...[...hosts].map((h) => `127.0.0.1 ${h}`)].join('\n') + '\n');
+      execFileSync('mount', ['--bind', hostsFile, '/etc/hosts']);
+    }
+    // The database as RDS creates it (TLS, the master user, rds_iam, the plane's database), then the plane's
+    // deploy-time function creates the agents' roles from the template's Custom::DatabaseRoles, as CloudFormation
+    // would invoke it.
+    await checkDatabaseRoles(root, databases, pg.port, o.workDir, aws, sm, check, substitutions);
 
     // ElastiCache's users, as the template defines them (access strings, passwords from their secrets), on a
     // real Redis over TLS: an access string Redis refuses would fail the deploy; each agent's user must reach
@@ -460,7 +486,7 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     for (const f of cleanup.reverse()) await f().catch(() => undefined);
   }
   skipped.push(
-    { what: 'deploy-time Lambda functions (custom resources)', why: 'run by CloudFormation in the account; their effects are given here by the rehearsal (secrets, keys, names)' },
+    { what: 'Custom::RestrictDefaultSecurityGroup and Custom::S3PrefixList', why: 'EC2 networking does not exist here (their handler is tested against moto\'s EC2 in test/customer-plane/deploy-time.test.ts); Custom::DatabaseRoles runs' },
     { what: 'ECR image pulls and the VPC endpoints', why: 'no AWS here: images are local stand-ins (listed with each started service), AWS APIs are moto' },
     { what: 'IAM (task roles, key policies, endpoint policies)', why: 'moto does not enforce IAM: the template tests and cdk-nag check those statements' },
   );
@@ -549,4 +575,78 @@ async function checkRedisUsers(root: StackTemplate, sm: SecretsManagerClient, ch
   anonymous.disconnect();
   if (!defaultRefused) problems.push('the default user can run commands');
   check('redis users', problems.length === 0, problems.length ? problems.join('; ') : `${agents} agents' users each write their own keys and no other agent's; the default user is off`);
+}
+
+/**
+ * PostgreSQL set up as RDS creates the instance (TLS with a certificate for the endpoint's name, the master
+ * user with its managed password, the `rds_iam` role, the plane's database), then each `Custom::DatabaseRoles`
+ * of the template sent to the plane's deploy-time handler as CloudFormation would send it; the response goes
+ * to a local stand-in for the presigned URL. Checks the roles the agents' task roles connect as exist.
+ */
+async function checkDatabaseRoles(root: StackTemplate, databases: Array<{ host: string; master: string; password: string; database: string }>, port: number, workDir: string,
+  aws: { region: string; endpoint: string; credentials: { accessKeyId: string; secretAccessKey: string } }, sm: SecretsManagerClient,
+  check: (n: string, ok: boolean, d: string) => void, substitutions: string[]): Promise<void> {
+  const resources = [...root.all()].flatMap((t) => t.ofType(DATABASE_ROLES).map(([id, r]) => ({ t, id, props: t.resolve(r.Properties) as Record<string, any> })));
+  if (databases.length !== 1 || resources.length === 0) {
+    check('database roles', false, `the plane has ${databases.length} database instances and ${resources.length} ${DATABASE_ROLES} resources; the rehearsal expects one of each`);
+    return;
+  }
+  const db = databases[0];
+  const tls = testCertificates(workDir, `DNS:${db.host}`);
+  execFileSync('chown', ['-R', 'postgres:postgres', tls.dir]);
+  const superuser = new Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
+  await superuser.connect();
+  try {
+    await superuser.query(`ALTER SYSTEM SET ssl_cert_file = '${tls.cert}'`);
+    await superuser.query(`ALTER SYSTEM SET ssl_key_file = '${tls.key}'`);
+    await superuser.query('ALTER SYSTEM SET ssl = on');
+    await superuser.query('CREATE ROLE rds_iam');
+    await superuser.query(`CREATE ROLE "${db.master}" WITH LOGIN CREATEROLE CREATEDB PASSWORD '${db.password.replace(/'/g, "''")}'`);
+    const hba = (await superuser.query('SHOW hba_file')).rows[0].hba_file as string;
+    fs.writeFileSync(hba, ['local all all trust', `hostssl all ${db.master} 127.0.0.1/32 scram-sha-256`, `host all ${db.master} 127.0.0.1/32 reject`, 'host all all 127.0.0.1/32 trust', ''].join('\n'));
+    await superuser.query('SELECT pg_reload_conf()');
+    for (let i = 0; (await superuser.query('SHOW ssl')).rows[0].ssl !== 'on'; i++) {
+      if (i > 100) throw new RehearsalError('PostgreSQL did not turn TLS on');
+      await sleep(50);
+    }
+    await superuser.query(`CREATE DATABASE "${db.database}" OWNER "${db.master}"`);
+  } finally {
+    await superuser.end();
+  }
+  substitutions.push(`RDS's certificate: issued for ${db.host} by a rehearsal CA, which the deploy-time handler trusts in place of the RDS CA bundle it carries`);
+
+  const received: any[] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => { received.push(JSON.parse(body)); res.end(); });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const handler = createHandler({ ec2: new EC2Client(aws), secrets: sm, databaseCa: [fs.readFileSync(tls.ca, 'utf8')], log: () => undefined });
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const problems: string[] = [];
+    for (const r of resources) {
+      const { ServiceToken: _token, ...properties } = r.props;
+      await handler({
+        RequestType: 'Create', ResponseURL: `${url}/${r.id}`, StackId: `arn:aws:cloudformation:${aws.region}:${ACCOUNT}:stack/${root.pseudo['AWS::StackName']}/rehearsal`,
+        RequestId: `rehearsal-${r.id}`, ResourceType: DATABASE_ROLES, LogicalResourceId: r.id, ResourceProperties: { ServiceToken: 'rehearsal', ...properties },
+      } as any);
+      const response = received.find((x) => x.LogicalResourceId === r.id);
+      if (response?.Status !== 'SUCCESS') problems.push(`${r.id}: ${response ? `${response.Status}: ${response.Reason}` : 'no response'}`);
+    }
+    const agents: string[] = resources.flatMap((r) => r.props.Agents as string[]);
+    const c = new Client({ host: '127.0.0.1', port, user: 'postgres', database: db.database });
+    await c.connect();
+    const roles = (await c.query(`SELECT rolname FROM pg_roles WHERE rolcanlogin AND pg_has_role(oid, 'rds_iam', 'MEMBER') AND rolname LIKE 'agent\\_%'`)).rows.map((x) => x.rolname as string);
+    const schemas = (await c.query(`SELECT nspname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE r.rolname = n.nspname`)).rows.map((x) => x.nspname as string);
+    await c.end();
+    const missing = agents.filter((a) => !roles.includes(dbUserOf(a)));
+    if (missing.length) problems.push(`no IAM login role for ${missing.join(', ')}`);
+    const ownSchemas = roles.filter((r) => schemas.includes(r)).length;
+    check('database roles', problems.length === 0, problems.length ? problems.join('; ')
+      : `the deploy-time handler answered SUCCESS; ${roles.length} agents have an IAM-only login role (member of rds_iam) and ${ownSchemas} own their schema, over TLS verify-full as the RDS master user`);
+  } finally {
+    server.close();
+  }
 }

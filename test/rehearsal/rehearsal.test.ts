@@ -42,6 +42,10 @@ test('the plane runs from its own templates: it links, works, sends each outboun
   for (const kind of ['workflow', 'metrics', 'fingerprint', 'usage']) expect(checks[`crossing ${kind}`].ok).toBe(true);
   expect(checks['crossing metrics'].detail).toMatch(/signature verified/);
   expect(checks['audit log'].detail).toMatch(/"delivered":4/);
+  // The deploy-time function's database roles, on a real PostgreSQL set up as RDS creates it.
+  expect(checks['database roles'].detail).toMatch(/answered SUCCESS; (\d+) agents have an IAM-only login role \(member of rds_iam\) and \1 own their schema/);
+  // First deploy: the leaf stays up without the vendor's credentials; it links once they are stored.
+  expect(checks['leaf before credentials'].ok).toBe(true);
   // ElastiCache's users from the template, applied to a real Redis: each agent its own keys only.
   expect(checks['redis users'].detail).toMatch(/^\d+ agents' users each write their own keys and no other agent's; the default user is off$/);
   // What it could not run is said, with the reason.
