@@ -615,10 +615,10 @@ async function addSteps(o: AddCustomerOptions, sm: SecretsManagerClient | undefi
   const tags = (role: string) => ({ [TAGS.customer]: o.customer, [TAGS.awsAccount]: o.account, [TAGS.status]: 'active', [TAGS.role]: role });
   const wroteAccount = await putSecret(client, names.account, recordJson(record), tags('nats-account'),
     `BYOC customer ${o.customer}: its NATS accounts' keys and JWTs, status and history (byoc customer add/revoke)`, o.kmsKey);
-  steps.push({ step: 'nats accounts', changed: wroteAccount !== 'unchanged', detail: `${wroteAccount} ${names.account} (customer account ${accounts.customer.publicKey}, vendor account ${accounts.vendor.publicKey})` });
+  steps.push({ step: 'nats accounts', changed: wroteAccount !== 'unchanged', detail: `${wroteAccount === 'unchanged' ? 'kept' : wroteAccount} ${names.account} (customer account ${accounts.customer.publicKey}, vendor account ${accounts.vendor.publicKey})` });
   const wroteLeaf = await putSecret(client, names.leafCreds, leaf.creds, tags('leaf-creds'),
     `BYOC customer ${o.customer}: the leaf node's NATS credentials (.creds), handed over to the customer`, o.kmsKey);
-  steps.push({ step: 'leaf credentials', changed: wroteLeaf !== 'unchanged', detail: `${wroteLeaf} ${names.leafCreds} (leaf user ${leaf.publicKey})` });
+  steps.push({ step: 'leaf credentials', changed: wroteLeaf !== 'unchanged', detail: `${wroteLeaf === 'unchanged' ? 'kept' : wroteLeaf} ${names.leafCreds} (leaf user ${leaf.publicKey})` });
 
   // 4. The running hub: the accounts (vendor's first, the customer's imports from it), and the ingest stream.
   if (o.hubUrl && system) {
@@ -641,7 +641,7 @@ async function addSteps(o: AddCustomerOptions, sm: SecretsManagerClient | undefi
   fs.mkdirSync(o.out, { recursive: true });
   const caChanged = writeIfChanged(caFile, hub.caCertificatePem.endsWith('\n') ? hub.caCertificatePem : `${hub.caCertificatePem}\n`);
   const planeChanged = writeIfChanged(planeFile, formatJson(plane));
-  steps.push({ step: 'plane config', changed: planeChanged || caChanged, detail: `${planeChanged ? 'wrote' : 'unchanged'} ${planeFile}${caChanged ? ` and ${caFile}` : ''}` });
+  steps.push({ step: 'plane config', changed: planeChanged || caChanged, detail: `${planeChanged ? 'wrote' : 'kept'} ${planeFile}${caChanged ? ` and ${caFile}` : ''}` });
   next.push(`hand the leaf credentials to the customer: aws secretsmanager get-secret-value --secret-id ${names.leafCreds} --query SecretString --output text`);
   next.push(`synthesize and sign the plane: npx cdk synth --app 'node dist/bin/customer-plane.js' -c config=${planeFile} --output cdk.out/${o.customer} --quiet && npx byoc sign cdk.out/${o.customer} --key <BundleSigningKeyArn> --out bundles/${o.customer}-<version> --version <version> --hub-endpoint ${endpointService}`);
   return { steps, next };
