@@ -642,7 +642,7 @@ async function addSteps(o: AddCustomerOptions, sm: SecretsManagerClient | undefi
   const caChanged = writeIfChanged(caFile, hub.caCertificatePem.endsWith('\n') ? hub.caCertificatePem : `${hub.caCertificatePem}\n`);
   const planeChanged = writeIfChanged(planeFile, formatJson(plane));
   steps.push({ step: 'plane config', changed: planeChanged || caChanged, detail: `${planeChanged ? 'wrote' : 'kept'} ${planeFile}${caChanged ? ` and ${caFile}` : ''}` });
-  next.push(`hand the leaf credentials to the customer: aws secretsmanager get-secret-value --secret-id ${names.leafCreds} --query SecretString --output text`);
+  next.push(`hand the leaf credentials to the customer (aws secretsmanager get-secret-value --secret-id ${names.leafCreds} --query SecretString --output text > ${o.customer}.creds), who stores them in the plane's secret byoc/${o.customer}/link/leaf-hub-credentials`);
   next.push(`synthesize and sign the plane: npx cdk synth --app 'node dist/bin/customer-plane.js' -c config=${planeFile} --output cdk.out/${o.customer} --quiet && npx byoc sign cdk.out/${o.customer} --key <BundleSigningKeyArn> --out bundles/${o.customer}-<version> --version <version> --hub-endpoint ${endpointService}`);
   return { steps, next };
 }
