@@ -78,7 +78,8 @@ export class DataStores extends Construct {
   public readonly database: rds.DatabaseInstance;
   /**
    * Each PostgreSQL agent's login role (`agent_<name>`, IAM authentication), its own schema and CONNECT on the
-   * database, kept in step with the catalog on every deploy by the plane's deploy-time function.
+   * database, created by the plane's deploy-time function and brought in step again whenever the catalog's
+   * PostgreSQL agents or the instance change (an agent that left gets NOLOGIN; see `lib/database-roles.ts`).
    */
   public readonly databaseRoles: CustomResource;
   public readonly redis: elasticache.CfnReplicationGroup;
