@@ -31,7 +31,7 @@ export interface DeployTimeFunctionProps {
   readonly key: kms.IKey;
   readonly logRetention: logs.RetentionDays;
   readonly removalPolicy: RemovalPolicy;
-  /** The region's S3 managed prefix list, when known at synth; without it the function looks it up (`s3PrefixListId`). */
+  /** The region's S3 managed prefix list, when known at synth; without it the function looks it up (`Custom::S3PrefixList`). */
   readonly s3PrefixListId?: string;
 }
 
@@ -60,7 +60,7 @@ interface Ec2Permission {
  * provider-framework Lambda and no other function.
  *
  * What it may reach, all through its own security groups: the AWS APIs it calls (EC2, Secrets Manager) on 443 at
- * the interface endpoints, the database port (added by `allowDatabase`), and S3 on 443 for the responses, through
+ * the interface endpoints, the database port (added by `manageDatabaseRoles`), and S3 on 443 for the responses, through
  * the gateway endpoint (a rule in the template when `s3PrefixListId` is given; see `lookUpS3PrefixList` otherwise). Its
  * role holds exactly the actions of the custom resources the plane creates, each added with the resource.
  */
