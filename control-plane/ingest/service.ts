@@ -1,0 +1,182 @@
+import { AckPolicy, ConsumerMessages, DeliverPolicy, JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { credsAuthenticator, NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import { HUB_INGEST_STREAM, vendorInboxPrefix } from '../../lib/nats-config';
+import { CustomerCheck, IngestCustomer, IngestRejectionReason, sha256Hex } from './check';
+import { IngestStore, Provenance } from './store';
+
+/**
+ * The vendor's ingest service: one durable pull consumer per registered customer on that customer's
+ * `BYOC_INGEST` stream (in the customer's vendor account on the hub), connected as the customer's vendor service
+ * user. Every message is checked again (`CustomerCheck`), then stored (`IngestStore`) or recorded as a rejection,
+ * and acknowledged only after DynamoDB has it: at-least-once, and every write idempotent, so a redelivery counts
+ * once. A rejection is acknowledged too (once recorded), so it is never redelivered forever and never dropped
+ * unrecorded. A message that could not be stored is not acknowledged: the stream redelivers it.
+ */
+
+/** The durable consumer's name on each customer's ingest stream. */
+export const INGEST_DURABLE = 'byoc-ingest';
+
+export interface IngestCustomerConfig extends IngestCustomer {
+  /** The customer's vendor service user (`vendorUser` of `lib/nats-auth.ts`): a `.creds` file's content. Secret. */
+  readonly creds: string;
+  /** Registration status; a revoked customer gets no consumer. @default 'active' */
+  readonly status?: 'active' | 'revoked';
+}
+
+export interface IngestServiceOptions {
+  /** The hub's client URL(s) (port 4222 of the hub nodes, inside the hub's VPC). */
+  readonly servers: string | string[];
+  readonly customers: readonly IngestCustomerConfig[];
+  readonly store: IngestStore;
+  /** How long the hub waits for an acknowledgement before redelivering. @default 30000 */
+  readonly ackWaitMs?: number;
+  /** Messages fetched at once per customer. @default 64 */
+  readonly batch?: number;
+  /** Delay before a message that could not be stored is redelivered. @default 1000 */
+  readonly retryDelayMs?: number;
+  /** Where errors go (no payload is ever passed). @default console.error */
+  readonly onError?: (customerId: string, error: Error) => void;
+}
+
+export interface CustomerCounters {
+  /** Accepted and stored, per kind (a redelivery counts again here; DynamoDB does not). */
+  accepted: Record<string, number>;
+  /** Rejections recorded, per reason (each stream message once, redeliveries not counted). */
+  rejected: Partial<Record<IngestRejectionReason, number>>;
+  /** Messages left unacknowledged because storing them failed (redelivered later). */
+  storeFailures: number;
+  /** Deliveries that were redeliveries (the hub's delivery count above 1). */
+  redeliveries: number;
+}
+
+/** The state of one customer's consumer. */
+export type ConsumerState =
+  | { readonly state: 'consuming' }
+  | { readonly state: 'revoked' }
+  | { readonly state: 'failed'; readonly error: string }
+  | { readonly state: 'stopped' };
+
+class CustomerConsumer {
+  public readonly counters: CustomerCounters = { accepted: {}, rejected: {}, storeFailures: 0, redeliveries: 0 };
+  public state: ConsumerState = { state: 'stopped' };
+  private nc?: NatsConnection;
+  private messages?: ConsumerMessages;
+  private loop?: Promise<void>;
+  private readonly check: CustomerCheck;
+
+  constructor(private readonly config: IngestCustomerConfig, private readonly o: IngestServiceOptions) {
+    this.check = new CustomerCheck(config);
+  }
+
+  public async start(): Promise<void> {
+    const c = this.config.customerId;
+    if ((this.config.status ?? 'active') === 'revoked') {
+      this.state = { state: 'revoked' };
+      return;
+    }
+    try {
+      this.nc = await connect({
+        servers: this.o.servers, name: `byoc-ingest-${c}`,
+        authenticator: credsAuthenticator(new TextEncoder().encode(this.config.creds)),
+        inboxPrefix: vendorInboxPrefix(c), maxReconnectAttempts: -1, reconnectTimeWait: 1000,
+      });
+      const jsm = await jetstreamManager(this.nc);
+      await jsm.consumers.add(HUB_INGEST_STREAM, {
+        durable_name: INGEST_DURABLE, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All,
+        ack_wait: (this.o.ackWaitMs ?? 30000) * 1e6, max_deliver: -1, max_ack_pending: 1000,
+      });
+      const consumer = await jetstream(this.nc).consumers.get(HUB_INGEST_STREAM, INGEST_DURABLE);
+      this.messages = await consumer.consume({ max_messages: this.o.batch ?? 64 });
+    } catch (e) {
+      this.state = { state: 'failed', error: (e as Error).message.slice(0, 300) };
+      await this.nc?.close().catch(() => undefined);
+      this.nc = undefined;
+      return;
+    }
+    this.state = { state: 'consuming' };
+    const messages = this.messages;
+    this.loop = (async () => {
+      // One at a time, in stream order: a later usage report of a period replaces an earlier one.
+      for await (const m of messages) await this.handle(m);
+    })().catch((e: Error) => {
+      this.state = { state: 'failed', error: e.message.slice(0, 300) };
+      this.error(e);
+    });
+    void this.nc!.closed().then((e) => {
+      if (e && this.state.state === 'consuming') this.state = { state: 'failed', error: e.message.slice(0, 300) };
+    });
+  }
+
+  private async handle(m: JsMsg): Promise<void> {
+    const from: Provenance = {
+      customerId: this.config.customerId,
+      streamSeq: m.info.streamSequence,
+      storedAtMs: Math.floor(Number(m.info.timestampNanos) / 1e6),
+    };
+    if (m.info.deliveryCount > 1) this.counters.redeliveries++;
+    const result = this.check.check(m.subject, m.data);
+    try {
+      if ('reason' in result) {
+        const kind = this.check.kindOf(m.subject) ?? 'unknown';
+        const recorded = await this.o.store.reject({
+          kind, subject: m.subject.slice(0, 128), size: m.data.length, sha256: sha256Hex(m.data), reason: result.reason, detail: result.detail,
+        }, from);
+        if (recorded) this.counters.rejected[result.reason] = (this.counters.rejected[result.reason] ?? 0) + 1;
+      } else {
+        await this.o.store.store(result.kind, result.value, result.canonical, from);
+        this.counters.accepted[result.kind.name] = (this.counters.accepted[result.kind.name] ?? 0) + 1;
+      }
+    } catch (e) {
+      this.counters.storeFailures++;
+      this.error(e as Error);
+      m.nak(this.o.retryDelayMs ?? 1000);
+      return;
+    }
+    // Acknowledged only now that DynamoDB holds the record (or the rejection); confirmed by the hub.
+    await m.ackAck().catch((e: Error) => this.error(e));
+  }
+
+  private error(e: Error): void {
+    (this.o.onError ?? ((c, err) => console.error(`ingest ${c}: ${err.message}`)))(this.config.customerId, e);
+  }
+
+  public async stop(): Promise<void> {
+    await this.messages?.close().catch(() => undefined);
+    await this.loop;
+    await this.nc?.drain().catch(() => undefined);
+    if (this.state.state === 'consuming') this.state = { state: 'stopped' };
+  }
+}
+
+/** The ingest service: a consumer per registered customer. */
+export class IngestService {
+  private readonly consumers = new Map<string, CustomerConsumer>();
+
+  constructor(o: IngestServiceOptions) {
+    for (const c of o.customers) {
+      if (this.consumers.has(c.customerId)) throw new Error(`ingest: customer ${c.customerId} is configured twice`);
+      this.consumers.set(c.customerId, new CustomerConsumer(c, o));
+    }
+  }
+
+  /** Starts every active customer's consumer; a customer whose consumer cannot start is reported in `state`, the others run. */
+  public async start(): Promise<void> {
+    await Promise.all([...this.consumers.values()].map((c) => c.start()));
+  }
+
+  /** Each configured customer's consumer state. */
+  public states(): Record<string, ConsumerState> {
+    return Object.fromEntries([...this.consumers].map(([id, c]) => [id, c.state]));
+  }
+
+  public counters(customerId: string): CustomerCounters {
+    const c = this.consumers.get(customerId);
+    if (!c) throw new Error(`ingest: no customer ${customerId}`);
+    return c.counters;
+  }
+
+  public async stop(): Promise<void> {
+    await Promise.all([...this.consumers.values()].map((c) => c.stop()));
+  }
+}
