@@ -15,7 +15,7 @@ import { acknowledgeControlTowerFinding, acknowledgeFinding, cfnOf } from '../li
 import { PropError } from '../lib/errors';
 import { dbUserOf } from '../lib/database-roles';
 import { ManagedPolicyRole } from '../lib/iam';
-import { DeployTimeFunction } from './deploy-time/function';
+import { DeployTimeFunction } from '../lib/deploy-time/function';
 import { CacheOptions, DatabaseOptions } from './props';
 
 /** NFS, the EFS mount target port. */

@@ -1,17 +1,15 @@
-import { Aws, Fn, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { acknowledgeFinding } from '../lib/compliance';
+import { DeployTimeFunction } from '../lib/deploy-time/function';
 import { PropError } from '../lib/errors';
-import { ManagedPolicyRole } from '../lib/iam';
-import { DeployTimeFunction } from './deploy-time/function';
+import {
+  accountOnlyInterfaceEndpoints, addFlowLogs, allowEndpointsFrom, connectDeployTimeFunction, s3GatewayEndpoint,
+} from '../lib/network';
 import { EgressMode } from './props';
-
-/** HTTPS, the only port the interface endpoints listen on. */
-export const HTTPS_PORT = 443;
 
 /** The interface endpoints every plane gets: what Fargate tasks, Secrets Manager reads and KMS need. */
 export const INTERFACE_ENDPOINTS: Record<string, ec2.InterfaceVpcEndpointAwsService> = {
@@ -22,13 +20,6 @@ export const INTERFACE_ENDPOINTS: Record<string, ec2.InterfaceVpcEndpointAwsServ
   Kms: ec2.InterfaceVpcEndpointAwsService.KMS,
   Sts: ec2.InterfaceVpcEndpointAwsService.STS,
 };
-
-/**
- * The EC2 API endpoint, created when the deploy-time function calls EC2 (the S3 prefix-list lookup, the default
- * security group of the plane's own VPC). In the plane's own VPC its policy admits only that function's role and
- * only its calls.
- */
-export const EC2_ENDPOINT = ec2.InterfaceVpcEndpointAwsService.EC2;
 
 export interface NetworkProps {
   readonly vpc?: ec2.IVpc;
@@ -109,23 +100,7 @@ export class Network extends Construct {
       }
     }
 
-    // Flow logs: every accepted and rejected connection, kept encrypted in the customer's account.
-    const flowLogGroup = new logs.LogGroup(this, 'FlowLogs', {
-      encryptionKey: props.key,
-      retention: props.logRetention,
-      removalPolicy: props.removalPolicy,
-    });
-    const flowLogRole = new ManagedPolicyRole(this, 'FlowLogRole', {
-      assumedBy: new iam.ServicePrincipal('vpc-flow-logs.amazonaws.com', {
-        conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
-      }),
-      description: 'Lets VPC Flow Logs write the flow records of the plane to its own log group',
-    });
-    new ec2.FlowLog(this, 'FlowLog', {
-      resourceType: ec2.FlowLogResourceType.fromVpc(this.vpc),
-      destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogGroup, flowLogRole),
-      trafficType: ec2.FlowLogTrafficType.ALL,
-    });
+    addFlowLogs(this, this.vpc, { ...props, roleDescription: 'Lets VPC Flow Logs write the flow records of the plane to its own log group' });
 
     this.endpointSecurityGroup = new ec2.SecurityGroup(this, 'EndpointSecurityGroup', {
       vpc: this.vpc,
@@ -133,24 +108,12 @@ export class Network extends Construct {
       allowAllOutbound: false,
     });
     // A security group with no egress rule gets CDK's placeholder rule, which matches no traffic.
+    const placement = { vpc: this.vpc, subnets: this.subnets, securityGroup: this.endpointSecurityGroup };
 
     const endpoints: Construct[] = [];
     if (props.vpcEndpoints) {
       this.awsApis = this.endpointSecurityGroup;
-      for (const [id, service] of Object.entries(INTERFACE_ENDPOINTS)) {
-        const e = this.interfaceEndpoint(id, service);
-        e.addToPolicy(accountOnlyStatement());
-        endpoints.push(e);
-      }
-      const s3 = new ec2.GatewayVpcEndpoint(this, 'S3', {
-        vpc: this.vpc,
-        service: ec2.GatewayVpcEndpointAwsService.S3,
-        subnets: [this.subnets],
-      });
-      s3.addToPolicy(accountOnlyStatement());
-      s3.addToPolicy(ecrLayerBucketStatement());
-      s3.addToPolicy(cloudFormationResponseStatement(Stack.of(this).region));
-      endpoints.push(s3);
+      endpoints.push(...accountOnlyInterfaceEndpoints(this, INTERFACE_ENDPOINTS, placement), s3GatewayEndpoint(this, this.vpc, this.subnets));
     } else {
       // The customer's own endpoints (private DNS) sit somewhere in the VPC behind their own security groups.
       let cidr: string;
@@ -163,6 +126,8 @@ export class Network extends Construct {
     }
 
     this.deployTime = new DeployTimeFunction(this, 'DeployTime', {
+      description: 'BYOC customer plane: deploy-time custom resources (database roles, default security group, S3 prefix list)',
+      roleDescription: 'The plane\'s deploy-time function: database roles, the default security group, the S3 prefix list lookup',
       vpc: this.vpc,
       subnets: this.subnets,
       key: props.key,
@@ -170,39 +135,17 @@ export class Network extends Construct {
       removalPolicy: props.removalPolicy,
       s3PrefixListId: props.s3PrefixListId,
     });
-    const apis = this.allowAwsApisFrom(this.deployTime.securityGroup);
-    this.deployTime.requireBeforeRequests(...endpoints, ...apis);
     this.s3PrefixListId = this.deployTime.s3PrefixListId;
     if (ownVpc) this.deployTime.restrictDefaultSecurityGroup(ownVpc);
     // The EC2 endpoint, when the function calls EC2 at all. In the plane's own VPC nothing else calls EC2: the
     // endpoint admits the function's role, its calls, on its resources, and nothing else. In the customer's VPC
     // its private DNS name would capture every EC2 call made there, so it admits this account's principals, as
     // the other endpoints do, and the function's role still holds only its own calls.
-    if (props.vpcEndpoints && this.deployTime.ec2Permissions.length > 0) {
-      const ec2Endpoint = this.interfaceEndpoint('Ec2', EC2_ENDPOINT);
-      if (ownVpc) {
-        for (const permission of this.deployTime.ec2Permissions) {
-          ec2Endpoint.addToPolicy(new iam.PolicyStatement({
-            principals: [new iam.ArnPrincipal(this.deployTime.role.roleArn)],
-            actions: permission.actions,
-            resources: permission.resources,
-          }));
-        }
-      } else {
-        ec2Endpoint.addToPolicy(accountOnlyStatement());
-      }
-      this.deployTime.requireBeforeRequests(ec2Endpoint);
-    }
-  }
-
-  private interfaceEndpoint(id: string, service: ec2.InterfaceVpcEndpointAwsService): ec2.InterfaceVpcEndpoint {
-    return new ec2.InterfaceVpcEndpoint(this, id, {
+    connectDeployTimeFunction(this, this.deployTime, {
       vpc: this.vpc,
-      service,
-      subnets: this.subnets,
-      privateDnsEnabled: true,
-      securityGroups: [this.endpointSecurityGroup],
-      open: false,
+      awsApis: this.awsApis,
+      endpoints,
+      ec2Endpoint: props.vpcEndpoints ? { admit: ownVpc ? 'role' : 'account', placement } : undefined,
     });
   }
 
@@ -212,89 +155,6 @@ export class Network extends Construct {
    * prefix list, where image layers come from through the gateway endpoint. Never 0.0.0.0/0.
    */
   public allowEndpointsFrom(peer: ec2.SecurityGroup): void {
-    if (this.awsApis === this.endpointSecurityGroup) {
-      peer.connections.allowTo(this.endpointSecurityGroup, ec2.Port.tcp(HTTPS_PORT), 'AWS APIs through the VPC interface endpoints');
-    } else {
-      peer.addEgressRule(this.awsApis, ec2.Port.tcp(HTTPS_PORT), 'AWS APIs through the VPC\'s existing interface endpoints');
-    }
-    peer.addEgressRule(ec2.Peer.prefixList(this.s3PrefixListId), ec2.Port.tcp(HTTPS_PORT), 'Image layers from S3 through the gateway endpoint');
+    allowEndpointsFrom(peer, this.awsApis, this.s3PrefixListId);
   }
-
-  /**
-   * HTTPS from `group` to the AWS API endpoints only (no S3): separate rule resources, returned so that what
-   * must wait for them can depend on them.
-   */
-  private allowAwsApisFrom(group: ec2.SecurityGroup): Construct[] {
-    const rule = (id: string, props: Omit<ec2.CfnSecurityGroupEgressProps, 'groupId' | 'ipProtocol' | 'fromPort' | 'toPort'>) =>
-      new ec2.CfnSecurityGroupEgress(group, id, { groupId: group.securityGroupId, ipProtocol: 'tcp', fromPort: HTTPS_PORT, toPort: HTTPS_PORT, ...props });
-    if (this.awsApis !== this.endpointSecurityGroup) {
-      return [rule('AwsApisEgress', { cidrIp: this.vpc.vpcCidrBlock, description: 'AWS APIs through the VPC\'s existing interface endpoints' })];
-    }
-    return [
-      rule('AwsApisEgress', { destinationSecurityGroupId: this.endpointSecurityGroup.securityGroupId, description: 'AWS APIs (EC2, Secrets Manager) through the VPC interface endpoints' }),
-      new ec2.CfnSecurityGroupIngress(group, 'AwsApisIngress', {
-        groupId: this.endpointSecurityGroup.securityGroupId, ipProtocol: 'tcp', fromPort: HTTPS_PORT, toPort: HTTPS_PORT,
-        sourceSecurityGroupId: group.securityGroupId, description: 'AWS APIs for the deploy-time function',
-      }),
-    ];
-  }
-}
-
-/**
- * The endpoint policy: any action, but only by principals of this account. A leaked credential of another
- * account cannot use the plane's endpoints. Resources of other accounts stay reachable by this account's
- * principals (the vendor's ECR repositories, pulled by each task's execution role).
- *
- * What reaches each endpoint, and as whom (all from tasks' ENIs, Fargate platform 1.4):
- * - ECR API and Docker registry: the execution role (GetAuthorizationToken, BatchGetImage,
- *   GetDownloadUrlForLayer); the registry calls carry the token that role obtained.
- * - CloudWatch Logs: the awslogs driver, with the execution role.
- * - Secrets Manager: secrets injected at start with the execution role; secrets read at run time with the task role.
- * - KMS, STS: task roles only. Decryption for Secrets Manager and Logs happens inside those services, not here.
- * - EC2 (only in a customer's VPC; see the constructor): the deploy-time function's role.
- * None of these is an AWS-owned principal, so this statement admits them all. The exceptions are on S3:
- * see `ecrLayerBucketStatement` and `cloudFormationResponseStatement`.
- */
-function accountOnlyStatement(): iam.PolicyStatement {
-  return new iam.PolicyStatement({
-    principals: [new iam.AnyPrincipal()],
-    actions: ['*'],
-    resources: ['*'],
-    conditions: { StringEquals: { 'aws:PrincipalAccount': Aws.ACCOUNT_ID } },
-  });
-}
-
-/**
- * ECR serves image layers from an AWS-owned bucket, `prod-REGION-starport-layer-bucket`, through presigned
- * URLs: the request to S3 is signed by ECR's credentials, not the task's, so `aws:PrincipalAccount` is an
- * AWS account and the account-only statement denies every layer. AWS's ECR documentation ("Minimum Amazon
- * S3 bucket permissions for Amazon ECR") and its data-perimeter examples admit exactly this: object reads
- * of that one bucket, by any principal. No listing, no writes, no other bucket.
- */
-function ecrLayerBucketStatement(): iam.PolicyStatement {
-  return new iam.PolicyStatement({
-    sid: 'EcrImageLayers',
-    principals: [new iam.AnyPrincipal()],
-    actions: ['s3:GetObject'],
-    resources: [`arn:${Aws.PARTITION}:s3:::prod-${Aws.REGION}-starport-layer-bucket/*`],
-  });
-}
-
-/**
- * CloudFormation's custom-resource responses: the deploy-time function PUTs each one to a URL CloudFormation
- * presigned for `https://cloudformation-custom-resource-response-<region without dashes>.s3.<region>.amazonaws.com/
- * <stack ARN>|<logical ID>|<request ID>?...`. Signed by CloudFormation's own credentials, so, as for ECR's layers,
- * the account-only statement denies it. AWS's guidance for VPC endpoint policies ("Setting up VPC endpoints for
- * AWS CloudFormation", and the data-perimeter examples) names this bucket; allowed here are object writes into it
- * under keys that start with a stack ARN of this account and region, and nothing else: a response URL presigned
- * for another account's stack cannot carry data out through the plane's endpoint.
- */
-function cloudFormationResponseStatement(region: string): iam.PolicyStatement {
-  const regionWithoutDashes = Token.isUnresolved(region) ? Fn.join('', Fn.split('-', Aws.REGION)) : region.replace(/-/g, '');
-  return new iam.PolicyStatement({
-    sid: 'CloudFormationResponses',
-    principals: [new iam.AnyPrincipal()],
-    actions: ['s3:PutObject'],
-    resources: [`arn:${Aws.PARTITION}:s3:::cloudformation-custom-resource-response-${regionWithoutDashes}/arn:${Aws.PARTITION}:cloudformation:${Aws.REGION}:${Aws.ACCOUNT_ID}:stack/*`],
-  });
 }

