@@ -117,8 +117,8 @@ export interface NatsHubProps {
   /**
    * The region's S3 managed prefix list (`pl-...`): nodes send HTTPS outside the VPC only to it (image
    * layers through the S3 gateway endpoint).
-   * @default - looked up at deploy time by a custom resource (a Lambda outside the VPC that may only call
-   *   ec2:DescribeManagedPrefixLists); give it in accounts with Control Tower's Lambda-in-VPC control
+   * @default - looked up at deploy time by the control plane's deploy-time function (`Custom::S3PrefixList`, in
+   *   the hub's VPC, through its EC2 endpoint); giving it saves the lookup
    */
   readonly s3PrefixListId?: string;
 

@@ -48,19 +48,19 @@ function covered(finding: string, acks: { path: string; finding: string }[]): bo
   return acks.some((a) => a.finding === rule && (at === a.path || at.startsWith(`${a.path}/`)));
 }
 
-const LAMBDA = 'ControlTower::lambda_inside_vpc_check';
+const LOGGING = 'ControlTower::elbv2_logging_enabled_check';
 /**
  * Each variant with the Control Tower controls it acknowledges: every one is the consequence of a setting the
- * operator can change (hub.s3PrefixListId, hub.accessLogBucket, retainData, internetFacing), except CDK's
- * default-security-group Lambda, which the customer plane shares.
+ * operator can change (hub.accessLogBucket, retainData, internetFacing). No Lambda control: the control plane's
+ * only function, the deploy-time function, runs in the hub's VPC (test/control-plane/control-plane.test.ts).
  */
 const variants: [string, Partial<ControlPlaneStackProps>, string[]][] = [
-  ['example', {}, [LAMBDA, LAMBDA, 'ControlTower::elbv2_logging_enabled_check']],
-  ['prefix list and access log bucket given', { hub: { ...exampleVendorProps().hub!, s3PrefixListId: 'pl-6da54004', accessLogBucket: 'vendor-log-archive' } }, [LAMBDA]],
-  ['retainData off', { retainData: false, retainReleases: false }, [LAMBDA, LAMBDA, 'ControlTower::elbv2_logging_enabled_check', 'ControlTower::elbv2_deletion_protection_enabled_check']],
+  ['example', {}, [LOGGING]],
+  ['prefix list and access log bucket given', { hub: { ...exampleVendorProps().hub!, s3PrefixListId: 'pl-6da54004', accessLogBucket: 'vendor-log-archive' } }, []],
+  ['retainData off', { retainData: false, retainReleases: false }, [LOGGING, 'ControlTower::elbv2_deletion_protection_enabled_check']],
   ['internet-facing', { hub: { ...exampleVendorProps().hub!, internetFacing: true } },
-    [LAMBDA, LAMBDA, 'ControlTower::elbv2_logging_enabled_check', 'ControlTower::vpc_sg_open_only_to_authorized_ports_check', 'ControlTower::elbv2_logging_enabled_check']],
-  ['environment-agnostic, 5 nodes, no hub AZ names', { env: undefined, hub: { ...exampleVendorProps().hub!, availabilityZones: undefined, nodes: 5 } }, [LAMBDA, LAMBDA, 'ControlTower::elbv2_logging_enabled_check']],
+    [LOGGING, 'ControlTower::vpc_sg_open_only_to_authorized_ports_check', LOGGING]],
+  ['environment-agnostic, 5 nodes, no hub AZ names', { env: undefined, hub: { ...exampleVendorProps().hub!, availabilityZones: undefined, nodes: 5 } }, [LOGGING]],
   ['no hub', { hub: undefined }, []],
 ];
 

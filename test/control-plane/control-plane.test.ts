@@ -1,6 +1,7 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { ECR_PULL_ACTIONS, IMAGE_REPOSITORIES } from '../../control-plane/control-plane';
 import { HUB_PORTS, hubServerName } from '../../control-plane/hub-config';
+import { acknowledgementsOf } from '../../lib/compliance';
 import { synthControlPlane } from '../synth';
 import { exampleVendorProps, resourcesOf, synthControl, SynthesizedControlPlane } from './synth';
 
@@ -190,15 +191,144 @@ describe('leaf nodes in: load balancer and endpoint service', () => {
 });
 
 describe('network', () => {
-  test('isolated subnets only, no internet or NAT gateway; endpoints for ECR, Secrets Manager and Logs, S3 through a gateway; flow logs of all traffic', () => {
+  test('isolated subnets only, no internet or NAT gateway; endpoints for ECR, Secrets Manager, Logs and EC2, S3 through a gateway; flow logs of all traffic', () => {
     const t = example.template;
     t.resourceCountIs('AWS::EC2::InternetGateway', 0);
     t.resourceCountIs('AWS::EC2::NatGateway', 0);
     for (const [, s] of resourcesOf(example.json, 'AWS::EC2::Subnet')) expect(s.Properties.MapPublicIpOnLaunch).toBe(false);
     const services = resourcesOf(example.json, 'AWS::EC2::VPCEndpoint').map(([, e]) => [e.Properties.VpcEndpointType, JSON.stringify(e.Properties.ServiceName)]);
-    expect(services.filter(([type]) => type === 'Interface').map(([, n]) => n.match(/\.(ecr\.api|ecr\.dkr|secretsmanager|logs)"/)?.[1]).sort()).toEqual(['ecr.api', 'ecr.dkr', 'logs', 'secretsmanager']);
+    expect(services.filter(([type]) => type === 'Interface').map(([, n]) => n.match(/\.(ecr\.api|ecr\.dkr|secretsmanager|logs|ec2)"/)?.[1]).sort()).toEqual(['ec2', 'ecr.api', 'ecr.dkr', 'logs', 'secretsmanager']);
     expect(services.filter(([type]) => type === 'Gateway').map(([, n]) => n)).toEqual([expect.stringContaining('.s3')]);
     t.hasResourceProperties('AWS::EC2::FlowLog', { TrafficType: 'ALL', LogDestinationType: 'cloud-watch-logs' });
+  });
+});
+
+/** The control plane's Lambda functions, the deploy-time function's role statements and security groups. */
+function deployTime(s: SynthesizedControlPlane) {
+  const functions = resourcesOf(s.json, 'AWS::Lambda::Function');
+  expect(functions.map(([id]) => id)).toEqual([expect.stringMatching(/^HubNetworkDeployTimeFunction/)]);
+  const [id, fn] = functions[0];
+  const roleId = fn.Properties.Role['Fn::GetAtt'][0];
+  const policies = resourcesOf(s.json, 'AWS::IAM::ManagedPolicy').filter(([, p]) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: roleId }]));
+  expect(policies).toHaveLength(1);
+  const statements = policies[0][1].Properties.PolicyDocument.Statement.map((st: any) => ({ ...st, Action: [st.Action].flat(), Resource: [st.Resource].flat() }));
+  const groups = fn.Properties.VpcConfig.SecurityGroupIds.map((g: any) => g['Fn::GetAtt'][0] as string);
+  return { id, fn, roleId, policyId: policies[0][0], statements, groups };
+}
+const ec2Arn = (resource: string, ...rest: unknown[]) => ({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':ec2:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, `:${resource}`, ...rest]] });
+const groupArn = (id: string) => ec2Arn('security-group/', { 'Fn::GetAtt': [id, 'GroupId'] });
+const customResourcesOf = (s: SynthesizedControlPlane) => Object.entries<any>(s.json.Resources)
+  .filter(([, r]) => r.Type.startsWith('Custom::') || r.Type === 'AWS::CloudFormation::CustomResource');
+const isolatedSubnets = (s: SynthesizedControlPlane) => s.stack.resolve(s.stack.plane.hub!.network.vpc.isolatedSubnets.map((n) => n.subnetId));
+const egressOf = (s: SynthesizedControlPlane, groupId: string) => [
+  ...(s.json.Resources[groupId].Properties.SecurityGroupEgress ?? []),
+  ...resourcesOf(s.json, 'AWS::EC2::SecurityGroupEgress').filter(([, r]) => r.Properties.GroupId['Fn::GetAtt']?.[0] === groupId).map(([, r]) => r.Properties),
+].map(({ Description, GroupId, ...r }: any) => r)
+  // CDK's placeholder on a group without egress rules: matches no traffic.
+  .filter((r) => !(r.IpProtocol === 'icmp' && r.CidrIp === '255.255.255.255/32'));
+
+describe('the deploy-time function: the control plane\'s only Lambda, in the hub\'s VPC (Control Tower CT.LAMBDA.PR.3)', () => {
+  let prefixListGiven: SynthesizedControlPlane;
+  beforeAll(() => {
+    prefixListGiven = synthControl(exampleVendorProps({}, { s3PrefixListId: 'pl-6da54004' }));
+  });
+
+  test('every AWS::Lambda::Function of every variant has a VpcConfig in the hub\'s isolated subnets, and logs to an encrypted log group the stack owns', () => {
+    for (const s of [example, registered, internetFacing, prefixListGiven]) {
+      const functions = resourcesOf(s.json, 'AWS::Lambda::Function');
+      expect(functions).toHaveLength(1);
+      for (const [id, fn] of functions) {
+        expect({ id, subnets: fn.Properties.VpcConfig?.SubnetIds }).toEqual({ id, subnets: isolatedSubnets(s) });
+        expect(fn.Properties.VpcConfig.SecurityGroupIds.length).toBeGreaterThan(0);
+        const group = s.json.Resources[fn.Properties.LoggingConfig.LogGroup.Ref];
+        expect(group.Properties.KmsKeyId).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^HubKey/), 'Arn'] });
+      }
+    }
+    // No CDK provider: neither restrictDefaultSecurityGroup's Lambda nor AwsCustomResource's.
+    expect(customResourcesOf(example).map(([, r]) => r.Type).filter((t) => t === 'Custom::VpcRestrictDefaultSG' || t === 'Custom::AWS')).toEqual([]);
+  });
+
+  test('no Lambda finding is acknowledged: no CT.LAMBDA.PR.3 (lambda_inside_vpc_check), no LambdaInsideVPC', () => {
+    for (const s of [example, internetFacing]) {
+      const acks = acknowledgementsOf(s.app);
+      expect(acks.filter((a) => /lambda_inside_vpc_check|CT\.LAMBDA\.PR\.3|LambdaInsideVPC/.test(`${a.finding} ${a.reason}`))).toEqual([]);
+      expect(acks.length).toBeGreaterThan(0);
+    }
+  });
+
+  test('it serves Custom::RestrictDefaultSecurityGroup (the VPC\'s default group) and Custom::S3PrefixList directly; no database roles here', () => {
+    const { id, groups } = deployTime(example);
+    const vpcId = (example.stack.resolve(example.stack.plane.hub!.network.vpc.vpcId) as { Ref: string }).Ref;
+    const custom = customResourcesOf(example);
+    expect(custom.map(([, r]) => r.Type).sort()).toEqual(['Custom::RestrictDefaultSecurityGroup', 'Custom::S3PrefixList']);
+    for (const [rid, r] of custom) {
+      expect({ rid, token: r.Properties.ServiceToken, timeout: r.Properties.ServiceTimeout }).toEqual({ rid, token: { 'Fn::GetAtt': [id, 'Arn'] }, timeout: '600' });
+    }
+    const byType = Object.fromEntries(custom.map(([, r]) => [r.Type, r.Properties]));
+    expect(byType['Custom::RestrictDefaultSecurityGroup'].SecurityGroupId).toEqual({ 'Fn::GetAtt': [vpcId, 'DefaultSecurityGroup'] });
+    expect(byType['Custom::S3PrefixList'].ResponseSecurityGroupId).toEqual({ 'Fn::GetAtt': [groups[1], 'GroupId'] });
+    // With the prefix list given, no lookup: the default group is still closed.
+    expect(customResourcesOf(prefixListGiven).map(([, r]) => r.Type)).toEqual(['Custom::RestrictDefaultSecurityGroup']);
+  });
+
+  test('its role: the network interfaces Lambda manages for it, its log group, and the EC2 calls of its two resources; no secret, no key', () => {
+    const { fn, statements, groups } = deployTime(example);
+    const [fnGroup, responseGroup] = groups;
+    const vpcId = (example.stack.resolve(example.stack.plane.hub!.network.vpc.vpcId) as { Ref: string }).Ref;
+    const subnets = isolatedSubnets(example) as { Ref: string }[];
+    expect(statements.map((st: any) => ({ Action: st.Action, Resource: st.Resource, ...(st.Condition ? { Condition: st.Condition } : {}) }))).toEqual([
+      { Action: ['ec2:DescribeManagedPrefixLists', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSecurityGroups', 'ec2:DescribeSubnets'], Resource: ['*'] },
+      { Action: ['ec2:CreateNetworkInterface'], Resource: expect.arrayContaining([ec2Arn('network-interface/*'), groupArn(fnGroup), groupArn(responseGroup), ...subnets.map((n) => ec2Arn('subnet/', n))]) },
+      { Action: ['ec2:AssignPrivateIpAddresses', 'ec2:DeleteNetworkInterface', 'ec2:UnassignPrivateIpAddresses'], Resource: [ec2Arn('network-interface/*')] },
+      { Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: [{ 'Fn::GetAtt': [fn.Properties.LoggingConfig.LogGroup.Ref, 'Arn'] }] },
+      { Action: ['ec2:AuthorizeSecurityGroupEgress'], Resource: [groupArn(responseGroup)] },
+      { Action: ['ec2:RevokeSecurityGroupEgress', 'ec2:RevokeSecurityGroupIngress'], Resource: [ec2Arn('security-group/', { 'Fn::GetAtt': [vpcId, 'DefaultSecurityGroup'] })] },
+    ]);
+    expect(statements.find((st: any) => st.Action.includes('ec2:CreateNetworkInterface')).Resource).toHaveLength(1 + 2 + subnets.length);
+    // With the prefix list given: no lookup, so neither DescribeManagedPrefixLists nor AuthorizeSecurityGroupEgress.
+    const given = deployTime(prefixListGiven).statements.flatMap((st: any) => st.Action);
+    expect(given).not.toContain('ec2:DescribeManagedPrefixLists');
+    expect(given).not.toContain('ec2:AuthorizeSecurityGroupEgress');
+  });
+
+  test('the EC2 endpoint admits only the function\'s role, for exactly the EC2 calls its role holds for its resources', () => {
+    const { roleId, statements } = deployTime(example);
+    const ec2Endpoints = resourcesOf(example.json, 'AWS::EC2::VPCEndpoint').filter(([, e]) => /\.ec2"/.test(JSON.stringify(e.Properties.ServiceName)));
+    expect(ec2Endpoints).toHaveLength(1);
+    const policy = ec2Endpoints[0][1].Properties.PolicyDocument.Statement;
+    for (const st of policy) expect(st).toEqual(expect.objectContaining({ Effect: 'Allow', Principal: { AWS: { 'Fn::GetAtt': [roleId, 'Arn'] } } }));
+    const calls = policy.map((st: any) => ({ Action: [st.Action].flat(), Resource: [st.Resource].flat() }));
+    expect(calls.flatMap((c: any) => c.Action).sort()).toEqual(['ec2:AuthorizeSecurityGroupEgress', 'ec2:DescribeManagedPrefixLists', 'ec2:DescribeSecurityGroups', 'ec2:RevokeSecurityGroupEgress', 'ec2:RevokeSecurityGroupIngress']);
+    for (const call of calls) {
+      const granted = statements.filter((st: any) => call.Action.every((a: string) => st.Action.includes(a)));
+      expect({ call, granted: granted.map((g: any) => g.Resource) }).toEqual({ call, granted: expect.arrayContaining([expect.arrayContaining(call.Resource)]) });
+      if (call.Resource.includes('*')) expect(call.Action.every((a: string) => a.startsWith('ec2:Describe'))).toBe(true);
+      else expect(call.Resource).toHaveLength(1);
+    }
+  });
+
+  test('the S3 gateway also admits CloudFormation\'s responses, writes under this account\'s stacks only', () => {
+    const [[, s3]] = resourcesOf(example.json, 'AWS::EC2::VPCEndpoint').filter(([, e]) => e.Properties.VpcEndpointType === 'Gateway');
+    const responses = s3.Properties.PolicyDocument.Statement.find((st: any) => st.Sid === 'CloudFormationResponses');
+    expect(responses).toEqual(expect.objectContaining({ Effect: 'Allow', Action: 's3:PutObject', Principal: { AWS: '*' } }));
+    expect(JSON.stringify(responses.Resource)).toMatch(/cloudformation-custom-resource-response-.*:cloudformation:.*AWS::AccountId.*:stack\/\*/);
+    expect(s3.Properties.PolicyDocument.Statement.map((st: any) => st.Sid ?? 'account-only')).toEqual(['account-only', 'EcrImageLayers', 'CloudFormationResponses']);
+  });
+
+  test('its security groups reach the AWS API endpoints on 443 and S3 (a rule in the template only when the prefix list is given), nothing else', () => {
+    const endpointSg = (example.stack.resolve(example.stack.plane.hub!.network.endpointSecurityGroup.securityGroupId) as any)['Fn::GetAtt'][0];
+    const https = { IpProtocol: 'tcp', FromPort: 443, ToPort: 443 };
+    const [fnGroup, responseGroup] = deployTime(example).groups;
+    expect(egressOf(example, fnGroup)).toEqual([{ ...https, DestinationSecurityGroupId: { 'Fn::GetAtt': [endpointSg, 'GroupId'] } }]);
+    // The response group's one rule is added by the lookup itself; in the template it has none.
+    expect(egressOf(example, responseGroup)).toEqual([]);
+    const given = deployTime(prefixListGiven);
+    expect(given.groups).toHaveLength(1);
+    expect(egressOf(prefixListGiven, given.groups[0])).toEqual(expect.arrayContaining([
+      { ...https, DestinationSecurityGroupId: { 'Fn::GetAtt': [endpointSg, 'GroupId'] } },
+      { ...https, DestinationPrefixListId: 'pl-6da54004' },
+    ]));
+    expect(egressOf(prefixListGiven, given.groups[0])).toHaveLength(2);
   });
 });
 
