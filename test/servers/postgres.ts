@@ -40,7 +40,11 @@ export async function startPostgres(): Promise<PostgresServer> {
     port,
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     stop: async () => {
-      execFileSync(...run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']), { stdio: 'pipe' });
+      try {
+        execFileSync(...run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']), { stdio: 'pipe' });
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     },
   };
 }

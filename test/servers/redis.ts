@@ -25,6 +25,10 @@ export async function startRedisTls(password: string): Promise<{ port: number; c
   return {
     port,
     ca: fs.readFileSync(tls.ca, 'utf8'),
-    stop: () => new Promise<void>((resolve) => { if (child.exitCode !== null) return resolve(); child.once('exit', () => resolve()); child.kill('SIGTERM'); }),
+    stop: async () => {
+      await new Promise<void>((resolve) => { if (child.exitCode !== null) return resolve(); child.once('exit', () => resolve()); child.kill('SIGTERM'); });
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(tls.dir, { recursive: true, force: true });
+    },
   };
 }
