@@ -1,10 +1,10 @@
 import { Aws, CfnRule, Fn, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { allowLogsOfThisAccount } from '../lib/iam';
 import { AgentSpec } from '../agents/catalog';
 import { cfnOf } from '../lib/compliance';
 import { limitKeyGrantsToAwsServices } from '../lib/compliance';
@@ -57,13 +57,7 @@ export class CustomerPlane extends Construct {
       enableKeyRotation: true,
       removalPolicy: dataRemoval,
     });
-    this.key.addToResourcePolicy(new iam.PolicyStatement({
-      sid: 'CloudWatchLogsOfThisAccount',
-      principals: [new iam.ServicePrincipal(`logs.${Aws.REGION}.amazonaws.com`)],
-      actions: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncryptFrom', 'kms:ReEncryptTo', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:DescribeKey'],
-      resources: ['*'],
-      conditions: { ArnLike: { 'kms:EncryptionContext:aws:logs:arn': `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:log-group:*` } },
-    }));
+    allowLogsOfThisAccount(this.key);
     limitKeyGrantsToAwsServices(this.key);
 
     this.network = new Network(this, 'Network', {

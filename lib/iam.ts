@@ -54,3 +54,17 @@ export class ManagedPolicyRole extends iam.Role {
     });
   }
 }
+
+/**
+ * Lets CloudWatch Logs of this account and region use `key` for log groups of this account only (what an
+ * encrypted log group needs; the encryption context names the log group).
+ */
+export function allowLogsOfThisAccount(key: kms.Key): void {
+  key.addToResourcePolicy(new iam.PolicyStatement({
+    sid: 'CloudWatchLogsOfThisAccount',
+    principals: [new iam.ServicePrincipal(`logs.${Aws.REGION}.amazonaws.com`)],
+    actions: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncryptFrom', 'kms:ReEncryptTo', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:DescribeKey'],
+    resources: ['*'],
+    conditions: { ArnLike: { 'kms:EncryptionContext:aws:logs:arn': `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:log-group:*` } },
+  }));
+}

@@ -305,8 +305,11 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
         hosts: [...hosts],
       };
     };
+    // What each service was last started with (a new task reads its secrets again: the leaf's second start sees the stored .creds).
+    const specs = new Map<ServiceDef, ContainerSpec>();
     const run = async (s: ServiceDef) => {
       const spec = await specOf(s);
+      specs.set(s, spec);
       const c = startContainer(spec, path.join(o.workDir, 'containers'));
       containers.push(c);
       started.push({ service: s.family, image: spec.image.description, argv: c.argv });
@@ -322,7 +325,6 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
 
     // The vendor hub the leaf dials: operator mode, as the control plane configures its nodes, its certificate
     // for the configured name; the customer registered as `byoc customer add` does (accounts pushed, ingest stream).
-    const leafSpec = await specOf(leaf);
     const vars = secretVariables(o.customerId);
     const certsDir = path.dirname(o.hub.certFile);
     const operatorHub = await startOperatorHub({ certificates: { dir: certsDir, ca: path.join(certsDir, 'ca.pem'), cert: o.hub.certFile, key: o.hub.keyFile }, leafPort: o.hub.port });
@@ -343,10 +345,9 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     const unlinked = firstLeaf.running() && (await leafLinks()) === 0;
     check('leaf before credentials', unlinked, unlinked ? 'with the generated placeholder the leaf serves its clients and does not link (nats-server reports the credentials as malformed)'
       : `the leaf ${firstLeaf.running() ? 'linked without credentials' : `exited: ${firstLeaf.output().slice(-800)}`}`);
-    const firstStop = await firstLeaf.stop(10000);
+    await firstLeaf.stop(10000);
     containers.splice(containers.indexOf(firstLeaf), 1);
     started.splice(started.findIndex((x) => x.service === firstLeaf.name), 1);
-    void firstStop;
 
     // The customer's one step after deploy: store the credentials the vendor issued, then a new leaf task.
     await sm.send(new PutSecretValueCommand({ SecretId: leafHubSecret.ValueFrom, SecretString: (await operatorHub.leafCredentials(o.customerId)).creds }));
@@ -360,10 +361,13 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
 
     const gatewayC = await run(gateway);
     await upOrFail(gatewayC, 'boundary gateway ready', () => gatewayC.output().includes('"msg":"ready"'), 30000);
+    const gatewaySpec = specs.get(gateway)!;
+    // The agents the gateway accepts each outbound kind from.
+    const gatewayAgents = JSON.parse(gatewaySpec.env.BYOC_AGENTS) as Record<string, string[]>;
 
     const agentsAll = services.filter((s) => s.agent);
     const triggerOf = (s: ServiceDef) => AGENT_CATALOG.find((a) => a.name === s.agent)?.trigger;
-    const producers = new Set(outboundProducers(gateway));
+    const producers = new Set(Object.entries(gatewayAgents).filter(([, ks]) => ks.length > 0).map(([a]) => a));
     const chosen: ServiceDef[] = o.allAgents ? agentsAll : [];
     if (!o.allAgents) {
       // One agent of each trigger, preferring the ones that hand kinds to the gateway.
@@ -395,7 +399,7 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     } else {
       const itemId = `rehearsal-${randomBytes(6).toString('hex')}`;
       const ack = await jetstream(await asAgent(sender.name)).publish(`work.${target.agent}`, JSON.stringify({}), { msgID: itemId });
-      const provisioner = await connect({ servers: '127.0.0.1:4222', user: LEAF_USERS.provisioner, pass: leafSpec.env[vars.provisioner], inboxPrefix: inboxPrefix(o.customerId, LEAF_USERS.provisioner), maxReconnectAttempts: 0 });
+      const provisioner = await connect({ servers: '127.0.0.1:4222', user: LEAF_USERS.provisioner, pass: specs.get(leaf)!.env[vars.provisioner], inboxPrefix: inboxPrefix(o.customerId, LEAF_USERS.provisioner), maxReconnectAttempts: 0 });
       connections.push(provisioner);
       const result = await eventually(`agent ${target.agent} records the work item`, 20000, async () => {
         const kv = await new Kvm(provisioner).open(processedBucketOf(target.agent!));
@@ -415,13 +419,11 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
 
     // One message of each outbound kind, from the agent the catalog lets send it, must reach the vendor.
     const kinds = crossingKinds({ customerId: o.customerId, shareLearning: o.shareLearning }).filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR);
-    const auditKeyArn = gatewayC && (await specOf(gateway)).env.BYOC_AUDIT_KEY;
-    const publicKeyPem = toPem((await kms.send(new GetPublicKeyCommand({ KeyId: auditKeyArn }))).PublicKey!);
+    const publicKeyPem = toPem((await kms.send(new GetPublicKeyCommand({ KeyId: gatewaySpec.env.BYOC_AUDIT_KEY }))).PublicKey!);
     const received = new Map<string, Buffer>();
     // The vendor's services listen on each outbound kind's subject (what their hub user is allowed).
     const subs = kinds.map((k) => vendor.subscribe(subjectOf(k, o.customerId), { callback: (e: Error | null, m: Msg) => { if (!e) received.set(m.subject, Buffer.from(m.data)); } }));
     await vendor.flush();
-    const gatewayAgents = JSON.parse((await specOf(gateway)).env.BYOC_AGENTS) as Record<string, string[]>;
     for (const kind of kinds) {
       const producer = Object.entries(gatewayAgents).find(([, ks]) => ks.includes(kind.name))?.[0];
       const sample = SAMPLES[kind.name];
@@ -463,8 +465,8 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
       const clean = c.image.cleanStopCodes ?? [0];
       check(`stop ${c.name}`, clean.includes(code as number), `exit ${code} on SIGTERM${clean.length > 1 ? ` (clean for this program: ${clean.join(' or ')})` : ''}`);
     }
-    const gatewayEnv = (await specOf(gateway)).env;
-    const auditMount = (await specOf(gateway)).mounts.find((m) => gatewayEnv.BYOC_AUDIT_LOG.startsWith(`${m.target}/`));
+    const gatewayEnv = gatewaySpec.env;
+    const auditMount = gatewaySpec.mounts.find((m) => gatewayEnv.BYOC_AUDIT_LOG.startsWith(`${m.target}/`));
     const auditFile = auditMount && path.join(auditMount.source, gatewayEnv.BYOC_AUDIT_LOG.slice(auditMount.target.length + 1));
     if (!auditFile || !fs.existsSync(auditFile)) {
       check('audit log', false, `no audit log at ${gatewayEnv.BYOC_AUDIT_LOG} on the gateway's EFS access point`);
@@ -491,12 +493,6 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     { what: 'IAM (task roles, key policies, endpoint policies)', why: 'moto does not enforce IAM: the template tests and cdk-nag check those statements' },
   );
   return { ok: checks.length > 0 && checks.every((c) => c.ok), started, skipped, substitutions, checks };
-}
-
-/** Agents the gateway accepts kinds from. */
-function outboundProducers(gateway: ServiceDef): string[] {
-  const env = nameValues(gateway.stack.resolve(gateway.container.Environment));
-  return Object.entries(JSON.parse(env.BYOC_AGENTS ?? '{}') as Record<string, string[]>).filter(([, ks]) => ks.length > 0).map(([a]) => a);
 }
 
 function toPem(der: Uint8Array): string {

@@ -12,6 +12,7 @@ import {
 } from '../../lib/nats-auth';
 import { HUB_INGEST_STREAM, hubJwtConfig, hubLeafPermissions, hubVendorPermissions, inboundSubjects, inboxPrefix, LinkSettings, outboundSubjects } from '../../lib/nats-config';
 import { CustomerLeaf, OperatorHub, startOperatorHub, waitFor } from '../servers/operator-hub';
+import { permissionErrors } from '../servers/link';
 import { freePort, startNats, testCertificates } from '../servers/nats';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -22,18 +23,6 @@ function collect(nc: NatsConnection, subjects: string | string[]) {
   const got: { subject: string; payload: string }[] = [];
   for (const s of [subjects].flat()) nc.subscribe(s, { callback: (err: Error | null, m: Msg) => { if (!err) got.push({ subject: m.subject, payload: m.string() }); } });
   return { got, ready: nc.flush() };
-}
-
-/** Permission errors the server reported on a connection. */
-function permissionErrors(nc: NatsConnection): string[] {
-  const errors: string[] = [];
-  (async () => {
-    for await (const s of nc.status()) {
-      const text = JSON.stringify(s) + String((s as { error?: Error }).error ?? '');
-      if (/Permissions Violation/i.test(text)) errors.push(text);
-    }
-  })().catch(() => undefined);
-  return errors;
 }
 
 /** The gateway inbox the leaf may receive replies on (`hubLeafPermissions`). */

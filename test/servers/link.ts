@@ -7,7 +7,7 @@ import { AGENT_CATALOG } from '../../agents/catalog';
 import { provisionAgents } from '../../customer-plane/boundary-gateway/provision';
 import { AgentIdentity, agentIdentities, inboxPrefix, LEAF_USERS, leafConfig, LinkSettings, secretVariables } from '../../lib/nats-config';
 import { freePort, NatsServer, startNats, testCertificates } from './nats';
-import { startOperatorHub } from './operator-hub';
+import { getJson, startOperatorHub } from './operator-hub';
 
 /**
  * A real vendor hub and a customer's real leaf node on loopback, configured by the generators, linked
@@ -103,13 +103,13 @@ export async function startLink(options: LinkOptions): Promise<Link> {
     return nc;
   };
   const leafInMsgs = async () => {
-    const res = await fetchJson(`http://127.0.0.1:${leafMonitorPort}/leafz`);
+    const res = await getJson(`http://127.0.0.1:${leafMonitorPort}/leafz`);
     return (res.leafs ?? []).reduce((n: number, l: { in_msgs: number }) => n + l.in_msgs, 0);
   };
   const vendor = (c = customerId) => operatorHub.vendor(c);
   // Wait until the leaf is connected to the hub.
   const deadline = Date.now() + 15000;
-  while (!((await fetchJson(`http://127.0.0.1:${leafMonitorPort}/leafz`)).leafnodes > 0)) {
+  while (!((await getJson(`http://127.0.0.1:${leafMonitorPort}/leafz`)).leafnodes > 0)) {
     if (Date.now() > deadline) throw new Error(`leaf did not connect to the hub:\n${leafServer.log().slice(-1500)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -143,17 +143,6 @@ export async function startLink(options: LinkOptions): Promise<Link> {
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-async function fetchJson(url: string): Promise<any> {
-  const http = await import('http');
-  return new Promise((resolve, reject) => {
-    http.get(url, (res) => {
-      let body = '';
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => { try { resolve(JSON.parse(body)); } catch (e) { reject(e); } });
-    }).on('error', reject);
-  });
 }
 
 /** Collects messages of a subscription. */
