@@ -6,11 +6,12 @@ import { credsAuthenticator, NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { createUser, encodeUser, fromSeed } from '@nats-io/jwt';
 import * as http from 'http';
-import { HUB_CONFIG_FILE, HUB_DATA_DIR, HUB_ENV, HUB_HEALTH_PATH, HUB_PORTS, hubServerName } from '../../control-plane/hub-config';
+import { HUB_CONFIG_FILE, HUB_ENV, HUB_HEALTH_PATH, HUB_PORTS, hubServerName } from '../../control-plane/hub-config';
 import { customerAccounts, formatCreds, leafUser, operatorInit, OperatorSetup, pushAccountJwt, revokeAccount, SYSTEM_USER_INBOX } from '../../lib/nats-auth';
 import { freePort, listening, testCertificates } from '../servers/nats';
 import { waitFor } from '../servers/operator-hub';
-import { exampleVendorProps, resourcesOf, synthControl } from './synth';
+import { HubNodeSpec, hubNodeEnvironment, hubNodesOf, HubPorts, HubSecrets, rewriteHubNode } from '../servers/hub-cluster';
+import { exampleVendorProps, synthControl } from './synth';
 
 /**
  * The hub nodes exactly as the synthesized template starts them: the container's command (`sh -c`) with the
@@ -26,14 +27,9 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-hub-nodes-'));
 const certificates = testCertificates(tmp, `DNS:localhost,DNS:${HOST},DNS:*.${HOST}`);
 const pem = (file: string) => fs.readFileSync(file, 'utf8');
 
-interface NodeSpec { config: string; command: string }
-let nodes: NodeSpec[];
+let nodes: HubNodeSpec[];
 beforeAll(() => {
-  const { json } = synthControl();
-  nodes = resourcesOf(json, 'AWS::ECS::Service').map(([, service]) => {
-    const task = json.Resources[service.Properties.TaskDefinition.Ref].Properties.ContainerDefinitions[0];
-    return { config: task.Environment.find((e: any) => e.Name === HUB_ENV.config).Value, command: task.Command[2] };
-  });
+  nodes = hubNodesOf(synthControl().json);
 });
 
 const children: ChildProcess[] = [];
@@ -48,31 +44,17 @@ afterAll(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-interface Ports { client: number; cluster: number; leafnode: number; monitoring: number }
-
-/** A node's command and configuration with the test's folder, names and ports in place of the container's. */
-function rewrite(text: string, dir: string, ports: Ports, clusterPorts: number[]): string {
-  return text
-    .replace(/\/tmp\//g, `${dir}/tmp/`)
-    .replace(new RegExp(`${HUB_DATA_DIR}/`, 'g'), `${dir}/data/`)
-    .replace(new RegExp(`node-(\\d+)\\.${HOST.replace(/\./g, '\\.')}:${HUB_PORTS.cluster}`, 'g'), (_m, i) => `localhost:${clusterPorts[Number(i)]}`)
-    .replace(new RegExp(`^port: ${HUB_PORTS.client}$`, 'm'), `port: ${ports.client}`)
-    .replace(new RegExp(`^  port: ${HUB_PORTS.cluster}$`, 'm'), `  port: ${ports.cluster}`)
-    .replace(new RegExp(`^  port: ${HUB_PORTS.leafnode}$`, 'm'), `  port: ${ports.leafnode}`)
-    .replace(new RegExp(`^http_port: ${HUB_PORTS.monitoring}$`, 'm'), `http_port: ${ports.monitoring}`);
-}
+type Ports = HubPorts;
+const rewrite = (text: string, dir: string, ports: Ports, clusterPorts: number[]) => rewriteHubNode(text, dir, HOST, ports, clusterPorts);
 
 /** The HTTP status of a node's health endpoint. */
 const healthz = (port: number) => new Promise<number>((resolve) => {
   http.get({ host: '127.0.0.1', port, path: HUB_HEALTH_PATH }, (res) => { res.resume(); resolve(res.statusCode ?? 0); }).on('error', () => resolve(0));
 });
 
-interface Secrets { cert: string; key: string; ca: string; routePassword: string }
+type Secrets = HubSecrets;
 const realSecrets = (): Secrets => ({ cert: pem(certificates.cert), key: pem(certificates.key), ca: pem(certificates.ca), routePassword: 'Route0Password9From0Secrets0Manager' });
-
-function environment(config: string, s: Secrets): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH, [HUB_ENV.config]: config, [HUB_ENV.ca]: s.ca, [HUB_ENV.cert]: s.cert, [HUB_ENV.key]: s.key, [HUB_ENV.routePassword]: s.routePassword };
-}
+const environment = hubNodeEnvironment;
 
 test('each node\'s start command writes its files and hands nats-server 2.9 a valid configuration', async () => {
   const clusterPorts = nodes.map((_, i) => HUB_PORTS.cluster + i);
@@ -105,7 +87,7 @@ describe('three nodes on loopback, from the template', () => {
   const logs: string[] = [];
 
   /** Starts a node (or an impostor with other secrets) as the container would, and waits for its client port. */
-  async function start(index: number, node: NodeSpec, p: Ports, clusterPorts: number[], secrets: Secrets): Promise<number> {
+  async function start(index: number, node: HubNodeSpec, p: Ports, clusterPorts: number[], secrets: Secrets): Promise<number> {
     const dir = fs.mkdtempSync(path.join(tmp, `node-${index}-`));
     const config = rewrite(node.config, dir, p, clusterPorts)
       .split(exampleVendorProps().hub!.operatorJwt).join(operator.operator.jwt)
