@@ -1,3 +1,6 @@
+import { BOUNDARY_CONTRACT, Direction } from '../lib/boundary-contract';
+import { INBOX_PREFIX, OUTBOX_PREFIX } from '../lib/nats-config';
+
 /**
  * The agent catalog: every agent the customer plane runs, what it is for, how it is triggered, its size,
  * and the permissions it needs. The customer plane derives each agent's task role, security groups,
@@ -40,11 +43,16 @@ export const AGENT_SECRETS = {
 
 export type AgentSecret = keyof typeof AGENT_SECRETS;
 
-/** NATS subjects an agent uses, relative to the customer's own subject space on its leaf node. */
+/**
+ * NATS subjects an agent uses, relative to the customer's own subject space on its leaf node. The boundary
+ * contract's kinds are declared here too: `boundary.outbox.<kind>` in `publish` for an outbound kind the agent
+ * hands to the gateway, `boundary.inbox.<kind>` in `subscribe` for an inbound kind it receives. Its leaf
+ * permissions and the gateway's list of who may send what are generated from these declarations.
+ */
 export interface AgentSubjects {
-  /** Subjects the agent subscribes to (its work queue, the events it reacts to). */
+  /** Subjects the agent subscribes to (its work queue, the events it reacts to, the inbound kinds it receives). */
   readonly subscribe: string[];
-  /** Subjects the agent publishes on (events, requests to other agents). */
+  /** Subjects the agent publishes on (events, requests to other agents, the outbound kinds it sends). */
   readonly publish: string[];
 }
 
@@ -126,12 +134,17 @@ export const AGENT_CATALOG: readonly AgentSpec[] = [
   // platform: the product's own bookkeeping
   agent({ name: 'workflow-orchestrator', group: 'platform', purpose: 'Tracks each workflow\'s state and retries failed steps.', trigger: REQUEST, cpu: 512, memoryMiB: 1024, dataStores: [POSTGRES, REDIS], secrets: [], subscribe: ['events.workflow.status', 'boundary.inbox.control'], publish: ['work.*', 'boundary.outbox.workflow'] }),
   agent({ name: 'usage-meter', group: 'platform', purpose: 'Aggregates usage counters for billing every five minutes, and the contract\'s metrics into one window a minute (the gateway signs each window).', trigger: SCHEDULE, schedule: 'cron(0/5 * * * ? *)', cpu: 256, memoryMiB: 512, dataStores: [POSTGRES], secrets: [], publish: ['boundary.outbox.usage', 'boundary.outbox.metrics'] }),
-  agent({ name: 'pattern-miner', group: 'platform', purpose: 'Derives anonymised workflow fingerprints (shapes, counts, hashes) for shared learning.', trigger: EVENT, cpu: 512, memoryMiB: 1024, dataStores: [POSTGRES], secrets: [], subscribe: ['events.workflow.status'], publish: ['boundary.outbox.fingerprint'] }),
+  agent({ name: 'pattern-miner', group: 'platform', purpose: 'Derives anonymised workflow fingerprints (shapes, counts, hashes) for shared learning, and takes in the pool\'s learnings.', trigger: EVENT, cpu: 512, memoryMiB: 1024, dataStores: [POSTGRES], secrets: [], subscribe: ['events.workflow.status', 'boundary.inbox.learning'], publish: ['boundary.outbox.fingerprint'] }),
 ];
 
 const NAME = /^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){2,27}$/;
 const SUBJECT = /^(?:[a-z0-9-]+|\*)(?:\.(?:[a-z0-9-]+|\*))*$/;
 const CRON = /^cron\(\S+ \S+ \S+ \S+ \S+ \S+\)$/;
+/** The boundary subjects an agent may declare: an outbound kind to publish, an inbound kind to subscribe to. */
+const BOUNDARY_DECLARATIONS = {
+  publish: BOUNDARY_CONTRACT.kinds.filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR).map((k) => `${OUTBOX_PREFIX}.${k.name}`),
+  subscribe: BOUNDARY_CONTRACT.kinds.filter((k) => k.direction === Direction.VENDOR_TO_CUSTOMER).map((k) => `${INBOX_PREFIX}.${k.name}`),
+} as const;
 /** Fargate's CPU units and, for each, the allowed memory sizes in MiB. */
 const FARGATE_SIZES: Record<number, number[]> = {
   256: [512, 1024, 2048],
@@ -195,6 +208,8 @@ export function catalogProblems(catalog: readonly AgentSpec[]): CatalogProblem[]
       for (const s of a.subjects[dir]) {
         if (!SUBJECT.test(s) || s.length > 128) {
           problems.push({ field: at(`subjects.${dir}`), problem: `"${s}" is not a subject`, fix: 'use dot-separated lower-case tokens, `*` for one token, at most 128 characters; `>` is not allowed' });
+        } else if (s.startsWith('boundary.') && !BOUNDARY_DECLARATIONS[dir].includes(s)) {
+          problems.push({ field: at(`subjects.${dir}`), problem: `"${s}" is not a kind of the boundary contract an agent may ${dir === 'publish' ? 'send' : 'receive'}`, fix: `use one of ${BOUNDARY_DECLARATIONS[dir].join(', ')}` });
         }
       }
     }

@@ -88,7 +88,7 @@ export const METRIC_NAMES = ['agent.request.duration', 'agent.request.errors', '
 export const METRIC_ATTRIBUTES = ['agent', 'status_code', 'trigger'] as const;
 
 export const BOUNDARY_CONTRACT: { readonly version: number; readonly kinds: readonly MessageKind[] } = {
-  version: 2,
+  version: 3,
   kinds: [
     {
       name: 'workflow',
@@ -188,6 +188,27 @@ export const BOUNDARY_CONTRACT: { readonly version: number; readonly kinds: read
         configVersion: { type: 'id', pattern: '^\\d{1,4}\\.\\d{1,4}\\.\\d{1,4}$', maxLength: 14 },
         issuedAt: EPOCH_MS,
       }, ['action', 'issuedAt']),
+    },
+    {
+      name: 'learning',
+      direction: Direction.VENDOR_TO_CUSTOMER,
+      description: 'Shared learnings from the pool, offered back: a pattern\'s hash and shape and its pooled outcome counts, no customer identifier',
+      // Not an opt-out kind: a customer with `shareLearning: false` sends no fingerprint but still receives the
+      // pool (the opt-out is one-way, and receiving reveals nothing about the customer).
+      optOut: false,
+      maxBytes: 2048,
+      // The pool publisher sends each customer a publication's patterns most-run first, paced to this limit: a
+      // burst of 20 lets a publication's top patterns through at once, the rest follow at one every 10 s (360
+      // an hour), plenty for aggregates that change over days, and a bound on what the vendor (or whoever holds
+      // its credentials) can push into the plane.
+      rateLimit: { perSecond: 0.1, burst: 20 },
+      schema: object({
+        patternHash: { type: 'id', pattern: HEX64, maxLength: 64 },
+        shape: { type: 'array', maxItems: 32, items: AGENT },
+        succeeded: COUNT,
+        failed: COUNT,
+        publishedAt: EPOCH_MS,
+      }),
     },
   ],
 };

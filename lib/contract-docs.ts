@@ -55,6 +55,7 @@ export function whatCrossesMarkdown(): string {
   });
   const workflow = BOUNDARY_CONTRACT.kinds.filter((k) => k.revealsShape?.length);
   const optOutKinds = BOUNDARY_CONTRACT.kinds.filter((k) => k.optOut);
+  const stillInbound = kindsFor({ shareLearning: false }).filter((k) => k.direction === Direction.VENDOR_TO_CUSTOMER);
   return [
     `Boundary contract v${BOUNDARY_CONTRACT.version}, hash \`${contractHash()}\` (recorded in every signed release).`,
     'Nothing else crosses: no code, prompts, agent outputs, workspace files or secrets.',
@@ -91,7 +92,7 @@ export function whatCrossesMarkdown(): string {
     `**With \`shareLearning: false\`.** ${code(optOutKinds.map((k) => k.name))} ${optOutKinds.length === 1 ? 'is' : 'are'} absent from every rule and refused by the gateway. ${workflow.map((k) => {
       const kept = Object.keys(k.schema.fields).filter((f) => !k.revealsShape!.includes(f));
       return `\`${k.name}\` messages cross without ${code(k.revealsShape!)} (the gateway removes them before it serializes the message), so each still carries ${code(kept)}`;
-    }).join('; ')}. What the vendor can still learn: how many workflow messages each workflow produces and when, which gives its number of steps and their timing, with their statuses and status codes; and, from \`usage\` and \`metrics\`, which agents ran and how much, per period and per minute. On a quiet plane, lining those per-agent counts up with workflow timings can suggest which agents a workflow used; the order of agents within a workflow is not sent.`,
+    }).join('; ')}. What the vendor can still learn: how many workflow messages each workflow produces and when, which gives its number of steps and their timing, with their statuses and status codes; and, from \`usage\` and \`metrics\`, which agents ran and how much, per period and per minute. On a quiet plane, lining those per-agent counts up with workflow timings can suggest which agents a workflow used; the order of agents within a workflow is not sent. The opt-out is one-way: ${stillInbound.length === 1 ? 'the vendor → customer kind' : 'the vendor → customer kinds'} ${code(stillInbound.map((k) => k.name))} still ${stillInbound.length === 1 ? 'arrives' : 'arrive'}, so an opted-out customer receives what the others share and sends none of its own.`,
     '',
     ...fields.flatMap((f) => [f, '']),
     `Metrics: only ${code(METRIC_NAMES)}, with only the attributes ${code(METRIC_ATTRIBUTES)}; the collector has no traces or logs pipeline.`,

@@ -21,10 +21,11 @@ export function jsonSchemaOf(field: Field): Record<string, unknown> {
 }
 
 /**
- * Stable reason codes. `rate-limit` and `not-declared` are decided by the gateway (a kind's token bucket is
- * empty; the sender did not declare the kind), the others by `ContractValidator.check`.
+ * Stable reason codes. `rate-limit`, `not-declared` and `opted-out` are decided by the gateway (a kind's token
+ * bucket is empty; the sender did not declare the kind; the customer opted out of it with `shareLearning:
+ * false`), the others by `ContractValidator.check`.
  */
-export type RejectionReason = 'unknown-kind' | 'oversize' | 'not-utf8' | 'not-json' | 'schema' | 'not-canonical' | 'rate-limit' | 'not-declared';
+export type RejectionReason = 'unknown-kind' | 'oversize' | 'not-utf8' | 'not-json' | 'schema' | 'not-canonical' | 'rate-limit' | 'not-declared' | 'opted-out';
 
 /** Why a payload was refused: a stable reason code and a detail without the payload's content. */
 export interface Rejection {

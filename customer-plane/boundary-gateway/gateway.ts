@@ -3,7 +3,7 @@ import { DiscardPolicy, jetstream, jetstreamManager, JetStreamClient, RetentionP
 import { headers as natsHeaders, Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import { Logger } from 'pino';
 import { AuditLogWriter } from '../../lib/audit-log';
-import { Direction, MessageKind, subjectOf } from '../../lib/boundary-contract';
+import { BOUNDARY_CONTRACT, Direction, MessageKind, subjectOf } from '../../lib/boundary-contract';
 import { ContractValidator, isRejection } from '../../lib/contract-validator';
 import { crossingKinds, INBOX_PREFIX, LinkSettings, OUTBOX_PREFIX, REJECTION_LIMITS, REJECTION_PREFIX, REJECTION_STREAM } from '../../lib/nats-config';
 import { Signer } from '../../lib/signer';
@@ -53,8 +53,9 @@ interface Refusal { readonly reason: string; readonly detail: string }
  * bytes against the contract (only the canonical RFC 8785 encoding of a valid value is accepted), applies
  * the kind's rate limit, records the intent in the audit log, and publishes its own canonical serialization,
  * never the received bytes. The hub's ingest stream acknowledges each crossing; only then is it recorded as
- * delivered. Control messages from the vendor go through the same checks before they reach the agents on
- * `boundary.inbox.<kind>`. A refused message leaves its kind, size, hash and reason in the audit log and the
+ * delivered. Inbound messages from the vendor (every vendor-to-customer kind of the contract: control, the
+ * learning pool's learnings) go through the same checks before they reach, on `boundary.inbox.<kind>`, the
+ * agents whose catalog entry declares the kind (the leaf lets no other agent subscribe to it). A refused message leaves its kind, size, hash and reason in the audit log and the
  * bounded rejection store; its body is kept nowhere.
  */
 export class BoundaryGateway {
@@ -62,6 +63,8 @@ export class BoundaryGateway {
   private readonly outbound: ContractValidator;
   private readonly inbound: ContractValidator;
   private readonly kinds: MessageKind[];
+  /** Outbound kinds of the contract this customer opted out of: refused as such, never sent. */
+  private readonly optedOut: Set<string>;
   private readonly limits: TokenBuckets;
   private readonly subs: Subscription[] = [];
   private readonly pending = new Set<Promise<unknown>>();
@@ -79,6 +82,7 @@ export class BoundaryGateway {
 
   constructor(private readonly o: GatewayOptions) {
     this.kinds = crossingKinds(o);
+    this.optedOut = new Set(BOUNDARY_CONTRACT.kinds.filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR && !this.kinds.includes(k)).map((k) => k.name));
     const settings = { shareLearning: o.shareLearning ?? true };
     this.outbound = new ContractValidator(this.kinds.filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR), settings);
     this.inbound = new ContractValidator(this.kinds.filter((k) => k.direction === Direction.VENDOR_TO_CUSTOMER), settings);
@@ -112,6 +116,9 @@ export class BoundaryGateway {
     // boundary.outbox.<agent>.<kind>: the leaf lets each agent publish only under its own name.
     const [agent, kind, ...rest] = m.subject.slice(OUTBOX_PREFIX.length + 1).split('.');
     if (!agent || !kind || rest.length > 0) return this.refuse('out', 'unknown', m, undefined, { reason: 'unknown-kind', detail: 'the subject is not boundary.outbox.<agent>.<kind>' });
+    if (this.optedOut.has(kind)) {
+      return this.refuse('out', kind, m, agent, { reason: 'opted-out', detail: `the customer opted out of the ${kind} kind (shareLearning: false)` });
+    }
     if (!this.o.agents[agent]?.includes(kind)) {
       const known = this.kinds.some((k) => k.name === kind && k.direction === Direction.CUSTOMER_TO_VENDOR);
       return this.refuse('out', kind, m, agent, known

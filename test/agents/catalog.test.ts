@@ -25,3 +25,18 @@ test('catalogProblems reports every problem with its field', () => {
   const bad = [{ ...AGENT_CATALOG[0], name: 'x', cpu: 3 }, { ...AGENT_CATALOG[0], trigger: AgentTrigger.SCHEDULE }];
   expect(catalogProblems(bad).map((p) => p.field)).toEqual(['catalog[0].name', 'catalog[0].cpu', 'catalog[1].schedule']);
 });
+
+test('boundary subjects declare contract kinds in their direction: an outbound kind to publish, an inbound kind to receive', () => {
+  const miner = AGENT_CATALOG.find((a) => a.name === 'pattern-miner')!;
+  expect(miner.subjects.subscribe).toContain('boundary.inbox.learning');
+  const declaring = (subscribe: string[], publish: string[]) => [{ ...miner, subjects: { subscribe: [`work.${miner.name}`, ...subscribe], publish } }];
+  expect(catalogProblems(declaring(['boundary.inbox.learning', 'boundary.inbox.control'], ['boundary.outbox.fingerprint']))).toEqual([]);
+  const problems = catalogProblems(declaring(['boundary.inbox.fingerprint', 'boundary.inbox.shell'], ['boundary.outbox.learning', 'boundary.inbox.control']));
+  expect(problems.map((p) => [p.field, p.problem])).toEqual([
+    ['catalog[0].subjects.subscribe', '"boundary.inbox.fingerprint" is not a kind of the boundary contract an agent may receive'],
+    ['catalog[0].subjects.subscribe', '"boundary.inbox.shell" is not a kind of the boundary contract an agent may receive'],
+    ['catalog[0].subjects.publish', '"boundary.outbox.learning" is not a kind of the boundary contract an agent may send'],
+    ['catalog[0].subjects.publish', '"boundary.inbox.control" is not a kind of the boundary contract an agent may send'],
+  ]);
+  expect(problems[0].fix).toBe('use one of boundary.inbox.control, boundary.inbox.learning');
+});

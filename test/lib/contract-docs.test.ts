@@ -54,6 +54,7 @@ test('the canonical-crossing rule and exactly what an opted-out customer still s
   expect(md).toContain('so each still carries `workflowId`, `status`, `statusCode`, `startedAt`, `durationMs`');
   expect(md).toContain('how many workflow messages each workflow produces and when');
   expect(md).toContain('`fingerprint` is absent from every rule');
+  expect(md).toContain('The opt-out is one-way: the vendor → customer kinds `control`, `learning` still arrive');
   expect(md).toMatch(/- `signature`: .*added by the gateway.*0 bits from the sender/);
   expect(md).toMatch(/- `agent`: .*; 145\.4 bits; removed with `shareLearning: false`/);
 });

@@ -52,6 +52,7 @@ const samples: Record<string, Record<string, unknown>> = {
   fingerprint: { patternHash: 'ab'.repeat(32), shape: ['planner', 'code-generator'], occurrences: 3, outcome: 'succeeded' },
   usage: { periodStart: 1790000000000, periodEnd: 1790000300000, agent: 'usage-meter', invocations: 12, computeSeconds: 30, llmTokensIn: 1000, llmTokensOut: 0 },
   control: { action: 'set-config-version', workflowId: '01KBQ8ZK3M4N5P6Q7R8S9T0VWY', configVersion: '1.20.3', issuedAt: 1790000000000 },
+  learning: { patternHash: 'cd'.repeat(32), shape: ['planner', 'code-generator', 'code-reviewer'], succeeded: 41, failed: 2, publishedAt: 1790000000000 },
 };
 
 /** What must hold of one input; returns a description of what does not, or undefined. */
@@ -411,6 +412,12 @@ describe('shareLearning: false', () => {
     expect(optedOut.kinds()).not.toContain('fingerprint');
     expect(optedOut.check('fingerprint', canonicalBytes(samples.fingerprint))).toMatchObject({ reason: 'unknown-kind' });
   });
+
+  test('the opt-out is one-way: learnings from the pool are still received, unchanged', () => {
+    expect(optedOut.kinds()).toContain('learning');
+    const bytes = canonicalBytes(samples.learning);
+    expect((optedOut.check('learning', bytes) as Accepted).canonical.equals(bytes)).toBe(true);
+  });
 });
 
 describe('metrics are signed by the gateway, not by the sender', () => {
@@ -446,8 +453,8 @@ describe('metrics are signed by the gateway, not by the sender', () => {
 });
 
 describe('the contract', () => {
-  test('version 2: runtime identifiers, a rate limit per kind, shape-revealing fields marked', () => {
-    expect(BOUNDARY_CONTRACT.version).toBe(2);
+  test('version 3: runtime identifiers, a rate limit per kind, shape-revealing fields marked', () => {
+    expect(BOUNDARY_CONTRACT.version).toBe(3);
     const r = rng(1);
     const wf = kind('workflow');
     expect(wf.revealsShape).toEqual(['agent', 'stepId']);

@@ -148,8 +148,10 @@ describe('the leakage bound', () => {
     const on = leakageBound(kindsFor());
     const off = leakageBound(kindsFor(), { shareLearning: false });
     const byKind = Object.fromEntries(on.kinds.map((k) => [k.kind, [k.bitsPerMessage, k.bitsPerSecond]]));
-    expect(byKind).toEqual({ workflow: [363.9, 1819.3], metrics: [44471, 741.2], fingerprint: [4947.5, 494.8], usage: [388.6, 38.9], control: [211.3, 211.3] });
-    expect([on.outboundBitsPerSecond, on.inboundBitsPerSecond, off.outboundBitsPerSecond, off.inboundBitsPerSecond]).toEqual([3094.1, 211.3, 1822.9, 211.3]);
+    expect(byKind).toEqual({ workflow: [363.9, 1819.3], metrics: [44471, 741.2], fingerprint: [4947.5, 494.8], usage: [388.6, 38.9], control: [211.3, 211.3], learning: [5028.2, 502.9] });
+    expect([on.outboundBitsPerSecond, on.inboundBitsPerSecond, off.outboundBitsPerSecond, off.inboundBitsPerSecond]).toEqual([3094.1, 714.1, 1822.9, 714.1]);
+    // The pool's learnings still arrive with shareLearning off: the opt-out is one-way.
+    expect(off.kinds.find((k) => k.kind === 'learning')).toMatchObject({ direction: Direction.VENDOR_TO_CUSTOMER, bitsPerMessage: 5028.2 });
     expect(off.kinds.find((k) => k.kind === 'workflow')!.bitsPerMessage).toBe(208.6);
     // The identifiers the runtime generates carry what they must and no more.
     const wf = on.kinds.find((k) => k.kind === 'workflow')!.fields;
@@ -196,6 +198,7 @@ describe('the rate limits the bound assumes, as the gateway enforces them', () =
     expect(take('out', 'workflow', 51)).toEqual([...Array(50).fill(true), false]);
     expect(buckets.take('out', 'usage')).toBe(true); // another kind, another bucket
     expect(take('in', 'control', 6)).toEqual([true, true, true, true, true, false]);
+    expect(take('in', 'learning', 21)).toEqual([...Array(20).fill(true), false]); // inbound kinds each have their own bucket
     expect(buckets.take('in', 'workflow')).toBe(false); // no inbound workflow kind
     now = 1000;
     expect(take('out', 'workflow', 6)).toEqual([true, true, true, true, true, false]);
