@@ -1,0 +1,6 @@
+export * from './config';
+export * from './providers';
+export * from './provision';
+export * from './server';
+export * from './store';
+export * from './token';
