@@ -12,7 +12,7 @@ for (const [entry, out] of [
   [path.join(root, 'customer-plane', 'boundary-gateway', 'main.ts'), 'boundary-gateway.js'],
   [path.join(root, 'agents', 'runtime', 'main.ts'), 'agent-runtime.js'],
   [path.join(root, 'lib', 'deploy-time', 'index.ts'), path.join('deploy-time', 'index.js')],
-  [path.join(root, 'control-plane', 'llm-proxy', 'main.ts'), path.join('control-plane', 'llm-proxy.js')],
+  [path.join(root, 'control-plane', 'llm-proxy', 'main.ts'), path.join('control-plane', 'llm-proxy-server.js')],
 ]) {
   esbuild.buildSync({
     entryPoints: [entry],
