@@ -13,6 +13,7 @@ for (const [entry, out] of [
   [path.join(root, 'agents', 'runtime', 'main.ts'), 'agent-runtime.js'],
   [path.join(root, 'lib', 'deploy-time', 'index.ts'), path.join('deploy-time', 'index.js')],
   [path.join(root, 'control-plane', 'llm-proxy', 'main.ts'), path.join('control-plane', 'llm-proxy-server.js')],
+  [path.join(root, 'control-plane', 'ingest', 'main.ts'), path.join('control-plane', 'byoc-ingest.js')],
 ]) {
   esbuild.buildSync({
     entryPoints: [entry],

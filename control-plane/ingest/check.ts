@@ -46,6 +46,49 @@ export interface IngestCustomer {
   readonly auditPublicKeyPem: string;
 }
 
+/** The customer's audit public key as registered: the key, its SPKI PEM, and which signatures it verifies. */
+export interface AuditPublicKey {
+  readonly key: KeyObject;
+  /** SubjectPublicKeyInfo, PEM: the one form it is stored in. */
+  readonly pem: string;
+  readonly algorithm: 'ecdsa-p256-sha256' | 'ed25519';
+  /** `sha256:<hex>` of the DER SubjectPublicKeyInfo (as `byoc pubkey` and `byoc fingerprint` print it). */
+  readonly fingerprint: string;
+}
+
+/**
+ * Reads an audit public key: PEM (what `byoc pubkey` writes) or DER SubjectPublicKeyInfo (what `aws kms
+ * get-public-key` returns, base64-decoded). It must be the public key of an ECDSA P-256 key (the customer's audit
+ * KMS key, ECC_NIST_P256) or Ed25519 (a development PEM key): the two a gateway signs metrics with. Throws an
+ * Error whose message completes "the key ..." (never quoting the input).
+ */
+export function parseAuditPublicKey(input: string | Uint8Array): AuditPublicKey {
+  const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : Buffer.from(input);
+  const text = bytes.toString('utf8');
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
+    throw new Error('is a private key: register the public key only (byoc pubkey --key <the audit key ARN> --out FILE)');
+  }
+  let key: KeyObject;
+  try {
+    key = /-----BEGIN /.test(text) ? createPublicKey(text) : createPublicKey({ key: bytes, format: 'der', type: 'spki' });
+    if (key.type !== 'public') throw new Error('not public');
+  } catch {
+    throw new Error('is not a PEM public key (nor DER SubjectPublicKeyInfo); export it with byoc pubkey --key <the audit key ARN> (or aws kms get-public-key)');
+  }
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  const p256 = key.asymmetricKeyType === 'ec' && curve === 'prime256v1';
+  if (!p256 && key.asymmetricKeyType !== 'ed25519') {
+    throw new Error(`is a ${key.asymmetricKeyType}${curve ? ` ${curve}` : ''} key; the audit key is ECDSA P-256 (KMS ECC_NIST_P256, SIGN_VERIFY), or Ed25519 for a development key`);
+  }
+  const der = key.export({ type: 'spki', format: 'der' });
+  return {
+    key,
+    pem: key.export({ type: 'spki', format: 'pem' }).toString(),
+    algorithm: p256 ? 'ecdsa-p256-sha256' : 'ed25519',
+    fingerprint: `sha256:${createHash('sha256').update(der).digest('hex')}`,
+  };
+}
+
 /** The checks of one customer's crossings: exact canonical bytes, published schema, allowed kinds, signatures. */
 export class CustomerCheck {
   private readonly validator: ContractValidator;
@@ -58,17 +101,11 @@ export class CustomerCheck {
     const kinds = kindsFor(settings).filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR);
     this.allowed = new Map(kinds.map((k) => [k.name, k]));
     this.validator = new ContractValidator(kinds, { ...settings, schema: 'published' });
-    let key: KeyObject;
     try {
-      key = createPublicKey(customer.auditPublicKeyPem);
-    } catch {
-      throw new Error(`ingest: customer ${customer.customerId}: auditPublicKeyPem is not a PEM public key; register the public key of the customer's audit KMS key (aws kms get-public-key)`);
+      this.auditKey = parseAuditPublicKey(customer.auditPublicKeyPem).key;
+    } catch (e) {
+      throw new Error(`ingest: customer ${customer.customerId}: auditPublicKeyPem ${(e as Error).message}`);
     }
-    const p256 = key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1';
-    if (!p256 && key.asymmetricKeyType !== 'ed25519') {
-      throw new Error(`ingest: customer ${customer.customerId}: auditPublicKeyPem is a ${key.asymmetricKeyType} key; the audit key is ECDSA P-256 (or Ed25519)`);
-    }
-    this.auditKey = key;
   }
 
   /** The kind a subject names, if it is `byoc.<customer>.out.<kind>`. */

@@ -1,3 +1,5 @@
 export * from './check';
 export * from './store';
 export * from './service';
+export * from './settings';
+export * from './registry';

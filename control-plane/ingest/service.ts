@@ -27,7 +27,10 @@ export interface IngestCustomerConfig extends IngestCustomer {
 export interface IngestServiceOptions {
   /** The hub's client URL(s) (port 4222 of the hub nodes, inside the hub's VPC). */
   readonly servers: string | string[];
-  readonly customers: readonly IngestCustomerConfig[];
+  /** The vendor CA (PEM) that issued the hub nodes' certificates: the client port requires TLS. @default - no TLS unless a URL is tls:// (then the system's roots) */
+  readonly tlsCa?: string;
+  /** The customers to consume at `start` (`reconcile` changes them later). @default [] */
+  readonly customers?: readonly IngestCustomerConfig[];
   readonly store: IngestStore;
   /** How long the hub waits for an acknowledgement before redelivering. @default 30000 */
   readonly ackWaitMs?: number;
@@ -65,7 +68,7 @@ class CustomerConsumer {
   private loop?: Promise<void>;
   private readonly check: CustomerCheck;
 
-  constructor(private readonly config: IngestCustomerConfig, private readonly o: IngestServiceOptions) {
+  constructor(public readonly config: IngestCustomerConfig, private readonly o: IngestServiceOptions) {
     this.check = new CustomerCheck(config);
   }
 
@@ -79,6 +82,7 @@ class CustomerConsumer {
       this.nc = await connect({
         servers: this.o.servers, name: `byoc-ingest-${c}`,
         authenticator: credsAuthenticator(new TextEncoder().encode(this.config.creds)),
+        ...(this.o.tlsCa ? { tls: { ca: this.o.tlsCa } } : {}),
         inboxPrefix: vendorInboxPrefix(c), maxReconnectAttempts: -1, reconnectTimeWait: 1000,
       });
       const jsm = await jetstreamManager(this.nc);
@@ -149,20 +153,97 @@ class CustomerConsumer {
   }
 }
 
-/** The ingest service: a consumer per registered customer. */
+/** What a `reconcile` changed, by customer ID. */
+export interface ReconcileReport {
+  /** New customers whose consumer started (or failed to: see `states`). */
+  readonly added: string[];
+  /** Customers whose consumer was stopped because they were revoked. */
+  readonly revoked: string[];
+  /** Customers no longer in the list: their consumer stopped. */
+  readonly removed: string[];
+  /** Customers whose registration changed (credentials, audit key, shareLearning, reinstated): consumer restarted. */
+  readonly changed: string[];
+  /** Customers whose consumer had failed: started again. */
+  readonly retried: string[];
+}
+
+/** True when two registrations of one customer configure its consumer the same way. */
+const sameConfig = (a: IngestCustomerConfig, b: IngestCustomerConfig) => a.creds === b.creds && a.auditPublicKeyPem === b.auditPublicKeyPem
+  && (a.shareLearning ?? true) === (b.shareLearning ?? true) && (a.status ?? 'active') === (b.status ?? 'active');
+
+/** The ingest service: a consumer per registered customer, following the registry as it changes. */
 export class IngestService {
   private readonly consumers = new Map<string, CustomerConsumer>();
+  /** Start, reconcile and stop run one at a time, in call order. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private stopped = false;
 
-  constructor(o: IngestServiceOptions) {
-    for (const c of o.customers) {
+  constructor(private readonly o: IngestServiceOptions) {
+    for (const c of o.customers ?? []) {
       if (this.consumers.has(c.customerId)) throw new Error(`ingest: customer ${c.customerId} is configured twice`);
       this.consumers.set(c.customerId, new CustomerConsumer(c, o));
     }
   }
 
-  /** Starts every active customer's consumer; a customer whose consumer cannot start is reported in `state`, the others run. */
-  public async start(): Promise<void> {
-    await Promise.all([...this.consumers.values()].map((c) => c.start()));
+  private serially<T>(run: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(run, run);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Starts every active customer's consumer; a customer whose consumer cannot start is reported in `states`, the others run. */
+  public start(): Promise<void> {
+    return this.serially(async () => {
+      await Promise.all([...this.consumers.values()].map((c) => c.start()));
+    });
+  }
+
+  /**
+   * Brings the consumers in line with `customers` (the registry as just read), without a restart: a new customer
+   * gets its consumer, a revoked or removed one loses it (what it has in hand is stored and acknowledged first), a
+   * changed registration restarts its consumer, and a failed consumer is started again. Customers left as they
+   * were are not touched. Throws on a customer listed twice, changing nothing.
+   */
+  public reconcile(customers: readonly IngestCustomerConfig[]): Promise<ReconcileReport> {
+    const wanted = new Map<string, IngestCustomerConfig>();
+    for (const c of customers) {
+      if (wanted.has(c.customerId)) return Promise.reject(new Error(`ingest: customer ${c.customerId} is configured twice`));
+      wanted.set(c.customerId, c);
+    }
+    return this.serially(async () => {
+      const report: ReconcileReport = { added: [], revoked: [], removed: [], changed: [], retried: [] };
+      if (this.stopped) return report;
+      // Every new consumer is made before anything changes: a registration that cannot be checked (a broken key)
+      // throws here and leaves every consumer as it was.
+      const replacements: [string, CustomerConsumer][] = [];
+      for (const [id, config] of wanted) {
+        const current = this.consumers.get(id);
+        let list: string[];
+        if (!current) list = report.added;
+        else if (!sameConfig(current.config, config)) list = (config.status ?? 'active') === 'revoked' ? report.revoked : report.changed;
+        else if (current.state.state === 'failed') list = report.retried;
+        else continue;
+        replacements.push([id, new CustomerConsumer(config, this.o)]);
+        list.push(id);
+      }
+      const work: Promise<void>[] = [];
+      for (const [id, consumer] of this.consumers) {
+        if (wanted.has(id)) continue;
+        report.removed.push(id);
+        this.consumers.delete(id);
+        work.push(consumer.stop());
+      }
+      for (const [id, next] of replacements) {
+        const current = this.consumers.get(id);
+        this.consumers.set(id, next);
+        work.push((async () => {
+          await current?.stop();
+          await next.start();
+        })());
+      }
+      await Promise.all(work);
+      return report;
+    });
   }
 
   /** Each configured customer's consumer state. */
@@ -176,7 +257,11 @@ export class IngestService {
     return c.counters;
   }
 
-  public async stop(): Promise<void> {
-    await Promise.all([...this.consumers.values()].map((c) => c.stop()));
+  /** Stops every consumer: the messages in hand are stored and acknowledged, then the connections drain. */
+  public stop(): Promise<void> {
+    return this.serially(async () => {
+      this.stopped = true;
+      await Promise.all([...this.consumers.values()].map((c) => c.stop()));
+    });
   }
 }

@@ -5,36 +5,13 @@ import {
 import { MessageKind } from '../../lib/boundary-contract';
 import { ContractValue } from '../../lib/contract-validator';
 import { IngestRejectionReason, sha256Hex } from './check';
+import { IngestTables, TABLE_KEYS } from './settings';
 
 /**
- * Where the ingest service keeps what crossed, in DynamoDB. Every write is idempotent: a redelivered message
- * (the same stream sequence) or a replayed one (the same content under a new sequence or message ID) writes the
- * same item again, so nothing is counted twice.
- *
- * | table | partition key | sort key | one item per |
- * |---|---|---|---|
- * | usage | `customerId` | `period` = `<periodStart, 13 digits>#<agent>` | customer, period, agent (billing) |
- * | metrics | `series` = `<customerId>#<agent>` | `point` = `<windowStart>#<metric>#<statusCode or ->#<trigger or ->` | customer, agent, window, series |
- * | workflow | `customerId` | `event` = `<workflowId>#<startedAt>#<SHA-256 of the message, 32 hex>` | distinct workflow event |
- * | learning pool | `patternHash` | `variant` = SHA-256 of the message | distinct fingerprint, with NO customer identifier |
- * | rejections | `customerId` | `entry` = `seq#<stream sequence, 20 digits>` (one rejection) or `count#<reason>` (its counter) | rejection, and count per reason |
+ * Where the ingest service keeps what crossed, in DynamoDB (the tables and their keys: `IngestTables` in
+ * `settings.ts`). Every write is idempotent: a redelivered message (the same stream sequence) or a replayed one
+ * (the same content under a new sequence or message ID) writes the same item again, so nothing is counted twice.
  */
-export interface IngestTables {
-  readonly usage: string;
-  readonly metrics: string;
-  readonly workflow: string;
-  readonly learningPool: string;
-  readonly rejections: string;
-}
-
-/** Key schema of each table (for `createIngestTables` here, and for the control plane's construct). */
-export const TABLE_KEYS: Record<keyof IngestTables, { partition: string; sort: string }> = {
-  usage: { partition: 'customerId', sort: 'period' },
-  metrics: { partition: 'series', sort: 'point' },
-  workflow: { partition: 'customerId', sort: 'event' },
-  learningPool: { partition: 'patternHash', sort: 'variant' },
-  rejections: { partition: 'customerId', sort: 'entry' },
-};
 
 /** Creates the tables (on-demand), waiting until each is active: development and tests; the control plane's stack creates them in AWS. */
 export async function createIngestTables(client: DynamoDBClient, tables: IngestTables): Promise<void> {

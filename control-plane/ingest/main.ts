@@ -1,0 +1,198 @@
+/**
+ * Entry point of the vendor's ingest service (bundled by esbuild into `dist/control-plane/byoc-ingest.js`, run by
+ * the vendor's services image, `control-plane/Dockerfile`; deployed by `control-plane/ingest-deployment.ts`).
+ *
+ * - Configuration from the environment (`INGEST_ENV`, `TABLE_ENV` in `settings.ts`), checked before anything
+ *   starts: a wrong setting exits with code 2 and one line naming it.
+ * - Reads the customer registry from Secrets Manager (`registry.ts`) and runs a consumer per customer
+ *   (`IngestService`), then reads it again every `BYOC_INGEST_REFRESH_SECONDS`: a customer registered since gets
+ *   its consumer, a revoked one loses it, a changed registration (new credentials, audit key, shareLearning)
+ *   restarts it, a failed consumer is started again. No restart of the service.
+ * - Logs JSON lines with pino: customer IDs, states, counters, reasons. Never a message's content, never a
+ *   credential: the service hands errors only, and only their message.
+ * - Health: `GET /healthz` on 127.0.0.1 only (`BYOC_INGEST_HEALTH_PORT`), what the container health check asks
+ *   (`healthCheckCommand`). 200 while the registry was read within three refresh intervals (at least 30 s) and the
+ *   service is not stopping; 503 otherwise. The answer comes from the live event loop, so a wedged process fails
+ *   it as a dead one does. A customer whose consumer failed does not make the task unhealthy (a restart would not
+ *   help it and would stop every other customer's): it is logged and retried on each refresh.
+ * - SIGTERM (ECS stopping the task) or SIGINT: no new registry read, each consumer stores and acknowledges what
+ *   it holds, connections drain, exit 0; exit 1 if that takes longer than 50 s (ECS kills at 60).
+ */
+import * as http from 'http';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import pino from 'pino';
+import { Registry, RegistryReader } from './registry';
+import { ConsumerState, IngestService, ReconcileReport } from './service';
+import {
+  CUSTOMER_SECRET_PREFIX, HEALTH_PATH, INGEST_DEFAULTS, INGEST_ENV, IngestTables, TABLE_ENV,
+} from './settings';
+import { IngestStore } from './store';
+
+class ConfigError extends Error {}
+
+interface IngestConfig {
+  readonly servers: string[];
+  readonly tlsCa?: string;
+  readonly tables: IngestTables;
+  readonly region: string;
+  readonly prefix: string;
+  readonly refreshMs: number;
+  readonly dynamoDbEndpoint?: string;
+  readonly healthPort: number;
+}
+
+const HUB_URL = /^(nats|tls):\/\/([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/;
+const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
+const STOP_DEADLINE_MS = 50000;
+
+function readConfig(env: NodeJS.ProcessEnv): IngestConfig {
+  const servers = (env[INGEST_ENV.hubUrls] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (servers.length === 0) throw new ConfigError(`${INGEST_ENV.hubUrls} is missing: give the hub nodes' client URLs, tls://node-0.<hub host>:4222,...`);
+  for (const url of servers) {
+    if (!HUB_URL.test(url)) throw new ConfigError(`${INGEST_ENV.hubUrls}: "${url.slice(0, 100)}" is not a NATS URL (nats://HOST:PORT or tls://HOST:PORT)`);
+  }
+  const tlsCa = env[INGEST_ENV.hubCa] || undefined;
+  if (tlsCa !== undefined && !/-----BEGIN CERTIFICATE-----/.test(tlsCa)) throw new ConfigError(`${INGEST_ENV.hubCa} is not a PEM certificate (the vendor CA)`);
+  const tables = {} as Record<keyof IngestTables, string>;
+  for (const [role, variable] of Object.entries(TABLE_ENV) as [keyof IngestTables, string][]) {
+    const name = env[variable];
+    if (!name) throw new ConfigError(`${variable} is missing: give the name of the ${role} table`);
+    if (!TABLE_NAME.test(name)) throw new ConfigError(`${variable}: "${name.slice(0, 100)}" is not a DynamoDB table name`);
+    tables[role] = name;
+  }
+  const region = env[INGEST_ENV.region] || env.AWS_REGION;
+  if (!region) throw new ConfigError(`${INGEST_ENV.region} (or AWS_REGION) is missing: give the region of the registry and the tables`);
+  const refreshSeconds = Number(env[INGEST_ENV.refreshSeconds] ?? INGEST_DEFAULTS.refreshSeconds);
+  if (!(refreshSeconds >= 1 && refreshSeconds <= 3600)) throw new ConfigError(`${INGEST_ENV.refreshSeconds} is not a number of seconds from 1 to 3600`);
+  const healthPort = Number(env[INGEST_ENV.healthPort] ?? INGEST_DEFAULTS.healthPort);
+  if (!Number.isInteger(healthPort) || healthPort < 1 || healthPort > 65535) throw new ConfigError(`${INGEST_ENV.healthPort} is not a port number`);
+  const endpoint = env[INGEST_ENV.dynamoDbEndpoint] || undefined;
+  if (endpoint !== undefined && !/^https?:\/\/[A-Za-z0-9.-]+(:\d+)?\/?$/.test(endpoint)) throw new ConfigError(`${INGEST_ENV.dynamoDbEndpoint} is not an endpoint URL`);
+  const prefix = env[INGEST_ENV.registryPrefix] || CUSTOMER_SECRET_PREFIX;
+  if (!/^[A-Za-z0-9/_+=.@-]+\/$/.test(prefix)) throw new ConfigError(`${INGEST_ENV.registryPrefix} is not a secret name prefix ending in /`);
+  return { servers, tlsCa, tables, region, prefix, refreshMs: refreshSeconds * 1000, dynamoDbEndpoint: endpoint, healthPort };
+}
+
+const short = (e: unknown) => ((e as Error)?.message ?? String(e)).slice(0, 300);
+
+async function main(): Promise<void> {
+  const log = pino({ base: { service: 'byoc-ingest' } });
+  let config: IngestConfig;
+  try {
+    config = readConfig(process.env);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    log.fatal({ error: e.message }, 'invalid configuration');
+    process.exit(2);
+  }
+
+  const sm = new SecretsManagerClient({ region: config.region });
+  const ddb = new DynamoDBClient({ region: config.region, ...(config.dynamoDbEndpoint ? { endpoint: config.dynamoDbEndpoint } : {}) });
+  const reader = new RegistryReader(sm, { prefix: config.prefix });
+  const service = new IngestService({
+    servers: config.servers,
+    tlsCa: config.tlsCa,
+    store: new IngestStore(ddb, config.tables),
+    onError: (customerId, error) => log.error({ customer: customerId, error: short(error) }, 'message not stored; the hub redelivers it'),
+  });
+
+  let stopping = false;
+  let lastRead = 0;
+  let registry: Registry = { customers: [], awaitingAuditKey: [], invalid: [] };
+  let states: Record<string, ConsumerState> = {};
+  const staleAfterMs = Math.max(3 * config.refreshMs, 30000);
+
+  // Health, on loopback only.
+  const health = http.createServer((req, res) => {
+    if (req.method !== 'GET' || req.url !== HEALTH_PATH) {
+      res.writeHead(404).end();
+      return;
+    }
+    const age = lastRead === 0 ? undefined : Date.now() - lastRead;
+    const status = stopping ? 'stopping' : age === undefined ? 'starting' : age > staleAfterMs ? 'registry-stale' : 'ok';
+    res.writeHead(status === 'ok' ? 200 : 503, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({
+      status,
+      registryReadSecondsAgo: age === undefined ? null : Math.round(age / 1000),
+      customers: service.states(),
+      awaitingAuditKey: registry.awaitingAuditKey,
+      invalid: registry.invalid.map((i) => i.customerId),
+    }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    health.once('error', reject);
+    health.listen(config.healthPort, '127.0.0.1', () => resolve());
+  });
+
+  /** Logs what changed: consumers started or stopped, states, customers waiting or broken. */
+  const report = (r: ReconcileReport, read: Registry, previous: Registry) => {
+    for (const [what, ids] of Object.entries(r) as [keyof ReconcileReport, string[]][]) {
+      for (const id of ids) log.info({ customer: id, change: what, state: service.states()[id] }, `customer ${what}`);
+    }
+    const now = service.states();
+    for (const [id, s] of Object.entries(now)) {
+      if (JSON.stringify(states[id]) !== JSON.stringify(s) && !Object.values(r).some((ids: string[]) => ids.includes(id))) {
+        (s.state === 'failed' ? log.error.bind(log) : log.info.bind(log))({ customer: id, state: s }, 'consumer state changed');
+      }
+    }
+    states = now;
+    if (JSON.stringify(read.awaitingAuditKey) !== JSON.stringify(previous.awaitingAuditKey) && read.awaitingAuditKey.length > 0) {
+      log.warn({ customers: read.awaitingAuditKey }, 'registered without an audit public key: not consumed until byoc customer add --audit-public-key');
+    }
+    for (const i of read.invalid) {
+      if (!previous.invalid.some((p) => p.customerId === i.customerId && p.reason === i.reason)) log.error({ customer: i.customerId, reason: i.reason }, 'registry entry unusable: not consumed');
+    }
+  };
+
+  const refresh = async () => {
+    const read = await reader.load();
+    lastRead = Date.now();
+    const r = await service.reconcile(read.customers);
+    const previous = registry;
+    registry = read;
+    report(r, read, previous);
+  };
+
+  let timer: NodeJS.Timeout | undefined;
+  let inFlight: Promise<void> = Promise.resolve();
+  const schedule = () => {
+    if (stopping) return;
+    timer = setTimeout(() => {
+      inFlight = refresh().catch((e) => log.error({ error: short(e) }, 'registry not read; consumers kept as they were')).finally(schedule);
+    }, config.refreshMs);
+  };
+
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    const deadline = setTimeout(() => {
+      log.fatal({ afterMs: STOP_DEADLINE_MS }, 'did not stop in time');
+      process.exit(1);
+    }, STOP_DEADLINE_MS);
+    deadline.unref();
+    clearTimeout(timer);
+    await inFlight.catch(() => undefined);
+    await service.stop();
+    await new Promise<void>((resolve) => health.close(() => resolve()));
+    const counters = Object.fromEntries(Object.keys(service.states()).map((id) => [id, service.counters(id)]));
+    log.info({ counters }, 'stopped');
+    sm.destroy();
+    ddb.destroy();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+
+  // The first read must succeed: a task that cannot read its registry (permissions, network) fails its
+  // deployment at once, and ECS's circuit breaker rolls it back.
+  await refresh();
+  log.info({ customers: Object.keys(service.states()).length, healthPort: config.healthPort, refreshSeconds: config.refreshMs / 1000 }, 'ready');
+  schedule();
+}
+
+main().catch((e) => {
+  console.error(JSON.stringify({ level: 60, service: 'byoc-ingest', msg: 'ingest service failed', error: short(e) }));
+  process.exit(1);
+});
