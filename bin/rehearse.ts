@@ -14,6 +14,7 @@ import { createApp, projectRoot } from '../lib/app';
 import { loadCustomerPlaneConfig } from '../customer-plane/config';
 import { CustomerPlaneStack } from '../customer-plane/stack';
 import { parseImageRef } from '../customer-plane/props';
+import { endToEnd } from '../rehearsal/end-to-end';
 import { rehearse, RehearsalReport } from '../rehearsal/rehearse';
 import { LocalImage } from '../rehearsal/sandbox';
 import { testCertificates } from '../test/servers/nats';
@@ -29,6 +30,8 @@ interface InnerOptions {
   readonly workDir: string;
   readonly graceSeconds: number;
   readonly allAgents: boolean;
+  /** The end-to-end run: the vendor registers, synthesizes, signs and revokes inside the namespaces (`rehearsal/end-to-end.ts`). */
+  readonly endToEnd?: { readonly account: string; readonly releaseImages: string[] };
 }
 
 /** The agent runtime image as its Dockerfile builds it: the files it COPYs from this checkout, its ENV and CMD. */
@@ -71,10 +74,11 @@ async function outer(argv: string[]): Promise<number> {
     .option('--grace <seconds>', 'how long every process must stay up', '15')
     .option('--all-agents', 'start every agent, not one of each trigger', false)
     .option('--report <file>', 'write the report as JSON')
+    .option('--end-to-end', 'the vendor side too: the control plane\'s hub nodes from its templates, byoc customer add, sign, verify, then the plane from the bundle, then byoc customer revoke', false)
     .option('--mutate <module>', 'test hook: a module whose default export edits the synthesized templates before the run (proves the rehearsal fails on a broken plane)')
     .exitOverride();
   cli.parse(argv, { from: 'user' });
-  const opts = cli.opts<{ config: string; grace: string; allAgents: boolean; report?: string; mutate?: string }>();
+  const opts = cli.opts<{ config: string; grace: string; allAgents: boolean; report?: string; mutate?: string; endToEnd: boolean }>();
   if (process.getuid?.() !== 0) {
     console.error('rehearse: needs root (each container gets its own overlay root filesystem and mounts, in private namespaces). Run it as root, e.g. sudo npm run rehearse');
     return 2;
@@ -88,9 +92,12 @@ async function outer(argv: string[]): Promise<number> {
     const plane = { ...props, vendorHub: { ...props.vendorHub, caCertificatePem: fs.readFileSync(tls.ca, 'utf8') } };
     const assembly = path.join(workDir, 'assembly');
     process.env.CDK_VALIDATION ??= 'false';
-    const app = createApp({ outdir: assembly, compliancePacks: false });
-    new CustomerPlaneStack(app, CUSTOMER_PLANE_STACK, plane);
-    app.synth();
+    if (opts.endToEnd && opts.mutate) throw new Error('--mutate edits the rehearsal\'s own synthesis; the end-to-end run synthesizes what byoc customer add wrote');
+    if (!opts.endToEnd) {
+      const app = createApp({ outdir: assembly, compliancePacks: false });
+      new CustomerPlaneStack(app, CUSTOMER_PLANE_STACK, plane);
+      app.synth();
+    }
     if (opts.mutate) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const edit = require(path.resolve(opts.mutate));
@@ -112,6 +119,8 @@ async function outer(argv: string[]): Promise<number> {
       workDir,
       graceSeconds: Number(opts.grace),
       allAgents: opts.allAgents,
+      // moto's account: the plane runs in it; the release pins the configuration's images.
+      endToEnd: opts.endToEnd ? { account: '123456789012', releaseImages: Object.values(props.images).filter((v): v is string => typeof v === 'string') } : undefined,
     };
     const innerFile = path.join(workDir, 'rehearsal.json');
     fs.writeFileSync(innerFile, JSON.stringify(inner));
@@ -155,7 +164,10 @@ function printSummary(r: RehearsalReport): void {
 async function innerMain(file: string): Promise<number> {
   const o = JSON.parse(fs.readFileSync(file, 'utf8')) as InnerOptions;
   spawnSync('ip', ['link', 'set', 'lo', 'up'], { stdio: 'inherit' });
-  const report = await rehearse({ ...o, stackName: CUSTOMER_PLANE_STACK, bindHosts: true, log: process.env.BYOC_REHEARSAL_VERBOSE ? (l) => console.error(l) : undefined });
+  const log = process.env.BYOC_REHEARSAL_VERBOSE ? (l: string) => console.error(l) : undefined;
+  const report = o.endToEnd
+    ? await endToEnd({ ...o, ...o.endToEnd, log })
+    : await rehearse({ ...o, stackName: CUSTOMER_PLANE_STACK, bindHosts: true, log });
   fs.writeFileSync(path.join(o.workDir, 'report.json'), JSON.stringify(report));
   return report.ok ? 0 : 1;
 }

@@ -62,6 +62,45 @@ export interface RehearsalOptions {
   /** Bind-mount the plane's names over /etc/hosts for this process (only inside the rehearsal's own mount namespace). */
   readonly bindHosts?: boolean;
   readonly log?: (line: string) => void;
+  /**
+   * The vendor side, started inside the rehearsal's namespaces with the customer already registered.
+   * @default - an operator-mode hub on loopback (`test/servers/operator-hub.ts`) serving `hub`'s certificate
+   */
+  readonly vendor?: () => Promise<RehearsalVendor>;
+}
+
+/** What the rehearsal needs of the vendor: the customer's leaf credentials, its service user, the hub's view of the link. */
+export interface RehearsalVendor {
+  /** What stands in for the vendor, for the report's substitutions. */
+  readonly description: string;
+  /** The leaf's `.creds` as the vendor handed them over. */
+  leafCredentials(): Promise<string>;
+  /** A connection as the customer's vendor service user (sees each outbound kind as the vendor's services do). */
+  vendorConnection(): Promise<NatsConnection>;
+  /** Leaf-node connections of the customer on the hub. */
+  leafLinks(): Promise<number>;
+  /** Checks of the vendor's own, once every outbound kind has crossed, with the plane still running. */
+  whilePlaneRuns?(ctx: { check: (name: string, ok: boolean, detail: string) => void; sent: readonly string[]; leafRunning: () => boolean }): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The default vendor side: an operator-mode hub on loopback, the customer registered on it. */
+async function operatorHubVendor(o: RehearsalOptions): Promise<RehearsalVendor> {
+  const certsDir = path.dirname(o.hub.certFile);
+  const hub = await startOperatorHub({ certificates: { dir: certsDir, ca: path.join(certsDir, 'ca.pem'), cert: o.hub.certFile, key: o.hub.keyFile }, leafPort: o.hub.port });
+  try {
+    await hub.addCustomer({ customerId: o.customerId, shareLearning: o.shareLearning });
+  } catch (e) {
+    await hub.stop();
+    throw e;
+  }
+  return {
+    description: `Vendor hub: nats-server from Debian (${hubVersion()}) in operator mode (hubJwtConfig and hubAuthConfig, as the control plane configures its nodes), the customer's accounts pushed to it, its certificate for ${o.hub.host} issued by a rehearsal CA that the rehearsal's plane pins (vendorHub.caCertificatePem)`,
+    leafCredentials: async () => (await hub.leafCredentials(o.customerId)).creds,
+    vendorConnection: () => hub.vendor(o.customerId),
+    leafLinks: async () => (await hub.leafConnections()).length,
+    stop: () => hub.stop(),
+  };
 }
 
 export interface RehearsalCheck { readonly name: string; readonly ok: boolean; readonly detail: string }
@@ -323,16 +362,15 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
       });
     };
 
-    // The vendor hub the leaf dials: operator mode, as the control plane configures its nodes, its certificate
-    // for the configured name; the customer registered as `byoc customer add` does (accounts pushed, ingest stream).
+    // The vendor side the leaf dials: given (the end-to-end run: the control plane's own hub nodes and
+    // registration), or an operator-mode hub on loopback with the customer registered as `byoc customer add` does.
     const vars = secretVariables(o.customerId);
-    const certsDir = path.dirname(o.hub.certFile);
-    const operatorHub = await startOperatorHub({ certificates: { dir: certsDir, ca: path.join(certsDir, 'ca.pem'), cert: o.hub.certFile, key: o.hub.keyFile }, leafPort: o.hub.port });
-    cleanup.push(() => operatorHub.stop());
-    await operatorHub.addCustomer({ customerId: o.customerId, shareLearning: o.shareLearning });
-    substitutions.push(`Vendor hub: nats-server from Debian (${hubVersion()}) in operator mode (hubJwtConfig and hubAuthConfig, as the control plane configures its nodes), the customer's accounts pushed to it, its certificate for ${o.hub.host} issued by a rehearsal CA that the rehearsal's plane pins (vendorHub.caCertificatePem)`);
-    const vendor = await operatorHub.vendor(o.customerId);
-    const leafLinks = async () => (await operatorHub.leafConnections()).length;
+    const vendorSide = o.vendor ? await o.vendor() : await operatorHubVendor(o);
+    cleanup.push(() => vendorSide.stop());
+    substitutions.push(vendorSide.description);
+    const vendor = await vendorSide.vendorConnection();
+    connections.push(vendor);
+    const leafLinks = () => vendorSide.leafLinks();
 
     // First deploy: the leaf starts with the generated placeholder in place of the hub credentials. It must
     // stay up (the agents need it) and simply not link.
@@ -350,7 +388,7 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     started.splice(started.findIndex((x) => x.service === firstLeaf.name), 1);
 
     // The customer's one step after deploy: store the credentials the vendor issued, then a new leaf task.
-    await sm.send(new PutSecretValueCommand({ SecretId: leafHubSecret.ValueFrom, SecretString: (await operatorHub.leafCredentials(o.customerId)).creds }));
+    await sm.send(new PutSecretValueCommand({ SecretId: leafHubSecret.ValueFrom, SecretString: await vendorSide.leafCredentials() }));
     const leafC = await run(leaf);
     await upOrFail(leafC, 'NATS leaf listening on its container port', () => listening(clientPort));
     const linked = await eventually('the leaf connects to the hub', 20000, async () => {
@@ -452,6 +490,9 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     for (const k of BOUNDARY_CONTRACT.kinds as readonly MessageKind[]) {
       if (k.direction === Direction.CUSTOMER_TO_VENDOR && !kinds.includes(k)) skipped.push({ what: `crossing ${k.name}`, why: 'opted out by this configuration (shareLearning: false)' });
     }
+
+    // The vendor side's own checks while the plane runs (the end-to-end run: stored by ingest, then revoked).
+    if (vendorSide.whilePlaneRuns) await vendorSide.whilePlaneRuns({ check, sent: kinds.map((k) => k.name), leafRunning: () => leafC.running() });
 
     // ECS's view: every process still up once its grace period has passed.
     await sleep(Math.max(0, Math.max(...containers.map((c) => c.startedAt)) + o.graceSeconds * 1000 - Date.now()));
