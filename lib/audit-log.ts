@@ -295,6 +295,8 @@ class ChainReader {
   public readonly open = new Map<number, number>();
   /** Seq the latest head covers (0: none). */
   public covered = 0;
+  /** When the latest head was signed (its signed `at`). */
+  public lastHeadAt?: string;
   /** Records after `covered`: seq → hash, and whether it is a head line (not itself in need of a head). */
   private readonly uncovered = new Map<number, { hash: string; head: boolean }>();
   /** Non-head records after `covered`. */
@@ -355,6 +357,7 @@ class ChainReader {
       }
     }
     this.covered = h.seq;
+    this.lastHeadAt = h.at;
     this.heads++;
   }
 
@@ -701,8 +704,20 @@ export interface AuditVerifyOptions {
   readonly publicKeyPem?: string;
   /** Heads from the anchor (`fetchAnchorHeads`, `readAnchorFile`): each must name a record of this log, with its hash. */
   readonly anchorHeads?: readonly AuditHead[];
-  /** Accept records after the last signed head (a log still being written). @default false */
+  /**
+   * Accept records after the last signed head (a log still being written), as long as that head is recent:
+   * signed at most `unsignedTailWindowMs` before `now`. @default false
+   */
   readonly acceptUnsignedTail?: boolean;
+  /**
+   * How old the last signed head may be when records follow it and `acceptUnsignedTail` is set. A running
+   * gateway signs a head at least every `BYOC_AUDIT_HEAD_SECONDS` (60) while records are added, so an older
+   * last head means the heads after it were deleted (or the gateway stopped without its final head).
+   * @default 120000 (twice the gateway's 60 s)
+   */
+  readonly unsignedTailWindowMs?: number;
+  /** The time the window is measured to. @default - now */
+  readonly now?: Date;
 }
 
 export interface AuditVerification {
@@ -800,8 +815,19 @@ export function verifyAuditLog(file: string, o: AuditVerifyOptions = {}): AuditV
     }
   }
   if (reader.heads === 0) throw new AuditLogError(0, 'no signed head: nothing in this log is signed');
+  const tail = `${reader.unsignedTail} record${reader.unsignedTail > 1 ? 's' : ''} after record ${reader.covered} (the last one a signed head covers)`;
   if (reader.unsignedTail > 0 && !o.acceptUnsignedTail) {
-    throw new AuditLogError(reader.firstUnsigned(), `${reader.unsignedTail} record${reader.unsignedTail > 1 ? 's' : ''} after record ${reader.covered} (the last one a signed head covers) ${reader.unsignedTail > 1 ? 'are' : 'is'} not signed: anyone able to write the file could have added or changed ${reader.unsignedTail > 1 ? 'them' : 'it'}; pass --accept-unsigned-tail (acceptUnsignedTail) to verify a log still being written`);
+    throw new AuditLogError(reader.firstUnsigned(), `${tail} ${reader.unsignedTail > 1 ? 'are' : 'is'} not signed: anyone able to write the file could have added or changed ${reader.unsignedTail > 1 ? 'them' : 'it'}; pass --accept-unsigned-tail (acceptUnsignedTail) to verify a log still being written`);
+  }
+  if (reader.unsignedTail > 0) {
+    // A live writer signs a head at least every interval while records are added: a last head older than
+    // the window, with records after it, is a log whose later heads were deleted (the chain rebuilt without them).
+    const windowMs = o.unsignedTailWindowMs ?? 120000;
+    const now = o.now ?? new Date();
+    const signedAt = Date.parse(reader.lastHeadAt!);
+    if (!(now.getTime() - signedAt <= windowMs)) {
+      throw new AuditLogError(reader.firstUnsigned(), `${tail} ${reader.unsignedTail > 1 ? 'are' : 'is'} not signed, and that head was signed at ${reader.lastHeadAt}, ${Number.isNaN(signedAt) ? 'an unreadable time' : `${Math.round((now.getTime() - signedAt) / 1000)} s before ${now.toISOString()}`}: a running gateway signs one at least every minute while records are added, so signed heads after it were deleted (or the gateway stopped without its final head: restart it and verify after its next head). An unsigned tail is accepted only after a head at most ${windowMs / 1000} s old`);
+    }
   }
   return {
     records: reader.records,

@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import canonicalize from 'canonicalize';
 import * as semver from 'semver';
-import { BOUNDARY_CONTRACT, contractHash } from './boundary-contract';
+import { BOUNDARY_CONTRACT, contractHash, CUSTOMER_ID } from './boundary-contract';
 import { Algorithm, BundleError, fingerprint, loadPublicKey, Signer, verifySignature } from './signer';
 
 /**
@@ -18,11 +18,14 @@ import { Algorithm, BundleError, fingerprint, loadPublicKey, Signer, verifySigna
 export const MANIFEST = 'SHA256SUMS';
 export const SIGNATURE = 'SHA256SUMS.sig';
 export const RELEASE = 'byoc-release.json';
-export const BUNDLE_FORMAT = 'byoc-bundle/1';
+/** `byoc-bundle/2` adds `customerId`; a `byoc-bundle/1` release is refused (sign it again). */
+export const BUNDLE_FORMAT = 'byoc-bundle/2';
 
 export interface Release {
   readonly format: string;
   readonly version: string;
+  /** The customer whose plane this is, read from the assembly (the plane's `customerId`). */
+  readonly customerId: string;
   readonly createdAt: string;
   readonly expiresAt: string;
   /** Every container image the templates run, as referenced (pinned by digest). */
@@ -97,11 +100,45 @@ export function assemblyImages(dir: string): string[] {
   return [...images].sort(byteOrder);
 }
 
-/** Signs a synthesized customer-plane assembly into a new bundle folder. */
-export async function signAssembly(assembly: string, out: string, signer: Signer, options: SignOptions): Promise<Release> {
-  if (!fs.existsSync(path.join(assembly, 'manifest.json'))) {
-    throw new BundleError('not-an-assembly', `${assembly} is not a cloud assembly (no manifest.json): synthesize it with npm run synth first`);
+/**
+ * The customer plane's stack output whose value is `byoc/<customerId>/` (README, "Stack outputs"): what
+ * tells a customer-plane assembly from the control plane's or any other app's, and names its customer.
+ */
+export const CUSTOMER_PLANE_OUTPUT = 'AgentSecretsPrefix';
+
+/** The customer plane in an assembly (or bundle) folder: its one root stack and its customer ID; anything else is refused. */
+export function customerPlaneOf(dir: string): { stack: string; customerId: string } {
+  let manifest: { artifacts?: Record<string, { type?: string; properties?: { templateFile?: string } }> };
+  try {
+    manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no manifest.json' : 'its manifest.json is not JSON';
+    throw new BundleError('not-an-assembly', `${dir} is not a cloud assembly (${why}): synthesize the customer plane first (npm run synth writes cdk.out/customer-plane)`);
   }
+  const stacks = Object.entries(manifest.artifacts ?? {}).filter(([, a]) => a.type === 'aws:cloudformation:stack');
+  if (stacks.length !== 1) {
+    throw new BundleError('not-customer-plane', `${dir} holds ${stacks.length} stacks${stacks.length ? ` (${stacks.map(([n]) => n).join(', ')})` : ''}; a customer-plane assembly holds exactly one, the customer plane's root stack: synthesize bin/customer-plane.ts (cdk.out/customer-plane) and sign that`);
+  }
+  const [stack, artifact] = stacks[0];
+  const templateFile = artifact.properties?.templateFile ?? `${stack}.template.json`;
+  let template: { Outputs?: Record<string, { Value?: unknown }> };
+  try {
+    template = JSON.parse(fs.readFileSync(path.join(dir, templateFile), 'utf8'));
+  } catch (e) {
+    throw new BundleError('not-an-assembly', `${dir}: cannot read the template of stack ${stack} (${templateFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const prefix = template.Outputs?.[CUSTOMER_PLANE_OUTPUT]?.Value;
+  const m = typeof prefix === 'string' ? /^byoc\/([^/]*)\/$/.exec(prefix) : null;
+  if (!m) {
+    throw new BundleError('not-customer-plane', `${dir} is not a customer-plane assembly: its stack ${stack} has no ${CUSTOMER_PLANE_OUTPUT} output naming a customer (byoc/<customer>/), which every customer plane has. Sign the customer plane (cdk.out/customer-plane), not the control plane or another app`);
+  }
+  if (!CUSTOMER_ID.test(m[1])) throw new BundleError('not-customer-plane', `${dir}: stack ${stack} names customer "${m[1]}" (output ${CUSTOMER_PLANE_OUTPUT}), which is not a valid customer ID`);
+  return { stack, customerId: m[1] };
+}
+
+/** Signs a synthesized customer-plane assembly into a new bundle folder; refuses any other assembly. */
+export async function signAssembly(assembly: string, out: string, signer: Signer, options: SignOptions): Promise<Release> {
+  const plane = customerPlaneOf(assembly);
   if (!semver.valid(options.version)) throw new BundleError('bad-version', `version "${options.version}" is not a semantic version such as 1.4.0`);
   if (!HUB_ENDPOINT.test(options.hubEndpoint)) {
     throw new BundleError('bad-hub-endpoint', `hub endpoint "${options.hubEndpoint}" is neither tls://HOST:PORT nor a VPC endpoint service name`);
@@ -118,6 +155,7 @@ export async function signAssembly(assembly: string, out: string, signer: Signer
     if (failed.length > 0) throw new BundleError('validation-failed', `the assembly failed validation (${failed.map((r: { pluginName: string }) => r.pluginName).join(', ')}): fix the findings and synthesize again`);
   }
   const images = assemblyImages(assembly);
+  if (images.length === 0) throw new BundleError('not-customer-plane', `${assembly}: stack ${plane.stack} runs no container image; a customer plane runs the agent runtime, NATS and collector images by digest`);
   if (fs.existsSync(out) && fs.readdirSync(out).length > 0) throw new BundleError('exists', `${out} exists and is not empty`);
 
   const now = options.now ?? new Date();
@@ -125,6 +163,7 @@ export async function signAssembly(assembly: string, out: string, signer: Signer
   const release: Release = {
     format: BUNDLE_FORMAT,
     version: options.version,
+    customerId: plane.customerId,
     createdAt: now.toISOString(),
     expiresAt: new Date(now.getTime() + validDays * 86400000).toISOString(),
     images,
@@ -190,6 +229,12 @@ export interface VerifyOptions {
   readonly stateDir?: string;
   /** Check expiry as of this time. @default - now */
   readonly at?: Date;
+  /**
+   * Check the release against, and remember it in, the versions verified on this machine (the downgrade
+   * check). Off for a bundle only looked at (`byoc diff`), not about to be deployed.
+   * @default true
+   */
+  readonly downgradeCheck?: boolean;
 }
 
 export interface Verified {
@@ -198,7 +243,7 @@ export interface Verified {
   readonly publicKeyFingerprint: string;
 }
 
-/** Default folder where the last verified version per signing key is kept. */
+/** Default folder where the last verified version per signing key and customer is kept. */
 export function defaultStateDir(): string {
   return process.env.BYOC_STATE_DIR ?? path.join(os.homedir(), '.config', 'byoc');
 }
@@ -206,7 +251,8 @@ export function defaultStateDir(): string {
 /**
  * Verifies a bundle offline against a pinned public key. Throws a `BundleError` naming the first problem:
  * a missing or malformed signature, a wrong key, a non-canonical manifest, a path escaping the bundle, a
- * changed, added or removed file, a release that is expired or older than the last one verified here.
+ * changed, added or removed file, a release that is not of the customer plane the bundle holds, that is
+ * expired, or older than the last one verified here with the same key for the same customer.
  */
 export function verifyBundle(dir: string, publicKeyFile: string, options: VerifyOptions = {}): Verified {
   const publicKey = loadPublicKey(publicKeyFile);
@@ -238,6 +284,7 @@ export function verifyBundle(dir: string, publicKeyFile: string, options: Verify
     throw new BundleError('bad-release', `${RELEASE} is not JSON`);
   }
   if (canonicalize(release) !== releaseText) throw new BundleError('non-canonical-manifest', `${RELEASE} is not canonical JSON (RFC 8785)`);
+  if (release.format === 'byoc-bundle/1') throw new BundleError('bad-release', `${RELEASE}: format byoc-bundle/1 does not name its customer; ask the vendor to sign the release again (byoc sign writes ${BUNDLE_FORMAT})`);
   if (release.format !== BUNDLE_FORMAT) throw new BundleError('bad-release', `${RELEASE}: format "${release.format}" is not ${BUNDLE_FORMAT}`);
   if (!semver.valid(release.version)) throw new BundleError('bad-release', `${RELEASE}: version "${release.version}" is not a semantic version`);
   if (release.signer?.publicKeyFingerprint !== publicKey.fingerprint) {
@@ -247,18 +294,41 @@ export function verifyBundle(dir: string, publicKeyFile: string, options: Verify
   const expires = Date.parse(release.expiresAt);
   if (Number.isNaN(expires)) throw new BundleError('bad-release', `${RELEASE}: expiresAt "${release.expiresAt}" is not a date`);
   if (at.getTime() > expires) throw new BundleError('expired', `release ${release.version} expired at ${release.expiresAt}`);
+  if (typeof release.customerId !== 'string' || !CUSTOMER_ID.test(release.customerId)) throw new BundleError('bad-release', `${RELEASE}: customerId ${JSON.stringify(release.customerId)} is not a customer ID`);
+  const plane = customerPlaneOf(dir);
+  if (plane.customerId !== release.customerId) {
+    throw new BundleError('bad-release', `${RELEASE} names customer ${release.customerId}, but the templates are the plane of customer ${plane.customerId}`);
+  }
+  if (options.downgradeCheck !== false) checkDowngrade(release, publicKey.fingerprint, options);
+  return { release, files: entries.length, publicKeyFingerprint: publicKey.fingerprint };
+}
 
+/**
+ * The downgrade check: the last version verified on this machine is kept per signing key AND customer (a
+ * vendor verifies many customers' releases with one key; each customer's versions are their own). Entries
+ * keyed by the fingerprint alone were written before that (one per key): they still bound a customer this
+ * machine has no entry for yet.
+ */
+function checkDowngrade(release: Release, keyFingerprint: string, options: VerifyOptions): void {
   const stateDir = options.stateDir ?? defaultStateDir();
   const stateFile = path.join(stateDir, 'verified-releases.json');
-  const state: Record<string, { version: string; verifiedAt: string }> = fs.existsSync(stateFile) ? JSON.parse(fs.readFileSync(stateFile, 'utf8')) : {};
-  const last = state[publicKey.fingerprint];
-  if (last && semver.lt(release.version, last.version) && !options.allowDowngrade) {
-    throw new BundleError('downgrade', `version ${release.version} is older than ${last.version}, verified on this machine at ${last.verifiedAt}; pass --allow-downgrade to accept it`);
+  let state: Record<string, { version: string; verifiedAt: string }> = {};
+  if (fs.existsSync(stateFile)) {
+    try {
+      state = JSON.parse(fs.readFileSync(stateFile, 'utf8'));
+    } catch {
+      throw new BundleError('bad-state', `${stateFile} is not JSON: it remembers the versions verified on this machine; restore it, or remove it to start again`);
+    }
   }
-  if (!last || semver.gt(release.version, last.version)) {
-    state[publicKey.fingerprint] = { version: release.version, verifiedAt: new Date().toISOString() };
+  const key = `${keyFingerprint} ${release.customerId}`;
+  const last = state[key] ?? state[keyFingerprint];
+  if (last && semver.lt(release.version, last.version) && !options.allowDowngrade) {
+    const whose = state[key] ? `customer ${release.customerId}'s` : 'a release (verified before versions were kept per customer)';
+    throw new BundleError('downgrade', `version ${release.version} is older than ${last.version}, ${whose} verified with this key on this machine at ${last.verifiedAt}; pass --allow-downgrade to accept it`);
+  }
+  if (!state[key] || semver.gt(release.version, state[key].version)) {
+    state[key] = { version: release.version, verifiedAt: new Date().toISOString() };
     fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     fs.writeFileSync(stateFile, `${JSON.stringify(state, undefined, 2)}\n`);
   }
-  return { release, files: entries.length, publicKeyFingerprint: publicKey.fingerprint };
 }

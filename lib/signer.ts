@@ -46,9 +46,18 @@ function readKeyFile(file: string, what: string): string {
   }
 }
 
-/** A signer for `--key`: a PEM private key file, or a KMS key ARN (asymmetric, ECC_NIST_P256, SIGN_VERIFY). */
-export function signerFor(key: string, kms: () => KMSClient = () => new KMSClient({})): Signer {
-  if (KMS_ARN.test(key)) return new KmsSigner(key, kms());
+/** The region a KMS key ARN names (`arn:aws:kms:REGION:...`), or undefined for anything else. */
+export function kmsKeyRegion(key: string): string | undefined {
+  return KMS_ARN.test(key) ? key.split(':')[3] : undefined;
+}
+
+/**
+ * A signer for `--key`: a PEM private key file, or a KMS key ARN (asymmetric, ECC_NIST_P256, SIGN_VERIFY).
+ * A KMS key lives in the region its ARN names, whatever the shell's default region is: the default client
+ * is made for that region (`kms` receives it too).
+ */
+export function signerFor(key: string, kms: (region?: string) => KMSClient = (region) => new KMSClient(region ? { region } : {})): Signer {
+  if (KMS_ARN.test(key)) return new KmsSigner(key, kms(kmsKeyRegion(key)));
   const pem = readKeyFile(key, 'private key');
   let privateKey: KeyObject;
   try {
