@@ -47,7 +47,7 @@ export interface ProvisionedLlmProxyCustomer {
  * Registers a customer with the LLM proxy and gives it a token, idempotently (what `byoc customer add` calls):
  *
  * 1. reads the token held in `byoc/customers/<id>/llm-proxy-token`; keeps it when it is for this customer, this
- *    audience and issuer, signed by this key, and valid for more than `renewWithinDays`;
+ *    audience and issuer, signed by this key, valid for more than `renewWithinDays`, and the customer was not revoked;
  * 2. otherwise issues a new one (`issueLlmProxyToken`, signed by the KMS key);
  * 3. records the customer as active with its limits and admits the token's ID in the proxy's table
  *    (`LlmStore.registerCustomer`; a revoked customer is active again);
@@ -69,7 +69,9 @@ export async function provisionLlmProxyCustomer(o: ProvisionLlmProxyCustomerOpti
     exists = false;
   }
   const signer = kmsJwsSigner(o.kms, o.tokenKeyId);
-  const kept = held ? usableToken(held, o, issuer, await signer.keyId(), now) : undefined;
+  // A revoked customer gets a new token when reinstated: the one held before (perhaps leaked) stays refused.
+  const revoked = (await store.customer(o.customerId))?.status === 'revoked';
+  const kept = held && !revoked ? usableToken(held, o, issuer, await signer.keyId(), now) : undefined;
   if (kept) {
     await store.registerCustomer(o.customerId, kept.tokenId, o.limits ?? DEFAULT_LIMITS);
     return { secretName, tokenId: kept.tokenId, expiresAt: kept.expiresAt, issued: false };

@@ -64,7 +64,7 @@ export function derToJose(der: Buffer, size = 32): Buffer {
   return Buffer.concat([r, s]);
 }
 
-/** A signer over an asymmetric KMS key (`ECC_NIST_P256`, `SIGN_VERIFY`): needs `kms:Sign` (and `kms:DescribeKey`-free: the ARN comes from `Sign`). */
+/** A signer over an asymmetric KMS key (`ECC_NIST_P256`, `SIGN_VERIFY`): needs `kms:Sign` and `kms:GetPublicKey` (the `kid`, the key's ARN, as the proxy reads it). */
 export function kmsJwsSigner(client: KMSClient, keyId: string): JwsSigner {
   let arn: string | undefined;
   return {
@@ -74,7 +74,6 @@ export function kmsJwsSigner(client: KMSClient, keyId: string): JwsSigner {
     },
     sign: async (input) => {
       const out = await client.send(new SignCommand({ KeyId: keyId, Message: input, MessageType: 'RAW', SigningAlgorithm: 'ECDSA_SHA_256' }));
-      arn = out.KeyId ?? arn;
       return derToJose(Buffer.from(out.Signature!));
     },
   };
@@ -191,8 +190,10 @@ export class TokenVerifier {
         clockTolerance: this.options.clockToleranceSeconds ?? 30,
         requiredClaims: ['sub', 'jti', 'iat', 'exp'],
       });
+      if (payload.iat! > Date.now() / 1000 + (this.options.clockToleranceSeconds ?? 30)) throw new TokenError('not-yet-valid', 'issued in the future (iat)');
       return { customerId: payload.sub!, tokenId: payload.jti!, issuedAt: payload.iat!, expiresAt: payload.exp! };
     } catch (e) {
+      if (e instanceof TokenError) throw e;
       if (e instanceof joseErrors.JWTExpired) throw new TokenError('expired', 'the token has expired');
       if (e instanceof joseErrors.JWSSignatureVerificationFailed) throw new TokenError('bad-signature', 'the signature does not verify');
       if (e instanceof joseErrors.JWTClaimValidationFailed) {
