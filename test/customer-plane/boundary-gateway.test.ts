@@ -1,4 +1,4 @@
-import { ChildProcess, spawn } from 'child_process';
+import { spawn } from 'child_process';
 import { createHash, createPublicKey, generateKeyPairSync, verify as cryptoVerify } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -7,8 +7,9 @@ import canonicalize from 'canonicalize';
 import { anchorHeadsFromLines, verifyAuditLog } from '../../lib/audit-log';
 import { BOUNDARY_CONTRACT } from '../../lib/boundary-contract';
 import { projectRoot } from '../../lib/app';
-import { AgentIdentity, agentIdentities, HUB_INGEST_STREAM, REJECTION_LIMITS, REJECTION_STREAM, secretVariables } from '../../lib/nats-config';
+import { AgentIdentity, agentIdentities, HUB_INGEST_STREAM, REJECTION_LIMITS, REJECTION_STREAM } from '../../lib/nats-config';
 import { AGENT_CATALOG } from '../../agents/catalog';
+import { auditRecords, GatewayProcess, GatewayProcessOptions, startGateway as startGatewayProcess } from '../servers/gateway';
 import { collect, eventually, Link, startLink } from '../servers/link';
 
 const C = 'example';
@@ -30,43 +31,11 @@ const metrics = { windowStart: 1790000000000, windowEnd: 1790000060000, points: 
 const control = { action: 'dispatch-workflow', workflowId: ulid(9), issuedAt: 1790000000000 };
 const outbox = (agent: string, kind: string) => `boundary.outbox.${agent}.${kind}`;
 
-interface Gateway { auditLog: string; keyFile: string; child: ChildProcess; output: () => string; records: () => any[]; stop: () => Promise<number | null>; exited: Promise<number | null> }
-
+type Gateway = GatewayProcess;
 /** Starts the bundled gateway (the file its container runs) against the link's leaf. */
-async function startGateway(link: Link, o: { env?: Record<string, string>; auditLog?: string; shareLearning?: boolean } = {}): Promise<Gateway> {
-  const bundle = path.join(projectRoot(), 'dist', 'boundary-gateway.js');
-  expect(fs.existsSync(bundle)).toBe(true);
-  const auditLog = o.auditLog ?? path.join(link.dir, `audit-${Date.now()}.log`);
-  const keyFile = path.join(link.dir, 'audit-key.pem');
-  fs.writeFileSync(keyFile, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  const vars = secretVariables(C);
-  const child: ChildProcess = spawn(process.execPath, [bundle], {
-    env: {
-      PATH: process.env.PATH!, BYOC_CUSTOMER: C, NATS_URL: `127.0.0.1:${link.leafPort}`,
-      BYOC_GATEWAY_LOCAL_PASSWORD: link.secrets[vars.gatewayLocal], BYOC_GATEWAY_REMOTE_PASSWORD: link.secrets[vars.gatewayRemote], BYOC_PROVISIONER_PASSWORD: link.secrets[vars.provisioner],
-      BYOC_AUDIT_LOG: auditLog, BYOC_AUDIT_KEY: keyFile, BYOC_AUDIT_HEAD_EVERY: '50', BYOC_SHARE_LEARNING: String(o.shareLearning ?? true),
-      BYOC_AGENTS: JSON.stringify(Object.fromEntries(link.agentIdentities.map((a) => [a.name, a.outbox]))),
-      ...o.env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => { out += d; });
-  child.stderr!.on('data', (d) => { out += d; });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  await eventually(() => out.includes('"msg":"ready"') || child.exitCode !== null, 15000, 'gateway ready');
-  if (!out.includes('"msg":"ready"')) throw new Error(`gateway did not start: ${out}`);
-  const records = () => out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-  const stop = async () => {
-    child.kill('SIGTERM');
-    return exited;
-  };
-  return { auditLog, keyFile, child, output: () => out, records, stop, exited };
-}
+const startGateway = (link: Link, o: Omit<GatewayProcessOptions, 'privateKey'> = {}) => startGatewayProcess(link, { privateKey: keys.privateKey, ...o });
 
 const publicKeyPem = keys.publicKey.export({ type: 'spki', format: 'pem' }).toString();
-/** The audit log's complete lines (a line being written while we read is left for the next read). */
-const auditRecords = (file: string) => fs.readFileSync(file, 'utf8').split('\n').slice(0, -1).map((l) => JSON.parse(l));
 /** Every message in the hub's ingest stream (what the vendor received), as raw bytes. */
 async function ingested(link: Link): Promise<Buffer[]> {
   const jsm = await jetstreamManager(await link.vendor());

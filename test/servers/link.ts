@@ -7,7 +7,7 @@ import { AGENT_CATALOG } from '../../agents/catalog';
 import { provisionAgents } from '../../customer-plane/boundary-gateway/provision';
 import { AgentIdentity, agentIdentities, inboxPrefix, LEAF_USERS, leafConfig, LinkSettings, secretVariables } from '../../lib/nats-config';
 import { freePort, NatsServer, startNats, testCertificates } from './nats';
-import { getJson, startOperatorHub } from './operator-hub';
+import { getJson, OperatorHub, startOperatorHub } from './operator-hub';
 
 /**
  * A real vendor hub and a customer's real leaf node on loopback, configured by the generators, linked
@@ -57,6 +57,8 @@ export interface LinkOptions extends LinkSettings {
   readonly certificates?: { dir: string; ca: string; cert: string; key: string };
   /** Test-only lines replacing the hub's `no_advertise` (e.g. the `advertise` a lying hub sends). */
   readonly hubExtra?: { leafnodes?: string };
+  /** A running hub to link to (its certificates are used; `stop()` leaves it running). @default - a new hub */
+  readonly hub?: OperatorHub;
 }
 
 const OBSERVER_PASSWORD = 'observer-password';
@@ -64,7 +66,7 @@ const OBSERVER_PASSWORD = 'observer-password';
 export async function startLink(options: LinkOptions): Promise<Link> {
   const { customerId } = options;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-link-'));
-  const tls = options.certificates ?? testCertificates(dir);
+  const tls = options.hub?.certificates ?? options.certificates ?? testCertificates(dir);
   const [leafPort, leafMonitorPort] = await Promise.all([freePort(), freePort()]);
   const vars = secretVariables(customerId);
   const agents = options.agents ?? agentIdentities(AGENT_CATALOG, options);
@@ -78,7 +80,7 @@ export async function startLink(options: LinkOptions): Promise<Link> {
 
   // The vendor hub in operator mode, each customer registered as the control plane registers it (accounts
   // pushed to the running hub, the ingest stream created by the customer's vendor service).
-  const operatorHub = await startOperatorHub({ certificates: tls, leafnodesExtra: options.hubExtra?.leafnodes });
+  const operatorHub = options.hub ?? await startOperatorHub({ certificates: tls, leafnodesExtra: options.hubExtra?.leafnodes });
   const hubPort = operatorHub.hubPort;
   for (const c of [options, ...(options.otherCustomers ?? []).map((id) => ({ customerId: id }))]) await operatorHub.addCustomer(c);
   const credentials = await operatorHub.leafCredentials(customerId);
@@ -139,7 +141,7 @@ export async function startLink(options: LinkOptions): Promise<Link> {
     stop: async () => {
       await Promise.all(connections.map((c) => c.close().catch(() => undefined)));
       await leafServer.stop();
-      await operatorHub.stop();
+      if (!options.hub) await operatorHub.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
