@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { PropError } from '../lib/errors';
-import { HubTlsProps, NatsHubProps } from './props';
+import { BundleRegistryProps, HubTlsProps, NatsHubProps } from './props';
 import { ControlPlaneStackProps } from './stack';
 
 /**
@@ -16,6 +16,8 @@ export interface ControlPlaneConfig {
   readonly region?: string;
   readonly customerAccounts?: string[];
   readonly retainReleases?: boolean;
+  readonly bundleRegistry?: BundleRegistryProps;
+  readonly releaseSigners?: string[];
   readonly retainData?: boolean;
   /** Days, one of CloudWatch Logs' retention values (never infinite). */
   readonly logRetentionDays?: number;
@@ -31,7 +33,9 @@ export interface HubConfig extends Omit<NatsHubProps, 'tls'> {
 const keysOf = <T>() => <K extends readonly (keyof T)[]>(keys: K & ([keyof T] extends [K[number]] ? unknown : never)) => keys;
 
 const KEYS: Record<string, readonly string[]> = {
-  '': keysOf<ControlPlaneConfig>()(['account', 'region', 'customerAccounts', 'retainReleases', 'retainData', 'logRetentionDays', 'hub'] as const),
+  '': keysOf<ControlPlaneConfig>()(['account', 'region', 'customerAccounts', 'retainReleases', 'bundleRegistry', 'releaseSigners', 'retainData', 'logRetentionDays', 'hub'] as const),
+  bundleRegistry: keysOf<BundleRegistryProps>()(['retention', 'accessLogBucket'] as const),
+  'bundleRegistry.retention': keysOf<NonNullable<BundleRegistryProps['retention']>>()(['mode', 'days'] as const),
   hub: keysOf<HubConfig>()(['image', 'host', 'nodes', 'operatorJwt', 'systemAccountPublicKey', 'systemAccountJwt', 'tls', 'internetFacing', 'cpu', 'memoryMiB', 'vpcCidr', 'maxAzs', 'availabilityZones', 's3PrefixListId', 'accessLogBucket'] as const),
   'hub.tls': keysOf<HubConfig['tls']>()(['certificateSecretArn', 'certificateSecretKeyArn', 'caCertificatePem', 'caCertificateFile'] as const),
 };
@@ -51,6 +55,8 @@ function checkKeys(value: unknown, at: string): void {
 /** Parses a configuration object; every problem is a `PropError` naming the setting. */
 export function controlPlaneStackProps(config: ControlPlaneConfig, baseDir = process.cwd()): ControlPlaneStackProps {
   checkKeys(config, '');
+  checkKeys(config.bundleRegistry, 'bundleRegistry');
+  checkKeys(config.bundleRegistry?.retention, 'bundleRegistry.retention');
   checkKeys(config.hub, 'hub');
   checkKeys(config.hub?.tls, 'hub.tls');
   const { account, region, logRetentionDays, hub, ...rest } = config;

@@ -1,12 +1,14 @@
-import { Aws, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Aws, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { limitKeyGrantsToAwsServices } from '../lib/compliance';
+import { acknowledgeFinding, cfnOf, limitKeyGrantsToAwsServices } from '../lib/compliance';
 import { PropError } from '../lib/errors';
+import { ManagedPolicyRole } from '../lib/iam';
 import { NatsHub } from './hub';
-import { ControlPlaneProps, resolveControlPlaneProps, ResolvedControlPlaneProps } from './props';
+import { ControlPlaneProps, releaseSignerAccount, resolveControlPlaneProps, ResolvedControlPlaneProps } from './props';
+import { BundleRegistry, imageLifecycleRules } from './release-registry';
 
 /** Repositories of the images a release pins by digest. */
 export const IMAGE_REPOSITORIES = ['byoc/agent-runtime', 'byoc/nats-server', 'byoc/otel-collector'];
@@ -14,10 +16,14 @@ export const IMAGE_REPOSITORIES = ['byoc/agent-runtime', 'byoc/nats-server', 'by
 /** What a registered customer account may do on the image repositories: pull, nothing else. */
 export const ECR_PULL_ACTIONS = ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'];
 
+/** The only signing algorithm the release signer may ask KMS for (what `byoc sign` uses with a KMS key). */
+export const BUNDLE_SIGNING_ALGORITHM = 'ECDSA_SHA_256';
+
 /**
  * The vendor's control plane: the release infrastructure every customer plane depends on (the ECR
  * repositories its images are pulled from, with immutable tags, scanned on push and KMS-encrypted; the
- * asymmetric key bundles are signed with) and the NATS hub customers' leaf nodes connect to. Exactly the
+ * asymmetric key bundles are signed with, usable for signing only by the release signer role; the bundle
+ * registry signed bundles are published to) and the NATS hub customers' leaf nodes connect to. Exactly the
  * registered customer accounts may pull the images and connect to the hub's endpoint service.
  */
 export class ControlPlane extends Construct {
@@ -29,6 +35,10 @@ export class ControlPlane extends Construct {
   public readonly repositories: ecr.Repository[];
   /** Signs customer-plane bundles (ECDSA P-256). */
   public readonly signingKey: kms.Key;
+  /** The S3 bucket signed bundles are published to, its key and access logs. */
+  public readonly bundleRegistry: BundleRegistry;
+  /** The only identity that may sign with `signingKey`; it may also publish to the registry. */
+  public readonly releaseSigner: ManagedPolicyRole;
   /** The NATS hub, when `hub` is given. */
   public readonly hub?: NatsHub;
 
@@ -63,7 +73,8 @@ export class ControlPlane extends Construct {
         encryption: ecr.RepositoryEncryption.KMS,
         encryptionKey: this.imageKey,
         removalPolicy: releaseRemoval,
-        lifecycleRules: [{ description: 'Drop untagged layers of failed pushes', tagStatus: ecr.TagStatus.UNTAGGED, maxImageCount: 10 }],
+        // Never expires an image tagged release-* (what a signed release pins): see imageLifecycleRules.
+        lifecycleRules: imageLifecycleRules(),
       });
       if (customers.length > 0) {
         repository.addToResourcePolicy(new iam.PolicyStatement({
@@ -83,6 +94,13 @@ export class ControlPlane extends Construct {
     // Signing is granted by key policy and IAM only: a grant would let someone sign bundles without either.
     limitKeyGrantsToAwsServices(this.signingKey);
 
+    this.bundleRegistry = new BundleRegistry(this, 'BundleRegistry', {
+      ...p.bundleRegistry,
+      removalPolicy: releaseRemoval,
+      logRetentionDays: p.logRetention,
+    });
+    this.releaseSigner = this.createReleaseSigner(p.releaseSigners);
+
     if (p.hub) {
       let { maxAzs } = p.hub;
       if (!p.hub.availabilityZones && Token.isUnresolved(Stack.of(this).region) && maxAzs > 2) {
@@ -100,5 +118,48 @@ export class ControlPlane extends Construct {
         logRetention: p.logRetention,
       });
     }
+  }
+
+  /**
+   * The release signer: signs bundles with the signing key and publishes them to the registry, nothing else.
+   * Without `releaseSigners`, principals of this account may assume it with MFA (their own IAM policy must
+   * allow `sts:AssumeRole` on it); with them, exactly those principals (a pipeline's role cannot present MFA).
+   * The signing key refuses `kms:Sign` to every other principal, whatever IAM policies say.
+   */
+  private createReleaseSigner(signers: readonly string[]): ManagedPolicyRole {
+    const account = Stack.of(this).account;
+    const signerAccount = releaseSignerAccount(signers);
+    if (signerAccount !== undefined && !Token.isUnresolved(account) && signerAccount !== account) {
+      throw new PropError('releaseSigners', `names principals of account ${signerAccount}, the control plane is in ${account}`,
+        'give roles or users of the vendor account the control plane is deployed to');
+    }
+    const role = new ManagedPolicyRole(this, 'ReleaseSigner', {
+      description: 'Signs customer-plane bundles with the bundle signing key (byoc sign) and publishes them to the bundle registry (byoc release publish)',
+      assumedBy: signers.length > 0
+        ? new iam.CompositePrincipal(...signers.map((arn) => new iam.ArnPrincipal(arn)))
+        : new iam.AccountRootPrincipal().withConditions({ Bool: { 'aws:MultiFactorAuthPresent': 'true' } }),
+      maxSessionDuration: Duration.hours(1),
+    });
+    // byoc sign: the public key first (its fingerprint goes into the release; byoc pubkey and publish read it too), then the signature.
+    role.grantActions(['kms:GetPublicKey'], [this.signingKey.keyArn]);
+    role.grantActions(['kms:Sign'], [this.signingKey.keyArn], { StringEquals: { 'kms:SigningAlgorithm': BUNDLE_SIGNING_ALGORITHM } });
+    // byoc release publish: new objects only (no read, list or delete; a version already there is refused by
+    // S3's If-None-Match, and Object Lock keeps every version), encrypted with the registry's key through S3.
+    const { bucket, key } = this.bundleRegistry;
+    role.grantActions(['s3:PutObject'], [bucket.arnForObjects('*')]);
+    role.grantActions(['kms:GenerateDataKey'], [key.keyArn], { StringEquals: { 'kms:ViaService': `s3.${Aws.REGION}.amazonaws.com` } });
+    const bucketId = Stack.of(this).resolve(cfnOf(bucket).logicalId);
+    acknowledgeFinding(role.permissions!, `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/*]`,
+      'The release signer puts bundle files under <customer>/<version>/ of the registry, names not known before a release; it can only create objects, which Object Lock keeps.');
+
+    this.signingKey.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'SignOnlyAsTheReleaseSigner',
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: ['kms:Sign'],
+      resources: ['*'],
+      conditions: { ArnNotEquals: { 'aws:PrincipalArn': role.roleArn } },
+    }));
+    return role;
   }
 }

@@ -133,6 +133,45 @@ export interface NatsHubProps {
   readonly accessLogBucket?: string;
 }
 
+/** Object Lock modes of the bundle registry: who can delete or shorten the lock of a published bundle. */
+export const OBJECT_LOCK_MODES = ['GOVERNANCE', 'COMPLIANCE'] as const;
+
+/** How long every object version put in the bundle registry is locked (S3 Object Lock default retention). */
+export interface BundleRetention {
+  /**
+   * `GOVERNANCE`: nobody can overwrite or delete a locked version, except a principal the vendor's IAM allows
+   * `s3:BypassGovernanceRetention` who asks for the bypass explicitly. `COMPLIANCE`: nobody, not even the
+   * account's root user, until the retention ends, and it cannot be shortened or turned off.
+   * @default 'GOVERNANCE'
+   */
+  readonly mode?: 'GOVERNANCE' | 'COMPLIANCE';
+  /**
+   * Days each version stays locked, 1 to 36500. At least as long as a release is valid (`byoc sign
+   * --valid-days`, 90 by default) keeps every bundle a customer may still deploy in place.
+   * @default 365
+   */
+  readonly days?: number;
+}
+
+/** The S3 bucket signed customer-plane bundles are published to (`byoc release publish`). */
+export interface BundleRegistryProps {
+  /**
+   * Object Lock default retention of every bundle file.
+   * @default - governance mode, 365 days
+   */
+  readonly retention?: BundleRetention;
+  /**
+   * An existing S3 bucket (name) for the registry's server access logs, under the prefix
+   * `byoc-bundle-registry/`: for example the organization's log archive. Its bucket policy must let the S3
+   * logging service (`logging.s3.amazonaws.com`) put objects there, and it must be encrypted with S3-managed
+   * keys (what S3 delivers server access logs to). Give it where Control Tower's CT.S3.PR.10 (SSE-KMS on
+   * every bucket) is enforced.
+   * @default - a log bucket the control plane creates (versioned, Object Lock on without a default
+   *   retention, SSE-S3, logs expire after `logRetention`); its CT.S3.PR.10 finding is acknowledged
+   */
+  readonly accessLogBucket?: string;
+}
+
 /** The vendor's control plane. */
 export interface ControlPlaneProps {
   /**
@@ -150,10 +189,27 @@ export interface ControlPlaneProps {
   readonly hub?: NatsHubProps;
 
   /**
-   * Keep the image repositories and the image and signing keys when the stack is deleted.
+   * Keep the image repositories, the bundle registry (and its log bucket) and the image, signing and
+   * registry keys when the stack is deleted. Off, CloudFormation deletes the registry only while it is
+   * empty: locked bundle versions stay until their retention ends.
    * @default true
    */
   readonly retainReleases?: boolean;
+
+  /**
+   * The bundle registry: an S3 bucket with versioning and Object Lock, encrypted with its own key.
+   * @default - governance-mode retention of 365 days, access logs in a bucket of the control plane
+   */
+  readonly bundleRegistry?: BundleRegistryProps;
+
+  /**
+   * IAM principals of the vendor's account (role or user ARNs) that may assume the release signer role,
+   * the only identity allowed to sign bundles with the signing key (`kms:Sign`) and publish them to the
+   * registry. Typically the release pipeline's role. Each must exist before the control plane is deployed.
+   * @default - principals of the vendor's account whose IAM policies allow them `sts:AssumeRole` on it,
+   *   and only with MFA
+   */
+  readonly releaseSigners?: readonly string[];
 
   /**
    * Keep the hub's state when the stack is deleted: its file system (JetStream and account JWTs), key,
@@ -178,11 +234,20 @@ export interface ResolvedHubProps extends Required<Omit<NatsHubProps, 'systemAcc
   readonly maxAzs: number;
 }
 
+/** Bundle registry props with every default applied. */
+export interface ResolvedBundleRegistryProps {
+  readonly retention: Required<BundleRetention>;
+  readonly accessLogBucket?: string;
+}
+
 /** Control-plane props with every default applied. */
 export interface ResolvedControlPlaneProps {
   readonly customerAccounts: readonly string[];
   readonly hub?: ResolvedHubProps;
   readonly retainReleases: boolean;
+  readonly bundleRegistry: ResolvedBundleRegistryProps;
+  /** Empty: the vendor account's principals, with MFA. */
+  readonly releaseSigners: readonly string[];
   readonly retainData: boolean;
   readonly logRetention: logs.RetentionDays;
 }
@@ -255,6 +320,57 @@ export function checkCustomerAccounts(accounts: readonly string[]): void {
   }
 }
 
+/** An S3 bucket name (not an ARN or an `s3://` URL). */
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+/** An IAM role or user ARN, with its account. */
+const IAM_PRINCIPAL_ARN = /^arn:aws[a-z-]*:iam::(\d{12}):(?:role|user)\/(?:[\x21-\x7e]*\/)?[\w+=,.@-]{1,64}$/;
+
+function resolveBundleRegistry(registry: BundleRegistryProps = {}): ResolvedBundleRegistryProps {
+  const mode = registry.retention?.mode ?? 'GOVERNANCE';
+  if (!(OBJECT_LOCK_MODES as readonly string[]).includes(mode)) {
+    throw new PropError('bundleRegistry.retention.mode', `"${mode}" is not an Object Lock mode`,
+      'use GOVERNANCE (a principal allowed s3:BypassGovernanceRetention may still delete a bundle) or COMPLIANCE (nobody may, until the retention ends)');
+  }
+  const days = registry.retention?.days ?? 365;
+  checkInt('bundleRegistry.retention.days', days, (d) => d >= 1 && d <= 36500,
+    'give whole days from 1 to 36500, at least as long as a release is valid (byoc sign --valid-days, 90 by default)');
+  const { accessLogBucket } = registry;
+  if (accessLogBucket !== undefined && !Token.isUnresolved(accessLogBucket) && !BUCKET_NAME.test(accessLogBucket)) {
+    throw new PropError('bundleRegistry.accessLogBucket', `"${accessLogBucket}" is not an S3 bucket name`, 'give the name of the bucket (not its ARN or an s3:// URL), or leave it out for a log bucket of the control plane');
+  }
+  return { retention: { mode, days }, accessLogBucket };
+}
+
+/** Validates the release signers: IAM role or user ARNs, each once, all of one account. */
+function checkReleaseSigners(signers: readonly string[]): void {
+  if (!Array.isArray(signers)) throw new PropError('releaseSigners', 'is not a list', 'give a list of IAM role or user ARNs of the vendor\'s account');
+  if (signers.length === 0) {
+    throw new PropError('releaseSigners', 'is empty, so nobody could sign a release', 'give the ARNs of the roles or users that sign releases, or leave it out to let the vendor account\'s principals with MFA assume the signer role');
+  }
+  const accounts = new Set<string>();
+  for (const [i, arn] of signers.entries()) {
+    if (typeof arn === 'string' && Token.isUnresolved(arn)) continue;
+    const m = typeof arn === 'string' ? IAM_PRINCIPAL_ARN.exec(arn) : null;
+    if (!m) {
+      throw new PropError(`releaseSigners[${i}]`, `"${arn}" is not an IAM role or user ARN`, 'give arn:aws:iam::ACCOUNT:role/NAME or arn:aws:iam::ACCOUNT:user/NAME (not an account ID, an assumed-role session or a wildcard)');
+    }
+    if (signers.indexOf(arn) !== i) throw new PropError(`releaseSigners[${i}]`, `${arn} is listed twice`, 'list each signer once');
+    accounts.add(m[1]);
+  }
+  if (accounts.size > 1) {
+    throw new PropError('releaseSigners', `names principals of several accounts (${[...accounts].sort().join(', ')})`, 'give principals of the vendor\'s account only: releases are signed where the signing key is');
+  }
+}
+
+/** The account the release signers belong to, when they name one. */
+export function releaseSignerAccount(signers: readonly string[]): string | undefined {
+  for (const arn of signers) {
+    const m = IAM_PRINCIPAL_ARN.exec(arn);
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
 function resolveHub(hub: NatsHubProps): ResolvedHubProps {
   if (typeof hub.image !== 'string') throw new PropError(at('image'), 'missing', 'give the nats-server image reference, pinned by digest');
   parseImageRef(at('image'), hub.image);
@@ -324,7 +440,7 @@ function resolveHub(hub: NatsHubProps): ResolvedHubProps {
   if (hub.s3PrefixListId !== undefined && !Token.isUnresolved(hub.s3PrefixListId) && !/^pl-[0-9a-f]{8,17}$/.test(hub.s3PrefixListId)) {
     throw new PropError(at('s3PrefixListId'), `"${hub.s3PrefixListId}" is not a prefix list ID`, 'give the pl-... ID of com.amazonaws.REGION.s3 from aws ec2 describe-managed-prefix-lists');
   }
-  if (hub.accessLogBucket !== undefined && !Token.isUnresolved(hub.accessLogBucket) && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(hub.accessLogBucket)) {
+  if (hub.accessLogBucket !== undefined && !Token.isUnresolved(hub.accessLogBucket) && !BUCKET_NAME.test(hub.accessLogBucket)) {
     throw new PropError(at('accessLogBucket'), `"${hub.accessLogBucket}" is not an S3 bucket name`, 'give the name of the bucket (not its ARN or an s3:// URL)');
   }
   return {
@@ -350,10 +466,13 @@ function resolveHub(hub: NatsHubProps): ResolvedHubProps {
 export function resolveControlPlaneProps(props: ControlPlaneProps): ResolvedControlPlaneProps {
   const customerAccounts = props.customerAccounts ?? [];
   checkCustomerAccounts(customerAccounts);
+  if (props.releaseSigners !== undefined) checkReleaseSigners(props.releaseSigners);
   return {
     customerAccounts: [...customerAccounts],
     hub: props.hub ? resolveHub(props.hub) : undefined,
     retainReleases: props.retainReleases ?? true,
+    bundleRegistry: resolveBundleRegistry(props.bundleRegistry),
+    releaseSigners: [...(props.releaseSigners ?? [])],
     retainData: props.retainData ?? true,
     logRetention: props.logRetention ?? logs.RetentionDays.ONE_YEAR,
   };

@@ -10,12 +10,23 @@ export { IMAGE_REPOSITORIES };
 
 export interface ControlPlaneStackProps extends StackProps, ControlPlaneProps {}
 
+/**
+ * Outputs of the release infrastructure the CLI reads from a `cdk deploy --outputs-file` JSON (`byoc release
+ * publish --outputs`): the registry to publish to, the key that signs (and whose public key verifies) bundles.
+ */
+export const RELEASE_OUTPUTS = {
+  registryBucket: 'BundleRegistryBucketName',
+  signingKey: 'BundleSigningKeyArn',
+  signerRole: 'ReleaseSignerRoleArn',
+} as const;
+
 /** The logical name of an image repository in output IDs: `byoc/agent-runtime` -> `AgentRuntime`. */
 const outputName = (repository: string) => repository.replace(/^byoc\//, '').split(/[^A-Za-z0-9]/).map((w) => w[0].toUpperCase() + w.slice(1)).join('');
 
 /**
  * The stack vendor operations deploy: the control plane and the outputs an operator needs (repository
- * URIs, key ARNs, the hub's endpoint service and load balancer, the operator signing seed's secret).
+ * URIs, key ARNs, the release signer role, the bundle registry, the hub's endpoint service and load
+ * balancer, the operator signing seed's secret).
  */
 export class ControlPlaneStack extends Stack {
   public readonly plane: ControlPlane;
@@ -32,7 +43,11 @@ export class ControlPlaneStack extends Stack {
     const out = (oid: string, value: string, description: string) => new CfnOutput(this, oid, { value, description });
     IMAGE_REPOSITORIES.forEach((name, i) => out(`${outputName(name)}RepositoryUri`, plane.repositories[i].repositoryUri, `ECR repository ${name} (push the release's images here, tags are immutable)`));
     out('ImageKeyArn', plane.imageKey.keyArn, 'KMS key the images are encrypted with');
-    out('BundleSigningKeyArn', plane.signingKey.keyArn, 'KMS key that signs customer-plane bundles (byoc sign --key, byoc pubkey --key)');
+    out(RELEASE_OUTPUTS.signingKey, plane.signingKey.keyArn, 'KMS key that signs customer-plane bundles (byoc sign --key, byoc pubkey --key); only the release signer role may sign with it');
+    out(RELEASE_OUTPUTS.signerRole, plane.releaseSigner.roleArn, 'Role to assume for byoc sign and byoc release publish: the only principal that may sign with the bundle signing key');
+    out(RELEASE_OUTPUTS.registryBucket, plane.bundleRegistry.bucket.bucketName, 'S3 bucket signed bundles are published to (byoc release publish --outputs or --bucket), versioned and Object-Locked');
+    out('BundleRegistryKeyArn', plane.bundleRegistry.key.keyArn, 'KMS key of the bundle registry and its access logs');
+    out('BundleRegistryAccessLogBucketName', plane.bundleRegistry.accessLogBucketName, 'S3 bucket the bundle registry\'s server access logs go to');
     const { hub } = plane;
     if (hub) {
       const host = plane.settings.hub!.host;

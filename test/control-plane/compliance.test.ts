@@ -49,19 +49,27 @@ function covered(finding: string, acks: { path: string; finding: string }[]): bo
 }
 
 const LOGGING = 'ControlTower::elbv2_logging_enabled_check';
+/** The bundle registry's own log bucket is SSE-S3, the only encryption S3 delivers server access logs to. */
+const S3_KMS = 'ControlTower::s3_bucket_default_encryption_kms_check';
 /**
  * Each variant with the Control Tower controls it acknowledges: every one is the consequence of a setting the
- * operator can change (hub.accessLogBucket, retainData, internetFacing). No Lambda control: the control plane's
+ * operator can change (hub.accessLogBucket, bundleRegistry.accessLogBucket, retainData, internetFacing). No Lambda control: the control plane's
  * only function, the deploy-time function, runs in the hub's VPC (test/control-plane/control-plane.test.ts).
  */
 const variants: [string, Partial<ControlPlaneStackProps>, string[]][] = [
-  ['example', {}, [LOGGING]],
-  ['prefix list and access log bucket given', { hub: { ...exampleVendorProps().hub!, s3PrefixListId: 'pl-6da54004', accessLogBucket: 'vendor-log-archive' } }, []],
-  ['retainData off', { retainData: false, retainReleases: false }, [LOGGING, 'ControlTower::elbv2_deletion_protection_enabled_check']],
+  ['example', {}, [S3_KMS, LOGGING]],
+  ['prefix list and access log buckets given', {
+    hub: { ...exampleVendorProps().hub!, s3PrefixListId: 'pl-6da54004', accessLogBucket: 'vendor-log-archive' },
+    bundleRegistry: { accessLogBucket: 'vendor-log-archive' },
+  }, []],
+  ['retainData off', { retainData: false, retainReleases: false }, [S3_KMS, LOGGING, 'ControlTower::elbv2_deletion_protection_enabled_check']],
   ['internet-facing', { hub: { ...exampleVendorProps().hub!, internetFacing: true } },
-    [LOGGING, 'ControlTower::vpc_sg_open_only_to_authorized_ports_check', LOGGING]],
-  ['environment-agnostic, 5 nodes, no hub AZ names', { env: undefined, hub: { ...exampleVendorProps().hub!, availabilityZones: undefined, nodes: 5 } }, [LOGGING]],
-  ['no hub', { hub: undefined }, []],
+    [S3_KMS, LOGGING, 'ControlTower::vpc_sg_open_only_to_authorized_ports_check', LOGGING]],
+  ['environment-agnostic, 5 nodes, no hub AZ names', { env: undefined, hub: { ...exampleVendorProps().hub!, availabilityZones: undefined, nodes: 5 } }, [S3_KMS, LOGGING]],
+  ['no hub', { hub: undefined }, [S3_KMS]],
+  ['compliance-mode registry, release signers named', {
+    hub: undefined, bundleRegistry: { retention: { mode: 'COMPLIANCE', days: 90 } }, releaseSigners: ['arn:aws:iam::111122223333:role/release-pipeline'],
+  }, [S3_KMS]],
 ];
 
 describe.each(variants)('control plane (%s)', (_name, overrides, controls) => {
