@@ -353,6 +353,43 @@ describe('verification fails on any tampering', () => {
     expect(verify(file, { acceptUnsignedTail: true })).toMatchObject({ unsignedTail: 6, lastSeq: 50 });
   });
 
+  test('signed heads deleted after some point (the chain rebuilt without them) fail even with acceptUnsignedTail', async () => {
+    // A writer whose clock stands at a known time: its heads are signed "at" that time.
+    const signedAt = Date.parse('2026-03-01T12:00:00.000Z');
+    const file = path.join(tmp(), 'audit.log');
+    const w = await AuditLogWriter.open({ file, signer: ed.signer, headEvery: 10, now: () => new Date(signedAt) });
+    for (let i = 0; i < 25; i++) {
+      w.outcome(w.intent(intentOf(i)), 'delivered');
+      await tick();
+    }
+    await w.close();
+    const all = records(file) as unknown as Record<string, unknown>[];
+    const firstHead = all.findIndex((r) => r.type === 'head');
+    expect(all.filter((r) => r.type === 'head').length).toBeGreaterThan(2);
+    // Keep everything up to the first head; after it, drop every head and rebuild seq, prev and hash.
+    const kept = [...all.slice(0, firstHead + 1), ...all.slice(firstHead + 1).filter((r) => r.type !== 'head')];
+    const renumber = new Map(kept.map((r, i) => [r.seq as number, i + 1]));
+    let prev = '0'.repeat(64);
+    write(file, kept.map((r) => {
+      if (r.type === 'outcome') r.intent = renumber.get(r.intent as number);
+      r.seq = renumber.get(r.seq as number);
+      r.prev = prev;
+      const line = r.type === 'head' ? JSON.stringify(r) : rehash(r);
+      prev = r.hash as string;
+      return line;
+    }));
+    const covered = (all[firstHead].head as AuditHead).seq;
+    const tail = kept.length - firstHead - 1;
+    expect(() => verify(file)).toThrow(new RegExp(`^line ${firstHead + 2}: ${tail} records after record ${covered} \\(the last one a signed head covers\\) are not signed: `));
+    // Ten minutes after that head: a running gateway would have signed heads since, so they were deleted.
+    const later = new Date(signedAt + 10 * 60000);
+    expect(() => verify(file, { acceptUnsignedTail: true, now: later })).toThrow(
+      `line ${firstHead + 2}: ${tail} records after record ${covered} (the last one a signed head covers) are not signed, and that head was signed at 2026-03-01T12:00:00.000Z, 600 s before ${later.toISOString()}: a running gateway signs one at least every minute`);
+    // Within the window (a log still being written, its next head due), the tail is accepted; the window is a setting.
+    expect(verify(file, { acceptUnsignedTail: true, now: new Date(signedAt + 30000) })).toMatchObject({ unsignedTail: tail, heads: 1 });
+    expect(verify(file, { acceptUnsignedTail: true, now: later, unsignedTailWindowMs: 11 * 60000 })).toMatchObject({ unsignedTail: tail });
+  });
+
   test('a log cut at a signed head verifies on its own, and fails against the anchor', async () => {
     const out = new PassThrough();
     let text = '';

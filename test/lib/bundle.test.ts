@@ -1,16 +1,18 @@
 import { spawnSync } from 'child_process';
-import { createPrivateKey, sign as cryptoSign } from 'crypto';
+import { createHash, createPrivateKey, sign as cryptoSign } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import canonicalize from 'canonicalize';
 import { contractHash } from '../../lib/boundary-contract';
-import { MANIFEST, RELEASE, SIGNATURE, signAssembly, verifyBundle } from '../../lib/bundle';
+import { BUNDLE_FORMAT, MANIFEST, RELEASE, SIGNATURE, signAssembly, verifyBundle } from '../../lib/bundle';
 import { BundleError, generateDevelopmentKeys, signerFor } from '../../lib/signer';
 import { projectRoot } from '../../lib/app';
-import { synthCustomerPlane } from '../synth';
+import { synthControlPlane, synthCustomerPlane } from '../synth';
 
-const tmp = (prefix: string) => fs.mkdtempSync(path.join(os.tmpdir(), `byoc-${prefix}-`));
+const dirs: string[] = [];
+const tmp = (prefix: string) => { const d = fs.mkdtempSync(path.join(os.tmpdir(), `byoc-${prefix}-`)); dirs.push(d); return d; };
+afterAll(() => { for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true }); });
 
 let assembly: string;
 let keys: ReturnType<typeof generateDevelopmentKeys>;
@@ -18,11 +20,42 @@ let otherKeys: ReturnType<typeof generateDevelopmentKeys>;
 let signed: string;
 let state: string;
 
-/** A fresh signed copy of the real customer plane. */
-async function signFresh(version = '1.0.0', key = keys.privateKey, now?: Date): Promise<string> {
+/** A fresh signed copy of the real customer plane (or another assembly). */
+async function signFresh(version = '1.0.0', key = keys.privateKey, now?: Date, from = assembly): Promise<string> {
   const out = path.join(tmp('bundle'), 'b');
-  await signAssembly(assembly, out, signerFor(key), { version, hubEndpoint: 'tls://hub.vendor.example:7422', now });
+  await signAssembly(from, out, signerFor(key), { version, hubEndpoint: 'tls://hub.vendor.example:7422', now });
   return out;
+}
+
+/** A copy of the real assembly whose plane is customer `id` (as its AgentSecretsPrefix output names it). */
+function assemblyOfCustomer(id: string): string {
+  const dir = path.join(tmp('asm'), 'a');
+  fs.cpSync(assembly, dir, { recursive: true });
+  const file = path.join(dir, 'ByocCustomerPlane.template.json');
+  const template = JSON.parse(fs.readFileSync(file, 'utf8'));
+  template.Outputs.AgentSecretsPrefix.Value = `byoc/${id}/`;
+  fs.writeFileSync(file, JSON.stringify(template));
+  return dir;
+}
+
+/** Writes the manifest of a bundle folder again and signs it with the test key: a vendor's own, valid signature. */
+function resignBundle(dir: string): void {
+  const files = (fs.readdirSync(dir, { recursive: true }) as string[])
+    .filter((f) => f !== MANIFEST && f !== SIGNATURE && fs.statSync(path.join(dir, f)).isFile())
+    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const manifest = files.map((f) => `${createHash('sha256').update(fs.readFileSync(path.join(dir, f))).digest('hex')}  ${f}\n`).join('');
+  fs.writeFileSync(path.join(dir, MANIFEST), manifest);
+  fs.writeFileSync(path.join(dir, SIGNATURE), cryptoSign(null, Buffer.from(manifest), createPrivateKey(fs.readFileSync(keys.privateKey))));
+}
+
+/** Edits a signed bundle's release metadata (canonically) and signs the bundle again. */
+function withRelease(bundle: string, edit: (r: Record<string, unknown>) => void): string {
+  const dir = copyOf(bundle);
+  const release = JSON.parse(fs.readFileSync(path.join(dir, RELEASE), 'utf8'));
+  edit(release);
+  fs.writeFileSync(path.join(dir, RELEASE), canonicalize(release)!);
+  resignBundle(dir);
+  return dir;
 }
 
 /** Every file below a folder, recursively, as relative paths. */
@@ -64,7 +97,7 @@ describe('sign', () => {
     expect(files).toEqual(expect.arrayContaining([MANIFEST, SIGNATURE, RELEASE]));
     const release = JSON.parse(fs.readFileSync(path.join(signed, RELEASE), 'utf8'));
     expect(release).toMatchObject({
-      format: 'byoc-bundle/1', version: '1.0.0', contractHash: contractHash(), hubEndpoint: 'tls://hub.vendor.example:7422',
+      format: 'byoc-bundle/2', version: '1.0.0', customerId: 'example', contractHash: contractHash(), hubEndpoint: 'tls://hub.vendor.example:7422',
       signer: { algorithm: 'ed25519', publicKeyFingerprint: keys.fingerprint },
     });
     expect(release.images).toHaveLength(3);
@@ -72,6 +105,26 @@ describe('sign', () => {
     expect(Date.parse(release.expiresAt) - Date.parse(release.createdAt)).toBe(90 * 86400000);
     // Nested stack templates are signed like every other file.
     expect(fs.readFileSync(path.join(signed, MANIFEST), 'utf8')).toMatch(/\.nested\.template\.json\n/);
+  });
+
+  test('the release names the customer whose plane the assembly is, read from the assembly', async () => {
+    const acme = await signFresh('1.0.0', keys.privateKey, undefined, assemblyOfCustomer('acme'));
+    expect(JSON.parse(fs.readFileSync(path.join(acme, RELEASE), 'utf8')).customerId).toBe('acme');
+    expect(verify(acme).release.customerId).toBe('acme');
+  });
+
+  test('anything but a customer-plane assembly is refused, saying what it is', async () => {
+    const sign = (dir: string) => signAssembly(dir, path.join(tmp('o'), 'b'), signerFor(keys.privateKey), { version: '1.0.0', hubEndpoint: 'tls://h.example:7422' });
+    const control = synthControlPlane().outdir;
+    await expect(sign(control)).rejects.toThrow(`${control} is not a customer-plane assembly: its stack ByocControlPlane has no AgentSecretsPrefix output naming a customer (byoc/<customer>/), which every customer plane has. Sign the customer plane (cdk.out/customer-plane), not the control plane or another app`);
+    const two = path.join(tmp('asm'), 'a');
+    fs.cpSync(assembly, two, { recursive: true });
+    const manifest = JSON.parse(fs.readFileSync(path.join(two, 'manifest.json'), 'utf8'));
+    manifest.artifacts.Other = { ...manifest.artifacts.ByocCustomerPlane };
+    fs.writeFileSync(path.join(two, 'manifest.json'), JSON.stringify(manifest));
+    await expect(sign(two)).rejects.toThrow(`${two} holds 2 stacks (ByocCustomerPlane, Other); a customer-plane assembly holds exactly one`);
+    await expect(sign(assemblyOfCustomer('Not_An_Id'))).rejects.toThrow(/stack ByocCustomerPlane names customer "Not_An_Id" \(output AgentSecretsPrefix\), which is not a valid customer ID/);
+    await expect(sign(tmp('empty'))).rejects.toThrow(/is not a cloud assembly \(no manifest\.json\)/);
   });
 
   test('the private key from keygen is owner-only', () => {
@@ -234,6 +287,34 @@ describe('verify', () => {
       expectRejected(() => verify(dir), 'non-canonical-manifest', /byoc-release\.json is not canonical JSON/);
       expect(canonicalize(release)).not.toEqual(JSON.stringify(release, undefined, 2));
     });
+  });
+
+  test('a release whose customer is not the plane\'s, and a byoc-bundle/1 release without a customer, are refused', () => {
+    expectRejected(() => verify(withRelease(signed, (r) => { r.customerId = 'acme'; })), 'bad-release', 'byoc-release.json names customer acme, but the templates are the plane of customer example');
+    expectRejected(() => verify(withRelease(signed, (r) => { delete r.customerId; })), 'bad-release', 'byoc-release.json: customerId undefined is not a customer ID');
+    expectRejected(() => verify(withRelease(signed, (r) => { delete r.customerId; r.format = 'byoc-bundle/1'; })), 'bad-release', /format byoc-bundle\/1 does not name its customer; ask the vendor to sign the release again/);
+    expect(BUNDLE_FORMAT).toBe('byoc-bundle/2');
+    expect(verify(withRelease(signed, () => undefined)).release.customerId).toBe('example'); // the re-signing itself is sound
+  });
+
+  test('the downgrade memory is per signing key and customer: one vendor key verifies many customers\' releases', async () => {
+    const stateDir = tmp('state');
+    const example = await signFresh('1.2.0');
+    const acme = await signFresh('1.0.0', keys.privateKey, undefined, assemblyOfCustomer('acme'));
+    const acmeOlder = await signFresh('0.9.0', keys.privateKey, undefined, assemblyOfCustomer('acme'));
+    expect(verifyBundle(example, keys.publicKey, { stateDir }).release.version).toBe('1.2.0');
+    expect(verifyBundle(acme, keys.publicKey, { stateDir }).release).toMatchObject({ customerId: 'acme', version: '1.0.0' });
+    expectRejected(() => verifyBundle(acmeOlder, keys.publicKey, { stateDir }), 'downgrade', /^version 0\.9\.0 is older than 1\.0\.0, customer acme's verified with this key on this machine at \S+; pass --allow-downgrade/);
+    const state = JSON.parse(fs.readFileSync(path.join(stateDir, 'verified-releases.json'), 'utf8'));
+    expect(Object.keys(state).sort()).toEqual([`${keys.fingerprint} acme`, `${keys.fingerprint} example`]);
+    // A state file from before (one entry per key) still bounds a customer with no entry of its own yet.
+    const legacy = tmp('state');
+    fs.writeFileSync(path.join(legacy, 'verified-releases.json'), JSON.stringify({ [keys.fingerprint]: { version: '1.1.0', verifiedAt: '2026-01-01T00:00:00.000Z' } }));
+    expectRejected(() => verifyBundle(acme, keys.publicKey, { stateDir: legacy }), 'downgrade', /older than 1\.1\.0, a release \(verified before versions were kept per customer\) verified/);
+    expect(verifyBundle(example, keys.publicKey, { stateDir: legacy }).release.version).toBe('1.2.0');
+    // Looking at a bundle without deploying it (byoc diff) neither checks nor moves the memory.
+    expect(verifyBundle(acmeOlder, keys.publicKey, { stateDir, downgradeCheck: false }).release.version).toBe('0.9.0');
+    expect(JSON.parse(fs.readFileSync(path.join(stateDir, 'verified-releases.json'), 'utf8'))).toEqual(state);
   });
 
   test('a release older than the last one verified on this machine is a downgrade, unless allowed', async () => {
