@@ -8,6 +8,7 @@ import { projectRoot } from '../lib/app';
 import { AuditHead, AuditLogError, fetchAnchorHeads, readAnchorFile, verifyAuditLog } from '../lib/audit-log';
 import { contractHash, CUSTOMER_ID } from '../lib/boundary-contract';
 import { registerCustomerCommands } from '../lib/customers';
+import { registerReleaseCommands } from '../lib/releases';
 import { signAssembly, verifyBundle, VerifyOptions } from '../lib/bundle';
 import { diffBundles, diffSummary, formatDiff } from '../lib/bundle-diff';
 import { agentIdentities, HUB_INGEST_STREAM, leafConfig, secretVariables } from '../lib/nats-config';
@@ -219,6 +220,7 @@ export function program(): Command {
   }
 
   registerCustomerCommands(cli);
+  registerReleaseCommands(cli);
   oneLineUsageErrors(cli);
   return cli;
 }
