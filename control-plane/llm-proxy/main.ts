@@ -18,7 +18,8 @@ import { kmsPublicKey, TokenVerifier } from './token';
  * Exit 2: a configuration problem, named.
  */
 async function main(): Promise<void> {
-  const log = pino({ base: { service: 'llm-proxy' } });
+  // Synchronous writes: no line is lost or reordered when the process exits (SIGTERM, a configuration error).
+  const log = pino({ base: { service: 'llm-proxy' } }, pino.destination({ dest: 1, sync: true }));
   let config;
   try {
     config = loadLlmProxyConfig(process.env);

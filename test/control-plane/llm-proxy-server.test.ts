@@ -4,6 +4,7 @@ import { AddressInfo } from 'net';
 import { Writable } from 'stream';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import pino from 'pino';
+import { AnthropicProvider, LlmClient, OpenAiProvider } from '../../agents/runtime/llm';
 import { ProviderConfig } from '../../control-plane/llm-proxy/config';
 import { provisionLlmProxyCustomer } from '../../control-plane/llm-proxy/provision';
 import { LlmProxyHandler } from '../../control-plane/llm-proxy/server';
@@ -214,6 +215,20 @@ describe('serving, translation and failover', () => {
     expect(primary.requests[0].headers.authorization).toBe('Bearer sk-primary-key');
     expect(primary.requests[0].body).toEqual({ model: 'gpt-fast', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'What is 2+2?' }], max_tokens: 50, temperature: 0.2, stop: ['END'] });
     expect(await proxy.store.tokensUsed('acme', 'month')).toBe(before + 18);
+  });
+
+  test('the agent runtime\'s own providers (agents/runtime/llm.ts) work with the proxy as their base URL and the token as their key', async () => {
+    const base = `${proxy.url}/c/acme`;
+    const client = new LlmClient([
+      { provider: new OpenAiProvider('proxy-openai', base, async () => token), model: 'fast', contextWindow: 8000 },
+      { provider: new AnthropicProvider('proxy-anthropic', base, async () => token), model: 'fast', contextWindow: 8000 },
+    ]);
+    const out = await client.complete([{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Through the proxy' }], 40);
+    expect(out).toEqual({ text: 'completion from primary', provider: 'proxy-openai', inputTokens: 11, outputTokens: 7 });
+    const anthropic = await new AnthropicProvider('proxy-anthropic', base, async () => token)
+      .complete({ model: 'fast', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Anthropic shape' }], maxTokens: 40 }, new AbortController().signal);
+    expect(anthropic).toEqual({ text: 'completion from primary', inputTokens: 11, outputTokens: 7 });
+    expect(primary.requests.map((r) => r.body.messages.at(-1).content)).toEqual(['Through the proxy', 'Anthropic shape']);
   });
 
   test('an Anthropic-shaped request is answered in the Anthropic shape, by whichever provider serves it', async () => {
