@@ -155,6 +155,8 @@ export async function publishRelease(o: PublishOptions, clients: { s3?: S3Client
           Bucket: bucket,
           Key: `${prefix}${file}`,
           Body: body,
+          // Object Lock needs a checksum named on every put; S3 refuses the object if its bytes do not match it.
+          ChecksumAlgorithm: 'SHA256',
           ChecksumSHA256: digest.toString('base64'),
           IfNoneMatch: '*',
           ContentType: file.endsWith('.json') ? 'application/json' : 'application/octet-stream',
