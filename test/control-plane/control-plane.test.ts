@@ -376,7 +376,8 @@ describe('release infrastructure', () => {
 
   test('only AWS services may create grants on any key (Control Tower CT.KMS.PR.3)', () => {
     const keys = resourcesOf(example.json, 'AWS::KMS::Key');
-    expect(keys).toHaveLength(3);
+    // Image key, bundle signing key, bundle registry key, hub key.
+    expect(keys).toHaveLength(4);
     for (const [, key] of keys) {
       expect(key.Properties.KeyPolicy.Statement).toContainEqual({
         Sid: 'GrantsOnlyForAwsServices',
@@ -391,7 +392,7 @@ describe('release infrastructure', () => {
 });
 
 describe('what is kept on delete', () => {
-  const stateful = ['AWS::ECR::Repository', 'AWS::KMS::Key', 'AWS::EFS::FileSystem', 'AWS::EFS::AccessPoint', 'AWS::SecretsManager::Secret', 'AWS::Logs::LogGroup'];
+  const stateful = ['AWS::ECR::Repository', 'AWS::KMS::Key', 'AWS::S3::Bucket', 'AWS::EFS::FileSystem', 'AWS::EFS::AccessPoint', 'AWS::SecretsManager::Secret', 'AWS::Logs::LogGroup'];
 
   test('by default (retainReleases, retainData): every stateful resource, a backup plan into a retained vault, deletion protection', () => {
     for (const type of stateful) for (const [id, r] of resourcesOf(example.json, type)) expect([id, r.DeletionPolicy]).toEqual([id, 'Retain']);
@@ -413,15 +414,21 @@ describe('what is kept on delete', () => {
 
   test('without a hub, only the release infrastructure (a first deploy before the nats-server image is pushed)', () => {
     const bare = synthControl(exampleVendorProps({ hub: undefined }));
-    expect([...new Set(Object.values<any>(bare.json.Resources).map((r) => r.Type))].sort()).toEqual(['AWS::ECR::Repository', 'AWS::KMS::Key']);
-    expect(Object.keys(bare.json.Outputs).sort()).toEqual(['AgentRuntimeRepositoryUri', 'BundleSigningKeyArn', 'ImageKeyArn', 'NatsServerRepositoryUri', 'OtelCollectorRepositoryUri']);
+    expect([...new Set(Object.values<any>(bare.json.Resources).map((r) => r.Type))].sort()).toEqual([
+      'AWS::ECR::Repository', 'AWS::IAM::ManagedPolicy', 'AWS::IAM::Role', 'AWS::KMS::Key', 'AWS::S3::Bucket', 'AWS::S3::BucketPolicy',
+    ]);
+    expect(Object.keys(bare.json.Outputs).sort()).toEqual([
+      'AgentRuntimeRepositoryUri', 'BundleRegistryAccessLogBucketName', 'BundleRegistryBucketName', 'BundleRegistryKeyArn', 'BundleSigningKeyArn',
+      'ImageKeyArn', 'NatsServerRepositoryUri', 'OtelCollectorRepositoryUri', 'ReleaseSignerRoleArn',
+    ]);
   });
 });
 
 test('outputs: what an operator needs to publish releases and register customers', () => {
   expect(Object.keys(example.json.Outputs).sort()).toEqual([
-    'AgentRuntimeRepositoryUri', 'BundleSigningKeyArn', 'HubClusterName', 'HubEndpointServiceName', 'HubKeyArn', 'HubLoadBalancerDnsName',
-    'HubUrl', 'ImageKeyArn', 'NatsServerRepositoryUri', 'OperatorSigningSeedSecretArn', 'OtelCollectorRepositoryUri',
+    'AgentRuntimeRepositoryUri', 'BundleRegistryAccessLogBucketName', 'BundleRegistryBucketName', 'BundleRegistryKeyArn', 'BundleSigningKeyArn',
+    'HubClusterName', 'HubEndpointServiceName', 'HubKeyArn', 'HubLoadBalancerDnsName',
+    'HubUrl', 'ImageKeyArn', 'NatsServerRepositoryUri', 'OperatorSigningSeedSecretArn', 'OtelCollectorRepositoryUri', 'ReleaseSignerRoleArn',
   ]);
   expect(example.json.Outputs.HubUrl.Value).toBe(`tls://hub.byoc.vendor.example:${HUB_PORTS.leafnode}`);
   expect(example.json.Outputs.HubEndpointServiceName.Value).toEqual(expect.objectContaining({ 'Fn::Join': expect.anything() }));
