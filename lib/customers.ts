@@ -13,6 +13,9 @@ import { ControlPlaneConfig, controlPlaneStackProps } from '../control-plane/con
 import { HUB_PORTS } from '../control-plane/hub-config';
 import { resolveControlPlaneProps } from '../control-plane/props';
 import { IMAGE_REPOSITORIES } from '../control-plane/control-plane';
+import { parseAuditPublicKey } from '../control-plane/ingest/check';
+import { INGEST_RECORD_FORMAT, IngestRecord, ingestRecordJson, ingestSecretName, parseIngestRecord, REGISTRY_TAGS } from '../control-plane/ingest/registry';
+import { CUSTOMER_SECRET_PREFIX } from '../control-plane/ingest/settings';
 import { CustomerPlaneConfig, customerPlaneStackProps } from '../customer-plane/config';
 import { IMAGE_KEYS, parseImageRef, ReleaseImages, resolveProps } from '../customer-plane/props';
 import { contractHash, CUSTOMER_ID } from './boundary-contract';
@@ -32,6 +35,10 @@ import { hubLeafPermissions, LinkSettings, vendorInboxPrefix } from './nats-conf
  *   Secrets Manager, their keys, JWTs and history in the secret `byoc/customers/<id>/nats-account`, so a
  *   re-run re-uses the same accounts, and the leaf's `.creds` in `byoc/customers/<id>/leaf-creds`, handed to
  *   the customer;
+ * - what the vendor's ingest service needs of the customer, and nothing more, in `byoc/customers/<id>/ingest`
+ *   (`control-plane/ingest/registry.ts`): its settings and status, the `.creds` of its vendor ingest user, and the
+ *   public key of the customer's audit KMS key once the customer has sent it (`--audit-public-key`), which its
+ *   signed metrics must verify with;
  * - the account JWTs pushed to the running hub over `$SYS` (and the customer's ingest stream created);
  * - the customer plane's configuration `<out>/<customer>.json`, as `customer-plane/config.ts` loads it.
  *
@@ -43,13 +50,15 @@ import { hubLeafPermissions, LinkSettings, vendorInboxPrefix } from './nats-conf
  */
 
 /** Prefix of every secret of a customer: `byoc/customers/<id>/...`. */
-export const CUSTOMER_SECRET_PREFIX = 'byoc/customers/';
+export { CUSTOMER_SECRET_PREFIX };
 /** The secrets of one customer. */
 export const customerSecretNames = (customerId: string) => ({
   /** JSON (`CustomerRecord`): the NATS accounts' keys and JWTs, status and history. */
   account: `${CUSTOMER_SECRET_PREFIX}${customerId}/nats-account`,
   /** The leaf user's `.creds`, for handover to the customer. */
   leafCreds: `${CUSTOMER_SECRET_PREFIX}${customerId}/leaf-creds`,
+  /** JSON (`IngestRecord`): what the vendor's ingest service reads of the customer (the only secret it may read). */
+  ingest: ingestSecretName(customerId),
 });
 /** Name of the operator-signing-seed secret the control plane's hub creates (`control-plane/hub.ts`). */
 export const DEFAULT_OPERATOR_SEED_SECRET = 'byoc/hub/operator-signing-seed';
@@ -58,7 +67,7 @@ export const CONTROL_PLANE_OUTPUTS = { endpointService: 'HubEndpointServiceName'
 /** The vendor CA's file next to the customer plane configurations `add` writes. */
 export const HUB_CA_FILE = 'vendor-hub-ca.pem';
 /** The tags on a customer's secrets (what `list` reads without decrypting anything). */
-export const TAGS = { customer: 'byoc:customer', awsAccount: 'byoc:aws-account', status: 'byoc:status', role: 'byoc:role' } as const;
+export const TAGS = REGISTRY_TAGS;
 
 /** An error in what was given: names the flag (or file), the problem and the fix. */
 export class CustomerError extends Error {
@@ -73,7 +82,7 @@ export type CustomerStatus = 'active' | 'revoked';
 /** One entry of a customer's history (append-only). */
 export interface CustomerEvent {
   readonly at: string;
-  readonly action: 'registered' | 'reissued' | 'leaf-issued' | 'revoked' | 'reinstated';
+  readonly action: 'registered' | 'reissued' | 'leaf-issued' | 'ingest-issued' | 'audit-key-registered' | 'revoked' | 'reinstated';
   readonly awsAccount: string;
   readonly detail: string;
 }
@@ -317,6 +326,9 @@ export interface CustomerSecrets {
   readonly status?: CustomerStatus;
   readonly accountSecret: boolean;
   readonly leafCredsSecret: boolean;
+  readonly ingestSecret: boolean;
+  /** The registered audit public key's fingerprint (the ingest secret's tag), if any. */
+  readonly auditKey?: string;
 }
 
 async function listCustomerSecrets(sm: Sm): Promise<Map<string, CustomerSecrets>> {
@@ -325,13 +337,15 @@ async function listCustomerSecrets(sm: Sm): Promise<Map<string, CustomerSecrets>
   do {
     const page = await sm.send(new ListSecretsCommand({ Filters: [{ Key: 'name', Values: [CUSTOMER_SECRET_PREFIX] }], NextToken, MaxResults: 100 }));
     for (const s of page.SecretList ?? []) {
-      const m = /^byoc\/customers\/([^/]+)\/(nats-account|leaf-creds)$/.exec(s.Name ?? '');
+      const m = /^byoc\/customers\/([^/]+)\/(nats-account|leaf-creds|ingest)$/.exec(s.Name ?? '');
       if (!m || s.DeletedDate) continue;
       const tags = Object.fromEntries((s.Tags ?? []).map((t) => [t.Key, t.Value]));
-      const prev = out.get(m[1]) ?? { customerId: m[1], accountSecret: false, leafCredsSecret: false };
+      const prev: CustomerSecrets = out.get(m[1]) ?? { customerId: m[1], accountSecret: false, leafCredsSecret: false, ingestSecret: false };
+      const auditKey = tags[TAGS.auditKey];
       out.set(m[1], m[2] === 'nats-account'
         ? { ...prev, accountSecret: true, awsAccount: tags[TAGS.awsAccount], status: tags[TAGS.status] as CustomerStatus | undefined }
-        : { ...prev, leafCredsSecret: true });
+        : m[2] === 'leaf-creds' ? { ...prev, leafCredsSecret: true }
+          : { ...prev, ingestSecret: true, auditKey: auditKey && auditKey !== 'none' ? auditKey : undefined });
     }
     NextToken = page.NextToken;
   } while (NextToken);
@@ -487,6 +501,12 @@ export interface AddCustomerOptions {
   readonly region?: string;
   /** Register a revoked customer again (new leaf credentials; everything issued before the revocation stays revoked). */
   readonly reinstate?: boolean;
+  /**
+   * A file with the public key of the customer's audit KMS key (PEM, as `byoc pubkey` writes it; or DER): the key
+   * the vendor's ingest service verifies the customer's signed metrics with. Known once the customer has deployed.
+   * @default - the key registered before, if any (until one is registered, the customer's crossings wait in the hub)
+   */
+  readonly auditPublicKey?: string;
 }
 
 /** The Secrets Manager client of the control plane's region (flag, then the vendor configuration's, then the SDK's default). */
@@ -514,6 +534,7 @@ async function addSteps(o: AddCustomerOptions, sm: SecretsManagerClient | undefi
     throw new CustomerError(o.hubUrl === undefined ? '--hub-url' : '--system-creds', 'missing: pushing the accounts to the hub needs both', 'give --hub-url nats://HOST:4222 and --system-creds (the system user\'s .creds file or secret), or neither to push later');
   }
   if (o.hubUrl !== undefined) parseHubUrl(o.hubUrl);
+  const auditKey = o.auditPublicKey !== undefined ? readAuditPublicKey(o.auditPublicKey) : undefined;
   const settings: LinkSettings = { customerId: o.customer, shareLearning: o.shareLearning ?? true };
   const config = readVendorConfig(o.vendorConfig);
   const hub = requireHub(config);
@@ -612,6 +633,28 @@ async function addSteps(o: AddCustomerOptions, sm: SecretsManagerClient | undefi
     events.push({ at: new Date().toISOString(), action: 'leaf-issued', awsAccount: o.account, detail: `leaf user ${issued.publicKey}` });
     record = { ...record, leafUser: issued.publicKey, events };
   }
+
+  // The ingest service's registration: its vendor user's credentials (re-used while valid), the audit public key
+  // (the one given, else the one registered before), the settings and status.
+  const heldIngest = parseHeldIngest(await getSecret(client, names.ingest), o.customer);
+  let ingestUser = heldIngest ? await usableVendorUser(heldIngest.creds, accounts) : undefined;
+  if (!ingestUser) {
+    await after(Math.max(0, ...Object.values(revocationsOf(accounts.vendor.jwt))));
+    const issued = await vendorUser(accounts, `vendor-${o.customer}-ingest`);
+    ingestUser = issued;
+    events.push({ at: new Date().toISOString(), action: 'ingest-issued', awsAccount: o.account, detail: `vendor ingest user ${issued.publicKey}` });
+  }
+  const heldKey = heldIngest?.auditPublicKeyPem !== undefined ? parseAuditPublicKey(heldIngest.auditPublicKeyPem) : undefined;
+  if (auditKey && auditKey.pem !== heldKey?.pem) {
+    events.push({ at: new Date().toISOString(), action: 'audit-key-registered', awsAccount: o.account, detail: `audit public key ${auditKey.fingerprint}${heldKey ? `, replacing ${heldKey.fingerprint}` : ''}` });
+  }
+  const registeredKey = auditKey ?? heldKey;
+  const ingest: IngestRecord = {
+    format: INGEST_RECORD_FORMAT, customerId: o.customer, shareLearning: settings.shareLearning ?? true, status: 'active',
+    ...(registeredKey ? { auditPublicKeyPem: registeredKey.pem } : {}), creds: ingestUser.creds,
+  };
+  record = { ...record, events };
+
   const tags = (role: string) => ({ [TAGS.customer]: o.customer, [TAGS.awsAccount]: o.account, [TAGS.status]: 'active', [TAGS.role]: role });
   const wroteAccount = await putSecret(client, names.account, recordJson(record), tags('nats-account'),
     `BYOC customer ${o.customer}: its NATS accounts' keys and JWTs, status and history (byoc customer add/revoke)`, o.kmsKey);
@@ -619,6 +662,12 @@ async function addSteps(o: AddCustomerOptions, sm: SecretsManagerClient | undefi
   const wroteLeaf = await putSecret(client, names.leafCreds, leaf.creds, tags('leaf-creds'),
     `BYOC customer ${o.customer}: the leaf node's NATS credentials (.creds), handed over to the customer`, o.kmsKey);
   steps.push({ step: 'leaf credentials', changed: wroteLeaf !== 'unchanged', detail: `${wroteLeaf === 'unchanged' ? 'kept' : wroteLeaf} ${names.leafCreds} (leaf user ${leaf.publicKey})` });
+  const wroteIngest = await putSecret(client, names.ingest, ingestRecordJson(ingest), { ...tags('ingest'), [TAGS.auditKey]: registeredKey?.fingerprint ?? 'none' },
+    `BYOC customer ${o.customer}: what the vendor's ingest service reads (settings, status, audit public key, its vendor user's .creds)`, o.kmsKey);
+  steps.push({ step: 'ingest', changed: wroteIngest !== 'unchanged', detail: `${wroteIngest === 'unchanged' ? 'kept' : wroteIngest} ${names.ingest} (vendor ingest user ${ingestUser.publicKey}, ${registeredKey ? `audit public key ${registeredKey.fingerprint}` : 'no audit public key yet'})` });
+  if (!registeredKey) {
+    next.push(`once the customer has deployed, register its audit public key so its crossings are ingested (until then they wait in the hub's stream): the customer runs npx byoc pubkey --key <the ARN of alias/byoc/${o.customer}/audit> --out audit-public.pem and sends the file; then run this add again with --audit-public-key audit-public.pem`);
+  }
 
   // 4. The running hub: the accounts (vendor's first, the customer's imports from it), and the ingest stream.
   if (o.hubUrl && system) {
@@ -645,6 +694,47 @@ async function addSteps(o: AddCustomerOptions, sm: SecretsManagerClient | undefi
   next.push(`hand the leaf credentials to the customer (aws secretsmanager get-secret-value --secret-id ${names.leafCreds} --query SecretString --output text > ${o.customer}.creds), who stores them in the plane's secret byoc/${o.customer}/link/leaf-hub-credentials`);
   next.push(`synthesize and sign the plane: npx cdk synth --app 'node dist/bin/customer-plane.js' -c config=${planeFile} --output cdk.out/${o.customer} --quiet && npx byoc sign cdk.out/${o.customer} --key <BundleSigningKeyArn> --out bundles/${o.customer}-<version> --version <version> --hub-endpoint ${endpointService}`);
   return { steps, next };
+}
+
+/** Reads `--audit-public-key`: the customer's audit KMS key's public key, P-256 (or Ed25519). */
+function readAuditPublicKey(file: string) {
+  const flag = '--audit-public-key';
+  const fix = `export the public key of the customer's audit KMS key (alias/byoc/<customer>/audit, ECC_NIST_P256): npx byoc pubkey --key arn:aws:kms:REGION:ACCOUNT:key/KEY-ID --out audit-public.pem, and give that file`;
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (e) {
+    throw new CustomerError(flag, `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, fix);
+  }
+  try {
+    return parseAuditPublicKey(bytes);
+  } catch (e) {
+    throw new CustomerError(flag, `${file} ${(e as Error).message}`, fix);
+  }
+}
+
+/** The ingest record held, when it is one (an unusable one is replaced). */
+function parseHeldIngest(text: string | undefined, customerId: string): IngestRecord | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return parseIngestRecord(text, customerId);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The held vendor ingest user, when its `.creds` are for these accounts' service role and not revoked. */
+async function usableVendorUser(creds: string, accounts: Pick<CustomerAccounts, 'vendor'>): Promise<{ publicKey: string; creds: string } | undefined> {
+  try {
+    const { jwt } = await parseCreds(new TextEncoder().encode(creds));
+    const user = decode<User>(jwt);
+    const revocations = revocationsOf(accounts.vendor.jwt);
+    const revoked = [revocations['*'], revocations[user.sub]].some((t) => t !== undefined && t >= user.iat);
+    if (user.iss !== accounts.vendor.serviceSigningKey.publicKey || user.nats.issuer_account !== accounts.vendor.publicKey || revoked) return undefined;
+    return { publicKey: user.sub, creds };
+  } catch {
+    return undefined;
+  }
 }
 
 function toRecord(o: { customer: string; account: string }, settings: LinkSettings, status: CustomerStatus, hash: string, issuer: string, a: CustomerAccounts, leaf: string | undefined, events: CustomerEvent[]): CustomerRecord {
@@ -765,6 +855,11 @@ export interface ListedCustomer {
   readonly inVendorConfig: boolean;
   readonly accountSecret: boolean;
   readonly leafCredsSecret: boolean;
+  readonly ingestSecret: boolean;
+  /** The customer's audit public key is registered: the ingest service verifies its metrics and consumes it. */
+  readonly auditKeyRegistered: boolean;
+  /** That key's fingerprint (`sha256:<hex>`, as `byoc fingerprint` prints it). */
+  readonly auditKeyFingerprint?: string;
 }
 
 /** Every customer with secrets, and every account of `customerAccounts` (with or without a customer). */
@@ -778,23 +873,29 @@ export async function listCustomers(o: { vendorConfig: string; region?: string }
     inVendorConfig: k.awsAccount !== undefined && config.customerAccounts.includes(k.awsAccount),
     accountSecret: k.accountSecret,
     leafCredsSecret: k.leafCredsSecret,
+    ingestSecret: k.ingestSecret,
+    auditKeyRegistered: k.auditKey !== undefined,
+    ...(k.auditKey ? { auditKeyFingerprint: k.auditKey } : {}),
   }));
   for (const a of config.customerAccounts) {
-    if (!rows.some((r) => r.awsAccount === a)) rows.push({ awsAccount: a, status: 'unknown', inVendorConfig: true, accountSecret: false, leafCredsSecret: false });
+    if (!rows.some((r) => r.awsAccount === a)) rows.push({ awsAccount: a, status: 'unknown', inVendorConfig: true, accountSecret: false, leafCredsSecret: false, ingestSecret: false, auditKeyRegistered: false });
   }
   return rows;
 }
 
 export function formatList(rows: ListedCustomer[]): string {
-  const head = ['customer', 'account', 'status', 'customerAccounts', 'nats-account secret', 'leaf-creds secret', 'note'];
+  const head = ['customer', 'account', 'status', 'customerAccounts', 'nats-account secret', 'leaf-creds secret', 'ingest secret', 'audit key', 'note'];
   const yes = (b: boolean) => (b ? 'yes' : 'no');
   const note = (r: ListedCustomer) => {
     if (!r.customerId) return 'no customer record (not added with byoc customer add)';
-    if (r.status === 'active' && !r.inVendorConfig) return 'missing from customerAccounts: run add again';
-    if (r.status === 'revoked' && r.inVendorConfig) return 'revoked, account still allowed (shared, or not yet removed)';
-    return '';
+    const notes: string[] = [];
+    if (r.status === 'active' && !r.inVendorConfig) notes.push('missing from customerAccounts: run add again');
+    if (r.status === 'revoked' && r.inVendorConfig) notes.push('revoked, account still allowed (shared, or not yet removed)');
+    if (r.status === 'active' && !r.ingestSecret) notes.push('no ingest secret: run add again');
+    else if (r.status === 'active' && !r.auditKeyRegistered) notes.push('audit key not registered: not ingested until add --audit-public-key');
+    return notes.join('; ');
   };
-  const table = [head, ...rows.map((r) => [r.customerId ?? '-', r.awsAccount || '-', r.status, yes(r.inVendorConfig), yes(r.accountSecret), yes(r.leafCredsSecret), note(r)])];
+  const table = [head, ...rows.map((r) => [r.customerId ?? '-', r.awsAccount || '-', r.status, yes(r.inVendorConfig), yes(r.accountSecret), yes(r.leafCredsSecret), yes(r.ingestSecret), yes(r.auditKeyRegistered), note(r)])];
   const widths = head.map((_, i) => Math.max(...table.map((row) => row[i].length)));
   return table.map((row) => row.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
@@ -872,6 +973,14 @@ async function revokeSteps(o: RevokeCustomerOptions, client: Sm, config: VendorC
     const t = await putSecret(client, names.leafCreds, leafCreds, tags('leaf-creds'), '');
     steps.push({ step: 'leaf credentials', changed: t !== 'unchanged', detail: `${names.leafCreds} ${t === 'unchanged' ? 'already tagged' : 'tagged'} revoked (the credentials are refused by the hub once it holds the revoked account)` });
   }
+  // The ingest service's registration: revoked, so the service stops the customer's consumer at its next read.
+  const ingestText = await getSecret(client, names.ingest);
+  if (ingestText !== undefined) {
+    const held = parseHeldIngest(ingestText, o.customer);
+    const auditKey = held?.auditPublicKeyPem !== undefined ? parseAuditPublicKey(held.auditPublicKeyPem).fingerprint : 'none';
+    const t = await putSecret(client, names.ingest, held ? ingestRecordJson({ ...held, status: 'revoked' }) : ingestText, { ...tags('ingest'), [TAGS.auditKey]: auditKey }, '');
+    steps.push({ step: 'ingest', changed: t !== 'unchanged', detail: `${names.ingest} ${t === 'unchanged' ? 'already' : 'marked'} revoked (the ingest service stops the customer's consumer at its next registry read)` });
+  }
 
   // 2. The running hub: the revoked JWT replaces the active one; the hub disconnects the leaf at once.
   if (system) {
@@ -931,6 +1040,7 @@ export function registerCustomerCommands(cli: Command): Command {
     .option('--otel-collector-image <ref>', 'OpenTelemetry collector image, pinned by digest (overrides the release)')
     .option('--kms-key <id>', 'KMS key the customer\'s secrets are created with (default: aws/secretsmanager)')
     .option('--reinstate', 'register a revoked customer again (new leaf credentials; what was issued before stays revoked)')
+    .option('--audit-public-key <file>', 'public key of the customer\'s audit KMS key (PEM from byoc pubkey --key <its ARN>), which its signed metrics must verify with; known once the customer has deployed (default: the one registered before)')
     .action(async (opts) => {
       const images: Partial<ReleaseImages> = { agentRuntime: opts.agentRuntimeImage, natsServer: opts.natsServerImage, otelCollector: opts.otelCollectorImage };
       console.log(lines(await addCustomer({ ...opts, images })));

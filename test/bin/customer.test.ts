@@ -1,14 +1,18 @@
 import { spawn } from 'child_process';
+import { generateKeyPairSync, KeyObject } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { CreateSecretCommand, GetSecretValueCommand, ListSecretVersionIdsCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { jetstream } from '@nats-io/jetstream';
+import { CreateSecretCommand, DescribeSecretCommand, GetSecretValueCommand, ListSecretVersionIdsCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { credsAuthenticator } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
 import { decode, parseCreds, User } from '@nats-io/jwt';
 import { projectRoot } from '../../lib/app';
 import { BUNDLE_FORMAT } from '../../lib/bundle';
 import { customerSecretNames, CustomerRecord, formatJson, HUB_CA_FILE } from '../../lib/customers';
-import { HUB_INGEST_STREAM, outboundSubjects } from '../../lib/nats-config';
+import { HUB_INGEST_STREAM, outboundSubjects, vendorInboxPrefix } from '../../lib/nats-config';
+import { IngestRecord } from '../../control-plane/ingest/registry';
 import { loadCustomerPlaneConfig } from '../../customer-plane/config';
 import { MotoServer, startMoto } from '../servers/moto';
 import { CustomerLeaf, OperatorHub, startOperatorHub, waitFor } from '../servers/operator-hub';
@@ -55,6 +59,11 @@ const revoke = (...extra: string[]) => byoc('customer', 'revoke', '--customer', 
 
 const secret = async (id: string) => (await sm.send(new GetSecretValueCommand({ SecretId: id }))).SecretString!;
 const record = async (): Promise<CustomerRecord> => JSON.parse(await secret(customerSecretNames(C).account));
+const ingestRecord = async (): Promise<IngestRecord> => JSON.parse(await secret(customerSecretNames(C).ingest));
+const tagsOf = async (id: string) => Object.fromEntries(((await sm.send(new DescribeSecretCommand({ SecretId: id }))).Tags ?? []).map((t) => [t.Key, t.Value]));
+/** The customer's audit key pair, as its plane's KMS key would be (ECDSA P-256), and its public key as byoc pubkey writes it. */
+const auditKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+const pem = (k: KeyObject) => k.export({ type: 'spki', format: 'pem' }).toString();
 const versions = async (id: string) => (await sm.send(new ListSecretVersionIdsCommand({ SecretId: id, IncludeDeprecated: true }))).Versions!.map((v) => v.VersionId).sort();
 const vendorAccounts = () => JSON.parse(fs.readFileSync(vendorConfig, 'utf8')).customerAccounts as string[];
 /** What the running hub holds for an account. */
@@ -73,6 +82,7 @@ async function state() {
     ca: fs.readFileSync(path.join(out, HUB_CA_FILE), 'utf8'),
     accountVersions: await versions(customerSecretNames(C).account),
     leafVersions: await versions(customerSecretNames(C).leafCreds),
+    ingestVersions: await versions(customerSecretNames(C).ingest),
     hubCustomer: await hubHolds(r.customerAccount.publicKey),
     hubVendor: await hubHolds(r.vendorAccount.publicKey),
   };
@@ -129,7 +139,9 @@ describe('customer add, list, revoke on a running hub', () => {
     expect(r.out).toMatch(/^hub: pushed account VENDOR_ACME_CORP/m);
     expect(r.out).toMatch(/^hub: pushed account CUSTOMER_ACME_CORP/m);
     expect(r.out).toMatch(/^hub: created ingest stream BYOC_INGEST/m);
+    expect(r.out).toMatch(/^ingest: created byoc\/customers\/acme-corp\/ingest \(vendor ingest user U[A-Z2-7]{55}, no audit public key yet\)$/m);
     expect(r.out).toMatch(/^next: redeploy the control plane/m);
+    expect(r.out).toMatch(/^next: once the customer has deployed, register its audit public key .*--audit-public-key audit-public\.pem$/m);
 
     // The vendor configuration: the account appended, nothing else changed, the formatting stable.
     expect(vendorAccounts()).toEqual([...before, ACCOUNT]);
@@ -144,7 +156,7 @@ describe('customer add, list, revoke on a running hub', () => {
     // The record: keys, JWTs signed by the operator, status, history.
     const rec = await record();
     expect(rec).toMatchObject({ customerId: C, awsAccount: ACCOUNT, shareLearning: true, status: 'active', issuer: hub.operator.operator.publicKey });
-    expect(rec.events.map((e) => e.action)).toEqual(['registered', 'leaf-issued']);
+    expect(rec.events.map((e) => e.action)).toEqual(['registered', 'leaf-issued', 'ingest-issued']);
     expect(decode(rec.customerAccount.jwt).iss).toBe(hub.operator.operator.publicKey);
     // The leaf's .creds: a leaf-node user of the customer's account, signed by its leaf signing key.
     const creds = await secret(customerSecretNames(C).leafCreds);
@@ -162,6 +174,62 @@ describe('customer add, list, revoke on a running hub', () => {
     await waitFor(() => firstLeaf.connected(), 15000, 'the leaf connected to the hub');
     const ack = await jetstream(await firstLeaf.gateway()).publish(outboundSubjects({ customerId: C })[0], '{"probe":1}');
     expect(ack.stream).toBe(HUB_INGEST_STREAM);
+  });
+
+  test('add stores what the ingest service needs and nothing more: settings, status, the vendor ingest user\'s .creds (its role\'s permissions, on the hub), no audit key yet', async () => {
+    const rec = await record();
+    const ingest = await ingestRecord();
+    expect(Object.keys(ingest)).toEqual(['format', 'customerId', 'shareLearning', 'status', 'creds']);
+    expect(ingest).toMatchObject({ format: 'byoc-ingest/1', customerId: C, shareLearning: true, status: 'active' });
+    // A user of the customer's vendor account, signed by its scoped service-role key: no permission of its own.
+    const user = decode<User>((await parseCreds(new TextEncoder().encode(ingest.creds))).jwt);
+    expect(user.nats.issuer_account).toBe(rec.vendorAccount.publicKey);
+    expect(user.iss).not.toBe(rec.vendorAccount.publicKey);
+    expect([user.nats.pub?.allow ?? [], user.nats.sub?.allow ?? []]).toEqual([[], []]);
+    expect(user.name).toBe(`vendor-${C}-ingest`);
+    expect(rec.events[2].detail).toBe(`vendor ingest user ${user.sub}`);
+    // No seed of the NATS accounts, no leaf credentials.
+    for (const seed of [rec.keys.customer.seed, rec.keys.vendor.seed, rec.keys.vendor.serviceSigningKeySeed, rec.keys.customer.leafSigningKeySeed]) expect(JSON.stringify(ingest)).not.toContain(seed);
+    expect(await tagsOf(customerSecretNames(C).ingest)).toEqual({ 'byoc:customer': C, 'byoc:aws-account': ACCOUNT, 'byoc:status': 'active', 'byoc:role': 'ingest', 'byoc:audit-key': 'none' });
+    // The credentials work on the hub: the ingest stream, with the role's own permissions.
+    const nc = await connect({ servers: `127.0.0.1:${hub.hubPort}`, authenticator: credsAuthenticator(new TextEncoder().encode(ingest.creds)), inboxPrefix: vendorInboxPrefix(C), maxReconnectAttempts: 0 });
+    try {
+      expect((await (await jetstreamManager(nc)).streams.info(HUB_INGEST_STREAM)).state.messages).toBe(1);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  test('add --audit-public-key registers the customer\'s audit key in the ingest secret (PEM or DER, recorded with its fingerprint); again, or without the flag, changes nothing', async () => {
+    const file = path.join(dir, 'audit-public.pem');
+    fs.writeFileSync(file, pem(auditKey.publicKey));
+    const before = await state();
+    const r = await add('--audit-public-key', file);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const fingerprint = (await byoc('fingerprint', file)).out.trim();
+    expect(fingerprint).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(r.out).toMatch(new RegExp(`^ingest: updated byoc/customers/acme-corp/ingest \\(vendor ingest user U[A-Z2-7]{55}, audit public key ${fingerprint}\\)$`, 'm'));
+    expect(r.out).not.toMatch(/register its audit public key/);
+    const ingest = await ingestRecord();
+    expect(ingest.auditPublicKeyPem).toBe(pem(auditKey.publicKey));
+    expect((await tagsOf(customerSecretNames(C).ingest))['byoc:audit-key']).toBe(fingerprint);
+    const rec = await record();
+    expect(rec.events.slice(-1).map((e) => [e.action, e.detail])).toEqual([['audit-key-registered', `audit public key ${fingerprint}`]]);
+    // Nothing else changed: same leaf credentials, same hub accounts, same ingest user.
+    const after = await state();
+    expect({ ...after, accountVersions: undefined, ingestVersions: undefined }).toEqual({ ...before, accountVersions: undefined, ingestVersions: undefined });
+    expect(after.ingestVersions).toHaveLength(before.ingestVersions.length + 1);
+
+    // The same key again (here as DER, what aws kms get-public-key returns), or no flag: no new version anywhere.
+    const der = path.join(dir, 'audit-public.der');
+    fs.writeFileSync(der, auditKey.publicKey.export({ type: 'spki', format: 'der' }));
+    for (const extra of [['--audit-public-key', der], []]) {
+      const again = await add(...extra);
+      expect(again.code).toBe(0);
+      expect(again.out.split('\n').filter((l) => l && !l.startsWith('next: ') && !l.endsWith('(unchanged)'))).toEqual([]);
+      expect(await state()).toEqual(after);
+    }
   });
 
   test('the plane configuration is what customer-plane/config.ts loads, and the plane synthesizes from it', () => {
@@ -199,14 +267,16 @@ describe('customer add, list, revoke on a running hub', () => {
     const r = await byoc('customer', 'list', '--vendor-config', vendorConfig, '--json');
     expect(r.code).toBe(0);
     const rows = JSON.parse(r.out);
+    const fingerprint = (await tagsOf(customerSecretNames(C).ingest))['byoc:audit-key'];
+    expect(fingerprint).toMatch(/^sha256:/);
     expect(rows).toEqual([
-      { customerId: C, awsAccount: ACCOUNT, status: 'active', inVendorConfig: true, accountSecret: true, leafCredsSecret: true },
+      { customerId: C, awsAccount: ACCOUNT, status: 'active', inVendorConfig: true, accountSecret: true, leafCredsSecret: true, ingestSecret: true, auditKeyRegistered: true, auditKeyFingerprint: fingerprint },
       // The example's account, registered by hand: no customer record.
-      { awsAccount: '444455556666', status: 'unknown', inVendorConfig: true, accountSecret: false, leafCredsSecret: false },
+      { awsAccount: '444455556666', status: 'unknown', inVendorConfig: true, accountSecret: false, leafCredsSecret: false, ingestSecret: false, auditKeyRegistered: false },
     ]);
     const text = await byoc('customer', 'list', '--vendor-config', vendorConfig);
-    expect(text.out.split('\n')[0]).toMatch(/^customer\s+account\s+status\s+customerAccounts/);
-    expect(text.out).toMatch(new RegExp(`^${C}\\s+${ACCOUNT}\\s+active\\s+yes\\s+yes\\s+yes`, 'm'));
+    expect(text.out.split('\n')[0]).toMatch(/^customer\s+account\s+status\s+customerAccounts\s+nats-account secret\s+leaf-creds secret\s+ingest secret\s+audit key/);
+    expect(text.out).toMatch(new RegExp(`^${C}\\s+${ACCOUNT}\\s+active\\s+yes\\s+yes\\s+yes\\s+yes\\s+yes$`, 'm'));
   });
 
   test('revoke cuts the connected leaf off without restarting the hub, it cannot reconnect, the account leaves customerAccounts and the revocation is recorded; revoking again changes nothing', async () => {
@@ -221,20 +291,24 @@ describe('customer add, list, revoke on a running hub', () => {
     expect(vendorAccounts()).not.toContain(ACCOUNT);
     expect(vendorAccounts()).toEqual(['444455556666']);
 
+    expect(r.out).toMatch(/^ingest: byoc\/customers\/acme-corp\/ingest marked revoked \(the ingest service stops the customer's consumer at its next registry read\)$/m);
     const rec = await record();
     expect(rec.status).toBe('revoked');
-    expect(rec.events.map((e) => e.action)).toEqual(['registered', 'leaf-issued', 'revoked']);
-    expect(rec.events[2].detail).toMatch(/reason: contract ended/);
+    expect(rec.events.map((e) => e.action)).toEqual(['registered', 'leaf-issued', 'ingest-issued', 'audit-key-registered', 'revoked']);
+    expect(rec.events[4].detail).toMatch(/reason: contract ended/);
+    const ingest = await ingestRecord();
+    expect(ingest).toMatchObject({ status: 'revoked', auditPublicKeyPem: pem(auditKey.publicKey) });
+    expect((await tagsOf(customerSecretNames(C).ingest))['byoc:status']).toBe('revoked');
     expect(await hubHolds(rec.customerAccount.publicKey)).toBe(rec.customerAccount.jwt);
     expect(decode<{ limits: { conn: number; leaf: number } }>(rec.customerAccount.jwt).nats.limits).toMatchObject({ conn: 0, leaf: 0 });
 
     const list = JSON.parse((await byoc('customer', 'list', '--vendor-config', vendorConfig, '--json')).out);
-    expect(list[0]).toEqual({ customerId: C, awsAccount: ACCOUNT, status: 'revoked', inVendorConfig: false, accountSecret: true, leafCredsSecret: true });
+    expect(list[0]).toMatchObject({ customerId: C, awsAccount: ACCOUNT, status: 'revoked', inVendorConfig: false, accountSecret: true, leafCredsSecret: true, ingestSecret: true, auditKeyRegistered: true });
 
     const again = await revoke();
     expect(again.code).toBe(0);
     expect(again.out.split('\n').filter((l) => l && !l.endsWith('(unchanged)'))).toEqual([]);
-    expect((await record()).events).toHaveLength(3);
+    expect((await record()).events).toHaveLength(5);
   });
 
   test('add refuses a revoked customer unless --reinstate; reinstated, new credentials connect and the old ones stay refused', async () => {
@@ -248,8 +322,13 @@ describe('customer add, list, revoke on a running hub', () => {
     expect(r.code).toBe(0);
     const rec = await record();
     expect(rec.status).toBe('active');
-    expect(rec.events.map((e) => e.action)).toEqual(['registered', 'leaf-issued', 'revoked', 'reinstated', 'leaf-issued']);
+    expect(rec.events.map((e) => e.action)).toEqual(['registered', 'leaf-issued', 'ingest-issued', 'audit-key-registered', 'revoked', 'reinstated', 'leaf-issued']);
     expect(vendorAccounts()).toContain(ACCOUNT);
+    // The ingest registration is active again, with the audit key registered before and the same ingest user
+    // (the vendor's account was never revoked).
+    const ingest = await ingestRecord();
+    expect(ingest).toMatchObject({ status: 'active', auditPublicKeyPem: pem(auditKey.publicKey) });
+    expect(rec.events[2].detail).toBe(`vendor ingest user ${decode((await parseCreds(new TextEncoder().encode(ingest.creds))).jwt).sub}`);
     const creds = await secret(customerSecretNames(C).leafCreds);
     expect(creds).not.toBe(oldCreds);
     // Old credentials: refused by the hub (every user issued up to the revocation stays revoked).
@@ -278,6 +357,7 @@ describe('customer add, list, revoke on a running hub', () => {
     const user = decode<User>((await parseCreds(new TextEncoder().encode(await secret(customerSecretNames(C).leafCreds)))).jwt);
     expect(user.nats.pub?.allow).toEqual(outboundSubjects({ customerId: C, shareLearning: false }));
     expect(JSON.parse(fs.readFileSync(path.join(out, `${C}.json`), 'utf8')).shareLearning).toBe(false);
+    expect(await ingestRecord()).toMatchObject({ shareLearning: false, status: 'active', auditPublicKeyPem: pem(auditKey.publicKey) });
 
     const s = await state();
     const again = await add('--share-learning', 'false');
@@ -318,6 +398,7 @@ describe('errors a person can act on, and nothing written', () => {
     expect(fs.readFileSync(vendorConfig, 'utf8')).toBe(before);
     return r.err;
   };
+  const secret_ = secret;
   const base = (customer: string, account: string) => ['customer', 'add', '--customer', customer, '--account', account, '--vendor-config', vendorConfig, '--out', out, '--release', release];
 
   test('bad identifiers and flags name the flag, the problem and the fix', async () => {
@@ -331,6 +412,24 @@ describe('errors a person can act on, and nothing written', () => {
     await refused([...base('beta', '210987654321'), '--endpoint-service', ENDPOINT_SERVICE.replace('eu-west-1', 'us-east-1')], /is in us-east-1, the control plane in eu-west-1/);
     await refused([...base('beta', '210987654321'), '--endpoint-service', ENDPOINT_SERVICE, '--otel-collector-image', EXAMPLE.images.otelCollector.replace(/@sha256:.*/, ':latest')], /--otel-collector-image: .* names an image by tag/);
     await refused([...base('beta', '210987654321'), '--endpoint-service', ENDPOINT_SERVICE, '--agent-runtime-image', EXAMPLE.images.agentRuntime.replace('byoc/agent-runtime', 'byoc/other')], /--agent-runtime-image: .* is not in the control plane's repository 111122223333\.dkr\.ecr\.eu-west-1\.amazonaws\.com\/byoc\/agent-runtime/);
+  });
+
+  test('--audit-public-key must be the public key of a P-256 (or Ed25519) key: RSA, P-384, a private key, a missing file are refused without writing', async () => {
+    const write = (name: string, text: string | Buffer) => { const f = path.join(dir, name); fs.writeFileSync(f, text); return f; };
+    const rsa = write('rsa.pem', pem(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey));
+    const p384 = write('p384.pem', pem(generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey));
+    const secret = auditKey.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const priv = write('private.pem', secret);
+    const junk = write('junk.pem', 'not a key');
+    const flags = (file: string) => [...base('beta', '210987654321'), '--endpoint-service', ENDPOINT_SERVICE, '--audit-public-key', file];
+    const fix = /\. Fix: export the public key of the customer's audit KMS key .*npx byoc pubkey --key/;
+    await refused(flags(rsa), /--audit-public-key: \S+rsa\.pem is a rsa key; the audit key is ECDSA P-256/);
+    await refused(flags(p384), /--audit-public-key: \S+p384\.pem is a ec secp384r1 key/);
+    const err = await refused(flags(priv), /--audit-public-key: \S+private\.pem is a private key: register the public key only/);
+    expect(err).not.toContain(secret.split('\n')[1]);
+    expect(await refused(flags(junk), /--audit-public-key: \S+junk\.pem is not a PEM public key/)).toMatch(fix);
+    await refused(flags(path.join(dir, 'missing.pem')), /--audit-public-key: cannot read \S+missing\.pem \(ENOENT\)/);
+    await expect(secret_(customerSecretNames('beta').ingest)).rejects.toThrow(/can't find|not found|ResourceNotFound/i);
   });
 
   test('a value known only after the control plane is deployed is missing: the endpoint service', async () => {

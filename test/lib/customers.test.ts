@@ -41,7 +41,7 @@ test('the release images are mapped by repository from a bundle folder or its by
   expect(releaseImages(bundle)).toEqual(images);
   expect(releaseImages(path.join(bundle, RELEASE))).toEqual(images);
   fs.writeFileSync(path.join(dir, 'other.json'), '{"images": []}');
-  expect(() => releaseImages(path.join(dir, 'other.json'))).toThrow(/--release: .* is not a release \(format byoc-bundle\/1 with images\)/);
+  expect(() => releaseImages(path.join(dir, 'other.json'))).toThrow(/--release: .* is not a release \(format byoc-bundle\/\d+ with images\)/);
 });
 
 test('the control plane outputs: the ByocControlPlane stack of a cdk deploy --outputs-file JSON', () => {
@@ -51,13 +51,21 @@ test('the control plane outputs: the ByocControlPlane stack of a cdk deploy --ou
   expect(() => readControlPlaneOutputs(path.join(dir, 'missing.json'))).toThrow(/--control-plane-outputs: cannot read .*missing\.json \(ENOENT\)\. Fix: give the file cdk deploy --outputs-file wrote/);
 });
 
-test('booleans and the list table', () => {
+test('booleans and the list table: secrets, whether the audit key is registered, and what to do', () => {
   expect([parseBoolean('--share-learning', 'false'), parseBoolean('--share-learning', 'TRUE'), parseBoolean('--share-learning', 'no')]).toEqual([false, true, false]);
   expect(() => parseBoolean('--share-learning', 'off?')).toThrow(CustomerError);
+  const secrets = { accountSecret: true, leafCredsSecret: true, ingestSecret: true };
   const table = formatList([
-    { customerId: 'acme', awsAccount: '123456789012', status: 'active', inVendorConfig: false, accountSecret: true, leafCredsSecret: true },
-    { awsAccount: '444455556666', status: 'unknown', inVendorConfig: true, accountSecret: false, leafCredsSecret: false },
+    { customerId: 'acme', awsAccount: '123456789012', status: 'active', inVendorConfig: false, ...secrets, auditKeyRegistered: true, auditKeyFingerprint: `sha256:${'a'.repeat(64)}` },
+    { awsAccount: '444455556666', status: 'unknown', inVendorConfig: true, accountSecret: false, leafCredsSecret: false, ingestSecret: false, auditKeyRegistered: false },
+    { customerId: 'beta', awsAccount: '123456789012', status: 'active', inVendorConfig: true, ...secrets, auditKeyRegistered: false },
+    { customerId: 'gamma', awsAccount: '123456789012', status: 'active', inVendorConfig: true, ...secrets, ingestSecret: false, auditKeyRegistered: false },
+    { customerId: 'delta', awsAccount: '123456789012', status: 'revoked', inVendorConfig: false, ...secrets, auditKeyRegistered: false },
   ]).split('\n');
-  expect(table[1]).toMatch(/^acme\s+123456789012\s+active\s+no\s+yes\s+yes\s+missing from customerAccounts: run add again$/);
-  expect(table[2]).toMatch(/^-\s+444455556666\s+unknown\s+yes\s+no\s+no\s+no customer record/);
+  expect(table[0]).toMatch(/^customer\s+account\s+status\s+customerAccounts\s+nats-account secret\s+leaf-creds secret\s+ingest secret\s+audit key\s+note$/);
+  expect(table[1]).toMatch(/^acme\s+123456789012\s+active\s+no\s+yes\s+yes\s+yes\s+yes\s+missing from customerAccounts: run add again$/);
+  expect(table[2]).toMatch(/^-\s+444455556666\s+unknown\s+yes\s+no\s+no\s+no\s+no\s+no customer record/);
+  expect(table[3]).toMatch(/^beta\s+123456789012\s+active\s+yes\s+yes\s+yes\s+yes\s+no\s+audit key not registered: not ingested until add --audit-public-key$/);
+  expect(table[4]).toMatch(/^gamma\s+.*\s+yes\s+yes\s+no\s+no\s+no ingest secret: run add again$/);
+  expect(table[5]).toMatch(/^delta\s+123456789012\s+revoked\s+no\s+yes\s+yes\s+yes\s+no$/);
 });
