@@ -14,7 +14,7 @@ import { signerFor } from './signer';
 /**
  * The vendor's publication of a signed bundle (`byoc release publish`): the bundle is verified with the kit's
  * own verification, on a private copy, and exactly that copy is uploaded to the control plane's bundle
- * registry under `<customer>/<version>/`. A version is published once: every object is written with S3's
+ * registry under `<customer>/<version>/` (both from the signed release). A version is published once: every object is written with S3's
  * `If-None-Match: *` (a key already there is refused, atomically), and the registry's Object Lock keeps every
  * version for its retention. The release file goes first (its refusal means the version exists), the
  * signature last (a version with a signature is complete). Each object carries its SHA-256, which S3 checks
@@ -28,9 +28,6 @@ export class ReleaseError extends Error {
     this.name = 'ReleaseError';
   }
 }
-
-/** The output of the customer plane's stack that names its customer (`customer-plane/stack.ts`). */
-const CUSTOMER_OUTPUT = 'AgentSecretsPrefix';
 
 /** What `--outputs` gives: the registry, the signing key (and where the control plane runs). */
 export interface ReleaseOutputs {
@@ -59,23 +56,11 @@ export function readReleaseOutputs(file: string): ReleaseOutputs {
   return { bucket: outputs[RELEASE_OUTPUTS.registryBucket], signingKeyArn: outputs[RELEASE_OUTPUTS.signingKey], signerRoleArn: outputs[RELEASE_OUTPUTS.signerRole] };
 }
 
-/** The customer a bundle's customer-plane templates are for, from their `AgentSecretsPrefix` output (`byoc/<id>/`). */
-export function bundleCustomer(dir: string): string | undefined {
-  const found = new Set<string>();
-  for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.template.json'))) {
-    const template = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as { Outputs?: Record<string, { Value?: unknown }> };
-    const value = template.Outputs?.[CUSTOMER_OUTPUT]?.Value;
-    const m = typeof value === 'string' ? /^byoc\/([^/]+)\/$/.exec(value) : null;
-    if (m) found.add(m[1]);
-  }
-  if (found.size > 1) throw new ReleaseError('bad-bundle', `the bundle's templates name several customers (${[...found].sort().join(', ')})`);
-  return [...found][0];
-}
-
 export interface PublishOptions {
   /** The signed bundle folder. */
   readonly bundle: string;
-  readonly customer: string;
+  /** The customer the bundle must be for. @default - the signed release's `customerId` */
+  readonly customer?: string;
   /** The registry bucket; else from `outputs`. */
   readonly bucket?: string;
   /** The control plane's `cdk deploy --outputs-file` JSON. */
@@ -109,7 +94,7 @@ function filesOf(dir: string): string[] {
 
 /** Verifies a signed bundle and uploads exactly what was verified to the registry, once. */
 export async function publishRelease(o: PublishOptions, clients: { s3?: S3Client; kms?: KMSClient } = {}): Promise<Published> {
-  if (!CUSTOMER_ID.test(o.customer ?? '')) {
+  if (o.customer !== undefined && !CUSTOMER_ID.test(o.customer)) {
     throw new ReleaseError('bad-customer', `--customer: "${o.customer}" is not a customer identifier (3 to 20 lower-case letters, digits and single hyphens)`);
   }
   const outputs = o.outputs ? readReleaseOutputs(o.outputs) : {};
@@ -136,11 +121,11 @@ export async function publishRelease(o: PublishOptions, clients: { s3?: S3Client
     }
     // A fresh state folder: publishing an older version for a customer is not a downgrade of this machine.
     const verified = verifyBundle(copy, publicKey, { stateDir: path.join(work, 'state'), at: o.at });
-    const named = bundleCustomer(copy);
-    if (named === undefined) throw new ReleaseError('bad-bundle', `${o.bundle} holds no customer-plane stack (no ${CUSTOMER_OUTPUT} output): sign the synthesized customer plane`);
-    if (named !== o.customer) throw new ReleaseError('wrong-customer', `${o.bundle} is the plane of customer ${named}, not ${o.customer}`);
+    // The customer is part of what was signed (and verification checked it against the templates).
+    const customer = verified.release.customerId;
+    if (o.customer !== undefined && customer !== o.customer) throw new ReleaseError('wrong-customer', `${o.bundle} is the release of customer ${customer}, not ${o.customer}`);
 
-    const prefix = `${o.customer}/${verified.release.version}/`;
+    const prefix = `${customer}/${verified.release.version}/`;
     const listed = new Map(parseManifest(fs.readFileSync(path.join(copy, MANIFEST))).map((e) => [e.path, e.sha256]));
     const files = filesOf(copy);
     const order = [RELEASE, ...files.filter((f) => f !== RELEASE && f !== SIGNATURE), SIGNATURE];
@@ -164,8 +149,8 @@ export async function publishRelease(o: PublishOptions, clients: { s3?: S3Client
       } catch (e) {
         if (e instanceof S3ServiceException && (e.$metadata?.httpStatusCode === 412 || e.name === 'PreconditionFailed')) {
           throw new ReleaseError(i === 0 ? 'exists' : 'conflict', i === 0
-            ? `release ${verified.release.version} of ${o.customer} is already in s3://${bucket}/${prefix} (published, or an earlier publication of it stopped): a published version is never replaced; sign and publish a new version`
-            : `s3://${bucket}/${prefix}${file} appeared while publishing: another publication of release ${verified.release.version} of ${o.customer} is running`);
+            ? `release ${verified.release.version} of ${customer} is already in s3://${bucket}/${prefix} (published, or an earlier publication of it stopped): a published version is never replaced; sign and publish a new version`
+            : `s3://${bucket}/${prefix}${file} appeared while publishing: another publication of release ${verified.release.version} of ${customer} is running`);
         }
         throw new ReleaseError('upload-failed', `uploading ${file} to s3://${bucket}/${prefix} failed (${(e as Error).name}: ${(e as Error).message})${i > 0 ? `; ${i} of ${order.length} files are there, locked: publish a new version` : ''}`);
       }
@@ -183,7 +168,7 @@ export function registerReleaseCommands(cli: Command): Command {
   release.command('publish')
     .description('verify a signed bundle, then upload exactly that to the registry under <customer>/<version>/ (never replaces a published version)')
     .argument('<bundle>', 'signed bundle folder (byoc sign --out)')
-    .requiredOption('--customer <id>', 'the customer the bundle is for (checked against its templates)')
+    .option('--customer <id>', 'the customer the bundle must be for (default: the one its signed release names)')
     .option('--bucket <name>', `the bundle registry bucket (default: ${RELEASE_OUTPUTS.registryBucket} from --outputs)`)
     .option('--outputs <file>', `the control plane's cdk deploy --outputs-file JSON (${RELEASE_OUTPUTS.registryBucket}, ${RELEASE_OUTPUTS.signingKey})`)
     .option('--public-key <file>', 'the vendor public key to verify with (default: the signing key\'s, read from KMS)')
@@ -192,7 +177,7 @@ export function registerReleaseCommands(cli: Command): Command {
     .action(async (bundle: string, opts: Omit<PublishOptions, 'bundle'>) => {
       const p = await publishRelease({ ...opts, bundle });
       const r = p.verified.release;
-      console.log(`published s3://${p.bucket}/${p.prefix}: release ${r.version} of ${opts.customer}, ${p.files} files (${p.bytes} bytes), signed by ${p.verified.publicKeyFingerprint}, expires ${r.expiresAt}`);
+      console.log(`published s3://${p.bucket}/${p.prefix}: release ${r.version} of ${r.customerId}, ${p.files} files (${p.bytes} bytes), signed by ${p.verified.publicKeyFingerprint}, expires ${r.expiresAt}`);
     });
   return release;
 }

@@ -10,7 +10,7 @@ import { main } from '../../bin/byoc';
 import { CONTROL_PLANE_STACK } from '../../bin/control-plane';
 import { RELEASE_OUTPUTS } from '../../control-plane/stack';
 import { MANIFEST, parseManifest, RELEASE, SIGNATURE, signAssembly } from '../../lib/bundle';
-import { bundleCustomer, publishRelease, readReleaseOutputs, ReleaseError } from '../../lib/releases';
+import { publishRelease, readReleaseOutputs, ReleaseError } from '../../lib/releases';
 import { generateDevelopmentKeys, signerFor } from '../../lib/signer';
 import { MotoServer, startMoto } from '../servers/moto';
 import { synthCustomerPlane } from '../synth';
@@ -182,7 +182,7 @@ describe('refused before anything is uploaded', () => {
 
   test('the plane of another customer', async () => {
     expect(await byoc('release', 'publish', bundle, '--customer', 'globex', '--bucket', bucket, '--public-key', keys.publicKey))
-      .toEqual({ code: 1, out: '', err: `byoc: ${bundle} is the plane of customer ${CUSTOMER}, not globex\n` });
+      .toEqual({ code: 1, out: '', err: `byoc: ${bundle} is the release of customer ${CUSTOMER}, not globex\n` });
   });
 
   test('no bucket, no key, a malformed customer', async () => {
@@ -195,7 +195,7 @@ describe('refused before anything is uploaded', () => {
   });
 });
 
-test('with --outputs alone: the registry and the signing key come from the control plane\'s outputs, the public key from KMS', async () => {
+test('with --outputs alone: the registry and the signing key come from the control plane\'s outputs, the public key from KMS, the customer from the signed release', async () => {
   const kms = new KMSClient({});
   const keyArn = (await kms.send(new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY', Description: 'byoc bundle signing (test)' }))).KeyMetadata!.Arn!;
   const signed = await sign('2.0.0', signerFor(keyArn));
@@ -203,8 +203,9 @@ test('with --outputs alone: the registry and the signing key come from the contr
   const outputs = path.join(tmp('outputs'), 'control-plane-outputs.json');
   fs.writeFileSync(outputs, JSON.stringify({ OtherStack: { Foo: 'bar' }, [CONTROL_PLANE_STACK]: { [RELEASE_OUTPUTS.registryBucket]: bucket, [RELEASE_OUTPUTS.signingKey]: keyArn, [RELEASE_OUTPUTS.signerRole]: 'arn:aws:iam::123456789012:role/signer' } }));
 
-  const r = await byoc('release', 'publish', signed, '--customer', CUSTOMER, '--outputs', outputs);
-  expect(r).toMatchObject({ code: 0, out: expect.stringMatching(new RegExp(`^published s3://${bucket}/${CUSTOMER}/2\\.0\\.0/`)) });
+  // Without --customer: the signed release names it.
+  const r = await byoc('release', 'publish', signed, '--outputs', outputs);
+  expect(r).toMatchObject({ code: 0, out: expect.stringMatching(new RegExp(`^published s3://${bucket}/${CUSTOMER}/2\\.0\\.0/: release 2\\.0\\.0 of ${CUSTOMER}, `)) });
   expect(await versions(bucket)).toHaveLength(filesOf(signed).length);
 
   // A bundle signed with another key does not verify against the control plane's signing key.
@@ -221,11 +222,4 @@ test('readReleaseOutputs: the control plane\'s stack, or the one stack with a re
   expect(() => readReleaseOutputs(write('ambiguous.json', { A: { [RELEASE_OUTPUTS.registryBucket]: 'a' }, B: { [RELEASE_OUTPUTS.registryBucket]: 'b' } }))).toThrow(/several control-plane stacks \(A, B\)/);
   expect(() => readReleaseOutputs(write('none.json', { A: { HubUrl: 'x' } }))).toThrow(new ReleaseError('bad-outputs', `--outputs: ${path.join(dir, 'none.json')} has no stack with the output ${RELEASE_OUTPUTS.registryBucket}; deploy the control plane with cdk deploy --outputs-file FILE and give that file, or give --bucket`));
   expect(() => readReleaseOutputs(path.join(dir, 'missing.json'))).toThrow(/cannot read .*missing\.json \(ENOENT\)/);
-});
-
-test('bundleCustomer reads the customer from the customer plane\'s templates', () => {
-  expect(bundleCustomer(bundle)).toBe(CUSTOMER);
-  const empty = tmp('empty');
-  fs.writeFileSync(path.join(empty, 'Other.template.json'), JSON.stringify({ Outputs: { Foo: { Value: 'x' } } }));
-  expect(bundleCustomer(empty)).toBeUndefined();
 });
