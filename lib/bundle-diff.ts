@@ -281,7 +281,7 @@ function statementSummary(s: Record<string, unknown>): string {
   ].join('');
 }
 
-/** Every policy document (an object with `Statement`) anywhere in a resource's properties, with its place. */
+/** Every policy document (an object whose `Statement` holds statements) anywhere in a resource's properties, with its place. */
 function policyDocuments(props: unknown, at: string, out: { document: string; statements: unknown[] }[]): void {
   if (Array.isArray(props)) {
     props.forEach((v, i) => {
@@ -292,8 +292,10 @@ function policyDocuments(props: unknown, at: string, out: { document: string; st
   }
   if (!props || typeof props !== 'object') return;
   const o = props as Record<string, unknown>;
-  if ('Statement' in o && !('Fn::Join' in o)) {
-    out.push({ document: at, statements: list(o.Statement) });
+  // A policy's statements each have an Effect (a WAF rule's `Statement` is something else).
+  const statements = list(o.Statement);
+  if (statements.length && statements.every((x) => x !== null && typeof x === 'object' && 'Effect' in x)) {
+    out.push({ document: at, statements });
     return;
   }
   for (const [k, v] of Object.entries(o)) {
