@@ -7,6 +7,7 @@ import {
   CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, PutObjectLockConfigurationCommand, S3Client,
 } from '@aws-sdk/client-s3';
 import { main } from '../../bin/byoc';
+import { projectRoot } from '../../lib/app';
 import { CONTROL_PLANE_STACK } from '../../bin/control-plane';
 import { RELEASE_OUTPUTS } from '../../control-plane/stack';
 import { MANIFEST, parseManifest, RELEASE, SIGNATURE, signAssembly } from '../../lib/bundle';
@@ -87,10 +88,14 @@ afterAll(async () => {
   for (const d of tmpdirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
-test('byoc release publish --help names its options', async () => {
+test('byoc release publish --help names its options; the README uses no other', async () => {
   const r = await byoc('release', 'publish', '--help');
   expect(r.code).toBe(0);
   for (const option of ['--customer', '--bucket', '--outputs', '--public-key', '--key', '--region']) expect(r.out).toContain(option);
+  const readme = fs.readFileSync(path.join(projectRoot(), 'README.md'), 'utf8');
+  const documented = readme.split('\n').filter((l) => l.includes('byoc release publish '));
+  expect(documented.length).toBeGreaterThan(0);
+  for (const line of documented) for (const option of line.match(/--[a-z-]+/g) ?? []) expect([option, r.out.includes(option)]).toEqual([option, true]);
 });
 
 test('publishes the verified bundle under <customer>/<version>/: every file, byte for byte, with the manifest\'s SHA-256, locked by the registry\'s retention', async () => {
