@@ -85,6 +85,14 @@ describe('generated configuration and JWTs', () => {
       expect(vendor.nats.limits).toMatchObject({ leaf: 0, streams: 1, max_bytes_required: true });
       const subjects = JSON.stringify([customer.nats.imports, vendor.nats.exports, serviceKey.template, leafClaims.nats]);
       expect(subjects.includes('fingerprint')).toBe(settings.shareLearning !== false);
+      // The opt-out is one-way: every inbound kind, the pool's learnings included, is exported to the customer,
+      // received by its leaf and sent by the vendor's service, with shareLearning off too.
+      expect(inboundSubjects(settings)).toEqual(['byoc.acme.in.control', 'byoc.acme.in.learning']);
+      for (const subject of inboundSubjects(settings)) {
+        expect(leafClaims.nats.sub?.allow).toContain(subject);
+        expect(serviceKey.template.pub?.allow).toContain(subject);
+        expect(vendor.nats.exports!.find((e) => e.subject === subject)).toMatchObject({ type: 'stream', token_req: true });
+      }
       // The .creds parse back to the same JWT and seed.
       const parsed = await parseCreds(bytes(leaf.creds));
       expect([parsed.jwt, parsed.key]).toEqual([leaf.jwt, leaf.seed]);

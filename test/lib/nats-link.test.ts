@@ -76,17 +76,19 @@ describe('on a real hub and leaf linked over TLS', () => {
     expect(ack.stream).toBe('BYOC_INGEST');
   });
 
-  test('control messages cross from the vendor to the gateway\'s remote identity', async () => {
+  test('each inbound kind (control, the pool\'s learnings) crosses from the vendor to the gateway\'s remote identity, on its own subject', async () => {
     const gateway = await link.gateway();
-    const seen = collect(gateway, out('control'));
+    const inbound = crossingKinds({ customerId: C }).filter((k) => k.direction === Direction.VENDOR_TO_CUSTOMER);
+    expect(inbound.map((k) => k.name)).toEqual(['control', 'learning']);
+    const seen = collect(gateway, inbound.map((k) => subjectOf(k, C)));
     await seen.ready;
     const vendor = await link.vendor();
     await eventually(async () => {
-      vendor.publish(out('control'), '{"action":"set-config-version"}');
+      for (const k of inbound) vendor.publish(subjectOf(k, C), JSON.stringify({ probe: k.name }));
       await vendor.flush();
       await sleep(50);
-      return seen.payloads.length > 0;
-    }, 5000, 'control message at the gateway');
+      return inbound.every((k) => seen.subjects.includes(subjectOf(k, C)));
+    }, 5000, 'every inbound kind at the gateway');
   });
 
   test('an agent cannot publish on crossing subjects, another customer\'s, system subjects, as another agent, or an undeclared kind', async () => {
@@ -98,7 +100,7 @@ describe('on a real hub and leaf linked over TLS', () => {
     const agent = await link.agent('code-reviewer');
     const errors = permissionErrors(agent);
     const forbidden = [out('workflow'), out('workflow', 'other-co'), `byoc.${C}.in.control`, '$SYS.REQ.SERVER.PING', '$JS.API.INFO', '_INBOX.anything',
-      'boundary.inbox.control', 'boundary.outbox.usage-meter.usage', 'boundary.outbox.code-reviewer.fingerprint', 'dead.triage', 'work.planner'];
+      'boundary.inbox.control', 'boundary.inbox.learning', 'boundary.outbox.usage-meter.usage', 'boundary.outbox.code-reviewer.fingerprint', 'dead.triage', 'work.planner'];
     for (const subject of forbidden) agent.publish(subject, '{"forbidden":true}');
     agent.subscribe('>');
     await agent.flush().catch(() => undefined);
