@@ -51,6 +51,8 @@ describe('vendor ingest service (operator-mode nats-server 2.9 hub, real leaves,
   let ddb: DynamoDBClient;
   let store: CrashAfterStore;
   let service: IngestService;
+  /** The registrations the service started with. */
+  const registered: Record<string, IngestCustomerConfig> = {};
   const leaves: Record<string, CustomerLeaf> = {};
   const keys = { acme: generateKeyPairSync('ec', { namedCurve: 'prime256v1' }), beta: generateKeyPairSync('ec', { namedCurve: 'prime256v1' }), other: generateKeyPairSync('ec', { namedCurve: 'prime256v1' }) };
   const pem = (k: KeyObject) => k.export({ type: 'spki', format: 'pem' }).toString();
@@ -106,9 +108,12 @@ describe('vendor ingest service (operator-mode nats-server 2.9 hub, real leaves,
     const config = async (customerId: string, o: Partial<IngestCustomerConfig> = {}): Promise<IngestCustomerConfig> => ({
       customerId, creds: (await vendorUser(hub.accounts(customerId))).creds, auditPublicKeyPem: o.auditPublicKeyPem ?? pem(keys[customerId as 'acme'].publicKey), ...o,
     });
+    registered.acme = await config('acme');
+    registered.beta = await config('beta', { shareLearning: false });
+    registered.gone = { ...await config('gone', { auditPublicKeyPem: pem(keys.other.publicKey) }), status: 'revoked' };
     service = new IngestService({
       servers: `127.0.0.1:${hub.hubPort}`, store, retryDelayMs: 100,
-      customers: [await config('acme'), await config('beta', { shareLearning: false }), { ...await config('gone', { auditPublicKeyPem: pem(keys.other.publicKey) }), status: 'revoked' }],
+      customers: Object.values(registered),
       onError: (c, e) => errors.push(`${c}: ${e.message}`),
     });
     await service.start();
@@ -257,6 +262,28 @@ describe('vendor ingest service (operator-mode nats-server 2.9 hub, real leaves,
     const body = metricsBody();
     const good = canonicalBytes({ ...body, signature: cryptoSign(null, signedBody(METRICS, body), ed.privateKey).toString('base64url') });
     expect(edCheck.check('byoc.acme.out.metrics', good)).toMatchObject({ kind: { name: 'metrics' } });
+  });
+
+  test('reconcile follows the registry without a restart: added, revoked, removed, changed and failed consumers; the same list again changes nothing', async () => {
+    const creds = async (c: string) => (await vendorUser(hub.accounts(c))).creds;
+    const { acme, beta } = registered;
+    // stray registered with another customer's credentials: its consumer cannot start.
+    const stray: IngestCustomerConfig = { customerId: 'stray', creds: await creds('acme'), auditPublicKeyPem: pem(keys.other.publicKey) };
+    const first = await service.reconcile([acme, { ...beta, status: 'revoked' }, stray]);
+    expect(first).toEqual({ added: ['stray'], revoked: ['beta'], removed: ['gone'], changed: [], retried: [] });
+    expect(service.states()).toEqual({ acme: { state: 'consuming' }, beta: { state: 'revoked' }, stray: { state: 'failed', error: expect.any(String) } });
+    // acme, unchanged, kept its consumer (its counters go on); stray is retried on each reconcile while it fails.
+    expect(service.counters('acme').accepted.usage).toBeGreaterThan(0);
+    expect(await service.reconcile([acme, { ...beta, status: 'revoked' }, stray])).toEqual({ added: [], revoked: [], removed: [], changed: [], retried: ['stray'] });
+    // stray with its own credentials and beta reinstated: both (re)started, and stray's waiting crossing is stored.
+    const strayConfig = { ...stray, creds: await creds('stray') };
+    expect(await service.reconcile([acme, beta, strayConfig])).toEqual({ added: [], revoked: [], removed: [], changed: ['beta', 'stray'], retried: [] });
+    expect(service.states()).toEqual({ acme: { state: 'consuming' }, beta: { state: 'consuming' }, stray: { state: 'consuming' } });
+    await eventually(async () => (await query(tables.usage, 'stray')).length === 1, 10000, 'stray\'s usage stored');
+    expect(await service.reconcile([acme, beta, strayConfig])).toEqual({ added: [], revoked: [], removed: [], changed: [], retried: [] });
+    await expect(service.reconcile([acme, acme])).rejects.toThrow(/customer acme is configured twice/);
+    await expect(service.reconcile([acme, { ...beta, auditPublicKeyPem: 'nope' }])).rejects.toThrow(/beta: auditPublicKeyPem is not a PEM public key/);
+    expect(service.states().beta).toEqual({ state: 'consuming' });
   });
 
   async function consumerInfo(customerId: string): Promise<{ pending: number }> {
