@@ -168,15 +168,17 @@ export class BundleRegistry extends Construct {
     if (props.accessLogBucket) {
       (this.bucket.node.defaultChild as s3.CfnBucket).loggingConfiguration = { destinationBucketName: props.accessLogBucket, logFilePrefix: REGISTRY_ACCESS_LOG_PREFIX };
     }
-    // Every object is encrypted with the registry's key: a request asking for another encryption, or naming
-    // another key, is refused (one statement each: the conditions of one statement must all hold to deny).
+    // Every object is encrypted with the registry's key (the bucket's default, when a put names none): a put
+    // naming another encryption or another key is refused. Each deny applies only when its header is present
+    // (Null false), so a put without encryption headers gets the default; one statement per header, as a
+    // statement's conditions must all hold for it to deny.
     const denyPutUnless = (sid: string, key: string, value: string) => this.bucket.addToResourcePolicy(new iam.PolicyStatement({
       sid,
       effect: iam.Effect.DENY,
       principals: [new iam.AnyPrincipal()],
       actions: ['s3:PutObject'],
       resources: [this.bucket.arnForObjects('*')],
-      conditions: { StringNotEqualsIfExists: { [key]: value } },
+      conditions: { Null: { [key]: 'false' }, StringNotEquals: { [key]: value } },
     }));
     denyPutUnless('OnlySseKms', 's3:x-amz-server-side-encryption', 'aws:kms');
     denyPutUnless('OnlyTheRegistryKey', 's3:x-amz-server-side-encryption-aws-kms-key-id', this.key.keyArn);

@@ -75,7 +75,7 @@ describe('bundle registry', () => {
     expect(k.Properties.KeyPolicy.Statement.map((st: any) => st.Sid)).toContain('GrantsOnlyForAwsServices');
   });
 
-  test('its policy denies every request without TLS (and TLS before 1.2), and any put not encrypted with the registry\'s key; it allows nothing', () => {
+  test('its policy denies every request without TLS (and TLS before 1.2), and any put asking for another encryption or key (a put naming none gets the registry\'s); it allows nothing', () => {
     const [id] = registryOf(example);
     const key = keyId(example, 'BundleRegistryKey');
     const statements = policyOf(example, id);
@@ -88,11 +88,11 @@ describe('bundle registry', () => {
     });
     expect(statements).toContainEqual({
       Sid: 'OnlySseKms', Action: 's3:PutObject', Effect: 'Deny', Principal: { AWS: '*' }, Resource: objectsOf(id),
-      Condition: { StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption': 'aws:kms' } },
+      Condition: { Null: { 's3:x-amz-server-side-encryption': 'false' }, StringNotEquals: { 's3:x-amz-server-side-encryption': 'aws:kms' } },
     });
     expect(statements).toContainEqual({
       Sid: 'OnlyTheRegistryKey', Action: 's3:PutObject', Effect: 'Deny', Principal: { AWS: '*' }, Resource: objectsOf(id),
-      Condition: { StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption-aws-kms-key-id': arnOf(key) } },
+      Condition: { Null: { 's3:x-amz-server-side-encryption-aws-kms-key-id': 'false' }, StringNotEquals: { 's3:x-amz-server-side-encryption-aws-kms-key-id': arnOf(key) } },
     });
     expect(statements).toHaveLength(4);
   });
