@@ -13,6 +13,7 @@ import { PropError } from '../lib/errors';
 import { accountOnlyInterfaceEndpoints, HTTPS_PORT, s3GatewayEndpoint } from '../lib/network';
 import { NatsHub } from './hub';
 import { LLM_ENV, providerProblems } from './llm-proxy/config';
+import { LLM_PROXY_PORT } from './llm-proxy/endpoint';
 import { ApiShape } from './llm-proxy/providers';
 import { LLM_TABLE_KEY, LLM_TABLE_TTL } from './llm-proxy/store';
 import { LLM_TOKEN_ISSUER, llmProxyAudience, llmProxyHost } from './llm-proxy/token';
@@ -22,7 +23,7 @@ export const LLM_PROXY_ENTRY = '/app/llm-proxy-server.js';
 /** The proxy's ports in its task: TLS (behind the listener) and the plain admin port (health checks, metrics). */
 export const LLM_PROXY_PORTS = { tls: 8443, admin: 9090 } as const;
 /** The port customers reach the proxy on, a listener of the hub's load balancer: behind the same endpoint service. */
-export const LLM_PROXY_LISTENER_PORT = 443;
+export const LLM_PROXY_LISTENER_PORT = LLM_PROXY_PORT;
 /** Prefix of the provider API key secrets: `byoc/llm-proxy/providers/<name>`. */
 export const LLM_PROVIDER_SECRET_PREFIX = 'byoc/llm-proxy/providers/';
 

@@ -31,6 +31,8 @@ export interface AgentEnvironment {
   readonly natsPasswords: Readonly<Record<string, secretsmanager.ISecret>>;
   /** OTLP/HTTP endpoint of the collector. */
   readonly otelEndpoint: string;
+  /** With `llm`: what the agents that hold an LLM key get (a security group with their path, and variables). */
+  readonly llm?: { readonly securityGroup: ec2.ISecurityGroup; readonly environment: Readonly<Record<string, string>> };
 }
 
 export interface AgentServiceProps {
@@ -58,6 +60,9 @@ export class AgentService extends Construct {
     const securityGroups: ec2.ISecurityGroup[] = [env.agentSecurityGroup];
     if (uses(DataStore.POSTGRES)) securityGroups.push(stores.clients.postgres);
     if (uses(DataStore.REDIS)) securityGroups.push(stores.clients.redis);
+    // With `llm`, an agent that holds an LLM key gets the path its calls take.
+    const llm = spec.secrets.some((s) => s.startsWith('llm-')) ? env.llm : undefined;
+    if (llm) securityGroups.push(llm.securityGroup);
     if (uses(DataStore.WORKSPACE)) {
       securityGroups.push(stores.clients.workspace);
       const [uid, gid] = CONTAINER_USER.split(':');
@@ -112,6 +117,7 @@ export class AgentService extends Construct {
       });
     }
     if (uses(DataStore.WORKSPACE)) environment.BYOC_WORKSPACE = WORKSPACE_PATH;
+    if (llm) Object.assign(environment, llm.environment);
 
     this.workload = new HardenedService(this, 'Workload', {
       name: spec.name,

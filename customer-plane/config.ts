@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { PropError } from '../lib/errors';
-import { EgressMode } from './props';
+import { EgressMode, LlmAccess } from './props';
 import { CustomerPlaneStackProps } from './stack';
 
 /**
@@ -29,15 +29,18 @@ export interface CustomerPlaneConfig {
   readonly vendorHub?: { host?: string; port?: number; caCertificatePem?: string; caCertificateFile?: string; endpointService?: string; endpointServiceRegion?: string; cidrs?: string[] };
   readonly logRetentionDays?: number;
   readonly createRdsOsMetricsLogGroup?: boolean;
+  /** As `llm`: `{ "via": "vendor-proxy" }` or `{ "via": "own-keys" }`. */
+  readonly llm?: LlmAccess;
 }
 
 const KEYS: Record<string, readonly string[]> = {
-  '': ['customerId', 'account', 'region', 'images', 'maxAzs', 'availabilityZones', 'vpcCidr', 'vpcEndpoints', 'egress', 'existingVpc', 'database', 'cache', 'retainData', 'logRetentionDays', 's3PrefixListId', 'shareLearning', 'vendorHub', 'createRdsOsMetricsLogGroup'],
+  '': ['customerId', 'account', 'region', 'images', 'maxAzs', 'availabilityZones', 'vpcCidr', 'vpcEndpoints', 'egress', 'existingVpc', 'database', 'cache', 'retainData', 'logRetentionDays', 's3PrefixListId', 'shareLearning', 'vendorHub', 'createRdsOsMetricsLogGroup', 'llm'],
   images: ['agentRuntime', 'natsServer', 'otelCollector'],
   existingVpc: ['vpcId', 'vpcCidrBlock', 'availabilityZones', 'privateSubnetIds', 'privateSubnetRouteTableIds'],
   database: ['instanceType', 'multiAz', 'deletionProtection', 'allocatedStorageGiB', 'backupRetentionDays', 'port'],
   cache: ['nodeType', 'replicas', 'port', 'snapshotRetentionDays'],
   vendorHub: ['host', 'port', 'caCertificatePem', 'caCertificateFile', 'endpointService', 'endpointServiceRegion', 'cidrs'],
+  llm: ['via'],
 };
 
 function checkKeys(value: unknown, at: string): void {
@@ -56,7 +59,7 @@ function checkKeys(value: unknown, at: string): void {
 /** Parses a configuration object; every problem is a `PropError` naming the setting. */
 export function customerPlaneStackProps(config: CustomerPlaneConfig, baseDir = process.cwd()): CustomerPlaneStackProps {
   checkKeys(config, '');
-  for (const section of ['images', 'existingVpc', 'database', 'cache', 'vendorHub']) checkKeys((config as unknown as Record<string, unknown>)[section], section);
+  for (const section of ['images', 'existingVpc', 'database', 'cache', 'vendorHub', 'llm']) checkKeys((config as unknown as Record<string, unknown>)[section], section);
   const { account, region, database, egress, logRetentionDays, vendorHub, ...rest } = config;
   let hub = vendorHub;
   if (vendorHub?.caCertificateFile !== undefined) {

@@ -6,6 +6,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { allowLogsOfThisAccount } from '../lib/iam';
 import { AgentSpec } from '../agents/catalog';
+import { llmProxyBaseUrl } from '../control-plane/llm-proxy/endpoint';
 import { cfnOf } from '../lib/compliance';
 import { limitKeyGrantsToAwsServices } from '../lib/compliance';
 import { PropError } from '../lib/errors';
@@ -131,6 +132,14 @@ export class CustomerPlane extends Construct {
     const agentSecurityGroup = group('AgentSecurityGroup', 'Agent tasks: out to the VPC endpoints, the NATS leaf and the collector only');
     const collectorSecurityGroup = group('CollectorSecurityGroup', 'OpenTelemetry collector: OTLP in from agents only');
     collectorSecurityGroup.connections.allowFrom(agentSecurityGroup, ec2.Port.tcp(OTLP_HTTP_PORT), 'OTLP metrics');
+    // llm: the path of the agents that hold an LLM key, in a security group of their own (no other agent gets it).
+    const llmClients = p.llm && new ec2.SecurityGroup(this, 'LlmClientSecurityGroup', {
+      vpc, allowAllOutbound: false,
+      description: p.llm.via === 'vendor-proxy' ? 'LLM agents: out to the vendor\'s LLM proxy through the hub endpoint (llm: vendor-proxy)' : 'LLM agents: out to the LLM providers, HTTPS only (llm: own-keys)',
+    });
+    if (llmClients && p.llm?.via === 'own-keys') {
+      llmClients.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'LLM providers with the customer\'s own keys (llm: own-keys), HTTPS only');
+    }
 
     const common = {
       customerId: p.customerId,
@@ -170,6 +179,7 @@ export class CustomerPlane extends Construct {
       hub: p.vendorHub,
       agentSecurityGroup,
       securityGroup: group,
+      llmProxyClients: p.llm?.via === 'vendor-proxy' ? llmClients : undefined,
     });
 
     const env: AgentEnvironment = {
@@ -186,6 +196,14 @@ export class CustomerPlane extends Construct {
       natsUrl: `nats://nats.${SERVICE_NAMESPACE}:${NATS_CLIENT_PORT}`,
       natsPasswords: this.link.agentPasswords,
       otelEndpoint: `http://otel.${SERVICE_NAMESPACE}:${OTLP_HTTP_PORT}`,
+      llm: llmClients && {
+        securityGroup: llmClients,
+        // vendor-proxy: the proxy's base URL for this customer and the vendor CA its certificate chains to (the
+        // runtime trusts only it for that URL); the token is the llm-primary secret's value.
+        environment: p.llm!.via === 'vendor-proxy'
+          ? { BYOC_LLM_MODE: 'vendor-proxy', BYOC_LLM_PROXY_URL: llmProxyBaseUrl(p.vendorHub.host, p.customerId), BYOC_LLM_PROXY_CA: p.vendorHub.caCertificatePem }
+          : { BYOC_LLM_MODE: 'own-keys' },
+      },
     };
     const byGroup = new Map<string, AgentSpec[]>();
     for (const spec of p.catalog) byGroup.set(spec.group, [...(byGroup.get(spec.group) ?? []), spec]);

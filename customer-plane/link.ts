@@ -10,6 +10,7 @@ import * as targets from 'aws-cdk-lib/aws-route53-targets';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { AgentSpec } from '../agents/catalog';
+import { LLM_PROXY_PORT, llmProxyHost } from '../control-plane/llm-proxy/endpoint';
 import { acknowledgeFinding, cfnOf, limitKeyGrantsToAwsServices } from '../lib/compliance';
 import { PropError } from '../lib/errors';
 import { agentIdentities, leafConfig, secretVariables } from '../lib/nats-config';
@@ -69,6 +70,11 @@ export interface NarrowLinkProps {
   readonly agentSecurityGroup: ec2.SecurityGroup;
   /** Makes a workload security group (endpoint and S3 egress already allowed). */
   readonly securityGroup: (id: string, description: string) => ec2.SecurityGroup;
+  /**
+   * With `llm: { via: 'vendor-proxy' }`: the security group of the agents that call an LLM. They may reach the hub's
+   * endpoint on the proxy's port, and `llm.<host>` resolves to that endpoint.
+   */
+  readonly llmProxyClients?: ec2.SecurityGroup;
 }
 
 /**
@@ -223,6 +229,12 @@ export class NarrowLink extends Construct {
       const zone = new route53.PrivateHostedZone(this, 'HubZone', { zoneName: hub.host, vpc: network.vpc, comment: `BYOC: the vendor hub ${hub.host} through its PrivateLink endpoint` });
       new route53.ARecord(this, 'HubRecord', { zone, target: route53.RecordTarget.fromAlias(new targets.InterfaceVpcEndpointTarget(this.hubEndpoint)) });
       leafSecurityGroup.connections.allowTo(hubSecurityGroup, ec2.Port.tcp(hub.port), 'NATS leaf to the vendor hub endpoint (outbound only)');
+      if (props.llmProxyClients) {
+        // llm: vendor-proxy. The vendor's LLM proxy is another listener of the same endpoint: llm.<host> in the same
+        // zone, its port open to the LLM agents only.
+        new route53.ARecord(this, 'LlmProxyRecord', { zone, recordName: llmProxyHost(hub.host), target: route53.RecordTarget.fromAlias(new targets.InterfaceVpcEndpointTarget(this.hubEndpoint)) });
+        props.llmProxyClients.connections.allowTo(hubSecurityGroup, ec2.Port.tcp(LLM_PROXY_PORT), 'LLM agents to the vendor\'s LLM proxy through the hub endpoint (llm: vendor-proxy)');
+      }
     } else {
       for (const cidr of hub.cidrs ?? []) {
         leafSecurityGroup.addEgressRule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(hub.port), `NATS leaf to the vendor hub at ${cidr} (outbound only)`);

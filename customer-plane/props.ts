@@ -20,6 +20,27 @@ export enum EgressMode {
 }
 
 /**
+ * Where the agents' LLM calls go (the agents that hold the `llm-*` secrets). Both paths send prompts out of the
+ * customer's account, to the vendor's proxy or to the providers, so neither is taken without being chosen.
+ */
+export type LlmAccess =
+  /**
+   * Through the vendor's LLM proxy, over the hub's PrivateLink endpoint (`llm.<vendorHub.host>`, port 443), with the
+   * vendor's provider keys: the plane's `llm-primary` secret holds the proxy token the vendor issued. The proxy
+   * enforces the customer's rate limit and token budget and stores and logs no prompt or completion. Needs
+   * `vendorHub.endpointService`.
+   */
+  | { readonly via: 'vendor-proxy' }
+  /**
+   * Straight to the providers with the customer's own keys (`llm-primary`, `llm-secondary`): the LLM agents may
+   * send HTTPS (443) to anywhere. Needs a route out: `egress: nat`, or an existing VPC with one.
+   */
+  | { readonly via: 'own-keys' };
+
+/** The ways of `LlmAccess`. */
+export const LLM_ACCESS_MODES: readonly LlmAccess['via'][] = ['vendor-proxy', 'own-keys'];
+
+/**
  * Container images of a release, each as a full ECR reference pinned by digest:
  * `ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:<64 hex>`. Tags are refused: what runs must be
  * exactly what the vendor signed.
@@ -175,6 +196,13 @@ export interface CustomerPlaneProps {
   readonly catalog?: readonly AgentSpec[];
 
   /**
+   * Where the agents' LLM calls go: the vendor's LLM proxy through the hub's PrivateLink endpoint, or the
+   * providers with the customer's own keys (needs `egress: nat`). See `LlmAccess`.
+   * @default - none: no path to an LLM; the agents' LLM calls fail until one is chosen
+   */
+  readonly llm?: LlmAccess;
+
+  /**
    * PostgreSQL settings.
    * @default - see each option
    */
@@ -241,6 +269,7 @@ export interface ResolvedProps {
   readonly s3PrefixListId?: string;
   readonly egress: EgressMode;
   readonly catalog: readonly AgentSpec[];
+  readonly llm?: LlmAccess;
   readonly database: Required<DatabaseOptions>;
   readonly cache: Required<CacheOptions>;
   readonly retainData: boolean;
@@ -373,6 +402,7 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
   checkInt('cache.snapshotRetentionDays', cache.snapshotRetentionDays, 15, 35, 'use 15 to 35 days: HIPAA and NIST 800-53 require at least 15 days of cache backups');
 
   const vendorHub = resolveVendorHub(props.vendorHub, !!props.vpc, egress);
+  const llm = resolveLlm(props.llm, vendorHub, !!props.vpc, egress);
 
   const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
   if (!Object.values(logs.RetentionDays).includes(logRetention) || logRetention === logs.RetentionDays.INFINITE) {
@@ -391,6 +421,7 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     s3PrefixListId: props.s3PrefixListId,
     egress,
     catalog,
+    llm,
     database,
     cache,
     retainData,
@@ -399,6 +430,24 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     vendorHub,
     createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup ?? false,
   };
+}
+
+/** Validates `llm`: each way must have its path (the hub's endpoint service, or a route out). */
+function resolveLlm(llm: LlmAccess | undefined, hub: VendorHub, existingVpc: boolean, egress: EgressMode): LlmAccess | undefined {
+  if (llm === undefined) return undefined;
+  if (!llm || typeof llm !== 'object' || !LLM_ACCESS_MODES.includes(llm.via)) {
+    throw new PropError('llm.via', `${JSON.stringify((llm as { via?: unknown } | null)?.via)} is not a way to reach an LLM`,
+      `use ${LLM_ACCESS_MODES.map((m) => `{ via: '${m}' }`).join(' or ')}, or leave llm out`);
+  }
+  if (llm.via === 'vendor-proxy' && hub.endpointService === undefined) {
+    throw new PropError('llm', 'vendor-proxy without vendorHub.endpointService: the proxy is reached only through the hub\'s PrivateLink endpoint',
+      'give vendorHub.endpointService, or use { via: \'own-keys\' } with egress: nat');
+  }
+  if (llm.via === 'own-keys' && !existingVpc && egress !== EgressMode.NAT) {
+    throw new PropError('llm', 'own-keys with egress: none: the plane\'s VPC has no route to the providers',
+      'set egress: nat, or use { via: \'vendor-proxy\' } (the vendor\'s proxy through the hub\'s PrivateLink endpoint)');
+  }
+  return { via: llm.via };
 }
 
 const DNS_NAME = /^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;

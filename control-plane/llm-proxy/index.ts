@@ -1,3 +1,4 @@
+export * from './endpoint';
 export * from './config';
 export * from './providers';
 export * from './provision';

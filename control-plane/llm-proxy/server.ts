@@ -35,9 +35,6 @@ const REQUEST_ID = /^[0-9A-Za-z_-]{8,64}$/;
 /** Upstream statuses after which the next provider is tried: the provider's trouble, not the request's. */
 const FAILOVER_STATUSES = new Set([401, 403, 408, 409, 425, 429]);
 
-/** The path prefix a customer's runtime uses as its base URL: `https://llm.<hub host>/c/<customer>`. */
-export const customerBasePath = (customerId: string) => `/c/${customerId}`;
-
 export interface ProviderKeys {
   /** The provider's API key (cached by the implementation). */
   get(provider: ProviderConfig): Promise<string>;

@@ -23,10 +23,7 @@ export const LLM_TOKEN_ISSUER = 'byoc-vendor';
 /** Default lifetime of an issued token. Revocation does not wait for it (see `LlmStore.revokeCustomer`). */
 export const LLM_TOKEN_DAYS = 365;
 
-/** The audience (`aud`) of the proxy serving `host`: its URL, `https://llm.<hub host>`. */
-export const llmProxyAudience = (hubHost: string) => `https://${llmProxyHost(hubHost)}`;
-/** The proxy's DNS name under the hub's: covered by the hub certificate's `*.<host>`. */
-export const llmProxyHost = (hubHost: string) => `llm.${hubHost}`;
+export { llmProxyAudience, llmProxyHost } from './endpoint';
 
 /** Signs a JWS signing input; returns the signature in JOSE's raw form (`r || s`, 64 bytes for ES256). */
 export interface JwsSigner {
