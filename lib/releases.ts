@@ -14,9 +14,9 @@ import { signerFor } from './signer';
 /**
  * The vendor's publication of a signed bundle (`byoc release publish`): the bundle is verified with the kit's
  * own verification, on a private copy, and exactly that copy is uploaded to the control plane's bundle
- * registry under `<customer>/<version>/` (both from the signed release). A version is published once: every object is written with S3's
- * `If-None-Match: *` (a key already there is refused, atomically), and the registry's Object Lock keeps every
- * version for its retention. The release file goes first (its refusal means the version exists), the
+ * registry under `<customer>/<version>/` (both from the signed release). A version is published once: every
+ * object is written with S3's `If-None-Match: *` (a key already there is refused, atomically), and the
+ * registry's Object Lock keeps every version for its retention. The release file goes first (its refusal means the version exists), the
  * signature last (a version with a signature is complete). Each object carries its SHA-256, which S3 checks
  * on arrival: for every file but the signature and the manifest, the one the signed manifest lists.
  */
