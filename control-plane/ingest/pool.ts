@@ -189,8 +189,8 @@ export class LearningPoolPublisher {
         inboxPrefix: vendorInboxPrefix(c.customerId), maxReconnectAttempts: 3, reconnectTimeWait: 1000,
       });
       nc = conn;
-      // A refused publish (credentials issued before the contract had the kind: re-issue them with `byoc customer
-      // add`) does not throw; the server reports it on the connection's status.
+      // A refused publish (another customer's credentials, or an account issued before the contract had the kind)
+      // does not throw: the server reports it on the connection's status.
       const refusals: string[] = [];
       void (async () => {
         for await (const s of conn.status()) {
@@ -207,7 +207,9 @@ export class LearningPoolPublisher {
       // The flush's round trip comes back after the server has handled (or refused) every publish before it.
       await conn.flush();
       await conn.drain();
-      if (refusals.length > 0) throw new Error(`the hub refused publishing on ${subject} for this customer's vendor service user: its account predates the ${LEARNING_KIND.name} kind (re-issue it with byoc customer add)`);
+      if (refusals.length > 0) {
+        throw new Error(`the hub refused publishing on ${subject}: the credentials are not this customer's vendor service user, or its account predates the ${LEARNING_KIND.name} kind (re-issue it with byoc customer add)`);
+      }
       return this.stopped && sent < publication.learnings.length ? { state: 'stopped', sent } : { state: 'published', sent };
     } catch (e) {
       await nc?.close().catch(() => undefined);

@@ -251,6 +251,7 @@ describe('pacing and aggregation', () => {
     }
     hub = await startOperatorHub();
     await hub.addCustomer({ customerId: PACED });
+    await hub.addCustomer({ customerId: 'other-co' });
   });
 
   afterAll(async () => {
@@ -292,6 +293,18 @@ describe('pacing and aggregation', () => {
     await eventually(() => seen.payloads.length === 20, 5000, 'the burst at the hub');
     publisher.stop();
     expect((await publishing).customers[PACED]).toEqual({ state: 'stopped', sent: 20 });
+  });
+
+  test('another customer\'s credentials cannot publish a customer\'s learnings: the hub refuses, the publication reports it', async () => {
+    const seen = collect(await hub.observer(PACED), `byoc.${PACED}.in.${LEARNING_KIND.name}`);
+    await seen.ready;
+    const errors: string[] = [];
+    const publisher = new LearningPoolPublisher({ servers: `127.0.0.1:${hub.hubPort}`, client: ddb, table: tables.learningPool, maxPatterns: 1, onError: (c, e) => errors.push(`${c}: ${e.message}`) });
+    const report = await publisher.publish([{ customerId: PACED, creds: (await vendorUser(hub.accounts('other-co'))).creds }]);
+    expect(report.customers[PACED]).toMatchObject({ state: 'failed', sent: 1, error: expect.stringMatching(`the hub refused publishing on byoc.${PACED}.in.learning`) });
+    expect(errors).toHaveLength(1);
+    await sleep(200);
+    expect(seen.payloads).toEqual([]);
   });
 
   test('aggregation: only items of the fingerprint schema with the catalog\'s agents, summed per pattern and outcome, capped, most-run first', () => {
