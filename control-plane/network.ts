@@ -6,7 +6,7 @@ import { Construct } from 'constructs';
 import { acknowledgeFinding } from '../lib/compliance';
 import { DeployTimeFunction } from '../lib/deploy-time/function';
 import {
-  accountOnlyInterfaceEndpoints, addFlowLogs, allowEndpointsFrom, connectDeployTimeFunction, s3GatewayEndpoint,
+  accountOnlyInterfaceEndpoints, accountOnlyStatement, addFlowLogs, allowEndpointsFrom, connectDeployTimeFunction, s3GatewayEndpoint,
 } from '../lib/network';
 
 /**
@@ -117,6 +117,28 @@ export class HubNetwork extends Construct {
       endpoints,
       ec2Endpoint: { admit: 'role', placement },
     });
+  }
+
+  /**
+   * One more interface endpoint, for an AWS API only a workload beside the hub calls (the ingest service's
+   * DynamoDB), created once per ID: in the isolated subnets, behind the endpoints' security group (so
+   * `allowEndpointsFrom` reaches it too), admitting this account's principals only. `privateDnsEnabled: false`
+   * where the service's own name must not be captured or private DNS is not offered: callers then use the
+   * endpoint's own DNS name (`vpcEndpointDnsEntries`).
+   */
+  public addInterfaceEndpoint(id: string, service: ec2.InterfaceVpcEndpointAwsService, options: { readonly privateDnsEnabled: boolean }): ec2.InterfaceVpcEndpoint {
+    const existing = this.node.tryFindChild(id);
+    if (existing) return existing as ec2.InterfaceVpcEndpoint;
+    const endpoint = new ec2.InterfaceVpcEndpoint(this, id, {
+      vpc: this.vpc,
+      service,
+      subnets: this.subnets,
+      privateDnsEnabled: options.privateDnsEnabled,
+      securityGroups: [this.endpointSecurityGroup],
+      open: false,
+    });
+    endpoint.addToPolicy(accountOnlyStatement());
+    return endpoint;
   }
 
   /**
