@@ -153,7 +153,8 @@ export class IngestDeployment extends Construct {
       }
     }
 
-    // The DynamoDB API in the hub's VPC, by the endpoint's own name (no private DNS: the service is given the URL).
+    // The DynamoDB API in the hub's VPC, by the endpoint's own name (no private DNS: the service is given the URL;
+    // the first of the endpoint's DNS entries, `<hosted zone>:<name>`, is its regional name).
     this.dynamoDbEndpoint = hub.network.addInterfaceEndpoint('DynamoDb', ec2.InterfaceVpcEndpointAwsService.DYNAMODB, { privateDnsEnabled: false });
     const dynamoDbHost = Fn.select(1, Fn.split(':', Fn.select(0, this.dynamoDbEndpoint.vpcEndpointDnsEntries)));
 
