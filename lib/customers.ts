@@ -4,6 +4,8 @@ import {
   CreateSecretCommand, DescribeSecretCommand, GetSecretValueCommand, ListSecretsCommand, PutSecretValueCommand, SecretsManagerClient,
   Tag, TagResourceCommand,
 } from '@aws-sdk/client-secrets-manager';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { decode, fromSeed, parseCreds, User } from '@nats-io/jwt';
 import { credsAuthenticator, NatsConnection } from '@nats-io/nats-core';
@@ -16,8 +18,11 @@ import { IMAGE_REPOSITORIES } from '../control-plane/control-plane';
 import { parseAuditPublicKey } from '../control-plane/ingest/check';
 import { INGEST_RECORD_FORMAT, IngestRecord, ingestRecordJson, ingestSecretName, parseIngestRecord, REGISTRY_TAGS } from '../control-plane/ingest/registry';
 import { CUSTOMER_SECRET_PREFIX } from '../control-plane/ingest/settings';
+import { llmProxyAudience } from '../control-plane/llm-proxy/endpoint';
+import { llmTokenSecretName, provisionLlmProxyCustomer } from '../control-plane/llm-proxy/provision';
+import { BudgetPeriod, CustomerLimits, DEFAULT_LIMITS, LlmStore } from '../control-plane/llm-proxy/store';
 import { CustomerPlaneConfig, customerPlaneStackProps } from '../customer-plane/config';
-import { IMAGE_KEYS, parseImageRef, ReleaseImages, resolveProps } from '../customer-plane/props';
+import { IMAGE_KEYS, LlmAccess, parseImageRef, ReleaseImages, resolveProps } from '../customer-plane/props';
 import { contractHash, CUSTOMER_ID } from './boundary-contract';
 import { BUNDLE_FORMAT, RELEASE } from './bundle';
 import {
@@ -39,6 +44,10 @@ import { hubLeafPermissions, LinkSettings, vendorInboxPrefix } from './nats-conf
  *   (`control-plane/ingest/registry.ts`): its settings and status, the `.creds` of its vendor ingest user, and the
  *   public key of the customer's audit KMS key once the customer has sent it (`--audit-public-key`), which its
  *   signed metrics must verify with;
+ * - when the vendor runs the LLM proxy (`control-plane/llm-proxy/`): the customer registered in the proxy's table
+ *   with its limits, and its proxy token (a JWT signed by the proxy's KMS key) in `byoc/customers/<id>/llm-proxy-token`,
+ *   handed to the customer, who stores it in its plane's `llm-primary` secret (`llm: { via: 'vendor-proxy' }`);
+ *   `revoke` marks the customer revoked in the table (the proxy refuses its tokens at once);
  * - the account JWTs pushed to the running hub over `$SYS` (and the customer's ingest stream created);
  * - the customer plane's configuration `<out>/<customer>.json`, as `customer-plane/config.ts` loads it.
  *
@@ -63,7 +72,14 @@ export const customerSecretNames = (customerId: string) => ({
 /** Name of the operator-signing-seed secret the control plane's hub creates (`control-plane/hub.ts`). */
 export const DEFAULT_OPERATOR_SEED_SECRET = 'byoc/hub/operator-signing-seed';
 /** Outputs of the control-plane stack `add` reads from a `cdk deploy --outputs-file` JSON (`control-plane/stack.ts`). */
-export const CONTROL_PLANE_OUTPUTS = { endpointService: 'HubEndpointServiceName', operatorSeedSecret: 'OperatorSigningSeedSecretArn' } as const;
+export const CONTROL_PLANE_OUTPUTS = {
+  endpointService: 'HubEndpointServiceName',
+  operatorSeedSecret: 'OperatorSigningSeedSecretArn',
+  /** The LLM proxy's token signing key (only when the vendor runs the proxy). */
+  llmProxyTokenKey: 'LlmProxyTokenKeyArn',
+  /** The LLM proxy's table (only when the vendor runs the proxy). */
+  llmProxyTable: 'LlmProxyTableName',
+} as const;
 /** The vendor CA's file next to the customer plane configurations `add` writes. */
 export const HUB_CA_FILE = 'vendor-hub-ca.pem';
 /** The tags on a customer's secrets (what `list` reads without decrypting anything). */
@@ -479,6 +495,76 @@ async function pushAccounts(nc: NatsConnection, jwts: { name: string; jwt: strin
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// LLM proxy
+
+/** The vendor's LLM proxy, as `add` and `revoke` reach it. */
+interface LlmProxyTarget {
+  /** The token signing key (absent for `revoke`, which only needs the table). */
+  readonly tokenKeyId?: string;
+  readonly table: string;
+}
+
+const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z]{2}(?:-[a-z]+)+-\d):\d{12}:key\/[0-9a-f-]{36}$/;
+
+/**
+ * The LLM proxy when the vendor runs one: `--llm-token-key` and `--llm-table`, else the control plane's outputs
+ * `LlmProxyTokenKeyArn` and `LlmProxyTableName`; undefined when neither gives any (no proxy).
+ */
+function llmProxyTarget(flags: { llmTokenKey?: string; llmTable?: string }, outputs: Record<string, string>, needsKey: boolean): LlmProxyTarget | undefined {
+  const tokenKeyId = flags.llmTokenKey ?? outputs[CONTROL_PLANE_OUTPUTS.llmProxyTokenKey];
+  const table = flags.llmTable ?? outputs[CONTROL_PLANE_OUTPUTS.llmProxyTable];
+  // No proxy: neither is given (revoke needs only the table).
+  if (table === undefined && (tokenKeyId === undefined || !needsKey)) return undefined;
+  if (table === undefined) {
+    throw new CustomerError('--llm-table', 'missing: the LLM proxy\'s customers are registered in its table', `give --llm-table (the control plane's ${CONTROL_PLANE_OUTPUTS.llmProxyTable} output) with --llm-token-key, or --control-plane-outputs FILE holding both outputs`);
+  }
+  if (!TABLE_NAME.test(table)) {
+    throw new CustomerError('--llm-table', `"${table}" is not a DynamoDB table name`, `give the control plane's ${CONTROL_PLANE_OUTPUTS.llmProxyTable} output`);
+  }
+  if (!needsKey) return { table };
+  if (tokenKeyId === undefined) {
+    throw new CustomerError('--llm-token-key', 'missing: the customer\'s LLM proxy token is signed by the proxy\'s KMS key', `give --llm-token-key (the control plane's ${CONTROL_PLANE_OUTPUTS.llmProxyTokenKey} output) with --llm-table, or --control-plane-outputs FILE holding both outputs`);
+  }
+  if (!KMS_KEY_ARN.test(tokenKeyId)) {
+    throw new CustomerError('--llm-token-key', `"${tokenKeyId}" is not a KMS key ARN`, `give the control plane's ${CONTROL_PLANE_OUTPUTS.llmProxyTokenKey} output, arn:aws:kms:REGION:ACCOUNT:key/KEY-ID`);
+  }
+  return { tokenKeyId, table };
+}
+
+/** `--llm-requests-per-minute`, `--llm-tokens-per-period`, `--llm-budget-period`: each given one, checked. */
+function llmLimitFlags(o: { llmRequestsPerMinute?: string | number; llmTokensPerPeriod?: string | number; llmBudgetPeriod?: string }): Partial<CustomerLimits> {
+  const whole = (flag: string, v: string | number | undefined, max: number) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!/^\d+$/.test(String(v).trim()) || !Number.isSafeInteger(n) || n < 1 || n > max) {
+      throw new CustomerError(flag, `"${v}" is not a whole number from 1 to ${max}`, `give a whole number, e.g. ${flag} ${flag.includes('minute') ? DEFAULT_LIMITS.requestsPerMinute : DEFAULT_LIMITS.tokensPerPeriod} (the default)`);
+    }
+    return n;
+  };
+  const period = o.llmBudgetPeriod;
+  if (period !== undefined && period !== 'day' && period !== 'month') {
+    throw new CustomerError('--llm-budget-period', `"${period}" is neither day nor month`, 'give day (the default) or month: the period --llm-tokens-per-period counts in');
+  }
+  const out: { requestsPerMinute?: number; tokensPerPeriod?: number; period?: BudgetPeriod } = {
+    requestsPerMinute: whole('--llm-requests-per-minute', o.llmRequestsPerMinute, 1_000_000),
+    tokensPerPeriod: whole('--llm-tokens-per-period', o.llmTokensPerPeriod, 1e12),
+    period: period as BudgetPeriod | undefined,
+  };
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined));
+}
+
+/** Region of a KMS key ARN, else the control plane's. */
+const kmsRegion = (arn: string, config: VendorConfig, region?: string) => KMS_KEY_ARN.exec(arn)?.[1] ?? region ?? config.region;
+const awsClientConfig = (region: string | undefined) => (region ? { region } : {});
+
+/** Wraps an AWS error of the LLM proxy's key or table into one naming the flag and the fix. */
+function llmAwsError(flag: string, what: string, e: unknown): CustomerError {
+  return new CustomerError(flag, `${what} failed (${(e as Error).name}: ${(e as Error).message})`,
+    'run with credentials of the vendor account that may use the proxy\'s token key (kms:GetPublicKey, kms:Sign) and table (dynamodb:GetItem, dynamodb:UpdateItem), in the control plane\'s region; check the control plane is deployed with its LLM proxy');
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // add
 
 export interface AddCustomerOptions {
@@ -507,6 +593,16 @@ export interface AddCustomerOptions {
    * @default - the key registered before, if any (until one is registered, the customer's crossings wait in the hub)
    */
   readonly auditPublicKey?: string;
+  /** The LLM proxy's token signing key ARN. @default - the control plane's output `LlmProxyTokenKeyArn`, else no proxy */
+  readonly llmTokenKey?: string;
+  /** The LLM proxy's table. @default - the control plane's output `LlmProxyTableName`, else no proxy */
+  readonly llmTable?: string;
+  /** Requests per minute the proxy admits of the customer. @default - the customer's current limit, else 600 */
+  readonly llmRequestsPerMinute?: string | number;
+  /** Tokens per budget period the proxy admits of the customer. @default - the customer's current limit, else 5,000,000 */
+  readonly llmTokensPerPeriod?: string | number;
+  /** The budget's period. @default - the customer's current one, else day */
+  readonly llmBudgetPeriod?: string;
 }
 
 /** The Secrets Manager client of the control plane's region (flag, then the vendor configuration's, then the SDK's default). */
@@ -518,14 +614,16 @@ export function secretsClient(region: string | undefined, config?: VendorConfig)
 /** Registers (or re-checks) a customer: every step idempotent. */
 export async function addCustomer(o: AddCustomerOptions, sm?: SecretsManagerClient): Promise<CommandResult> {
   const connections: NatsConnection[] = [];
+  const clients: { destroy(): void }[] = [];
   try {
-    return await addSteps(o, sm, connections);
+    return await addSteps(o, sm, connections, clients);
   } finally {
     await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)));
+    for (const c of clients) c.destroy();
   }
 }
 
-async function addSteps(o: AddCustomerOptions, sm: SecretsManagerClient | undefined, connections: NatsConnection[]): Promise<CommandResult> {
+async function addSteps(o: AddCustomerOptions, sm: SecretsManagerClient | undefined, connections: NatsConnection[], clients: { destroy(): void }[]): Promise<CommandResult> {
   // 1. Everything given is checked before anything is written.
   checkCustomerId(o.customer);
   checkAccountId(o.account);
@@ -555,9 +653,17 @@ async function addSteps(o: AddCustomerOptions, sm: SecretsManagerClient | undefi
   }
   const images = resolveImages(o, config, existingPlane);
   const operatorSeedSecret = o.operatorSeedSecret ?? outputs[CONTROL_PLANE_OUTPUTS.operatorSeedSecret] ?? DEFAULT_OPERATOR_SEED_SECRET;
+  const llmProxy = llmProxyTarget(o, outputs, true);
+  const llmLimits = llmLimitFlags(o);
+  if (!llmProxy && Object.keys(llmLimits).length > 0) {
+    throw new CustomerError(o.llmRequestsPerMinute !== undefined ? '--llm-requests-per-minute' : o.llmTokensPerPeriod !== undefined ? '--llm-tokens-per-period' : '--llm-budget-period',
+      'given, but there is no LLM proxy to apply it to', `give --control-plane-outputs FILE with the outputs ${CONTROL_PLANE_OUTPUTS.llmProxyTokenKey} and ${CONTROL_PLANE_OUTPUTS.llmProxyTable} (the control plane deployed with its LLM proxy), or --llm-token-key and --llm-table`);
+  }
+  // With the proxy, the customer's agents reach LLMs through it, unless its configuration says own-keys (kept).
+  const llm = llmProxy && existingPlane?.llm?.via !== 'own-keys' ? { via: 'vendor-proxy' as const } : undefined;
 
   // The plane configuration is built and validated as the customer plane will load it, before any write.
-  const plane = planeConfig(existingPlane, { customerId: o.customer, account: o.account, images, shareLearning: settings.shareLearning!, host: hub.host, endpointService });
+  const plane = planeConfig(existingPlane, { customerId: o.customer, account: o.account, images, shareLearning: settings.shareLearning!, host: hub.host, endpointService, llm });
   const caFile = path.join(o.out, HUB_CA_FILE);
   try {
     // With the CA inline: its file is written only after every check passed.
@@ -586,6 +692,28 @@ async function addSteps(o: AddCustomerOptions, sm: SecretsManagerClient | undefi
   if (record && record.status === 'active' && record.awsAccount !== o.account) {
     throw new CustomerError('--account', `customer ${o.customer} is registered with account ${record.awsAccount}, not ${o.account}`,
       `give --account ${record.awsAccount}, or move the customer: byoc customer revoke --customer ${o.customer} ..., then add --reinstate --account ${o.account}`);
+  }
+  // The LLM proxy's key and table are read before anything is written (the key must be a P-256 signing key).
+  let llmClients: { kms: KMSClient; dynamodb: DynamoDBClient; held: Awaited<ReturnType<LlmStore['customer']>> } | undefined;
+  if (llmProxy) {
+    const kms = new KMSClient(awsClientConfig(kmsRegion(llmProxy.tokenKeyId!, config, o.region)));
+    const dynamodb = new DynamoDBClient(awsClientConfig(o.region ?? config.region));
+    clients.push(kms, dynamodb);
+    let key;
+    try {
+      key = await kms.send(new GetPublicKeyCommand({ KeyId: llmProxy.tokenKeyId }));
+    } catch (e) {
+      throw llmAwsError('--llm-token-key', `reading the public key of ${llmProxy.tokenKeyId}`, e);
+    }
+    const spec = key.KeySpec ?? key.CustomerMasterKeySpec;
+    if (spec !== 'ECC_NIST_P256' || !(key.SigningAlgorithms ?? []).includes('ECDSA_SHA_256')) {
+      throw new CustomerError('--llm-token-key', `${llmProxy.tokenKeyId} is a ${spec}${key.KeyUsage ? ` ${key.KeyUsage}` : ''} key, not the LLM proxy's token key (ECC_NIST_P256, SIGN_VERIFY)`, `give the control plane's ${CONTROL_PLANE_OUTPUTS.llmProxyTokenKey} output`);
+    }
+    try {
+      llmClients = { kms, dynamodb, held: await new LlmStore(dynamodb, llmProxy.table).customer(o.customer) };
+    } catch (e) {
+      throw llmAwsError('--llm-table', `reading customer ${o.customer} from ${llmProxy.table}`, e);
+    }
   }
   const steps: StepReport[] = [];
   const next: string[] = [];
@@ -667,6 +795,37 @@ async function addSteps(o: AddCustomerOptions, sm: SecretsManagerClient | undefi
   steps.push({ step: 'ingest', changed: wroteIngest !== 'unchanged', detail: `${wroteIngest === 'unchanged' ? 'kept' : wroteIngest} ${names.ingest} (vendor ingest user ${ingestUser.publicKey}, ${registeredKey ? `audit public key ${registeredKey.fingerprint}` : 'no audit public key yet'})` });
   if (!registeredKey) {
     next.push(`once the customer has deployed, register its audit public key so its crossings are ingested (until then they wait in the hub's stream): the customer runs npx byoc pubkey --key <the ARN of alias/byoc/${o.customer}/audit> --out audit-public.pem and sends the file; then run this add again with --audit-public-key audit-public.pem`);
+  }
+
+  // The LLM proxy: the customer registered with its limits (each flag, else the ones it has, else the defaults)
+  // and its token, kept while valid (provisionLlmProxyCustomer is idempotent).
+  if (llmProxy && llmClients) {
+    const { kms, dynamodb, held } = llmClients;
+    const limits: CustomerLimits = {
+      requestsPerMinute: llmLimits.requestsPerMinute ?? held?.requestsPerMinute ?? DEFAULT_LIMITS.requestsPerMinute,
+      tokensPerPeriod: llmLimits.tokensPerPeriod ?? held?.tokensPerPeriod ?? DEFAULT_LIMITS.tokensPerPeriod,
+      period: llmLimits.period ?? held?.period ?? DEFAULT_LIMITS.period,
+    };
+    let provisioned;
+    try {
+      provisioned = await provisionLlmProxyCustomer({
+        customerId: o.customer, kms, dynamodb, secrets: client, tokenKeyId: llmProxy.tokenKeyId!, table: llmProxy.table,
+        audience: llmProxyAudience(hub.host), limits, secretKmsKeyId: o.kmsKey,
+      });
+    } catch (e) {
+      throw llmAwsError('--llm-token-key', `registering customer ${o.customer} with the LLM proxy (table ${llmProxy.table})`, e);
+    }
+    const changed = provisioned.issued || held === undefined || held.status !== 'active' || !held.tokenIds.includes(provisioned.tokenId)
+      || held.requestsPerMinute !== limits.requestsPerMinute || held.tokensPerPeriod !== limits.tokensPerPeriod || held.period !== limits.period;
+    steps.push({
+      step: 'llm proxy', changed,
+      detail: `${provisioned.issued ? 'issued a token into' : 'kept the token in'} ${provisioned.secretName} (expires ${provisioned.expiresAt.toISOString().slice(0, 10)}); ${held === undefined ? 'registered' : changed ? 'updated' : 'already registered'} in ${llmProxy.table} with ${limits.requestsPerMinute} requests per minute, ${limits.tokensPerPeriod} tokens per ${limits.period}`,
+    });
+    if (llm) {
+      next.push(`hand the LLM proxy token to the customer (aws secretsmanager get-secret-value --secret-id ${llmTokenSecretName(o.customer)} --query SecretString --output text), who stores it in the plane's secret byoc/${o.customer}/llm-primary (aws secretsmanager put-secret-value --secret-id byoc/${o.customer}/llm-primary --secret-string "$(cat llm-proxy-token)"); the plane configuration has llm: { via: 'vendor-proxy' }`);
+    } else {
+      next.push(`the plane configuration ${planeFile} has llm: { via: 'own-keys' } (kept): the customer's agents use its own provider keys; to use the vendor's LLM proxy instead, set llm: { via: 'vendor-proxy' } and hand over the token in ${llmTokenSecretName(o.customer)} for its llm-primary secret`);
+    }
   }
 
   // 4. The running hub: the accounts (vendor's first, the customer's imports from it), and the ingest stream.
@@ -831,7 +990,7 @@ function resolveImages(o: AddCustomerOptions, config: VendorConfig, existing: Cu
 }
 
 /** The customer plane configuration: the settings `add` owns, over whatever else an existing file holds. */
-function planeConfig(existing: CustomerPlaneConfig | undefined, v: { customerId: string; account: string; images: ReleaseImages; shareLearning: boolean; host: string; endpointService: string }): CustomerPlaneConfig {
+function planeConfig(existing: CustomerPlaneConfig | undefined, v: { customerId: string; account: string; images: ReleaseImages; shareLearning: boolean; host: string; endpointService: string; llm?: LlmAccess }): CustomerPlaneConfig {
   const { caCertificatePem: _pem, cidrs: _cidrs, ...otherHub } = existing?.vendorHub ?? {};
   void _pem; void _cidrs;
   return {
@@ -841,6 +1000,7 @@ function planeConfig(existing: CustomerPlaneConfig | undefined, v: { customerId:
     images: { agentRuntime: v.images.agentRuntime, natsServer: v.images.natsServer, otelCollector: v.images.otelCollector },
     shareLearning: v.shareLearning,
     vendorHub: { ...otherHub, host: v.host, port: HUB_PORTS.leafnode, caCertificateFile: HUB_CA_FILE, endpointService: v.endpointService },
+    ...(v.llm ? { llm: v.llm } : {}),
   };
 }
 
@@ -915,6 +1075,8 @@ export interface RevokeCustomerOptions {
   readonly operatorSeedSecret?: string;
   readonly controlPlaneOutputs?: string;
   readonly region?: string;
+  /** The LLM proxy's table. @default - the control plane's output `LlmProxyTableName`, else no proxy */
+  readonly llmTable?: string;
 }
 
 /** Revokes a customer: its account JWT revoked and pushed, its AWS account out of customerAccounts, the event recorded. */
@@ -938,6 +1100,7 @@ export async function revokeCustomer(o: RevokeCustomerOptions, sm?: SecretsManag
   }
   const record = parseRecord(stored, o.customer);
   const outputs = o.controlPlaneOutputs ? readControlPlaneOutputs(o.controlPlaneOutputs) : {};
+  const llmProxy = llmProxyTarget({ llmTable: o.llmTable }, outputs, false);
   const steps: StepReport[] = [];
   const next: string[] = [];
   // The hub is connected to first: an unreachable hub fails the command before anything is recorded.
@@ -945,13 +1108,18 @@ export async function revokeCustomer(o: RevokeCustomerOptions, sm?: SecretsManag
     ? await hubConnection(o.hubUrl, await systemCredentials(client, o.systemCreds, hub.systemAccountPublicKey), readHubCa(o.hubCa, hub.caCertificatePem), SYSTEM_USER_INBOX)
     : undefined;
   try {
-    return await revokeSteps(o, client, config, record, outputs, system, steps, next);
+    const dynamodb = llmProxy ? new DynamoDBClient(awsClientConfig(o.region ?? config.region)) : undefined;
+    try {
+      return await revokeSteps(o, client, config, record, outputs, system, steps, next, llmProxy && dynamodb ? new LlmStore(dynamodb, llmProxy.table) : undefined);
+    } finally {
+      dynamodb?.destroy();
+    }
   } finally {
     await system?.close().catch(() => undefined);
   }
 }
 
-async function revokeSteps(o: RevokeCustomerOptions, client: Sm, config: VendorConfig, record: CustomerRecord, outputs: Record<string, string>, system: NatsConnection | undefined, steps: StepReport[], next: string[]): Promise<CommandResult> {
+async function revokeSteps(o: RevokeCustomerOptions, client: Sm, config: VendorConfig, record: CustomerRecord, outputs: Record<string, string>, system: NatsConnection | undefined, steps: StepReport[], next: string[], llmStore: LlmStore | undefined): Promise<CommandResult> {
   const hub = requireHub(config);
   const names = customerSecretNames(o.customer);
 
@@ -980,6 +1148,22 @@ async function revokeSteps(o: RevokeCustomerOptions, client: Sm, config: VendorC
     const auditKey = held?.auditPublicKeyPem !== undefined ? parseAuditPublicKey(held.auditPublicKeyPem).fingerprint : 'none';
     const t = await putSecret(client, names.ingest, held ? ingestRecordJson({ ...held, status: 'revoked' }) : ingestText, { ...tags('ingest'), [TAGS.auditKey]: auditKey }, '');
     steps.push({ step: 'ingest', changed: t !== 'unchanged', detail: `${names.ingest} ${t === 'unchanged' ? 'already' : 'marked'} revoked (the ingest service stops the customer's consumer at its next registry read)` });
+  }
+  // The LLM proxy: the customer revoked in its table, which every proxy task reads per request (its tokens refused at once).
+  if (llmStore) {
+    const table = o.llmTable ?? outputs[CONTROL_PLANE_OUTPUTS.llmProxyTable];
+    let held;
+    try {
+      held = await llmStore.customer(o.customer);
+      if (held?.status === 'active') await llmStore.revokeCustomer(o.customer, o.reason ?? 'revoked with byoc customer revoke');
+    } catch (e) {
+      throw llmAwsError('--llm-table', `revoking customer ${o.customer} in ${table}`, e);
+    }
+    steps.push({
+      step: 'llm proxy', changed: held?.status === 'active',
+      detail: held === undefined ? `${o.customer} was never registered in ${table}`
+        : `${held.status === 'active' ? 'revoked' : 'already revoked'} ${o.customer} in ${table} (the proxy refuses its tokens; add --reinstate issues a new one)`,
+    });
   }
 
   // 2. The running hub: the revoked JWT replaces the active one; the hub disconnects the leaf at once.
@@ -1024,7 +1208,7 @@ export function registerCustomerCommands(cli: Command): Command {
     .option('--system-creds <file-or-secret>', 'the system user\'s .creds: a file, or the name or ARN of the secret holding them')
     .option('--hub-ca <file>', 'CA to verify a tls:// hub with (default: the vendor configuration\'s hub CA)')
     .option('--operator-seed-secret <id>', `secret holding the operator signing seed (default: the control plane's ${CONTROL_PLANE_OUTPUTS.operatorSeedSecret} output, else ${DEFAULT_OPERATOR_SEED_SECRET})`)
-    .option('--control-plane-outputs <file>', `the control plane's cdk deploy --outputs-file JSON (${CONTROL_PLANE_OUTPUTS.endpointService}, ${CONTROL_PLANE_OUTPUTS.operatorSeedSecret})`);
+    .option('--control-plane-outputs <file>', `the control plane's cdk deploy --outputs-file JSON (${CONTROL_PLANE_OUTPUTS.endpointService}, ${CONTROL_PLANE_OUTPUTS.operatorSeedSecret}; with the LLM proxy ${CONTROL_PLANE_OUTPUTS.llmProxyTokenKey}, ${CONTROL_PLANE_OUTPUTS.llmProxyTable})`);
 
   aws(hubOptions(customer.command('add')
     .description('register a customer: its AWS account in customerAccounts, its NATS accounts and leaf credentials in Secrets Manager, pushed to the hub, its plane configuration <out>/<customer>.json')
@@ -1041,6 +1225,11 @@ export function registerCustomerCommands(cli: Command): Command {
     .option('--kms-key <id>', 'KMS key the customer\'s secrets are created with (default: aws/secretsmanager)')
     .option('--reinstate', 'register a revoked customer again (new leaf credentials; what was issued before stays revoked)')
     .option('--audit-public-key <file>', 'public key of the customer\'s audit KMS key (PEM from byoc pubkey --key <its ARN>), which its signed metrics must verify with; known once the customer has deployed (default: the one registered before)')
+    .option('--llm-token-key <arn>', `the LLM proxy's token signing key (default: the ${CONTROL_PLANE_OUTPUTS.llmProxyTokenKey} output; with the proxy, the customer is registered and given a token)`)
+    .option('--llm-table <name>', `the LLM proxy's table (default: the ${CONTROL_PLANE_OUTPUTS.llmProxyTable} output)`)
+    .option('--llm-requests-per-minute <n>', `requests per minute the LLM proxy admits of the customer (default: its current limit, else ${DEFAULT_LIMITS.requestsPerMinute})`)
+    .option('--llm-tokens-per-period <n>', `LLM tokens per budget period (default: its current budget, else ${DEFAULT_LIMITS.tokensPerPeriod})`)
+    .option('--llm-budget-period <day|month>', `the budget's period (default: its current one, else ${DEFAULT_LIMITS.period})`)
     .action(async (opts) => {
       const images: Partial<ReleaseImages> = { agentRuntime: opts.agentRuntimeImage, natsServer: opts.natsServerImage, otelCollector: opts.otelCollectorImage };
       console.log(lines(await addCustomer({ ...opts, images })));
@@ -1056,10 +1245,11 @@ export function registerCustomerCommands(cli: Command): Command {
     });
 
   aws(hubOptions(customer.command('revoke')
-    .description('revoke a customer: its NATS account revoked on the running hub (its leaf is cut off), its AWS account out of customerAccounts, the revocation recorded in its secret')
+    .description('revoke a customer: its NATS account revoked on the running hub (its leaf is cut off), its AWS account out of customerAccounts, the revocation recorded in its secret; with the LLM proxy, revoked in its table')
     .requiredOption('--customer <id>', 'customer identifier')
     .requiredOption('--vendor-config <file>', 'the control plane\'s configuration (customerAccounts is updated in it)')))
     .option('--reason <text>', 'recorded with the revocation')
+    .option('--llm-table <name>', `the LLM proxy's table, where the customer is revoked too (default: the ${CONTROL_PLANE_OUTPUTS.llmProxyTable} output of --control-plane-outputs; none: no proxy)`)
     .option('--no-push', 'only record the revocation (the hub keeps admitting the customer until pushed)')
     .action(async (opts) => {
       console.log(lines(await revokeCustomer({ ...opts, noPush: opts.push === false })));
