@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { PropError } from '../lib/errors';
-import { BundleRegistryProps, HubTlsProps, NatsHubProps } from './props';
+import { BundleRegistryProps, HubTlsProps, LlmProxyServiceProps, NatsHubProps, VendorServicesProps } from './props';
 import { ControlPlaneStackProps } from './stack';
 
 /**
@@ -22,6 +22,7 @@ export interface ControlPlaneConfig {
   /** Days, one of CloudWatch Logs' retention values (never infinite). */
   readonly logRetentionDays?: number;
   readonly hub?: HubConfig;
+  readonly services?: VendorServicesProps;
 }
 
 /** As `NatsHubProps`, with the CA inline (`tls.caCertificatePem`) or in a file next to the configuration (`tls.caCertificateFile`). */
@@ -33,7 +34,9 @@ export interface HubConfig extends Omit<NatsHubProps, 'tls'> {
 const keysOf = <T>() => <K extends readonly (keyof T)[]>(keys: K & ([keyof T] extends [K[number]] ? unknown : never)) => keys;
 
 const KEYS: Record<string, readonly string[]> = {
-  '': keysOf<ControlPlaneConfig>()(['account', 'region', 'customerAccounts', 'retainReleases', 'bundleRegistry', 'releaseSigners', 'retainData', 'logRetentionDays', 'hub'] as const),
+  '': keysOf<ControlPlaneConfig>()(['account', 'region', 'customerAccounts', 'retainReleases', 'bundleRegistry', 'releaseSigners', 'retainData', 'logRetentionDays', 'hub', 'services'] as const),
+  services: keysOf<VendorServicesProps>()(['image', 'ingestRefreshSeconds', 'llmProxy'] as const),
+  'services.llmProxy': keysOf<LlmProxyServiceProps>()(['providers', 'egress', 'desiredCount'] as const),
   bundleRegistry: keysOf<BundleRegistryProps>()(['retention', 'accessLogBucket'] as const),
   'bundleRegistry.retention': keysOf<NonNullable<BundleRegistryProps['retention']>>()(['mode', 'days'] as const),
   hub: keysOf<HubConfig>()(['image', 'host', 'nodes', 'operatorJwt', 'systemAccountPublicKey', 'systemAccountJwt', 'tls', 'internetFacing', 'cpu', 'memoryMiB', 'vpcCidr', 'maxAzs', 'availabilityZones', 's3PrefixListId', 'accessLogBucket'] as const),
@@ -59,6 +62,8 @@ export function controlPlaneStackProps(config: ControlPlaneConfig, baseDir = pro
   checkKeys(config.bundleRegistry?.retention, 'bundleRegistry.retention');
   checkKeys(config.hub, 'hub');
   checkKeys(config.hub?.tls, 'hub.tls');
+  checkKeys(config.services, 'services');
+  checkKeys(config.services?.llmProxy, 'services.llmProxy');
   const { account, region, logRetentionDays, hub, ...rest } = config;
   if (account !== undefined && !/^\d{12}$/.test(account)) throw new PropError('account', `"${account}" is not an AWS account ID`, 'give the vendor\'s 12-digit account ID');
   if (logRetentionDays !== undefined && (!Object.values(logs.RetentionDays).includes(logRetentionDays) || logRetentionDays === logs.RetentionDays.INFINITE)) {

@@ -9,11 +9,16 @@ import { ManagedPolicyRole } from '../lib/iam';
 import { NatsHub } from './hub';
 import { ControlPlaneProps, releaseSignerAccount, resolveControlPlaneProps, ResolvedControlPlaneProps } from './props';
 import { BundleRegistry, imageLifecycleRules } from './release-registry';
+import { IngestDeployment } from './ingest-deployment';
+import { LlmProxy } from './llm-proxy';
 
 /** Repositories of the images a release pins by digest. */
 export const IMAGE_REPOSITORIES = ['byoc/agent-runtime', 'byoc/nats-server', 'byoc/otel-collector'];
 
 /** What a registered customer account may do on the image repositories: pull, nothing else. */
+/** Repository of the vendor services image (`control-plane/Dockerfile`): ingest, learning pool, LLM proxy. */
+export const VENDOR_SERVICES_REPOSITORY = 'byoc/vendor-services';
+
 export const ECR_PULL_ACTIONS = ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'];
 
 /** The only signing algorithm the release signer may ask KMS for (what `byoc sign` uses with a KMS key). */
@@ -41,6 +46,12 @@ export class ControlPlane extends Construct {
   public readonly releaseSigner: ManagedPolicyRole;
   /** The NATS hub, when `hub` is given. */
   public readonly hub?: NatsHub;
+  /** The vendor services image's repository (`byoc/vendor-services`): the vendor's own, customers cannot pull it. */
+  public readonly servicesRepository: ecr.Repository;
+  /** Ingest of every outbound kind and the learning-pool publisher, when `services` is given. */
+  public readonly ingest?: IngestDeployment;
+  /** The LLM proxy, when `services.llmProxy` is given. */
+  public readonly llmProxy?: LlmProxy;
 
   constructor(scope: Construct, id: string, props: ControlPlaneProps = {}) {
     super(scope, id);
@@ -85,6 +96,16 @@ export class ControlPlane extends Construct {
       }
       return repository;
     });
+    // The vendor's services image: same protections, no customer policy.
+    this.servicesRepository = new ecr.Repository(this, 'byocvendorservices', {
+      repositoryName: VENDOR_SERVICES_REPOSITORY,
+      imageTagMutability: ecr.TagMutability.IMMUTABLE,
+      imageScanOnPush: true,
+      encryption: ecr.RepositoryEncryption.KMS,
+      encryptionKey: this.imageKey,
+      removalPolicy: releaseRemoval,
+      lifecycleRules: imageLifecycleRules(),
+    });
     this.signingKey = new kms.Key(this, 'BundleSigningKey', {
       description: 'Signs customer-plane bundles (ECDSA P-256); the public key is what customers pin',
       keySpec: kms.KeySpec.ECC_NIST_P256,
@@ -117,6 +138,31 @@ export class ControlPlane extends Construct {
         retainData: p.retainData,
         logRetention: p.logRetention,
       });
+      if (p.services) {
+        const { image, ingestRefreshSeconds, llmProxy } = p.services;
+        this.ingest = new IngestDeployment(this, 'Ingest', {
+          hub: this.hub,
+          hubCaCertificatePem: p.hub.tls.caCertificatePem,
+          image,
+          refreshInterval: ingestRefreshSeconds === undefined ? undefined : Duration.seconds(ingestRefreshSeconds),
+          retainData: p.retainData,
+          logRetention: p.logRetention,
+        });
+        if (llmProxy) {
+          this.llmProxy = new LlmProxy(this, 'LlmProxy', {
+            hub: this.hub,
+            host: p.hub.host,
+            image,
+            certificateSecretArn: p.hub.tls.certificateSecretArn,
+            certificateSecretKeyArn: p.hub.tls.certificateSecretKeyArn,
+            providers: llmProxy.providers,
+            egress: llmProxy.egress,
+            desiredCount: llmProxy.desiredCount,
+            retainData: p.retainData,
+            logRetention: p.logRetention,
+          });
+        }
+      }
     }
   }
 

@@ -4,6 +4,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { decode } from '@nats-io/jwt';
 import { PropError } from '../lib/errors';
 import { parseImageRef } from '../customer-plane/props';
+import type { LlmProviderProps, LlmProxyEgress } from './llm-proxy';
 
 /** How the hub's nodes prove who they are: their certificate and key, and the vendor's CA. */
 export interface HubTlsProps {
@@ -172,6 +173,38 @@ export interface BundleRegistryProps {
   readonly accessLogBucket?: string;
 }
 
+/** The LLM proxy's settings within `services` (see `LlmProxyProps`). */
+export interface LlmProxyServiceProps {
+  /** The upstream providers in failover order (their API keys go in the secrets the proxy creates, `byoc/llm-proxy/providers/<name>`). */
+  readonly providers: readonly LlmProviderProps[];
+  /** How the proxy reaches the providers: its own subnets routed out through NAT gateways, HTTPS only. */
+  readonly egress: LlmProxyEgress;
+  /** Proxy tasks. @default 2 */
+  readonly desiredCount?: number;
+}
+
+/** The vendor's services beside the hub, run from the vendor services image (`control-plane/Dockerfile`). */
+export interface VendorServicesProps {
+  /**
+   * The vendor services image, `ACCOUNT.dkr.ecr.REGION.amazonaws.com/byoc/vendor-services@sha256:<64 hex>` in the
+   * stack's region, ARM64: the ingest service, the learning-pool publisher and the LLM proxy. Push it to the
+   * control plane's `byoc/vendor-services` repository (created without `services`) before setting this.
+   */
+  readonly image: string;
+  /**
+   * Seconds between two reads of the customer registry by ingest (a new customer is consumed, a revoked one
+   * dropped, within this time).
+   * @default 60
+   */
+  readonly ingestRefreshSeconds?: number;
+  /**
+   * The LLM proxy for customers who choose it (`llm: { via: 'vendor-proxy' }` in their plane): prompts leave
+   * through it to the providers; it stores and logs none of them.
+   * @default - no LLM proxy
+   */
+  readonly llmProxy?: LlmProxyServiceProps;
+}
+
 /** The vendor's control plane. */
 export interface ControlPlaneProps {
   /**
@@ -187,6 +220,13 @@ export interface ControlPlaneProps {
    *   before the nats-server image is pushed
    */
   readonly hub?: NatsHubProps;
+
+  /**
+   * The vendor's services beside the hub (needs `hub`): ingest of every outbound kind into DynamoDB, the
+   * learning pool offered back to every customer, and optionally the LLM proxy.
+   * @default - none: the hub only
+   */
+  readonly services?: VendorServicesProps;
 
   /**
    * Keep the image repositories, the bundle registry (and its log bucket) and the image, signing and
@@ -244,6 +284,7 @@ export interface ResolvedBundleRegistryProps {
 export interface ResolvedControlPlaneProps {
   readonly customerAccounts: readonly string[];
   readonly hub?: ResolvedHubProps;
+  readonly services?: VendorServicesProps;
   readonly retainReleases: boolean;
   readonly bundleRegistry: ResolvedBundleRegistryProps;
   /** Empty: the vendor account's principals, with MFA. */
@@ -463,6 +504,19 @@ function resolveHub(hub: NatsHubProps): ResolvedHubProps {
 }
 
 /** Validates the props and applies the defaults. Every error names the prop and the fix. */
+/** The vendor services' settings: beside a hub, the image pinned by digest, the refresh in range. */
+function checkServices(services: VendorServicesProps, hub: boolean): VendorServicesProps {
+  if (!hub) throw new PropError('services', 'set without hub: ingest and the LLM proxy run beside the hub, in its VPC', 'add the hub settings, or remove services');
+  if (typeof services.image !== 'string') throw new PropError('services.image', 'missing', 'give the vendor services image (control-plane/Dockerfile), pushed to byoc/vendor-services and pinned by digest');
+  if (!Token.isUnresolved(services.image)) parseImageRef('services.image', services.image);
+  const refresh = services.ingestRefreshSeconds;
+  if (refresh !== undefined) checkInt('services.ingestRefreshSeconds', refresh, (v) => v >= 1 && v <= 3600, 'give a whole number of seconds from 1 to 3600');
+  if (services.llmProxy !== undefined && (typeof services.llmProxy !== 'object' || !Array.isArray(services.llmProxy.providers))) {
+    throw new PropError('services.llmProxy.providers', 'missing', 'give the upstream providers in failover order: [{ name, api, baseUrl, models }]');
+  }
+  return services;
+}
+
 export function resolveControlPlaneProps(props: ControlPlaneProps): ResolvedControlPlaneProps {
   const customerAccounts = props.customerAccounts ?? [];
   checkCustomerAccounts(customerAccounts);
@@ -470,6 +524,7 @@ export function resolveControlPlaneProps(props: ControlPlaneProps): ResolvedCont
   return {
     customerAccounts: [...customerAccounts],
     hub: props.hub ? resolveHub(props.hub) : undefined,
+    services: props.services ? checkServices(props.services, props.hub !== undefined) : undefined,
     retainReleases: props.retainReleases ?? true,
     bundleRegistry: resolveBundleRegistry(props.bundleRegistry),
     releaseSigners: [...(props.releaseSigners ?? [])],

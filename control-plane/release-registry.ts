@@ -93,6 +93,9 @@ export class BundleRegistry extends Construct {
 
   constructor(scope: Construct, id: string, props: BundleRegistryConstructProps) {
     super(scope, id);
+    // S3's log delivery is admitted by bucket policy, never by the LogDeliveryWrite ACL (ACLs are off on these
+    // buckets): set here, so an app without the kit's cdk.json feature flags builds the same registry.
+    this.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
     this.key = new kms.Key(this, 'Key', {
       description: 'Encrypts the signed customer-plane bundles of the bundle registry',
       enableKeyRotation: true,

@@ -42,6 +42,7 @@ export class ControlPlaneStack extends Stack {
     const { plane } = this;
     const out = (oid: string, value: string, description: string) => new CfnOutput(this, oid, { value, description });
     IMAGE_REPOSITORIES.forEach((name, i) => out(`${outputName(name)}RepositoryUri`, plane.repositories[i].repositoryUri, `ECR repository ${name} (push the release's images here, tags are immutable)`));
+    out('VendorServicesRepositoryUri', plane.servicesRepository.repositoryUri, 'ECR repository of the vendor services image (control-plane/Dockerfile); customers cannot pull it');
     out('ImageKeyArn', plane.imageKey.keyArn, 'KMS key the images are encrypted with');
     out(RELEASE_OUTPUTS.signingKey, plane.signingKey.keyArn, 'KMS key that signs customer-plane bundles (byoc sign --key, byoc pubkey --key); only the release signer role may sign with it');
     out(RELEASE_OUTPUTS.signerRole, plane.releaseSigner.roleArn, 'Role to assume for byoc sign and byoc release publish: the only principal that may sign with the bundle signing key');
@@ -57,6 +58,16 @@ export class ControlPlaneStack extends Stack {
       out('HubClusterName', hub.cluster.clusterName, 'ECS cluster of the hub nodes');
       out('HubKeyArn', hub.key.keyArn, 'KMS key of the hub\'s storage, secrets and logs');
       out('OperatorSigningSeedSecretArn', hub.operatorSigningSeed.secretArn, 'Fill with the operator signing seed (put-secret-value); the registration tooling reads it');
+      const { ingest, llmProxy } = plane;
+      if (ingest) {
+        out('IngestTables', Fn.join(',', Object.values(ingest.tables).map((t) => t.tableName)), 'DynamoDB tables ingest writes (usage, metrics, workflow, learning pool, rejections)');
+        out('IngestServiceName', ingest.service.service.serviceName, 'ECS service of ingest and the learning-pool publisher');
+      }
+      if (llmProxy) {
+        out('LlmProxyUrl', llmProxy.url, 'Base URL customers\' agents reach the LLM proxy at, through the hub\'s endpoint service (llm: { via: vendor-proxy })');
+        out('LlmProxyTokenKeyArn', llmProxy.tokenSigningKey.keyArn, 'KMS key that signs customers\' LLM proxy tokens (byoc customer add issues them)');
+        out('LlmProxyTableName', llmProxy.table.tableName, 'DynamoDB table of the LLM proxy\'s customers, limits and budgets (byoc customer add|revoke)');
+      }
       if (hub.publicLoadBalancer) {
         out('HubPublicLoadBalancerDnsName', hub.publicLoadBalancer.loadBalancerDnsName, 'Internet-facing Network Load Balancer of the hub\'s leaf-node port');
         out('HubPublicAddresses', Fn.join(',', hub.publicAddresses.map((a) => a.ref)), 'Elastic IPs of the internet-facing load balancer: what customers without PrivateLink give as vendorHub.cidrs (/32 each)');

@@ -3,3 +3,4 @@ export * from './store';
 export * from './service';
 export * from './settings';
 export * from './registry';
+export * from './pool';

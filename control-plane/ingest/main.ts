@@ -28,6 +28,7 @@ import {
   CUSTOMER_SECRET_PREFIX, HEALTH_PATH, INGEST_DEFAULTS, INGEST_ENV, IngestTables, TABLE_ENV,
 } from './settings';
 import { IngestStore } from './store';
+import { LearningPoolPublisher } from './pool';
 
 class ConfigError extends Error {}
 
@@ -38,6 +39,8 @@ interface IngestConfig {
   readonly region: string;
   readonly prefix: string;
   readonly refreshMs: number;
+  /** Milliseconds between two publications of the learning pool. */
+  readonly poolPublishMs: number;
   readonly dynamoDbEndpoint?: string;
   readonly healthPort: number;
 }
@@ -71,7 +74,9 @@ function readConfig(env: NodeJS.ProcessEnv): IngestConfig {
   if (endpoint !== undefined && !/^https?:\/\/[A-Za-z0-9.-]+(:\d+)?\/?$/.test(endpoint)) throw new ConfigError(`${INGEST_ENV.dynamoDbEndpoint} is not an endpoint URL`);
   const prefix = env[INGEST_ENV.registryPrefix] || CUSTOMER_SECRET_PREFIX;
   if (!/^[A-Za-z0-9/_+=.@-]+\/$/.test(prefix)) throw new ConfigError(`${INGEST_ENV.registryPrefix} is not a secret name prefix ending in /`);
-  return { servers, tlsCa, tables, region, prefix, refreshMs: refreshSeconds * 1000, dynamoDbEndpoint: endpoint, healthPort };
+  const poolSeconds = Number(env[INGEST_ENV.poolPublishSeconds] ?? INGEST_DEFAULTS.poolPublishSeconds);
+  if (!(poolSeconds >= 1 && poolSeconds <= 86400)) throw new ConfigError(`${INGEST_ENV.poolPublishSeconds} is not a number of seconds from 1 to 86400`);
+  return { servers, tlsCa, tables, region, prefix, refreshMs: refreshSeconds * 1000, dynamoDbEndpoint: endpoint, healthPort, poolPublishMs: poolSeconds * 1000 };
 }
 
 const short = (e: unknown) => ((e as Error)?.message ?? String(e)).slice(0, 300);
@@ -163,6 +168,21 @@ async function main(): Promise<void> {
     }, config.refreshMs);
   };
 
+  // The shared learning pool, offered back to every active customer (opted-out ones included: the opt-out is one-way).
+  const pool = new LearningPoolPublisher({ servers: config.servers, tlsCa: config.tlsCa, client: ddb, table: config.tables.learningPool });
+  let poolTimer: NodeJS.Timeout | undefined;
+  let poolInFlight: Promise<void> = Promise.resolve();
+  const publishPool = async () => {
+    const r = await pool.publish(registry.customers.filter((c) => (c.status ?? 'active') === 'active'));
+    log.info({ publication: r }, 'learning pool published');
+  };
+  const schedulePool = () => {
+    if (stopping) return;
+    poolTimer = setTimeout(() => {
+      poolInFlight = publishPool().catch((e) => log.error({ error: short(e) }, 'learning pool not published')).finally(schedulePool);
+    }, config.poolPublishMs);
+  };
+
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -173,7 +193,10 @@ async function main(): Promise<void> {
     }, STOP_DEADLINE_MS);
     deadline.unref();
     clearTimeout(timer);
+    clearTimeout(poolTimer);
+    pool.stop();
     await inFlight.catch(() => undefined);
+    await poolInFlight.catch(() => undefined);
     await service.stop();
     await new Promise<void>((resolve) => health.close(() => resolve()));
     const counters = Object.fromEntries(Object.keys(service.states()).map((id) => [id, service.counters(id)]));
@@ -190,6 +213,7 @@ async function main(): Promise<void> {
   await refresh();
   log.info({ customers: Object.keys(service.states()).length, healthPort: config.healthPort, refreshSeconds: config.refreshMs / 1000 }, 'ready');
   schedule();
+  schedulePool();
 }
 
 main().catch((e) => {

@@ -39,7 +39,8 @@ export const TABLE_ACTIONS: Record<keyof IngestTables, readonly string[]> = {
   usage: ['dynamodb:PutItem'],
   metrics: ['dynamodb:BatchWriteItem'],
   workflow: ['dynamodb:PutItem'],
-  learningPool: ['dynamodb:PutItem'],
+  // Stored by ingest; scanned by the learning-pool publisher, which offers the pool back to every customer.
+  learningPool: ['dynamodb:PutItem', 'dynamodb:Scan'],
   // A rejection and its counter in one TransactWriteItems: IAM checks its Put and its Update.
   rejections: ['dynamodb:PutItem', 'dynamodb:UpdateItem'],
 };
@@ -65,6 +66,8 @@ export const INGEST_ENV = {
   dynamoDbEndpoint: 'BYOC_INGEST_DYNAMODB_ENDPOINT',
   /** The loopback port of the health endpoint. Default: `INGEST_DEFAULTS.healthPort`. */
   healthPort: 'BYOC_INGEST_HEALTH_PORT',
+  /** Seconds between two publications of the learning pool to every active customer (60 to 86400). Default: `INGEST_DEFAULTS.poolPublishSeconds`. */
+  poolPublishSeconds: 'BYOC_INGEST_POOL_PUBLISH_SECONDS',
 } as const;
 
 /** Required: the name of each table, one variable per role. */
@@ -76,7 +79,7 @@ export const TABLE_ENV: Record<keyof IngestTables, string> = {
   rejections: 'BYOC_INGEST_TABLE_REJECTIONS',
 };
 
-export const INGEST_DEFAULTS = { refreshSeconds: 60, healthPort: 8081 } as const;
+export const INGEST_DEFAULTS = { refreshSeconds: 60, healthPort: 8081, poolPublishSeconds: 3600 } as const;
 
 /** The bundle's file name in `dist/control-plane/` (scripts/postbuild.js) and in the image's `/app/`. */
 export const INGEST_BUNDLE = 'byoc-ingest.js';

@@ -7,7 +7,7 @@ import { CONTROL_PLANE_STACK } from '../../bin/control-plane';
 import { ControlPlaneStack, ControlPlaneStackProps } from '../../control-plane/stack';
 import { createApp } from '../../lib/app';
 import { acknowledgementsOf, CONTROL_TOWER_PLUGIN, RECORD_ONLY_CONTEXT } from '../../lib/compliance';
-import { exampleVendorProps, synthControl } from './synth';
+import { exampleServices, exampleVendorProps, synthControl } from './synth';
 
 const tmpdirs: string[] = [];
 const tmpdir = () => { const d = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-control-nag-')); tmpdirs.push(d); return d; };
@@ -58,6 +58,8 @@ const S3_KMS = 'ControlTower::s3_bucket_default_encryption_kms_check';
  */
 const variants: [string, Partial<ControlPlaneStackProps>, string[]][] = [
   ['example', {}, [S3_KMS, LOGGING]],
+  ['the example app: hub, ingest, learning pool, LLM proxy', { services: exampleServices() }, [S3_KMS, LOGGING]],
+  ['vendor services, retainData off', { services: exampleServices(), retainData: false, retainReleases: false }, [S3_KMS, LOGGING, 'ControlTower::elbv2_deletion_protection_enabled_check']],
   ['prefix list and access log buckets given', {
     hub: { ...exampleVendorProps().hub!, s3PrefixListId: 'pl-6da54004', accessLogBucket: 'vendor-log-archive' },
     bundleRegistry: { accessLogBucket: 'vendor-log-archive' },

@@ -1,9 +1,11 @@
 import { Match } from 'aws-cdk-lib/assertions';
-import { ECR_PULL_ACTIONS, IMAGE_REPOSITORIES } from '../../control-plane/control-plane';
+import { ECR_PULL_ACTIONS, IMAGE_REPOSITORIES, VENDOR_SERVICES_REPOSITORY } from '../../control-plane/control-plane';
 import { HUB_PORTS, hubServerName } from '../../control-plane/hub-config';
 import { acknowledgementsOf } from '../../lib/compliance';
 import { synthControlPlane } from '../synth';
-import { exampleVendorProps, resourcesOf, synthControl, SynthesizedControlPlane } from './synth';
+import { exampleAppProps, exampleServices, exampleVendorProps, resourcesOf, synthControl, SynthesizedControlPlane } from './synth';
+import { App } from 'aws-cdk-lib';
+import { ControlPlaneStack } from '../../control-plane/stack';
 
 const EXAMPLE_ACCOUNTS = exampleVendorProps().customerAccounts!;
 const ACCOUNTS = ['444455556666', '000011112222', '999988887777'];
@@ -335,8 +337,8 @@ describe('the deploy-time function: the control plane\'s only Lambda, in the hub
 describe('release infrastructure', () => {
   test('image repositories: immutable tags, scan on push, KMS-encrypted, retained', () => {
     const t = example.template;
-    t.resourceCountIs('AWS::ECR::Repository', IMAGE_REPOSITORIES.length);
-    for (const name of IMAGE_REPOSITORIES) {
+    t.resourceCountIs('AWS::ECR::Repository', IMAGE_REPOSITORIES.length + 1);
+    for (const name of [...IMAGE_REPOSITORIES, VENDOR_SERVICES_REPOSITORY]) {
       t.hasResource('AWS::ECR::Repository', {
         DeletionPolicy: 'Retain',
         Properties: {
@@ -351,6 +353,11 @@ describe('release infrastructure', () => {
 
   test('each repository policy lets exactly the registered accounts pull, and do nothing else', () => {
     for (const [, r] of resourcesOf(registered.json, 'AWS::ECR::Repository')) {
+      // The vendor's own services image: no customer may pull it.
+      if (r.Properties.RepositoryName === VENDOR_SERVICES_REPOSITORY) {
+        expect(r.Properties.RepositoryPolicyText).toBeUndefined();
+        continue;
+      }
       const statements = r.Properties.RepositoryPolicyText.Statement;
       expect(statements).toHaveLength(1);
       expect(statements[0].Effect).toBe('Allow');
@@ -419,7 +426,7 @@ describe('what is kept on delete', () => {
     ]);
     expect(Object.keys(bare.json.Outputs).sort()).toEqual([
       'AgentRuntimeRepositoryUri', 'BundleRegistryAccessLogBucketName', 'BundleRegistryBucketName', 'BundleRegistryKeyArn', 'BundleSigningKeyArn',
-      'ImageKeyArn', 'NatsServerRepositoryUri', 'OtelCollectorRepositoryUri', 'ReleaseSignerRoleArn',
+      'ImageKeyArn', 'NatsServerRepositoryUri', 'OtelCollectorRepositoryUri', 'ReleaseSignerRoleArn', 'VendorServicesRepositoryUri',
     ]);
   });
 });
@@ -429,7 +436,47 @@ test('outputs: what an operator needs to publish releases and register customers
     'AgentRuntimeRepositoryUri', 'BundleRegistryAccessLogBucketName', 'BundleRegistryBucketName', 'BundleRegistryKeyArn', 'BundleSigningKeyArn',
     'HubClusterName', 'HubEndpointServiceName', 'HubKeyArn', 'HubLoadBalancerDnsName',
     'HubUrl', 'ImageKeyArn', 'NatsServerRepositoryUri', 'OperatorSigningSeedSecretArn', 'OtelCollectorRepositoryUri', 'ReleaseSignerRoleArn',
+    'VendorServicesRepositoryUri',
   ]);
   expect(example.json.Outputs.HubUrl.Value).toBe(`tls://hub.byoc.vendor.example:${HUB_PORTS.leafnode}`);
   expect(example.json.Outputs.HubEndpointServiceName.Value).toEqual(expect.objectContaining({ 'Fn::Join': expect.anything() }));
+});
+
+describe('the vendor services of the example app (npm run synth): ingest, learning pool, LLM proxy', () => {
+  let app: ReturnType<typeof synthControl>;
+  beforeAll(() => { app = synthControl(exampleAppProps()); });
+
+  test('ingest and the LLM proxy run beside the hub nodes in its cluster, from the vendor services image pinned by digest', () => {
+    const services = resourcesOf(app.json, 'AWS::ECS::Service');
+    const byId = (prefix: string) => services.filter(([id]) => id.startsWith(prefix));
+    expect(byId('HubNode')).toHaveLength(3);
+    expect(byId('IngestService')).toHaveLength(1);
+    expect(byId('LlmProxyService')).toHaveLength(1);
+    for (const [, service] of [...byId('IngestService'), ...byId('LlmProxyService')]) {
+      expect(service.Properties.Cluster).toEqual({ Ref: expect.stringMatching(/^HubCluster/) });
+      const container = app.json.Resources[service.Properties.TaskDefinition.Ref].Properties.ContainerDefinitions[0];
+      expect(JSON.stringify(container.Image)).toMatch(/\/byoc\/vendor-services@sha256:[0-9a-f]{64}"\]\]\}$/);
+      expect(container.ReadonlyRootFilesystem).toBe(true);
+    }
+  });
+
+  test('the LLM proxy is reached through the hub\'s endpoint service: a TCP listener on 443 of the hub\'s internal load balancer', () => {
+    const listeners = resourcesOf(app.json, 'AWS::ElasticLoadBalancingV2::Listener').map(([, l]) => l.Properties);
+    expect(listeners.map((l) => [l.Port, l.Protocol, l.LoadBalancerArn.Ref]).sort()).toEqual([
+      [443, 'TCP', expect.stringMatching(/^HubLoadBalancer[0-9A-F]{8}$/)], [HUB_PORTS.leafnode, 'TCP', expect.stringMatching(/^HubLoadBalancer[0-9A-F]{8}$/)],
+    ]);
+  });
+
+  test('outputs name what byoc customer add needs to issue LLM proxy tokens, and where ingest writes', () => {
+    expect(Object.keys(app.json.Outputs)).toEqual(expect.arrayContaining(['IngestTables', 'IngestServiceName', 'LlmProxyUrl', 'LlmProxyTokenKeyArn', 'LlmProxyTableName', 'VendorServicesRepositoryUri']));
+    expect(app.json.Outputs.LlmProxyTokenKeyArn.Value).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^LlmProxyTokenSigningKey/), 'Arn'] });
+  });
+
+  test.each([
+    ['without a hub', () => ({ ...exampleAppProps(), hub: undefined }), /Invalid prop 'services': set without hub.*Fix: add the hub settings/],
+    ['an image by tag', () => ({ ...exampleAppProps(), services: { ...exampleServices(), image: '111122223333.dkr.ecr.eu-west-1.amazonaws.com/byoc/vendor-services:1.0' } }), /Invalid prop 'services.image'/],
+    ['a refresh of a day', () => ({ ...exampleAppProps(), services: { ...exampleServices(), ingestRefreshSeconds: 86400 } }), /Invalid prop 'services.ingestRefreshSeconds'.*Fix: give a whole number of seconds from 1 to 3600/],
+  ])('services %s fail at synth naming the setting', (_n, props, error) => {
+    expect(() => new ControlPlaneStack(new App(), 'Bad', props())).toThrow(error);
+  });
 });

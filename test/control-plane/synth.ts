@@ -9,9 +9,22 @@ import { NatsHubProps } from '../../control-plane/props';
 import { ControlPlaneStack, ControlPlaneStackProps } from '../../control-plane/stack';
 import { createApp, projectRoot } from '../../lib/app';
 
-/** The example vendor configuration every control-plane test starts from. */
+/** The example vendor configuration as `npm run synth` deploys it: hub, release infrastructure and the vendor's services. */
+export function exampleAppProps(): ControlPlaneStackProps {
+  return loadControlPlaneConfig(path.join(projectRoot(), 'config', 'example-vendor.json'));
+}
+
+/** The example's vendor services (ingest, learning pool, LLM proxy). */
+export function exampleServices(): NonNullable<ControlPlaneStackProps['services']> {
+  return exampleAppProps().services!;
+}
+
+/**
+ * The example vendor configuration the hub and release tests start from: without the vendor's services
+ * unless `overrides.services` gives them (their own tests add them).
+ */
 export function exampleVendorProps(overrides: Partial<ControlPlaneStackProps> = {}, hub: Partial<NatsHubProps> = {}): ControlPlaneStackProps {
-  const base = loadControlPlaneConfig(path.join(projectRoot(), 'config', 'example-vendor.json'));
+  const { services: _services, ...base } = exampleAppProps();
   return { ...base, ...overrides, hub: overrides.hub === undefined && 'hub' in overrides ? undefined : { ...base.hub!, ...overrides.hub, ...hub } };
 }
 

@@ -30,7 +30,7 @@ test('a configuration without customerAccounts gets it after account and region;
   const config = readVendorConfig(file);
   expect(config.customerAccounts).toEqual([]);
   const written = JSON.parse(withCustomerAccounts(config, ['123456789012']));
-  expect(Object.keys(written)).toEqual(['account', 'region', 'customerAccounts', 'retainReleases', 'retainData', 'hub']);
+  expect(Object.keys(written)).toEqual(['account', 'region', 'customerAccounts', 'retainReleases', 'retainData', 'hub', 'services']);
   expect(written.customerAccounts).toEqual(['123456789012']);
 });
 
