@@ -159,7 +159,9 @@ export class NatsHub extends Construct implements ec2.IConnectable {
       secretName: 'byoc/hub/route-password',
       description: 'Password the NATS hub nodes present to each other on cluster routes',
       encryptionKey: this.key,
-      generateSecretString: { passwordLength: 48, excludePunctuation: true },
+      // Letters only (48 of 52: 273 bits): nats-server reads a $VARIABLE's value as configuration, and a value
+      // such as "1e5..." parses as a number, so the node would refuse its configuration and never start.
+      generateSecretString: { passwordLength: 48, excludePunctuation: true, excludeNumbers: true },
       removalPolicy,
     });
     for (const rule of ROTATION_RULES) {

@@ -8,12 +8,14 @@
  * each outbound kind crosses, and `byoc customer revoke` cuts the link while the plane runs.
  */
 import { spawn } from 'child_process';
-import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { CreateSecretCommand, GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateSecretCommand, GetRandomPasswordCommand, GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { INGEST_BUNDLE, INGEST_ENV, IngestTables, TABLE_ENV } from '../control-plane/ingest/settings';
+import { createIngestTables } from '../control-plane/ingest/store';
 import { credsAuthenticator, NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { CUSTOMER_PLANE_STACK } from '../bin/customer-plane';
@@ -27,10 +29,10 @@ import { createApp, projectRoot } from '../lib/app';
 import { BUNDLE_FORMAT } from '../lib/bundle';
 import { customerSecretNames, CustomerRecord, formatJson } from '../lib/customers';
 import { operatorInit, vendorUser } from '../lib/nats-auth';
-import { vendorInboxPrefix } from '../lib/nats-config';
+import { INBOX_PREFIX, vendorInboxPrefix } from '../lib/nats-config';
 import { HubCluster, hubNodesOf, startHubCluster } from '../test/servers/hub-cluster';
 import { MotoServer, startMoto } from '../test/servers/moto';
-import { testCertificates } from '../test/servers/nats';
+import { freePort, testCertificates } from '../test/servers/nats';
 import { rehearse, RehearsalCheck, RehearsalOptions, RehearsalReport, RehearsalVendor } from './rehearse';
 import { RehearsalError } from './template';
 
@@ -63,6 +65,32 @@ const getJson = (port: number, urlPath: string) => new Promise<any>((resolve, re
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The agent of the catalog that declares the inbound learning kind. */
+const LEARNING_CONSUMER = 'pattern-miner';
+
+/** The vendor's ingest service as its image runs it: the built bundle, configured by the environment. */
+async function startIngest(env: Record<string, string>): Promise<{ running(): boolean; output(): string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [path.join(projectRoot(), 'dist', 'control-plane', INGEST_BUNDLE)], { env: { PATH: process.env.PATH!, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  const deadline = Date.now() + 20000;
+  while (!/"msg":"ready"/.test(out)) {
+    if (child.exitCode !== null) throw new RehearsalError(`the ingest service exited (${child.exitCode}): ${out.slice(-1500)}`);
+    if (Date.now() > deadline) break;
+    await sleep(100);
+  }
+  return {
+    running: () => child.exitCode === null,
+    output: () => out,
+    stop: () => new Promise<void>((resolve) => {
+      if (child.exitCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    }),
+  };
+}
 
 export async function endToEnd(o: EndToEndOptions): Promise<RehearsalReport> {
   const log = o.log ?? (() => undefined);
@@ -102,9 +130,18 @@ export async function endToEnd(o: EndToEndOptions): Promise<RehearsalReport> {
     controlApp.synth();
     const controlTemplate = JSON.parse(fs.readFileSync(path.join(controlAssembly, `${CONTROL_PLANE_STACK}.template.json`), 'utf8'));
     const nodes = hubNodesOf(controlTemplate);
+    // The route password as Secrets Manager generates it from the template's GenerateSecretString (a value nats-server
+    // cannot parse would stop the nodes here, as on the first deploy).
+    const routeSecret = Object.values<any>(controlTemplate.Resources).find((r) => r.Type === 'AWS::SecretsManager::Secret' && r.Properties.Name === 'byoc/hub/route-password');
+    if (!routeSecret?.Properties.GenerateSecretString) throw new RehearsalError('the control plane has no generated route password secret byoc/hub/route-password');
+    const g = routeSecret.Properties.GenerateSecretString;
+    const routePassword = (await sm.send(new GetRandomPasswordCommand({
+      PasswordLength: g.PasswordLength, ExcludeCharacters: g.ExcludeCharacters, ExcludeLowercase: g.ExcludeLowercase, ExcludeNumbers: g.ExcludeNumbers,
+      ExcludePunctuation: g.ExcludePunctuation, ExcludeUppercase: g.ExcludeUppercase, IncludeSpace: g.IncludeSpace, RequireEachIncludedType: g.RequireEachIncludedType,
+    }))).RandomPassword!;
     const hub: HubCluster = await startHubCluster({
       nodes, host, dir: vendorDir, leafPorts: { 0: HUB_PORTS.leafnode },
-      secrets: { cert: fs.readFileSync(tls.cert, 'utf8'), key: fs.readFileSync(tls.key, 'utf8'), ca: fs.readFileSync(tls.ca, 'utf8'), routePassword: randomBytes(12).toString('hex') },
+      secrets: { cert: fs.readFileSync(tls.cert, 'utf8'), key: fs.readFileSync(tls.key, 'utf8'), ca: fs.readFileSync(tls.ca, 'utf8'), routePassword },
     });
     cleanup.push(() => hub.stop());
     step('vendor hub', true, `${nodes.length} nodes from the control plane's synthesized task definitions (command and generated configuration), a JetStream metadata leader elected; node 0 serves the leaf-node port ${HUB_PORTS.leafnode}`);
@@ -163,12 +200,63 @@ export async function endToEnd(o: EndToEndOptions): Promise<RehearsalReport> {
         return nc;
       },
       leafLinks,
-      whilePlaneRuns: async ({ check, leafRunning }) => {
-        // 4. byoc customer revoke: the link is cut while the plane runs, and stays cut.
+      whilePlaneRuns: async ({ check, leafRunning, auditPublicKeyPem, asAgent }) => {
+        // 4. The customer hands over its audit key's public key; the vendor registers it (add again: idempotent).
+        const auditKeyFile = path.join(vendorDir, 'customer-audit-public.pem');
+        fs.writeFileSync(auditKeyFile, auditPublicKeyPem);
+        const registered = await byoc(moto.env, ['customer', 'add', '--customer', o.customerId, '--account', o.account, '--share-learning', String(o.shareLearning),
+          '--vendor-config', vendorConfig, '--out', customers, '--control-plane-outputs', outputs, '--release', release, '--hub-url', hubUrl, '--system-creds', systemCreds,
+          '--audit-public-key', auditKeyFile]);
+        check('audit key registered', registered.code === 0, registered.code === 0 ? registered.output.trim().split('\n').pop()! : `exit ${registered.code}: ${registered.output.slice(-1500)}`);
+
+        // 5. The vendor's ingest service (its built entry point, as its image runs it) consumes what crossed;
+        //    its learning-pool publisher offers the pool back to the customer as the inbound learning kind.
+        const learnings = await asAgent(LEARNING_CONSUMER);
+        const learned: Buffer[] = [];
+        learnings.subscribe(`${INBOX_PREFIX}.learning`, { callback: (e, m) => { if (!e) learned.push(Buffer.from(m.data)); } });
+        await learnings.flush();
+        const ddb = new DynamoDBClient(aws);
+        const tables: IngestTables = { usage: 'byoc-usage', metrics: 'byoc-metrics', workflow: 'byoc-workflow', learningPool: 'byoc-learning-pool', rejections: 'byoc-rejections' };
+        await createIngestTables(ddb, tables);
+        const ingest = await startIngest({
+          ...moto.env,
+          [INGEST_ENV.hubUrls]: hubUrl,
+          [INGEST_ENV.hubCa]: fs.readFileSync(tls.ca, 'utf8'),
+          [INGEST_ENV.region]: moto.env.AWS_REGION,
+          [INGEST_ENV.refreshSeconds]: '1',
+          [INGEST_ENV.poolPublishSeconds]: '2',
+          [INGEST_ENV.healthPort]: String(await freePort()),
+          ...Object.fromEntries(Object.entries(TABLE_ENV).map(([role, variable]) => [variable, tables[role as keyof IngestTables]])),
+        });
+        cleanup.push(() => ingest.stop());
+        const count = async (table: string) => (await ddb.send(new ScanCommand({ TableName: table, Select: 'COUNT', ConsistentRead: true }))).Count ?? 0;
+        const stored: Record<string, number> = {};
+        const deadline = Date.now() + 30000;
+        for (;;) {
+          for (const [kind, table] of [['usage', tables.usage], ['metrics', tables.metrics], ['workflow', tables.workflow], ['fingerprint', tables.learningPool]]) stored[kind] = await count(table);
+          if (Object.values(stored).every((n) => n > 0) || Date.now() > deadline || !ingest.running()) break;
+          await sleep(300);
+        }
+        const rejected = await count(tables.rejections);
+        const allStored = Object.values(stored).every((n) => n > 0) && rejected === 0;
+        check('ingest', allStored, allStored
+          ? `the vendor's ingest service (dist/control-plane/byoc-ingest.js) consumed the customer's stream and stored each kind in DynamoDB (${Object.entries(stored).map(([k, n]) => `${k} ${n}`).join(', ')}), metrics verified against the registered audit key, 0 rejections`
+          : `${ingest.running() ? '' : `ingest exited: ${ingest.output().slice(-800)}; `}stored ${JSON.stringify(stored)}, rejections ${rejected}`);
+        const learnedOne = await (async () => {
+          const until = Date.now() + 20000;
+          while (learned.length === 0 && Date.now() < until) await sleep(200);
+          return learned[0];
+        })();
+        const learning = learnedOne && JSON.parse(learnedOne.toString('utf8'));
+        check('learning inbound', learning !== undefined && Array.isArray(learning.shape),
+          learning ? `the learning pool came back to ${LEARNING_CONSUMER} on ${INBOX_PREFIX}.learning (${learnedOne!.length} bytes, pattern ${String(learning.patternHash).slice(0, 12)}, ${learning.succeeded} succeeded) through the hub, the leaf and the gateway`
+            : 'no learning message reached the agent within 20 s');
+
+        // 6. byoc customer revoke: the link is cut while the plane runs, and stays cut.
         const revoked = await byoc(moto.env, ['customer', 'revoke', '--customer', o.customerId, '--vendor-config', vendorConfig, '--hub-url', hubUrl, '--system-creds', systemCreds, '--reason', 'end-to-end run']);
         if (revoked.code !== 0) return check('customer revoke', false, `exit ${revoked.code}: ${revoked.output.slice(-1500)}`);
-        const deadline = Date.now() + 20000;
-        while ((await leafLinks()) > 0 && Date.now() < deadline) await sleep(200);
+        const cutBy = Date.now() + 20000;
+        while ((await leafLinks()) > 0 && Date.now() < cutBy) await sleep(200);
         const cut = (await leafLinks()) === 0;
         await sleep(3000);
         const stays = (await leafLinks()) === 0;

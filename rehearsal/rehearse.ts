@@ -80,7 +80,15 @@ export interface RehearsalVendor {
   /** Leaf-node connections of the customer on the hub. */
   leafLinks(): Promise<number>;
   /** Checks of the vendor's own, once every outbound kind has crossed, with the plane still running. */
-  whilePlaneRuns?(ctx: { check: (name: string, ok: boolean, detail: string) => void; sent: readonly string[]; leafRunning: () => boolean }): Promise<void>;
+  whilePlaneRuns?(ctx: {
+    check: (name: string, ok: boolean, detail: string) => void;
+    sent: readonly string[];
+    leafRunning: () => boolean;
+    /** The plane's audit key's public key (PEM): what the customer registers with the vendor for signed metrics. */
+    auditPublicKeyPem: string;
+    /** A connection to the leaf as an agent of the plane, with its own identity. */
+    asAgent: (name: string) => Promise<NatsConnection>;
+  }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -492,7 +500,7 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     }
 
     // The vendor side's own checks while the plane runs (the end-to-end run: stored by ingest, then revoked).
-    if (vendorSide.whilePlaneRuns) await vendorSide.whilePlaneRuns({ check, sent: kinds.map((k) => k.name), leafRunning: () => leafC.running() });
+    if (vendorSide.whilePlaneRuns) await vendorSide.whilePlaneRuns({ check, sent: kinds.map((k) => k.name), leafRunning: () => leafC.running(), auditPublicKeyPem: publicKeyPem, asAgent });
 
     // ECS's view: every process still up once its grace period has passed.
     await sleep(Math.max(0, Math.max(...containers.map((c) => c.startedAt)) + o.graceSeconds * 1000 - Date.now()));

@@ -81,6 +81,20 @@ test('each node\'s start command writes its files and hands nats-server 2.9 a va
   });
 });
 
+test('the route password Secrets Manager generates is letters only: nats-server reads $VARIABLE values as configuration, and one like 1e5... breaks it', () => {
+  const node = nodes[0];
+  const dir = fs.mkdtempSync(path.join(tmp, 'password-'));
+  const ports = { ...HUB_PORTS };
+  const clusterPorts = nodes.map((_, i) => HUB_PORTS.cluster + i);
+  const check = (routePassword: string) => spawnSync('sh', ['-c', rewrite(node.command, dir, ports, clusterPorts).replace(/exec nats-server -c /, 'exec nats-server -t -c ')],
+    { env: environment(rewrite(node.config, dir, ports, clusterPorts), { ...realSecrets(), routePassword }), encoding: 'utf8' }).status;
+  // A value of the character set with digits, as the generator could draw it, is refused; letters never are.
+  expect(check('1e5ShgwQpLRmZkXvTnBfJdYcHaGsEuWoIqPlMkNjBhVgCfXd')).not.toBe(0);
+  expect(check('eShgwQpLRmZkXvTnBfJdYcHaGsEuWoIqPlMkNjBhVgCfXdZa')).toBe(0);
+  const secret = Object.values<any>(synthControl().json.Resources).find((r) => r.Type === 'AWS::SecretsManager::Secret' && r.Properties.Name === 'byoc/hub/route-password');
+  expect(secret.Properties.GenerateSecretString).toMatchObject({ ExcludeNumbers: true, ExcludePunctuation: true, PasswordLength: 48 });
+});
+
 describe('three nodes on loopback, from the template', () => {
   let operator: OperatorSetup;
   const ports: Ports[] = [];
