@@ -76,17 +76,19 @@ export class ControlPlane extends Construct {
         conditions: { StringEquals: { 'kms:ViaService': `ecr.${Aws.REGION}.amazonaws.com` } },
       }));
     }
+    // Immutable tags, scanned on push, under the image key; never expires an image tagged release-* (what a
+    // signed release pins): see imageLifecycleRules.
+    const imageRepository = (name: string) => new ecr.Repository(this, name.replace(/[^A-Za-z0-9]/g, ''), {
+      repositoryName: name,
+      imageTagMutability: ecr.TagMutability.IMMUTABLE,
+      imageScanOnPush: true,
+      encryption: ecr.RepositoryEncryption.KMS,
+      encryptionKey: this.imageKey,
+      removalPolicy: releaseRemoval,
+      lifecycleRules: imageLifecycleRules(),
+    });
     this.repositories = IMAGE_REPOSITORIES.map((name) => {
-      const repository = new ecr.Repository(this, name.replace(/[^A-Za-z0-9]/g, ''), {
-        repositoryName: name,
-        imageTagMutability: ecr.TagMutability.IMMUTABLE,
-        imageScanOnPush: true,
-        encryption: ecr.RepositoryEncryption.KMS,
-        encryptionKey: this.imageKey,
-        removalPolicy: releaseRemoval,
-        // Never expires an image tagged release-* (what a signed release pins): see imageLifecycleRules.
-        lifecycleRules: imageLifecycleRules(),
-      });
+      const repository = imageRepository(name);
       if (customers.length > 0) {
         repository.addToResourcePolicy(new iam.PolicyStatement({
           sid: 'RegisteredCustomersPull',
@@ -97,15 +99,7 @@ export class ControlPlane extends Construct {
       return repository;
     });
     // The vendor's services image: same protections, no customer policy.
-    this.servicesRepository = new ecr.Repository(this, 'byocvendorservices', {
-      repositoryName: VENDOR_SERVICES_REPOSITORY,
-      imageTagMutability: ecr.TagMutability.IMMUTABLE,
-      imageScanOnPush: true,
-      encryption: ecr.RepositoryEncryption.KMS,
-      encryptionKey: this.imageKey,
-      removalPolicy: releaseRemoval,
-      lifecycleRules: imageLifecycleRules(),
-    });
+    this.servicesRepository = imageRepository(VENDOR_SERVICES_REPOSITORY);
     this.signingKey = new kms.Key(this, 'BundleSigningKey', {
       description: 'Signs customer-plane bundles (ECDSA P-256); the public key is what customers pin',
       keySpec: kms.KeySpec.ECC_NIST_P256,

@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { CreateSecretCommand, GetRandomPasswordCommand, GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateSecretCommand, GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { INGEST_BUNDLE, INGEST_ENV, IngestTables, TABLE_ENV } from '../control-plane/ingest/settings';
 import { createIngestTables } from '../control-plane/ingest/store';
@@ -33,7 +33,7 @@ import { INBOX_PREFIX, vendorInboxPrefix } from '../lib/nats-config';
 import { HubCluster, hubNodesOf, startHubCluster } from '../test/servers/hub-cluster';
 import { MotoServer, startMoto } from '../test/servers/moto';
 import { freePort, testCertificates } from '../test/servers/nats';
-import { rehearse, RehearsalCheck, RehearsalOptions, RehearsalReport, RehearsalVendor } from './rehearse';
+import { generatedPassword, rehearse, RehearsalCheck, RehearsalOptions, RehearsalReport, RehearsalVendor } from './rehearse';
 import { RehearsalError } from './template';
 
 export interface EndToEndOptions extends Pick<RehearsalOptions, 'images' | 'workDir' | 'graceSeconds' | 'allAgents' | 'log'> {
@@ -134,11 +134,7 @@ export async function endToEnd(o: EndToEndOptions): Promise<RehearsalReport> {
     // cannot parse would stop the nodes here, as on the first deploy).
     const routeSecret = Object.values<any>(controlTemplate.Resources).find((r) => r.Type === 'AWS::SecretsManager::Secret' && r.Properties.Name === 'byoc/hub/route-password');
     if (!routeSecret?.Properties.GenerateSecretString) throw new RehearsalError('the control plane has no generated route password secret byoc/hub/route-password');
-    const g = routeSecret.Properties.GenerateSecretString;
-    const routePassword = (await sm.send(new GetRandomPasswordCommand({
-      PasswordLength: g.PasswordLength, ExcludeCharacters: g.ExcludeCharacters, ExcludeLowercase: g.ExcludeLowercase, ExcludeNumbers: g.ExcludeNumbers,
-      ExcludePunctuation: g.ExcludePunctuation, ExcludeUppercase: g.ExcludeUppercase, IncludeSpace: g.IncludeSpace, RequireEachIncludedType: g.RequireEachIncludedType,
-    }))).RandomPassword!;
+    const routePassword = await generatedPassword(sm, routeSecret.Properties.GenerateSecretString);
     const hub: HubCluster = await startHubCluster({
       nodes, host, dir: vendorDir, leafPorts: { 0: HUB_PORTS.leafnode },
       secrets: { cert: fs.readFileSync(tls.cert, 'utf8'), key: fs.readFileSync(tls.key, 'utf8'), ca: fs.readFileSync(tls.ca, 'utf8'), routePassword },

@@ -213,10 +213,7 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
           const g = p.GenerateSecretString;
           let value: string | undefined = p.SecretString !== undefined ? String(t.resolve(p.SecretString)) : undefined;
           if (g) {
-            const generated = (await sm.send(new GetRandomPasswordCommand({
-              PasswordLength: g.PasswordLength, ExcludeCharacters: g.ExcludeCharacters, ExcludeLowercase: g.ExcludeLowercase, ExcludeNumbers: g.ExcludeNumbers,
-              ExcludePunctuation: g.ExcludePunctuation, ExcludeUppercase: g.ExcludeUppercase, IncludeSpace: g.IncludeSpace, RequireEachIncludedType: g.RequireEachIncludedType,
-            }))).RandomPassword!;
+            const generated = await generatedPassword(sm, g);
             value = g.SecretStringTemplate ? JSON.stringify({ ...JSON.parse(g.SecretStringTemplate), [g.GenerateStringKey]: generated }) : generated;
           }
           const name = p.Name !== undefined ? String(t.resolve(p.Name)) : `${id}-${randomBytes(4).toString('hex')}`;
@@ -542,6 +539,14 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     { what: 'IAM (task roles, key policies, endpoint policies)', why: 'moto does not enforce IAM: the template tests and cdk-nag check those statements' },
   );
   return { ok: checks.length > 0 && checks.every((c) => c.ok), started, skipped, substitutions, checks };
+}
+
+/** A value as Secrets Manager generates it for a secret's `GenerateSecretString` (its character-set settings). */
+export async function generatedPassword(sm: SecretsManagerClient, g: any): Promise<string> {
+  return (await sm.send(new GetRandomPasswordCommand({
+    PasswordLength: g.PasswordLength, ExcludeCharacters: g.ExcludeCharacters, ExcludeLowercase: g.ExcludeLowercase, ExcludeNumbers: g.ExcludeNumbers,
+    ExcludePunctuation: g.ExcludePunctuation, ExcludeUppercase: g.ExcludeUppercase, IncludeSpace: g.IncludeSpace, RequireEachIncludedType: g.RequireEachIncludedType,
+  }))).RandomPassword!;
 }
 
 function toPem(der: Uint8Array): string {

@@ -1,47 +1,11 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { App } from 'aws-cdk-lib';
 import { CONTROL_PLANE_STACK } from '../../bin/control-plane';
 import { ControlPlaneStack, ControlPlaneStackProps } from '../../control-plane/stack';
-import { createApp } from '../../lib/app';
-import { acknowledgementsOf, CONTROL_TOWER_PLUGIN, RECORD_ONLY_CONTEXT } from '../../lib/compliance';
-import { exampleServices, exampleVendorProps, synthControl } from './synth';
+import { acknowledgementsOf, CONTROL_TOWER_PLUGIN } from '../../lib/compliance';
+import { exampleServices, exampleVendorProps, findingsWithoutAcknowledgements, synthControl } from './synth';
 
-const tmpdirs: string[] = [];
-const tmpdir = () => { const d = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-control-nag-')); tmpdirs.push(d); return d; };
-afterAll(() => { for (const d of tmpdirs) fs.rmSync(d, { recursive: true, force: true }); });
-
-/**
- * Findings of a synth with every acknowledgement recorded but not applied, as `rule @ construct path`. CDK's
- * own CloudFormation validation is on here (as in `npm run synth`), so its acknowledgements are checked too.
- */
-function findingsWithoutAcknowledgements(props: ControlPlaneStackProps): { findings: string[]; app: App } {
-  const outdir = tmpdir();
-  const app = createApp({ outdir, context: { [RECORD_ONLY_CONTEXT]: true } });
-  new ControlPlaneStack(app, CONTROL_PLANE_STACK, props);
-  let failed = false;
-  const validation = process.env.CDK_VALIDATION;
-  process.env.CDK_VALIDATION = 'true';
-  try {
-    app.synth();
-  } catch (e) {
-    failed = /Acknowledge with/.test((e as Error).message);
-  } finally {
-    process.env.CDK_VALIDATION = validation;
-  }
-  const findings: string[] = [];
-  if (failed) {
-    const report = JSON.parse(fs.readFileSync(path.join(outdir, 'validation-report.json'), 'utf8'));
-    for (const plugin of report.pluginReports) {
-      // cdk-nag's rule names carry their pack; Control Tower's and CDK's own validation are acknowledged as plugin::rule.
-      const prefix = [CONTROL_TOWER_PLUGIN, 'CloudFormation Validate'].includes(plugin.pluginName) ? `${plugin.pluginName.replace(/ /g, '-')}::` : '';
-      for (const v of plugin.violations) for (const c of v.violatingConstructs) findings.push(`${prefix}${v.ruleName} @ ${c.constructPath}`);
-    }
-  }
-  return { findings, app };
-}
 
 function covered(finding: string, acks: { path: string; finding: string }[]): boolean {
   const [rule, at] = finding.split(' @ ');
@@ -78,7 +42,7 @@ describe.each(variants)('control plane (%s)', (_name, overrides, controls) => {
   const props = () => exampleVendorProps(overrides);
 
   test('every acknowledgement hides a finding that really occurs there, every finding is acknowledged, none on a stack', () => {
-    const { findings, app } = findingsWithoutAcknowledgements(props());
+    const { findings, app } = findingsWithoutAcknowledgements((a) => new ControlPlaneStack(a, CONTROL_PLANE_STACK, props()));
     const acks = acknowledgementsOf(app);
     expect(acks.filter((a) => !findings.some((f) => covered(f, [a])))).toEqual([]);
     expect(findings.filter((f) => !covered(f, acks))).toEqual([]);

@@ -1,4 +1,3 @@
-import { ChildProcess, spawn } from 'child_process';
 import * as http from 'http';
 import { AddressInfo } from 'net';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
@@ -6,8 +5,7 @@ import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ApiShape, API_PATHS } from '../../control-plane/llm-proxy/providers';
 import { createLlmTable } from '../../control-plane/llm-proxy/store';
-import { MotoServer } from '../servers/moto';
-import { freePort, listening } from '../servers/nats';
+import { MotoServer, startMoto } from '../servers/moto';
 
 /**
  * What the LLM proxy tests share: moto (KMS for the token key, DynamoDB for the store, Secrets Manager for the
@@ -108,43 +106,9 @@ export interface LlmBackends {
   stop(): Promise<void>;
 }
 
-/**
- * moto_server serving one request at a time. DynamoDB applies each conditional update to an item atomically;
- * moto_server's threads do not (two conditional ADDs can both pass the condition), so with it the limit tests
- * would measure moto's races, not the proxy's updates. Serving requests in turn is what DynamoDB guarantees per item.
- */
-async function startSerialMoto(): Promise<MotoServer> {
-  const port = await freePort();
-  const launcher = [
-    'import werkzeug.serving as w, moto.server as s',
-    'run = w.run_simple',
-    's.run_simple = lambda *a, **k: run(*a, **{**k, "threaded": False})',
-    's.main()',
-  ].join('\n');
-  const child: ChildProcess = spawn('python3', ['-c', launcher, '-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d) => { stderr += d; });
-  const endpoint = `http://127.0.0.1:${port}`;
-  for (const deadline = Date.now() + 30000; !(await listening(port));) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`moto_server did not start on ${endpoint}: ${stderr.slice(-500)}. It is preinstalled here; elsewhere: pip install 'moto[server]'`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    endpoint,
-    env: { AWS_ENDPOINT_URL: endpoint, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION: 'eu-west-1', AWS_EC2_METADATA_DISABLED: 'true' },
-    stop: () => new Promise<void>((resolve) => {
-      if (child.exitCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    }),
-  };
-}
-
 export async function startLlmBackends(): Promise<LlmBackends> {
-  const moto = await startSerialMoto();
+  // One request at a time: the limit tests measure the proxy's conditional updates, not moto's races.
+  const moto = await startMoto({ serial: true });
   const config = { endpoint: moto.endpoint, region: moto.env.AWS_REGION, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
   const kms = new KMSClient(config);
   const dynamodb = new DynamoDBClient(config);

@@ -9,9 +9,23 @@ export interface MotoServer {
   stop(): Promise<void>;
 }
 
-export async function startMoto(): Promise<MotoServer> {
+/**
+ * `serial`: serve one request at a time. DynamoDB applies each conditional update to an item atomically;
+ * moto_server's threads do not (two conditional ADDs can both pass the condition), so a test of limits kept
+ * by conditional updates would measure moto's races. Serving requests in turn is what DynamoDB guarantees per item.
+ */
+export async function startMoto(options: { readonly serial?: boolean } = {}): Promise<MotoServer> {
   const port = await freePort();
-  const child: ChildProcess = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const args = ['-H', '127.0.0.1', '-p', String(port)];
+  const launcher = [
+    'import werkzeug.serving as w, moto.server as s',
+    'run = w.run_simple',
+    's.run_simple = lambda *a, **k: run(*a, **{**k, "threaded": False})',
+    's.main()',
+  ].join('\n');
+  const child: ChildProcess = options.serial
+    ? spawn('python3', ['-c', launcher, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn('moto_server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d) => { stderr += d; });
   const endpoint = `http://127.0.0.1:${port}`;
