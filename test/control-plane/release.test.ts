@@ -4,7 +4,7 @@ import * as path from 'path';
 import { App } from 'aws-cdk-lib';
 import { CONTROL_PLANE_STACK } from '../../bin/control-plane';
 import { controlPlaneStackProps } from '../../control-plane/config';
-import { BUNDLE_SIGNING_ALGORITHM, IMAGE_REPOSITORIES } from '../../control-plane/control-plane';
+import { BUNDLE_SIGNING_ALGORITHM, IMAGE_REPOSITORIES, VENDOR_SERVICES_REPOSITORY } from '../../control-plane/control-plane';
 import { CI_TAG_PREFIX, ECR_IMAGES_PER_REPOSITORY, REGISTRY_ACCESS_LOG_PREFIX, RELEASE_TAG_PREFIX } from '../../control-plane/release-registry';
 import { ControlPlaneStack, ControlPlaneStackProps, RELEASE_OUTPUTS } from '../../control-plane/stack';
 import { createApp } from '../../lib/app';
@@ -249,7 +249,7 @@ const lifecycleOf = (s: SynthesizedControlPlane): [string, LifecycleRule[]][] =>
 describe('image lifecycle: no rule ever expires an image a release pins', () => {
   test('every repository\'s policy: an image tagged release-* is decided by the rule that keeps it, whatever other tags it carries; no rule selects any', () => {
     const policies = lifecycleOf(example);
-    expect(policies.map(([name]) => name).sort()).toEqual([...IMAGE_REPOSITORIES].sort());
+    expect(policies.map(([name]) => name).sort()).toEqual([...IMAGE_REPOSITORIES, VENDOR_SERVICES_REPOSITORY].sort());
     for (const [name, rules] of policies) expect([name, releaseImageProblems(rules)]).toEqual([name, []]);
   });
 
