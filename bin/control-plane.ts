@@ -2,6 +2,7 @@
 import * as path from 'path';
 import { App } from 'aws-cdk-lib';
 import { createApp, projectRoot } from '../lib/app';
+import { runApp } from '../lib/errors';
 import { loadControlPlaneConfig } from '../control-plane/config';
 import { ControlPlaneStack } from '../control-plane/stack';
 
@@ -20,5 +21,6 @@ export function buildControlPlaneApp(app: App = createApp()): App {
 }
 
 if (require.main === module) {
-  buildControlPlaneApp().synth();
+  // An invalid setting prints `Invalid setting '<path>': <problem>. Fix: <fix>`, no stack trace, and exits 1.
+  runApp(() => buildControlPlaneApp().synth());
 }

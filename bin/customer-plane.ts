@@ -2,7 +2,8 @@
 import * as path from 'path';
 import { App } from 'aws-cdk-lib';
 import { createApp, projectRoot } from '../lib/app';
-import { loadCustomerPlaneConfig } from '../customer-plane/config';
+import { PropError, runApp } from '../lib/errors';
+import { asSettingError, loadCustomerPlaneConfig } from '../customer-plane/config';
 import { CustomerPlaneStack } from '../customer-plane/stack';
 
 /** The stack name the customer deploys. */
@@ -10,15 +11,21 @@ export const CUSTOMER_PLANE_STACK = 'ByocCustomerPlane';
 
 /**
  * Builds the customer-plane app from a configuration file: `-c config=FILE`, else `BYOC_CONFIG`, else
- * `config/example-customer.json`.
+ * `config/example-customer.json`. An invalid setting, found by the loader or by the constructs, is a
+ * `PropError` naming the setting of the file: `Invalid setting '<path>': <problem>. Fix: <fix>`.
  */
 export function buildCustomerPlaneApp(app: App = createApp()): App {
   const configured = app.node.tryGetContext('config') ?? process.env.BYOC_CONFIG;
   const file = configured ? path.resolve(String(configured)) : path.join(projectRoot(), 'config', 'example-customer.json');
-  new CustomerPlaneStack(app, CUSTOMER_PLANE_STACK, loadCustomerPlaneConfig(file));
+  const props = loadCustomerPlaneConfig(file);
+  try {
+    new CustomerPlaneStack(app, CUSTOMER_PLANE_STACK, props);
+  } catch (e) {
+    throw e instanceof PropError ? asSettingError(e) : e;
+  }
   return app;
 }
 
 if (require.main === module) {
-  buildCustomerPlaneApp().synth();
+  runApp(() => buildCustomerPlaneApp().synth());
 }

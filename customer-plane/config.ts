@@ -1,13 +1,17 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import { PropError } from '../lib/errors';
-import { EgressMode, LlmAccess } from './props';
+import Ajv, { ErrorObject } from 'ajv';
+import { PropError, settingError } from '../lib/errors';
+import { CUSTOMER_PLANE_CONFIG_SCHEMA, SettingSchema } from './config-schema';
+import { cidrProblem, EgressMode, LlmAccess } from './props';
 import { CustomerPlaneStackProps } from './stack';
 
 /**
  * The customer plane's settings as the vendor keeps them per customer (JSON), turned into stack props.
- * Unknown keys are refused so a typo never silently falls back to a default.
+ * Validated against `CUSTOMER_PLANE_CONFIG_SCHEMA` (ajv): unknown keys are refused, so a typo never silently
+ * falls back to a default, and a value of the wrong type (`"false"` for false) never reaches the stack.
+ * Every problem is a `PropError` of kind `setting`: `Invalid setting '<path>': <problem>. Fix: <fix>`.
  */
 export interface CustomerPlaneConfig {
   readonly customerId: string;
@@ -33,56 +37,123 @@ export interface CustomerPlaneConfig {
   readonly llm?: LlmAccess;
 }
 
-const KEYS: Record<string, readonly string[]> = {
-  '': ['customerId', 'account', 'region', 'images', 'maxAzs', 'availabilityZones', 'vpcCidr', 'vpcEndpoints', 'egress', 'existingVpc', 'database', 'cache', 'retainData', 'logRetentionDays', 's3PrefixListId', 'shareLearning', 'vendorHub', 'createRdsOsMetricsLogGroup', 'llm'],
-  images: ['agentRuntime', 'natsServer', 'otelCollector'],
-  existingVpc: ['vpcId', 'vpcCidrBlock', 'availabilityZones', 'privateSubnetIds', 'privateSubnetRouteTableIds'],
-  database: ['instanceType', 'multiAz', 'deletionProtection', 'allocatedStorageGiB', 'backupRetentionDays', 'port'],
-  cache: ['nodeType', 'replicas', 'port', 'snapshotRetentionDays'],
-  vendorHub: ['host', 'port', 'caCertificatePem', 'caCertificateFile', 'endpointService', 'endpointServiceRegion', 'cidrs'],
-  llm: ['via'],
-};
+const ajv = new Ajv({ allErrors: true, verbose: true, strict: true });
+ajv.addVocabulary(['fix']);
+const validateConfig = ajv.compile(CUSTOMER_PLANE_CONFIG_SCHEMA);
 
-function checkKeys(value: unknown, at: string): void {
-  if (value === undefined) return;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new PropError(at || 'config', 'is not an object', 'give a JSON object');
+/** `/database/port` as `database.port`, `/availabilityZones/0` as `availabilityZones[0]`. */
+function settingPath(pointer: string, child?: string): string {
+  const parts = pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (child !== undefined) parts.push(child);
+  return parts.reduce((a, p) => (/^\d+$/.test(p) ? `${a}[${p}]` : a ? `${a}.${p}` : p), '');
+}
+
+function typeOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'list';
+  return typeof value === 'object' ? 'object' : typeof value;
+}
+
+/** One schema error as `Invalid setting '<path>': <problem>. Fix: <fix>`. */
+function schemaError(errors: ErrorObject[]): PropError {
+  const e = errors[0];
+  const schema = (e.parentSchema ?? {}) as SettingSchema;
+  const fix = schema.fix ?? 'see the configuration reference in the README';
+  const at = settingPath(e.instancePath);
+  const value = JSON.stringify(e.data);
+  switch (e.keyword) {
+    case 'required': {
+      // Every key missing from this object, in one message.
+      const missing = errors.filter((x) => x.keyword === 'required' && x.instancePath === e.instancePath).map((x) => x.params.missingProperty as string);
+      const one = missing.length === 1 ? (schema.properties as Record<string, SettingSchema>)[missing[0]]?.description as string | undefined : undefined;
+      return settingError(missing.map((m) => settingPath(e.instancePath, m)).join(', '), 'missing', one ? `give ${missing[0]}: ${one.replace(/\.$/, '')}` : fix);
+    }
+    case 'additionalProperties': {
+      const allowed = Object.keys(schema.properties as object).filter((k) => k !== '$schema');
+      return settingError(settingPath(e.instancePath, e.params.additionalProperty), `is not a setting of the customer plane${at ? ` (in ${at})` : ''}`,
+        `remove it or use one of ${allowed.join(', ')}`);
+    }
+    case 'type': {
+      const expected = e.params.type === 'integer' ? 'a whole number' : e.params.type === 'array' ? 'a list' : `a${/^[aeiou]/.test(e.params.type) ? 'n' : ''} ${e.params.type}`;
+      const unquote = typeof e.data === 'string' && ['boolean', 'integer', 'number'].includes(e.params.type) && /^(true|false|-?\d+(\.\d+)?)$/.test(e.data);
+      return settingError(at || 'config', `is not ${expected}: ${value} is a ${typeOf(e.data)}`, unquote ? `write ${e.data}, without quotes` : fix);
+    }
+    case 'enum': return settingError(at, `${value} is not one of the allowed values`, fix);
+    case 'minimum': case 'maximum': return settingError(at, `${value} is out of range`, fix);
+    case 'pattern': return settingError(at, `${value} is not in the expected form`, fix);
+    case 'minItems': return settingError(at, `has ${(e.data as unknown[]).length} items, fewer than ${e.params.limit}`, fix);
+    case 'maxItems': return settingError(at, `has ${(e.data as unknown[]).length} items, more than ${e.params.limit}`, fix);
+    case 'uniqueItems': return settingError(at, `${value} names an item twice`, fix);
+    default: return settingError(at || 'config', `${value} ${e.message ?? 'is not valid'}`, fix);
   }
-  for (const key of Object.keys(value)) {
-    const allowed = KEYS[at];
-    if (!allowed.includes(key)) {
-      throw new PropError(at ? `${at}.${key}` : key, 'is not a setting of the customer plane', `remove it or use one of ${allowed.join(', ')}`);
+}
+
+/** The checks a schema cannot express: CIDRs, AZs of the configured region, settings that conflict. */
+function checkSemantics(config: CustomerPlaneConfig): void {
+  if (config.vpcCidr !== undefined) {
+    const problem = cidrProblem(config.vpcCidr, 16, 22, true);
+    if (problem) throw settingError('vpcCidr', problem, 'give a private network address such as 10.80.0.0/16 (a /16 to /22 in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16, host bits zero)');
+  }
+  if (config.maxAzs !== undefined && config.availabilityZones !== undefined) {
+    throw settingError('maxAzs, availabilityZones', 'both set', 'give either the number of AZs or their names');
+  }
+  const vpc = config.existingVpc;
+  if (vpc) {
+    const conflicts = (['maxAzs', 'availabilityZones', 'vpcCidr', 'egress'] as const).filter((k) => config[k] !== undefined);
+    if (conflicts.length > 0) {
+      throw settingError(conflicts.join(', '), 'set together with existingVpc', `remove ${conflicts.join(' and ')}: they shape a new VPC, and an existing VPC's layout is its owner's`);
+    }
+    const problem = cidrProblem(vpc.vpcCidrBlock, 16, 28, false);
+    if (problem) throw settingError('existingVpc.vpcCidrBlock', problem, 'give the VPC\'s primary IPv4 CIDR as aws ec2 describe-vpcs shows it');
+    for (const key of ['privateSubnetIds', 'privateSubnetRouteTableIds'] as const) {
+      if (vpc[key].length !== vpc.availabilityZones.length) {
+        throw settingError(`existingVpc.${key}`, `has ${vpc[key].length} items for ${vpc.availabilityZones.length} availabilityZones`, 'give one per AZ, in the order of existingVpc.availabilityZones');
+      }
+    }
+  }
+  for (const [at, azs] of [['availabilityZones', config.availabilityZones], ['existingVpc.availabilityZones', vpc?.availabilityZones]] as const) {
+    if (!azs) continue;
+    const regions = [...new Set(azs.map((az) => az.slice(0, -1)))];
+    const expected = config.region ?? regions[0];
+    const other = azs.findIndex((az) => az.slice(0, -1) !== expected);
+    if (other >= 0) {
+      throw settingError(`${at}[${other}]`, `"${azs[other]}" is an AZ of ${azs[other].slice(0, -1)}, ${config.region ? 'not of region' : 'but ' + at + '[0] of'} ${expected}`,
+        `give AZs of ${expected}, such as ["${expected}a", "${expected}b"]`);
     }
   }
 }
 
+/**
+ * A construct's `PropError` as the setting of the configuration file it came from (`logRetention` is
+ * `logRetentionDays`, `vpc` and `vpcSubnets` are `existingVpc`): `Invalid setting '<path>': ...`.
+ */
+export function asSettingError(e: PropError): PropError {
+  const names: Record<string, string> = { logRetention: 'logRetentionDays', vpc: 'existingVpc', vpcSubnets: 'existingVpc.privateSubnetIds' };
+  const setting = e.prop.split(', ').map((p) => names[p] ?? p).join(', ');
+  return settingError(setting, e.problem.replace(/'vpc'/g, 'existingVpc'), e.fix);
+}
+
 /** Parses a configuration object; every problem is a `PropError` naming the setting. */
 export function customerPlaneStackProps(config: CustomerPlaneConfig, baseDir = process.cwd()): CustomerPlaneStackProps {
-  checkKeys(config, '');
-  for (const section of ['images', 'existingVpc', 'database', 'cache', 'vendorHub', 'llm']) checkKeys((config as unknown as Record<string, unknown>)[section], section);
-  const { account, region, database, egress, logRetentionDays, vendorHub, ...rest } = config;
+  if (!validateConfig(config)) throw schemaError(validateConfig.errors ?? []);
+  checkSemantics(config);
+  const { account, region, database, egress, logRetentionDays, vendorHub, $schema, ...rest } = config as CustomerPlaneConfig & { $schema?: string };
   let hub = vendorHub;
   if (vendorHub?.caCertificateFile !== undefined) {
-    if (vendorHub.caCertificatePem !== undefined) throw new PropError('vendorHub.caCertificateFile', 'set together with caCertificatePem', 'give the CA once: inline or as a file');
+    if (vendorHub.caCertificatePem !== undefined) throw settingError('vendorHub.caCertificateFile', 'set together with caCertificatePem', 'give the CA once: inline or as a file');
     const { caCertificateFile, ...others } = vendorHub;
     const file = path.resolve(baseDir, caCertificateFile);
     let pem: string;
     try {
       pem = fs.readFileSync(file, 'utf8');
     } catch (e) {
-      throw new PropError('vendorHub.caCertificateFile', `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'give the path of the vendor\'s CA certificate, relative to the configuration file');
+      throw settingError('vendorHub.caCertificateFile', `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'give the path of the vendor\'s CA certificate, relative to the configuration file');
     }
     hub = { ...others, caCertificatePem: pem };
   }
-  if (account !== undefined && !/^\d{12}$/.test(account)) throw new PropError('account', `"${account}" is not an AWS account ID`, 'give the 12-digit account ID');
-  if (egress !== undefined && !Object.values(EgressMode).includes(egress as EgressMode)) {
-    throw new PropError('egress', `"${egress}" is not an egress mode`, `use ${Object.values(EgressMode).join(' or ')}`);
-  }
   let instanceType: ec2.InstanceType | undefined;
   if (database?.instanceType !== undefined) {
-    const m = /^db\.([a-z0-9]+\.[a-z0-9]+)$/.exec(database.instanceType);
-    if (!m) throw new PropError('database.instanceType', `"${database.instanceType}" is not an RDS instance type`, 'give a type such as db.t4g.medium');
-    instanceType = new ec2.InstanceType(m[1]);
+    instanceType = new ec2.InstanceType(database.instanceType.replace(/^db\./, ''));
   }
   return {
     ...rest,
@@ -100,7 +171,7 @@ export function loadCustomerPlaneConfig(file: string): CustomerPlaneStackProps {
   try {
     parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new Error(`Cannot read the customer-plane configuration ${file}: ${(e as Error).message}`);
+    throw settingError('config', `cannot read ${file}: ${(e as Error).message}`, 'give the path of a JSON file of customer-plane settings (see the configuration reference in the README)');
   }
   return customerPlaneStackProps(parsed as CustomerPlaneConfig, path.dirname(path.resolve(file)));
 }

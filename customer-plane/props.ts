@@ -310,9 +310,53 @@ function checkInt(prop: string, value: number, min: number, max: number, fix?: s
   }
 }
 
+/** RFC 1918 private IPv4 ranges, as [first address as a number, prefix length]. */
+const PRIVATE_RANGES: readonly [number, number, string][] = [
+  [0x0a000000, 8, '10.0.0.0/8'], [0xac100000, 12, '172.16.0.0/12'], [0xc0a80000, 16, '192.168.0.0/16'],
+];
+
+/**
+ * What is wrong with `cidr` as the range of a new VPC, or undefined: it must be an IPv4 CIDR of prefix
+ * `minPrefix` to `maxPrefix`, with no host bits set (`10.80.5.0/16` would silently become another network),
+ * inside an RFC 1918 private range when `privateOnly`.
+ */
+export function cidrProblem(cidr: string, minPrefix: number, maxPrefix: number, privateOnly: boolean): string | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
+  const octets = m ? m.slice(1, 5).map(Number) : [];
+  const prefix = m ? Number(m[5]) : NaN;
+  if (!m || octets.some((o) => o > 255) || prefix < minPrefix || prefix > maxPrefix) return `"${cidr}" is not an IPv4 CIDR from /${minPrefix} to /${maxPrefix}`;
+  const address = octets.reduce((a, o) => a * 256 + o, 0);
+  const size = 2 ** (32 - prefix);
+  const network = address - (address % size);
+  if (network !== address) {
+    const n = [24, 16, 8, 0].map((shift) => Math.floor(network / 2 ** shift) % 256).join('.');
+    return `"${cidr}" has host bits set: the network it names is ${n}/${prefix}`;
+  }
+  if (privateOnly && !PRIVATE_RANGES.some(([start, bits]) => prefix >= bits && Math.floor(address / 2 ** (32 - bits)) === start / 2 ** (32 - bits))) {
+    return `"${cidr}" is not a private range (RFC 1918: ${PRIVATE_RANGES.map((r) => r[2]).join(', ')})`;
+  }
+  return undefined;
+}
+
+/** Throws unless `value` is undefined or of the JavaScript type `type` (a JSON string "false" is not a boolean). */
+function checkType(prop: string, value: unknown, type: 'boolean' | 'number'): void {
+  if (value === undefined || typeof value === type || Token.isUnresolved(value)) return;
+  throw new PropError(prop, `${JSON.stringify(value)} is a ${value === null ? 'null' : Array.isArray(value) ? 'list' : typeof value}, not a ${type}`,
+    type === 'boolean' ? 'give true or false (not a string)' : 'give a number (not a string)');
+}
+
 /** Validates the props and applies the defaults. Every error names the prop and the fix. */
 export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
-  if (!CUSTOMER_ID.test(props.customerId ?? '')) {
+  for (const key of ['vpcEndpoints', 'shareLearning', 'retainData', 'createRdsOsMetricsLogGroup'] as const) checkType(key, props[key], 'boolean');
+  for (const key of ['multiAz', 'deletionProtection'] as const) checkType(`database.${key}`, props.database?.[key], 'boolean');
+  for (const key of ['allocatedStorageGiB', 'backupRetentionDays', 'port'] as const) checkType(`database.${key}`, props.database?.[key], 'number');
+  for (const key of ['replicas', 'port', 'snapshotRetentionDays'] as const) checkType(`cache.${key}`, props.cache?.[key], 'number');
+  checkType('maxAzs', props.maxAzs, 'number');
+  checkType('logRetention', props.logRetention, 'number');
+  if (props.customerId === undefined) {
+    throw new PropError('customerId', 'missing', 'give the customer\'s identifier: 3 to 20 lower-case letters, digits and single hyphens, starting with a letter');
+  }
+  if (!CUSTOMER_ID.test(props.customerId)) {
     throw new PropError('customerId', `"${props.customerId}" is not a valid identifier`,
       'use 3 to 20 lower-case letters, digits and single hyphens, starting with a letter');
   }
@@ -344,14 +388,16 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     if (azs.length < 2 || azs.length > 3 || new Set(azs).size !== azs.length || azs.some((az) => !Token.isUnresolved(az) && !/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/.test(az))) {
       throw new PropError('availabilityZones', `${JSON.stringify(azs)} is not a list of 2 or 3 distinct AZ names`, 'give names such as ["eu-west-1a", "eu-west-1b"]');
     }
+    const regions = [...new Set(azs.filter((az) => !Token.isUnresolved(az)).map((az) => az.slice(0, -1)))];
+    if (regions.length > 1) {
+      throw new PropError('availabilityZones', `${JSON.stringify(azs)} are AZs of ${regions.join(' and ')}`, 'give AZs of the one region the stack deploys to');
+    }
   }
   const maxAzs = props.availabilityZones?.length ?? props.maxAzs ?? 2;
   if (maxAzs !== 2 && maxAzs !== 3) throw new PropError('maxAzs', `${maxAzs} AZs`, 'use 2 or 3');
   const vpcCidr = props.vpcCidr ?? '10.80.0.0/16';
-  const cidr = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(vpcCidr);
-  if (!cidr || cidr.slice(1, 5).some((o) => Number(o) > 255) || Number(cidr[5]) < 16 || Number(cidr[5]) > 22) {
-    throw new PropError('vpcCidr', `"${vpcCidr}" is not an IPv4 CIDR from /16 to /22`, 'give a private range such as 10.80.0.0/16');
-  }
+  const cidrProblemText = Token.isUnresolved(vpcCidr) ? undefined : cidrProblem(vpcCidr, 16, 22, true);
+  if (cidrProblemText) throw new PropError('vpcCidr', cidrProblemText, 'give a private network address such as 10.80.0.0/16 (a /16 to /22 in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16, host bits zero)');
   if (props.s3PrefixListId !== undefined && !Token.isUnresolved(props.s3PrefixListId) && !/^pl-[0-9a-f]{8,17}$/.test(props.s3PrefixListId)) {
     throw new PropError('s3PrefixListId', `"${props.s3PrefixListId}" is not a prefix list ID`, 'give the pl-... ID of com.amazonaws.REGION.s3 from aws ec2 describe-managed-prefix-lists');
   }

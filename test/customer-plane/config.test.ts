@@ -1,9 +1,10 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { customerPlaneStackProps, loadCustomerPlaneConfig } from '../../customer-plane/config';
+import { CustomerPlaneConfig, customerPlaneStackProps, loadCustomerPlaneConfig } from '../../customer-plane/config';
 import { EgressMode } from '../../customer-plane/props';
 import { projectRoot } from '../../lib/app';
+import { PropError } from '../../lib/errors';
 
 const CONFIG_DIR = path.join(projectRoot(), 'config');
 const example = () => JSON.parse(fs.readFileSync(path.join(CONFIG_DIR, 'example-customer.json'), 'utf8'));
@@ -50,4 +51,73 @@ test('an unreadable file names the file', () => {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-')), 'c.json');
   fs.writeFileSync(file, '{ not json');
   expect(() => loadCustomerPlaneConfig(file)).toThrow(file);
+});
+
+describe('configuration mistakes fail with one message naming the setting (issue 12)', () => {
+  const errorOf = (config: unknown): string => {
+    try {
+      customerPlaneStackProps(config as CustomerPlaneConfig, CONFIG_DIR);
+    } catch (e) {
+      expect(e).toBeInstanceOf(PropError);
+      return (e as Error).message;
+    }
+    throw new Error('no error');
+  };
+  const existingVpc = {
+    vpcId: 'vpc-0a1b2c3d', vpcCidrBlock: '10.20.0.0/16', availabilityZones: ['eu-west-1a', 'eu-west-1b'],
+    privateSubnetIds: ['subnet-0a', 'subnet-0b'], privateSubnetRouteTableIds: ['rtb-0a', 'rtb-0b'],
+  };
+
+  test.each([
+    ['shareLearning as a string', { shareLearning: 'false' }, `Invalid setting 'shareLearning': is not a boolean: "false" is a string. Fix: write false, without quotes`],
+    ['maxAzs as a string', { maxAzs: '3' }, `Invalid setting 'maxAzs': is not a whole number: "3" is a string. Fix: write 3, without quotes`],
+    ['database.multiAz as a string', { database: { multiAz: 'false' } }, `Invalid setting 'database.multiAz': is not a boolean: "false" is a string. Fix: write false, without quotes`],
+    ['vpcCidr with host bits', { vpcCidr: '10.80.5.0/16' }, `Invalid setting 'vpcCidr': "10.80.5.0/16" has host bits set: the network it names is 10.80.0.0/16. Fix: give a private network address such as 10.80.0.0/16`],
+    ['a public vpcCidr', { vpcCidr: '8.8.0.0/16' }, `Invalid setting 'vpcCidr': "8.8.0.0/16" is not a private range (RFC 1918: 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16). Fix: `],
+    ['a vpcCidr just outside 172.16.0.0/12', { vpcCidr: '172.32.0.0/16' }, `Invalid setting 'vpcCidr': "172.32.0.0/16" is not a private range`],
+    ['logRetentionDays no CloudWatch value', { logRetentionDays: 366 }, `Invalid setting 'logRetentionDays': 366 is not one of the allowed values. Fix: use one of CloudWatch Logs' retention periods: 1, 3, 5,`],
+    ['logRetentionDays as a string', { logRetentionDays: '365' }, `Invalid setting 'logRetentionDays': is not a whole number: "365" is a string. Fix: write 365, without quotes`],
+    ['AZs of another region', { region: 'eu-west-1', availabilityZones: ['us-east-1a', 'us-east-1b'] },
+      `Invalid setting 'availabilityZones[0]': "us-east-1a" is an AZ of us-east-1, not of region eu-west-1. Fix: give AZs of eu-west-1, such as ["eu-west-1a", "eu-west-1b"]`],
+    ['AZs of two regions', { availabilityZones: ['eu-west-1a', 'us-east-1b'] }, `Invalid setting 'availabilityZones[1]': "us-east-1b" is an AZ of us-east-1, but availabilityZones[0] of eu-west-1`],
+    ['existing VPC AZs of another region', { region: 'us-east-1', existingVpc }, `Invalid setting 'existingVpc.availabilityZones[0]': "eu-west-1a" is an AZ of eu-west-1, not of region us-east-1`],
+    ['an invalid region', { region: 'eu-west-9' }, `Invalid setting 'region': "eu-west-9" is not one of the allowed values. Fix: give an AWS region such as eu-west-1`],
+    ['existingVpc with vpcId alone', { existingVpc: { vpcId: 'vpc-0a1b2c3d' } },
+      `Invalid setting 'existingVpc.vpcCidrBlock, existingVpc.availabilityZones, existingVpc.privateSubnetIds, existingVpc.privateSubnetRouteTableIds': missing. Fix: give existingVpc as { vpcId, vpcCidrBlock, availabilityZones, privateSubnetIds, privateSubnetRouteTableIds }`],
+    ['existingVpc with a subnet missing', { existingVpc: { ...existingVpc, privateSubnetIds: ['subnet-0a', 'subnet-0b', 'subnet-0c'] } },
+      `Invalid setting 'existingVpc.privateSubnetIds': has 3 items for 2 availabilityZones. Fix: give one per AZ`],
+    ['existingVpc with host bits', { existingVpc: { ...existingVpc, vpcCidrBlock: '10.20.1.0/16' } }, `Invalid setting 'existingVpc.vpcCidrBlock': "10.20.1.0/16" has host bits set`],
+    ['existingVpc with vpcCidr', { existingVpc, vpcCidr: '10.80.0.0/16' }, `Invalid setting 'vpcCidr': set together with existingVpc. Fix: remove vpcCidr`],
+    ['maxAzs with availabilityZones', { maxAzs: 2, availabilityZones: ['eu-west-1a', 'eu-west-1b'] }, `Invalid setting 'maxAzs, availabilityZones': both set. Fix: give either`],
+  ])('%s', (_name, bad, message) => {
+    expect(errorOf({ ...example(), ...bad })).toContain(message);
+  });
+
+  test('a missing customerId is named as missing', () => {
+    const { customerId: _, ...rest } = example();
+    expect(errorOf(rest)).toBe(`Invalid setting 'customerId': missing. Fix: give customerId: 3 to 20 lower-case letters, digits and single hyphens, starting with a letter; scopes names, the key alias and secret names`);
+  });
+
+  test('wrong types fail for every boolean and number setting', () => {
+    const paths: [string[], 'boolean' | 'integer'][] = [
+      [['vpcEndpoints'], 'boolean'], [['retainData'], 'boolean'], [['shareLearning'], 'boolean'], [['createRdsOsMetricsLogGroup'], 'boolean'],
+      [['database', 'multiAz'], 'boolean'], [['database', 'deletionProtection'], 'boolean'],
+      [['maxAzs'], 'integer'], [['logRetentionDays'], 'integer'], [['database', 'allocatedStorageGiB'], 'integer'], [['database', 'backupRetentionDays'], 'integer'],
+      [['database', 'port'], 'integer'], [['cache', 'replicas'], 'integer'], [['cache', 'port'], 'integer'], [['cache', 'snapshotRetentionDays'], 'integer'],
+      [['vendorHub', 'port'], 'integer'],
+    ];
+    for (const [at, type] of paths) {
+      const config = example();
+      const value = type === 'boolean' ? 'true' : '7';
+      if (at.length === 1) config[at[0]] = value;
+      else config[at[0]] = { ...config[at[0]], [at[1]]: value };
+      expect(errorOf(config)).toBe(`Invalid setting '${at.join('.')}': is not ${type === 'boolean' ? 'a boolean' : 'a whole number'}: "${value}" is a string. Fix: write ${value}, without quotes`);
+    }
+  });
+
+  test('a config whose values are right still loads: a private /22, AZs of its region, an existing VPC', () => {
+    expect(customerPlaneStackProps({ ...example(), vpcCidr: '172.16.4.0/22', region: 'eu-west-1', availabilityZones: ['eu-west-1a', 'eu-west-1c'] }, CONFIG_DIR).vpcCidr).toBe('172.16.4.0/22');
+    expect(customerPlaneStackProps({ ...example(), existingVpc, logRetentionDays: 400 }, CONFIG_DIR).logRetention).toBe(400);
+    expect(customerPlaneStackProps({ ...example(), $schema: '../customer-plane.schema.json' } as CustomerPlaneConfig, CONFIG_DIR)).not.toHaveProperty('$schema');
+  });
 });

@@ -1,0 +1,104 @@
+import { RegionInfo } from 'aws-cdk-lib/region-info';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { CUSTOMER_ID } from '../lib/boundary-contract';
+import { EgressMode, LLM_ACCESS_MODES } from './props';
+
+/**
+ * The JSON Schema (draft-07) of the customer plane's configuration file: the one definition the loader
+ * validates with (`customer-plane/config.ts`, through ajv) and editors can use (`"$schema"` in the file).
+ * Each setting carries `fix`, an annotation: what to write instead, quoted in the error a bad value gets.
+ * What a schema cannot say (CIDR host bits and private ranges, AZs of the configured region, settings that
+ * conflict) the loader checks after it.
+ */
+
+/** A schema node with its `fix` annotation. */
+export type SettingSchema = Record<string, unknown> & { fix?: string };
+
+/** The regions aws-cdk-lib knows. */
+export const AWS_REGIONS: readonly string[] = RegionInfo.regions.map((r) => r.name).sort();
+
+/** CloudWatch Logs' finite retention periods, in days. */
+export const LOG_RETENTION_DAYS: readonly number[] = Object.values(logs.RetentionDays)
+  .filter((v): v is number => typeof v === 'number' && v !== logs.RetentionDays.INFINITE)
+  .sort((a, b) => a - b);
+
+const CIDR_PATTERN = '^\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/\\d{1,2}$';
+const AZ_PATTERN = '^[a-z]{2,4}(-[a-z]+)+-\\d[a-z]$';
+
+const bool = (description: string): SettingSchema => ({ type: 'boolean', description, fix: 'write true or false, without quotes' });
+const int = (description: string, minimum: number, maximum: number, fix = `use a whole number from ${minimum} to ${maximum}`): SettingSchema =>
+  ({ type: 'integer', minimum, maximum, description, fix });
+const str = (description: string, pattern: string | undefined, fix: string): SettingSchema =>
+  ({ type: 'string', ...(pattern ? { pattern } : {}), description, fix });
+const obj = (description: string, properties: Record<string, SettingSchema>, required: string[], fix: string): SettingSchema =>
+  ({ type: 'object', description, properties, required, additionalProperties: false, fix });
+const list = (description: string, items: SettingSchema, minItems: number, maxItems: number | undefined, fix: string): SettingSchema =>
+  ({ type: 'array', description, items, minItems, ...(maxItems ? { maxItems } : {}), uniqueItems: true, fix });
+
+const imageFix = 'give ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:<64 hex digits> (the digest the release was built and signed with)';
+const azFix = 'give AZ names such as ["eu-west-1a", "eu-west-1b"]';
+const regionFix = 'give an AWS region such as eu-west-1';
+
+export const CUSTOMER_PLANE_CONFIG_SCHEMA: SettingSchema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: 'https://byoc.invalid/customer-plane.schema.json',
+  title: 'BYOC customer plane configuration',
+  ...obj('The customer plane\'s settings, as the vendor keeps them per customer.', {
+    $schema: str('The JSON Schema of this file, for editors.', undefined, 'give the path or URL of this schema, or remove it'),
+    customerId: str('3 to 20 lower-case letters, digits and single hyphens, starting with a letter; scopes names, the key alias and secret names.',
+      CUSTOMER_ID.source, 'use 3 to 20 lower-case letters, digits and single hyphens, starting with a letter'),
+    account: str('The customer\'s AWS account ID.', '^\\d{12}$', 'give the 12-digit account ID'),
+    region: { type: 'string', enum: AWS_REGIONS, description: 'The customer\'s AWS region.', fix: regionFix },
+    images: obj('The release\'s container images, pinned by digest, in the stack\'s region.', {
+      agentRuntime: str('The agent runtime image.', undefined, imageFix),
+      natsServer: str('The NATS server image (the -alpine variant).', undefined, imageFix),
+      otelCollector: str('The OpenTelemetry collector image.', undefined, imageFix),
+    }, ['agentRuntime', 'natsServer', 'otelCollector'], 'give the release\'s { agentRuntime, natsServer, otelCollector } image references, pinned by digest'),
+    maxAzs: { type: 'integer', enum: [2, 3], description: 'AZs of a new VPC.', fix: 'use 2 or 3' },
+    availabilityZones: list('AZ names of a new VPC; conflicts with maxAzs.', str('An AZ name.', AZ_PATTERN, azFix), 2, 3, 'give 2 or 3 distinct AZ names such as ["eu-west-1a", "eu-west-1b"]'),
+    vpcCidr: str('CIDR of a new VPC: a private /16 to /22.', CIDR_PATTERN, 'give a private network address such as 10.80.0.0/16'),
+    vpcEndpoints: bool('Create the VPC endpoints the plane uses.'),
+    s3PrefixListId: str('The region\'s S3 managed prefix list.', '^pl-[0-9a-f]{8,17}$', 'give the pl-... ID of com.amazonaws.REGION.s3 from aws ec2 describe-managed-prefix-lists'),
+    egress: { type: 'string', enum: Object.values(EgressMode), description: 'Outbound internet of a new VPC.', fix: `use ${Object.values(EgressMode).join(' or ')}` },
+    existingVpc: obj('Deploy into this existing VPC\'s private subnets; conflicts with maxAzs, availabilityZones, vpcCidr and egress.', {
+      vpcId: str('The VPC\'s ID.', '^vpc-[0-9a-f]+$', 'give the vpc-... ID'),
+      vpcCidrBlock: str('The VPC\'s IPv4 CIDR.', CIDR_PATTERN, 'give the VPC\'s primary IPv4 CIDR, such as 10.20.0.0/16'),
+      availabilityZones: list('The AZs of privateSubnetIds, in their order.', str('An AZ name.', AZ_PATTERN, azFix), 2, undefined, 'give the AZ of each private subnet, at least two distinct AZs'),
+      privateSubnetIds: list('Private subnets, one per AZ.', str('A subnet ID.', '^subnet-[0-9a-f]+$', 'give subnet-... IDs'), 2, undefined, 'give one private subnet ID per AZ, in the order of availabilityZones'),
+      privateSubnetRouteTableIds: list('Route tables of privateSubnetIds, same order.', str('A route table ID.', '^rtb-[0-9a-f]+$', 'give rtb-... IDs'), 1, undefined,
+        'give the route table of each private subnet, in the order of privateSubnetIds'),
+    }, ['vpcId', 'vpcCidrBlock', 'availabilityZones', 'privateSubnetIds', 'privateSubnetRouteTableIds'],
+    'give existingVpc as { vpcId, vpcCidrBlock, availabilityZones, privateSubnetIds, privateSubnetRouteTableIds }'),
+    database: obj('PostgreSQL settings.', {
+      instanceType: str('RDS instance type.', '^db\\.[a-z0-9]+\\.[a-z0-9]+$', 'give a type such as db.t4g.medium'),
+      multiAz: bool('Run a standby in a second AZ.'),
+      deletionProtection: bool('Refuse deletion of the instance.'),
+      allocatedStorageGiB: int('Storage allocated at creation, GiB.', 20, 65536),
+      backupRetentionDays: int('Days of automated backups.', 1, 35),
+      port: int('TCP port; PostgreSQL\'s well-known 5432 is refused.', 1150, 65535, 'use a whole number from 1150 to 65535 other than 5432, such as the default 5433'),
+    }, [], 'give an object of database settings'),
+    cache: obj('Redis settings.', {
+      nodeType: str('ElastiCache node type.', '^cache\\.[a-z0-9]+\\.[a-z0-9]+$', 'give an ElastiCache node type such as cache.t4g.small'),
+      replicas: int('Read replicas in other AZs.', 1, 5, 'use 1 to 5: at least one replica in another AZ keeps the cache available through an AZ failure'),
+      port: int('TCP port; Redis\'s well-known 6379 is refused.', 1024, 65535, 'use a whole number from 1024 to 65535 other than 6379, such as the default 6380'),
+      snapshotRetentionDays: int('Days of automatic snapshots.', 15, 35, 'use 15 to 35 days: HIPAA and NIST 800-53 require at least 15 days of cache backups'),
+    }, [], 'give an object of cache settings'),
+    retainData: bool('Keep the data when the stack is deleted.'),
+    shareLearning: bool('Share anonymised pattern fingerprints with the vendor; false removes the kind from every generated rule.'),
+    vendorHub: obj('The vendor hub the NATS leaf connects to, as the vendor issued it.', {
+      host: str('The hub\'s DNS name, as on its TLS certificate.', undefined, 'give the name on the hub\'s TLS certificate, e.g. hub.byoc.vendor.example'),
+      port: int('The hub\'s leaf-node port.', 1024, 65535),
+      caCertificatePem: str('The vendor\'s CA certificate, PEM.', undefined, 'give the PEM of the CA that issued the hub\'s certificate'),
+      caCertificateFile: str('The vendor\'s CA certificate in a file, relative to this file.', undefined, 'give the path of the vendor\'s CA certificate, relative to the configuration file'),
+      endpointService: str('The vendor\'s VPC endpoint service.', undefined, 'give the name the vendor published, com.amazonaws.vpce.REGION.vpce-svc-<17 hex>'),
+      endpointServiceRegion: { type: 'string', enum: AWS_REGIONS, description: 'Region of the endpoint service.', fix: regionFix },
+      cidrs: list('Without endpointService: the hub\'s public addresses.', str('An IPv4 CIDR.', undefined, 'give the hub\'s addresses as the vendor published them, e.g. 203.0.113.10/32'), 1, undefined,
+        'give the hub\'s addresses as the vendor published them, e.g. ["203.0.113.10/32"]'),
+    }, ['host', 'port'], 'give the hub the vendor issued at registration: { host, port, caCertificateFile, endpointService }'),
+    logRetentionDays: { type: 'integer', enum: LOG_RETENTION_DAYS, description: 'Retention of every log group, days.', fix: `use one of CloudWatch Logs' retention periods: ${LOG_RETENTION_DAYS.join(', ')}` },
+    createRdsOsMetricsLogGroup: bool('Create the account-wide RDSOSMetrics log group.'),
+    llm: obj('Where the agents\' LLM calls go.', {
+      via: { type: 'string', enum: LLM_ACCESS_MODES, description: 'vendor-proxy or own-keys.', fix: `use ${LLM_ACCESS_MODES.map((m) => `{ "via": "${m}" }`).join(' or ')}, or leave llm out` },
+    }, ['via'], `use ${LLM_ACCESS_MODES.map((m) => `{ "via": "${m}" }`).join(' or ')}, or leave llm out`),
+  }, ['customerId', 'images', 'vendorHub'], 'give a JSON object of settings'),
+};
