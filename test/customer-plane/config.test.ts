@@ -1,6 +1,9 @@
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { App } from 'aws-cdk-lib';
+import { buildCustomerPlaneApp } from '../../bin/customer-plane';
 import { CustomerPlaneConfig, customerPlaneStackProps, loadCustomerPlaneConfig } from '../../customer-plane/config';
 import { EgressMode } from '../../customer-plane/props';
 import { projectRoot } from '../../lib/app';
@@ -119,5 +122,101 @@ describe('configuration mistakes fail with one message naming the setting (issue
     expect(customerPlaneStackProps({ ...example(), vpcCidr: '172.16.4.0/22', region: 'eu-west-1', availabilityZones: ['eu-west-1a', 'eu-west-1c'] }, CONFIG_DIR).vpcCidr).toBe('172.16.4.0/22');
     expect(customerPlaneStackProps({ ...example(), existingVpc, logRetentionDays: 400 }, CONFIG_DIR).logRetention).toBe(400);
     expect(customerPlaneStackProps({ ...example(), $schema: '../customer-plane.schema.json' } as CustomerPlaneConfig, CONFIG_DIR)).not.toHaveProperty('$schema');
+  });
+});
+
+describe('every row of the README\'s configuration reference refuses a bad value, as a setting of the file', () => {
+  let dir: string;
+  beforeAll(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-config-')); });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const base = () => {
+    const c = example();
+    c.vendorHub.caCertificateFile = path.join(CONFIG_DIR, c.vendorHub.caCertificateFile);
+    return c;
+  };
+  let n = 0;
+  const write = (config: unknown): string => {
+    const file = path.join(dir, `c${n++}.json`);
+    fs.writeFileSync(file, JSON.stringify(config));
+    return file;
+  };
+  const hub = (overrides: Record<string, unknown>) => ({ vendorHub: { ...base().vendorHub, ...overrides } });
+  const pemHub = { vendorHub: { ...example().vendorHub, caCertificateFile: undefined, caCertificatePem: 'not a certificate' } };
+
+  // [setting, bad value(s), the message's start after `Invalid setting '`]
+  test.each([
+    ['customerId', { customerId: 'Acme Corp' }, `customerId': "Acme Corp" is not in the expected form. Fix: use 3 to 20 lower-case letters`],
+    ['images.agentRuntime', { images: { ...example().images, agentRuntime: '111122223333.dkr.ecr.eu-west-1.amazonaws.com/byoc/agent-runtime:latest' } }, `images.agentRuntime': "111122223333.dkr.ecr.eu-west-1.amazonaws.com/byoc/agent-runtime:latest" names an image by tag`],
+    ['images.natsServer', { images: { ...example().images, natsServer: undefined } }, `images.natsServer': missing. Fix: give natsServer: The NATS server image`],
+    ['account', { account: '1234' }, `account': "1234" is not in the expected form. Fix: give the 12-digit account ID`],
+    ['region', { region: 'EU-West-1' }, `region': "EU-West-1" is not one of the allowed values`],
+    ['maxAzs', { maxAzs: 4 }, `maxAzs': 4 is not one of the allowed values. Fix: use 2 or 3`],
+    ['availabilityZones', { availabilityZones: ['eu-west-1a'] }, `availabilityZones': has 1 items, fewer than 2`],
+    ['availabilityZones', { availabilityZones: ['eu-west-1a', 'eu-west-1a'] }, `availabilityZones': ["eu-west-1a","eu-west-1a"] names an item twice`],
+    ['vpcCidr', { vpcCidr: '10.0.0.0/8' }, `vpcCidr': "10.0.0.0/8" is not an IPv4 CIDR from /16 to /22`],
+    ['existingVpc', { existingVpc: 'vpc-0a1b2c3d' }, `existingVpc': is not an object: "vpc-0a1b2c3d" is a string`],
+    ['vpcEndpoints', { vpcEndpoints: 'no' }, `vpcEndpoints': is not a boolean: "no" is a string. Fix: write true or false, without quotes`],
+    ['s3PrefixListId', { s3PrefixListId: 'com.amazonaws.eu-west-1.s3' }, `s3PrefixListId': "com.amazonaws.eu-west-1.s3" is not in the expected form. Fix: give the pl-... ID`],
+    ['egress', { egress: 'open' }, `egress': "open" is not one of the allowed values. Fix: use none or nat`],
+    ['llm', { llm: { via: 'internet' } }, `llm.via': "internet" is not one of the allowed values. Fix: use { "via": "vendor-proxy" } or { "via": "own-keys" }`],
+    ['llm', { llm: { via: 'own-keys' } }, `llm': own-keys with egress: none: the plane's VPC has no route to the providers. Fix: set egress: nat`],
+    ['createRdsOsMetricsLogGroup', { createRdsOsMetricsLogGroup: 1 }, `createRdsOsMetricsLogGroup': is not a boolean: 1 is a number`],
+    ['database.instanceType', { database: { instanceType: 't3.micro' } }, `database.instanceType': "t3.micro" is not in the expected form. Fix: give a type such as db.t4g.medium`],
+    ['database.multiAz', { database: { multiAz: 'yes' } }, `database.multiAz': is not a boolean: "yes" is a string`],
+    ['database.deletionProtection', { database: { deletionProtection: null } }, `database.deletionProtection': is not a boolean: null is a null`],
+    ['database.allocatedStorageGiB', { database: { allocatedStorageGiB: 5 } }, `database.allocatedStorageGiB': 5 is out of range. Fix: use a whole number from 20 to 65536`],
+    ['database.backupRetentionDays', { database: { backupRetentionDays: 36 } }, `database.backupRetentionDays': 36 is out of range. Fix: use a whole number from 1 to 35`],
+    ['database.port', { database: { port: 5432 } }, `database.port': 5432 is PostgreSQL's well-known port`],
+    ['cache.nodeType', { cache: { nodeType: 'm5.large' } }, `cache.nodeType': "m5.large" is not in the expected form. Fix: give an ElastiCache node type such as cache.t4g.small`],
+    ['cache.replicas', { cache: { replicas: 0 } }, `cache.replicas': 0 is out of range. Fix: use 1 to 5`],
+    ['cache.port', { cache: { port: 6379 } }, `cache.port': 6379 is Redis's well-known port`],
+    ['cache.snapshotRetentionDays', { cache: { snapshotRetentionDays: 7 } }, `cache.snapshotRetentionDays': 7 is out of range. Fix: use 15 to 35 days`],
+    ['shareLearning', { shareLearning: 'false' }, `shareLearning': is not a boolean: "false" is a string. Fix: write false, without quotes`],
+    ['vendorHub.host', hub({ host: '203.0.113.10' }), `vendorHub.host': "203.0.113.10" is not the hub's DNS name`],
+    ['vendorHub.port', hub({ port: 80 }), `vendorHub.port': 80 is out of range. Fix: use a whole number from 1024 to 65535`],
+    ['vendorHub.caCertificatePem', pemHub, `vendorHub.caCertificatePem': is not a PEM X.509 certificate`],
+    ['vendorHub.caCertificateFile', hub({ caCertificateFile: 'missing.pem' }), `vendorHub.caCertificateFile': cannot read `],
+    ['vendorHub.endpointService', hub({ endpointService: 'hub.vendor.example' }), `vendorHub.endpointService': "hub.vendor.example" is not a VPC endpoint service name`],
+    ['vendorHub.endpointServiceRegion', hub({ endpointServiceRegion: 'mars-1' }), `vendorHub.endpointServiceRegion': "mars-1" is not one of the allowed values`],
+    ['vendorHub.cidrs', { ...hub({ endpointService: undefined, cidrs: ['0.0.0.0/0'] }), egress: 'nat' }, `vendorHub.cidrs': "0.0.0.0/0" is not an IPv4 CIDR from /16 to /32`],
+    ['retainData', { retainData: 'no' }, `retainData': is not a boolean: "no" is a string`],
+    ['logRetentionDays', { logRetentionDays: 0 }, `logRetentionDays': 0 is not one of the allowed values. Fix: use one of CloudWatch Logs' retention periods`],
+  ])('%s: %j', (_setting, bad, message) => {
+    const file = write({ ...base(), ...bad });
+    const app = new App({ outdir: path.join(dir, 'out'), context: { config: file } });
+    let error: unknown;
+    try {
+      buildCustomerPlaneApp(app);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(PropError);
+    expect((error as Error).message).toMatch(/^Invalid setting '[^']+': .+\. Fix: .+/);
+    expect((error as Error).message.startsWith(`Invalid setting '${message}`)).toBe(true);
+  });
+
+  // The apps as `cdk synth` runs them (`npm run build` first): one line on stderr, no stack trace, exit 1.
+  const run = (app: string, env: Record<string, string>) => spawnSync(process.execPath, [path.join(projectRoot(), 'dist', 'bin', app)], {
+    env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120000,
+  });
+
+  test('the built customer-plane app prints the bad setting without a stack trace and exits 1', () => {
+    for (const [bad, line] of [
+      [{ shareLearning: 'false' }, `Invalid setting 'shareLearning': is not a boolean: "false" is a string. Fix: write false, without quotes\n`],
+      [{ database: { port: 5432 } }, `Invalid setting 'database.port': 5432 is PostgreSQL's well-known port. Fix: choose another port, such as the default 5433\n`],
+    ] as const) {
+      const r = run('customer-plane.js', { BYOC_CONFIG: write({ ...base(), ...bad }) });
+      expect(r.stderr).toBe(line);
+      expect(r.stderr).not.toMatch(/^ {4}at /m);
+      expect(r.status).toBe(1);
+    }
+  });
+
+  test('the built control-plane app prints the bad setting without a stack trace and exits 1', () => {
+    const vendor = JSON.parse(fs.readFileSync(path.join(CONFIG_DIR, 'example-vendor.json'), 'utf8'));
+    const r = run('control-plane.js', { BYOC_VENDOR_CONFIG: write({ ...vendor, acount: '111122223333' }) });
+    expect(r.stderr).toMatch(/^Invalid setting 'acount': is not a setting of the control plane\. Fix: remove it or use one of .*\n$/);
+    expect(r.stderr).not.toMatch(/^ {4}at /m);
+    expect(r.status).toBe(1);
   });
 });

@@ -76,6 +76,15 @@ const cases: [string, Omit<Partial<CustomerPlaneProps>, 'vpc'> & { vpc?: 'import
   ['vendorHub.cidrs', { vendorHub: { ...exampleProps().vendorHub, endpointService: undefined, cidrs: ['203.0.113.10/32'] } }, /egress: nat/],
   ['vendorHub.cidrs', { vendorHub: { ...exampleProps().vendorHub, endpointService: undefined, cidrs: ['0.0.0.0/0'] }, egress: EgressMode.NAT }, /\/16 to \/32/],
   ['logRetention', { logRetention: 42 as logs.RetentionDays }, /not a finite/],
+  // Issue 12: values of the wrong type from untyped callers (JSON, JavaScript), host bits, public ranges, a missing ID.
+  ['shareLearning', { shareLearning: 'false' as any }, /"false" is a string, not a boolean\. Fix: give true or false/],
+  ['database.multiAz', { database: { multiAz: 'false' as any } }, /"false" is a string, not a boolean/],
+  ['maxAzs', { maxAzs: '3' as any }, /"3" is a string, not a number/],
+  ['cache.replicas', { cache: { replicas: '2' as any } }, /"2" is a string, not a number/],
+  ['vpcCidr', { vpcCidr: '10.80.5.0/16' }, /"10\.80\.5\.0\/16" has host bits set: the network it names is 10\.80\.0\.0\/16/],
+  ['vpcCidr', { vpcCidr: '100.64.0.0/16' }, /not a private range \(RFC 1918/],
+  ['customerId', { customerId: undefined }, /^Invalid prop 'customerId': missing\. Fix: give the customer's identifier/],
+  ['availabilityZones', { availabilityZones: ['eu-west-1a', 'us-east-1b'] }, /are AZs of eu-west-1 and us-east-1/],
 ];
 
 test.each(cases)('invalid %s fails at synth, naming the prop and the fix', (prop, props, message) => {
