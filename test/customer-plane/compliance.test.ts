@@ -69,10 +69,11 @@ test('with acknowledgements applied, both apps synthesize with all four packs an
   expect(() => customer.synth()).not.toThrow();
   const control = buildControlPlaneApp(createApp({ outdir: tmpdir() }));
   expect(() => control.synth()).not.toThrow();
-  // The control plane acknowledges only the Control Tower control its example leaves to the operator (access logs
-  // of a TCP listener; its deploy-time function runs in its VPC); test/control-plane/compliance.test.ts has each variant.
+  // The control plane acknowledges only the Control Tower controls its example leaves to the operator: access logs
+  // of a TCP listener (hub.accessLogBucket) and the SSE-S3 bucket S3 delivers the registry's access logs to
+  // (bundleRegistry.accessLogBucket); its deploy-time function runs in its VPC. test/control-plane/compliance.test.ts has each variant.
   expect(acknowledgementsOf(control).filter((a) => a.finding.startsWith(`${CONTROL_TOWER_PLUGIN}::`)).map((a) => a.finding).sort())
-    .toEqual(['ControlTower::elbv2_logging_enabled_check']);
+    .toEqual(['ControlTower::elbv2_logging_enabled_check', 'ControlTower::s3_bucket_default_encryption_kms_check']);
 });
 
 test('every acknowledgement is on a single resource with a reason a reviewer can read, and none is on a stack', () => {
