@@ -41,7 +41,6 @@ const regionFix = 'give an AWS region such as eu-west-1';
 
 export const CUSTOMER_PLANE_CONFIG_SCHEMA: SettingSchema = {
   $schema: 'http://json-schema.org/draft-07/schema#',
-  $id: 'https://byoc.invalid/customer-plane.schema.json',
   title: 'BYOC customer plane configuration',
   ...obj('The customer plane\'s settings, as the vendor keeps them per customer.', {
     $schema: str('The JSON Schema of this file, for editors.', undefined, 'give the path or URL of this schema, or remove it'),
