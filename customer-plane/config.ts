@@ -70,7 +70,7 @@ function schemaError(errors: ErrorObject[]): PropError {
     }
     case 'additionalProperties': {
       const allowed = Object.keys(schema.properties as object).filter((k) => k !== '$schema');
-      return settingError(settingPath(e.instancePath, e.params.additionalProperty), `is not a setting of the customer plane${at ? ` (in ${at})` : ''}`,
+      return settingError(settingPath(e.instancePath, e.params.additionalProperty), 'is not a setting of the customer plane',
         `remove it or use one of ${allowed.join(', ')}`);
     }
     case 'type': {

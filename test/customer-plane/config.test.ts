@@ -69,7 +69,7 @@ describe('configuration mistakes fail with one message naming the setting (issue
   };
   const existingVpc = {
     vpcId: 'vpc-0a1b2c3d', vpcCidrBlock: '10.20.0.0/16', availabilityZones: ['eu-west-1a', 'eu-west-1b'],
-    privateSubnetIds: ['subnet-0a', 'subnet-0b'], privateSubnetRouteTableIds: ['rtb-0a', 'rtb-0b'],
+    privateSubnetIds: ['subnet-0a1b2c3d', 'subnet-1a2b3c4d'], privateSubnetRouteTableIds: ['rtb-0a1b2c3d', 'rtb-1a2b3c4d'],
   };
 
   test.each([
@@ -88,8 +88,10 @@ describe('configuration mistakes fail with one message naming the setting (issue
     ['an invalid region', { region: 'eu-west-9' }, `Invalid setting 'region': "eu-west-9" is not one of the allowed values. Fix: give an AWS region such as eu-west-1`],
     ['existingVpc with vpcId alone', { existingVpc: { vpcId: 'vpc-0a1b2c3d' } },
       `Invalid setting 'existingVpc.vpcCidrBlock, existingVpc.availabilityZones, existingVpc.privateSubnetIds, existingVpc.privateSubnetRouteTableIds': missing. Fix: give existingVpc as { vpcId, vpcCidrBlock, availabilityZones, privateSubnetIds, privateSubnetRouteTableIds }`],
-    ['existingVpc with a subnet missing', { existingVpc: { ...existingVpc, privateSubnetIds: ['subnet-0a', 'subnet-0b', 'subnet-0c'] } },
+    ['existingVpc with a subnet missing', { existingVpc: { ...existingVpc, privateSubnetIds: ['subnet-0a1b2c3d', 'subnet-1a2b3c4d', 'subnet-2a3b4c5d'] } },
       `Invalid setting 'existingVpc.privateSubnetIds': has 3 items for 2 availabilityZones. Fix: give one per AZ`],
+    ['existingVpc with a short subnet ID', { existingVpc: { ...existingVpc, privateSubnetIds: ['subnet-0a', 'subnet-0b'] } },
+      `Invalid setting 'existingVpc.privateSubnetIds[0]': "subnet-0a" is not in the expected form. Fix: give subnet-... IDs (8 or 17 hex digits)`],
     ['existingVpc with host bits', { existingVpc: { ...existingVpc, vpcCidrBlock: '10.20.1.0/16' } }, `Invalid setting 'existingVpc.vpcCidrBlock': "10.20.1.0/16" has host bits set`],
     ['existingVpc with vpcCidr', { existingVpc, vpcCidr: '10.80.0.0/16' }, `Invalid setting 'vpcCidr': set together with existingVpc. Fix: remove vpcCidr`],
     ['maxAzs with availabilityZones', { maxAzs: 2, availabilityZones: ['eu-west-1a', 'eu-west-1b'] }, `Invalid setting 'maxAzs, availabilityZones': both set. Fix: give either`],
