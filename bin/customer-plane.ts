@@ -18,14 +18,22 @@ export function buildCustomerPlaneApp(app: App = createApp()): App {
   const configured = app.node.tryGetContext('config') ?? process.env.BYOC_CONFIG;
   const file = configured ? path.resolve(String(configured)) : path.join(projectRoot(), 'config', 'example-customer.json');
   const props = loadCustomerPlaneConfig(file);
-  try {
-    new CustomerPlaneStack(app, CUSTOMER_PLANE_STACK, props);
-  } catch (e) {
-    throw e instanceof PropError ? asSettingError(e) : e;
-  }
+  asSettings(() => new CustomerPlaneStack(app, CUSTOMER_PLANE_STACK, props));
   return app;
 }
 
+/** Runs `f`; a construct's `PropError` is rethrown naming the setting of the file (`logRetention` as `logRetentionDays`). */
+function asSettings(f: () => void): void {
+  try {
+    f();
+  } catch (e) {
+    throw e instanceof PropError ? asSettingError(e) : e;
+  }
+}
+
 if (require.main === module) {
-  runApp(() => buildCustomerPlaneApp().synth());
+  runApp(() => {
+    const app = buildCustomerPlaneApp();
+    asSettings(() => app.synth());
+  });
 }

@@ -51,10 +51,17 @@ test('the vendor hub\'s CA comes from a file next to the configuration; a missin
     .toThrow(/'vendorHub.caCertificateFile': set together with caCertificatePem/);
 });
 
-test('an unreadable file names the file', () => {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-')), 'c.json');
-  fs.writeFileSync(file, '{ not json');
-  expect(() => loadCustomerPlaneConfig(file)).toThrow(file);
+test('an unreadable file names the file, as the setting config', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-'));
+  try {
+    const file = path.join(dir, 'c.json');
+    fs.writeFileSync(file, '{ not json');
+    expect(() => loadCustomerPlaneConfig(file)).toThrow(file);
+    expect(() => loadCustomerPlaneConfig(file)).toThrow(/^Invalid setting 'config': cannot read .*c\.json: .*JSON.*\. Fix: give the path of a JSON file/);
+    expect(() => loadCustomerPlaneConfig(path.join(dir, 'missing.json'))).toThrow(/^Invalid setting 'config': cannot read .*missing\.json: ENOENT/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 describe('configuration mistakes fail with one message naming the setting (issue 12)', () => {
