@@ -1,12 +1,15 @@
+import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
 import { RegionInfo } from 'aws-cdk-lib/region-info';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { CUSTOMER_ID } from '../lib/boundary-contract';
+import { PropError } from '../lib/errors';
 import { EgressMode, LLM_ACCESS_MODES } from './props';
 
 /**
  * The JSON Schema (draft-07) of the customer plane's configuration file: the one definition the loader
  * validates with (`customer-plane/config.ts`, through ajv) and editors can use (`"$schema"` in the file).
  * Each setting carries `fix`, an annotation: what to write instead, quoted in the error a bad value gets.
+ * The construct props (`resolveProps`) are checked against the same schema for the types of their values.
  * What a schema cannot say (CIDR host bits and private ranges, AZs of the configured region, settings that
  * conflict) the loader checks after it.
  */
@@ -39,7 +42,11 @@ const imageFix = 'give ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:<6
 const azFix = 'give AZ names such as ["eu-west-1a", "eu-west-1b"]';
 const regionFix = 'give an AWS region such as eu-west-1';
 
-export const CUSTOMER_PLANE_CONFIG_SCHEMA: SettingSchema = {
+let cached: SettingSchema | undefined;
+
+/** The schema (built on first use: `props.ts` and this module import each other). */
+export function customerPlaneConfigSchema(): SettingSchema {
+  cached ??= {
   $schema: 'http://json-schema.org/draft-07/schema#',
   title: 'BYOC customer plane configuration',
   ...obj('The customer plane\'s settings, as the vendor keeps them per customer.', {
@@ -101,3 +108,68 @@ export const CUSTOMER_PLANE_CONFIG_SCHEMA: SettingSchema = {
     }, ['via'], `use ${LLM_ACCESS_MODES.map((m) => `{ "via": "${m}" }`).join(' or ')}, or leave llm out`),
   }, ['customerId', 'images', 'vendorHub'], 'give a JSON object of settings'),
 };
+  return cached;
+}
+
+let validator: ValidateFunction | undefined;
+
+/** Every way `value` breaks the schema (ajv, all errors, in schema order); empty when it is valid. */
+export function configSchemaErrors(value: unknown): ErrorObject[] {
+  if (!validator) {
+    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true });
+    ajv.addVocabulary(['fix']);
+    validator = ajv.compile(customerPlaneConfigSchema());
+  }
+  return validator(value) ? [] : [...(validator.errors ?? [])];
+}
+
+/** `/database/port` as `database.port`, `/availabilityZones/0` as `availabilityZones[0]`. */
+function settingPath(pointer: string, child?: string): string {
+  const parts = pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (child !== undefined) parts.push(child);
+  return parts.reduce((a, p) => (/^\d+$/.test(p) ? `${a}[${p}]` : a ? `${a}.${p}` : p), '');
+}
+
+function typeOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'list';
+  return typeof value === 'object' ? 'object' : typeof value;
+}
+
+/**
+ * The first schema error as a `PropError`: `Invalid <kind> '<path>': <problem>. Fix: <fix>` (the fix is the
+ * setting's `fix`). `rename` maps top-level names, e.g. `logRetentionDays` to the prop `logRetention`.
+ */
+export function schemaError(errors: ErrorObject[], kind: 'setting' | 'prop' = 'setting', rename: Record<string, string> = {}): PropError {
+  const e = errors[0];
+  const schema = (e.parentSchema ?? {}) as SettingSchema;
+  const fix = schema.fix ?? 'see the configuration reference in the README';
+  const named = (path: string) => path.replace(/^[^.[]+/, (top) => rename[top] ?? top);
+  const error = (at: string, problem: string, f: string) => new PropError(named(at), problem, f, kind);
+  const at = settingPath(e.instancePath);
+  const value = JSON.stringify(e.data);
+  switch (e.keyword) {
+    case 'required': {
+      // Every key missing from this object, in one message.
+      const missing = errors.filter((x) => x.keyword === 'required' && x.instancePath === e.instancePath).map((x) => x.params.missingProperty as string);
+      const one = missing.length === 1 ? (schema.properties as Record<string, SettingSchema>)[missing[0]]?.description as string | undefined : undefined;
+      return error(missing.map((m) => settingPath(e.instancePath, m)).join(', '), 'missing', one ? `give ${missing[0]}: ${one.replace(/\.$/, '')}` : fix);
+    }
+    case 'additionalProperties': {
+      const allowed = Object.keys(schema.properties as object).filter((k) => k !== '$schema');
+      return error(settingPath(e.instancePath, e.params.additionalProperty), 'is not a setting of the customer plane', `remove it or use one of ${allowed.join(', ')}`);
+    }
+    case 'type': {
+      const expected = e.params.type === 'integer' ? 'a whole number' : e.params.type === 'array' ? 'a list' : `a${/^[aeiou]/.test(e.params.type) ? 'n' : ''} ${e.params.type}`;
+      const unquote = typeof e.data === 'string' && ['boolean', 'integer', 'number'].includes(e.params.type) && /^(true|false|-?\d+(\.\d+)?)$/.test(e.data);
+      return error(at || 'config', `is not ${expected}: ${value} is a ${typeOf(e.data)}`, unquote ? `write ${e.data}, without quotes` : fix);
+    }
+    case 'enum': return error(at, `${value} is not one of the allowed values`, fix);
+    case 'minimum': case 'maximum': return error(at, `${value} is out of range`, fix);
+    case 'pattern': return error(at, `${value} is not in the expected form`, fix);
+    case 'minItems': return error(at, `has ${(e.data as unknown[]).length} items, fewer than ${e.params.limit}`, fix);
+    case 'maxItems': return error(at, `has ${(e.data as unknown[]).length} items, more than ${e.params.limit}`, fix);
+    case 'uniqueItems': return error(at, `${value} names an item twice`, fix);
+    default: return error(at || 'config', `${value} ${e.message ?? 'is not valid'}`, fix);
+  }
+}

@@ -1,15 +1,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import Ajv, { ErrorObject } from 'ajv';
 import { PropError, settingError } from '../lib/errors';
-import { CUSTOMER_PLANE_CONFIG_SCHEMA, SettingSchema } from './config-schema';
+import { configSchemaErrors, schemaError } from './config-schema';
 import { cidrProblem, EgressMode, LlmAccess } from './props';
 import { CustomerPlaneStackProps } from './stack';
 
 /**
  * The customer plane's settings as the vendor keeps them per customer (JSON), turned into stack props.
- * Validated against `CUSTOMER_PLANE_CONFIG_SCHEMA` (ajv): unknown keys are refused, so a typo never silently
+ * Validated against `customerPlaneConfigSchema()` (ajv): unknown keys are refused, so a typo never silently
  * falls back to a default, and a value of the wrong type (`"false"` for false) never reaches the stack.
  * Every problem is a `PropError` of kind `setting`: `Invalid setting '<path>': <problem>. Fix: <fix>`.
  */
@@ -35,57 +34,6 @@ export interface CustomerPlaneConfig {
   readonly createRdsOsMetricsLogGroup?: boolean;
   /** As `llm`: `{ "via": "vendor-proxy" }` or `{ "via": "own-keys" }`. */
   readonly llm?: LlmAccess;
-}
-
-const ajv = new Ajv({ allErrors: true, verbose: true, strict: true });
-ajv.addVocabulary(['fix']);
-const validateConfig = ajv.compile(CUSTOMER_PLANE_CONFIG_SCHEMA);
-
-/** `/database/port` as `database.port`, `/availabilityZones/0` as `availabilityZones[0]`. */
-function settingPath(pointer: string, child?: string): string {
-  const parts = pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-  if (child !== undefined) parts.push(child);
-  return parts.reduce((a, p) => (/^\d+$/.test(p) ? `${a}[${p}]` : a ? `${a}.${p}` : p), '');
-}
-
-function typeOf(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'list';
-  return typeof value === 'object' ? 'object' : typeof value;
-}
-
-/** One schema error as `Invalid setting '<path>': <problem>. Fix: <fix>`. */
-function schemaError(errors: ErrorObject[]): PropError {
-  const e = errors[0];
-  const schema = (e.parentSchema ?? {}) as SettingSchema;
-  const fix = schema.fix ?? 'see the configuration reference in the README';
-  const at = settingPath(e.instancePath);
-  const value = JSON.stringify(e.data);
-  switch (e.keyword) {
-    case 'required': {
-      // Every key missing from this object, in one message.
-      const missing = errors.filter((x) => x.keyword === 'required' && x.instancePath === e.instancePath).map((x) => x.params.missingProperty as string);
-      const one = missing.length === 1 ? (schema.properties as Record<string, SettingSchema>)[missing[0]]?.description as string | undefined : undefined;
-      return settingError(missing.map((m) => settingPath(e.instancePath, m)).join(', '), 'missing', one ? `give ${missing[0]}: ${one.replace(/\.$/, '')}` : fix);
-    }
-    case 'additionalProperties': {
-      const allowed = Object.keys(schema.properties as object).filter((k) => k !== '$schema');
-      return settingError(settingPath(e.instancePath, e.params.additionalProperty), 'is not a setting of the customer plane',
-        `remove it or use one of ${allowed.join(', ')}`);
-    }
-    case 'type': {
-      const expected = e.params.type === 'integer' ? 'a whole number' : e.params.type === 'array' ? 'a list' : `a${/^[aeiou]/.test(e.params.type) ? 'n' : ''} ${e.params.type}`;
-      const unquote = typeof e.data === 'string' && ['boolean', 'integer', 'number'].includes(e.params.type) && /^(true|false|-?\d+(\.\d+)?)$/.test(e.data);
-      return settingError(at || 'config', `is not ${expected}: ${value} is a ${typeOf(e.data)}`, unquote ? `write ${e.data}, without quotes` : fix);
-    }
-    case 'enum': return settingError(at, `${value} is not one of the allowed values`, fix);
-    case 'minimum': case 'maximum': return settingError(at, `${value} is out of range`, fix);
-    case 'pattern': return settingError(at, `${value} is not in the expected form`, fix);
-    case 'minItems': return settingError(at, `has ${(e.data as unknown[]).length} items, fewer than ${e.params.limit}`, fix);
-    case 'maxItems': return settingError(at, `has ${(e.data as unknown[]).length} items, more than ${e.params.limit}`, fix);
-    case 'uniqueItems': return settingError(at, `${value} names an item twice`, fix);
-    default: return settingError(at || 'config', `${value} ${e.message ?? 'is not valid'}`, fix);
-  }
 }
 
 /** The checks a schema cannot express: CIDRs, AZs of the configured region, settings that conflict. */
@@ -135,7 +83,8 @@ export function asSettingError(e: PropError): PropError {
 
 /** Parses a configuration object; every problem is a `PropError` naming the setting. */
 export function customerPlaneStackProps(config: CustomerPlaneConfig, baseDir = process.cwd()): CustomerPlaneStackProps {
-  if (!validateConfig(config)) throw schemaError(validateConfig.errors ?? []);
+  const errors = configSchemaErrors(config);
+  if (errors.length > 0) throw schemaError(errors);
   checkSemantics(config);
   const { account, region, database, egress, logRetentionDays, vendorHub, $schema, ...rest } = config as CustomerPlaneConfig & { $schema?: string };
   let hub = vendorHub;

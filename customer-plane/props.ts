@@ -5,6 +5,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { AGENT_CATALOG, AgentSpec, catalogProblems } from '../agents/catalog';
 import { CUSTOMER_ID } from '../lib/boundary-contract';
 import { PropError } from '../lib/errors';
+import { configSchemaErrors, schemaError } from './config-schema';
 import { VendorHub } from './link';
 
 /** Outbound internet access of the plane's subnets. */
@@ -338,21 +339,35 @@ export function cidrProblem(cidr: string, minPrefix: number, maxPrefix: number, 
   return undefined;
 }
 
-/** Throws unless `value` is undefined or of the JavaScript type `type` (a JSON string "false" is not a boolean). */
-function checkType(prop: string, value: unknown, type: 'boolean' | 'number'): void {
-  if (value === undefined || typeof value === type || Token.isUnresolved(value)) return;
-  throw new PropError(prop, `${JSON.stringify(value)} is a ${value === null ? 'null' : Array.isArray(value) ? 'list' : typeof value}, not a ${type}`,
-    type === 'boolean' ? 'give true or false (not a string)' : 'give a number (not a string)');
+/** A copy of `value` without unresolved tokens and undefined values: what the schema can judge at synth. */
+function resolvedOnly(value: unknown): unknown {
+  if (Token.isUnresolved(value)) return undefined;
+  if (Array.isArray(value)) return value.some((v) => Token.isUnresolved(v)) ? undefined : value;
+  if (value === null || typeof value !== 'object' || Object.getPrototypeOf(value) !== Object.prototype) return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolvedOnly(v)]).filter(([, v]) => v !== undefined));
+}
+
+/**
+ * The types of the props' plain values against the configuration file's schema (`customerPlaneConfigSchema`),
+ * for callers the compiler does not check (JavaScript, JSON read by hand): `"false"` is not false.
+ */
+function checkTypes(props: CustomerPlaneProps): void {
+  const { instanceType: _instanceType, ...database } = props.database ?? {};
+  void _instanceType;
+  const plain = resolvedOnly({
+    customerId: props.customerId, images: props.images, maxAzs: props.maxAzs, availabilityZones: props.availabilityZones,
+    vpcCidr: props.vpcCidr, vpcEndpoints: props.vpcEndpoints, s3PrefixListId: props.s3PrefixListId, egress: props.egress,
+    llm: props.llm, database: props.database ? database : undefined, cache: props.cache, shareLearning: props.shareLearning,
+    vendorHub: props.vendorHub, retainData: props.retainData, logRetentionDays: props.logRetention,
+    createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup,
+  });
+  const wrongTypes = configSchemaErrors(plain).filter((e) => e.keyword === 'type');
+  if (wrongTypes.length > 0) throw schemaError(wrongTypes, 'prop', { logRetentionDays: 'logRetention' });
 }
 
 /** Validates the props and applies the defaults. Every error names the prop and the fix. */
 export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
-  for (const key of ['vpcEndpoints', 'shareLearning', 'retainData', 'createRdsOsMetricsLogGroup'] as const) checkType(key, props[key], 'boolean');
-  for (const key of ['multiAz', 'deletionProtection'] as const) checkType(`database.${key}`, props.database?.[key], 'boolean');
-  for (const key of ['allocatedStorageGiB', 'backupRetentionDays', 'port'] as const) checkType(`database.${key}`, props.database?.[key], 'number');
-  for (const key of ['replicas', 'port', 'snapshotRetentionDays'] as const) checkType(`cache.${key}`, props.cache?.[key], 'number');
-  checkType('maxAzs', props.maxAzs, 'number');
-  checkType('logRetention', props.logRetention, 'number');
+  checkTypes(props);
   if (props.customerId === undefined) {
     throw new PropError('customerId', 'missing', 'give the customer\'s identifier: 3 to 20 lower-case letters, digits and single hyphens, starting with a letter');
   }
