@@ -53,6 +53,14 @@ console.log(JSON.stringify({ flag: app.node.tryGetContext(${JSON.stringify(FLAG)
 app.synth();
 `;
 
+/** The vendor's side, from the example configuration the package ships. */
+const VENDOR_APP = `
+const byoc = require(${JSON.stringify(PKG.name)});
+const app = byoc.createApp({ outdir: process.argv[2] });
+new byoc.ControlPlaneStack(app, 'ByocControlPlane', byoc.loadControlPlaneConfig(require.resolve(${JSON.stringify(`${PKG.name}/config/example-vendor.json`)})));
+app.synth();
+`;
+
 /** A stack the kit's checks must refuse: an S3 bucket with none of the settings the nag packs ask for. */
 const BAD_APP = `
 const { Stack } = require('aws-cdk-lib');
@@ -90,6 +98,7 @@ beforeAll(() => {
   for (const f of ['example-customer.json', 'example-vendor-hub-ca.pem']) fs.copyFileSync(path.join(ROOT, 'config', f), path.join(project, f));
   fs.writeFileSync(path.join(project, 'app.js'), APP);
   fs.writeFileSync(path.join(project, 'bad.js'), BAD_APP);
+  fs.writeFileSync(path.join(project, 'vendor.js'), VENDOR_APP);
   ok(run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', '--loglevel=error',
     tarball, `aws-cdk-lib@${PKG.devDependencies['aws-cdk-lib']}`, `constructs@${PKG.devDependencies.constructs}`], project));
 }, 300_000);
@@ -144,6 +153,14 @@ test('a JavaScript app synthesizes a customer plane with its own two-agent catal
   expect(services.length).toBe(2 + 3);
   // The deploy-time function's code came from the package's own dist/deploy-time.
   expect(fs.readdirSync(outdir).some((f) => f.startsWith('asset.') && fs.existsSync(path.join(outdir, f, 'index.js')))).toBe(true);
+});
+
+test('a JavaScript app synthesizes the control plane from the installed package and its example configuration', () => {
+  const outdir = path.join(work, 'control-assembly');
+  const r = run(process.execPath, ['vendor.js', outdir], project);
+  expect({ status: r.status, err: errOf(r) }).toEqual({ status: 0, err: '' });
+  const template = JSON.parse(fs.readFileSync(path.join(outdir, 'ByocControlPlane.template.json'), 'utf8')) as { Resources: Record<string, { Type: string }> };
+  expect(Object.values(template.Resources).filter((res) => res.Type === 'AWS::ECR::Repository').length).toBeGreaterThanOrEqual(4);
 });
 
 test('createApp from the installed package brings the nag packs: an unacknowledged finding fails the consumer\'s synth', () => {
