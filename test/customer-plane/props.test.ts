@@ -1,3 +1,6 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { App, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -7,6 +10,12 @@ import { CustomerPlaneProps, EgressMode, MAX_AGENTS_PER_GROUP } from '../../cust
 import { PropError } from '../../lib/errors';
 import { exampleProps } from '../synth';
 
+// Every App gets an output folder; these live under one folder that is removed after the file.
+let outRoot: string;
+beforeAll(() => { outRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-props-')); });
+afterAll(() => fs.rmSync(outRoot, { recursive: true, force: true }));
+let apps = 0;
+
 const base = (): CustomerPlaneProps => {
   const { customerId, images, vendorHub } = exampleProps();
   return { customerId, images, vendorHub };
@@ -14,7 +23,7 @@ const base = (): CustomerPlaneProps => {
 
 function build(props: Omit<Partial<CustomerPlaneProps>, 'vpc'> & { vpc?: 'imported' | 'one-az' }, stackProps: { env?: { account?: string; region?: string } } = {}) {
   return () => {
-    const stack = new Stack(new App(), 'Test', stackProps);
+    const stack = new Stack(new App({ outdir: path.join(outRoot, `app-${apps++}`) }), 'Test', stackProps);
     const azs = props.vpc === 'one-az' ? ['a'] : ['a', 'b'];
     const vpc = props.vpc && ec2.Vpc.fromVpcAttributes(stack, 'Vpc', { vpcId: 'vpc-1', availabilityZones: azs, isolatedSubnetIds: azs.map((az) => `subnet-${az}`), isolatedSubnetRouteTableIds: azs.map((az) => `rtb-${az}`) });
     return new CustomerPlane(stack, 'Plane', { ...base(), ...props, vpc } as CustomerPlaneProps);
