@@ -117,6 +117,6 @@ describe('invalid settings fail at synth, naming the setting and the fix', () =>
     const base = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'config', 'example-customer.json'), 'utf8'));
     const dir = path.join(__dirname, '..', '..', 'config');
     expect(customerPlaneStackProps({ ...base, llm: { via: 'vendor-proxy' } }, dir).llm).toEqual({ via: 'vendor-proxy' });
-    expect(() => customerPlaneStackProps({ ...base, llm: { via: 'vendor-proxy', url: 'x' } }, dir)).toThrow(/Invalid prop 'llm.url': is not a setting of the customer plane/);
+    expect(() => customerPlaneStackProps({ ...base, llm: { via: 'vendor-proxy', url: 'x' } }, dir)).toThrow(/Invalid setting 'llm.url': is not a setting of the customer plane/);
   });
 });
