@@ -1,7 +1,6 @@
 import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
-import { RegionInfo } from 'aws-cdk-lib/region-info';
-import * as logs from 'aws-cdk-lib/aws-logs';
 import { CUSTOMER_ID } from '../lib/boundary-contract';
+import { AWS_REGIONS, bool, int, list, LOG_RETENTION_DAYS, obj, SettingSchema, settingSchemaError, str } from '../lib/config-schema';
 import { PropError } from '../lib/errors';
 import { EgressMode, LLM_ACCESS_MODES } from './props';
 
@@ -14,29 +13,12 @@ import { EgressMode, LLM_ACCESS_MODES } from './props';
  * conflict) the loader checks after it.
  */
 
-/** A schema node with its `fix` annotation. */
-export type SettingSchema = Record<string, unknown> & { fix?: string };
+export type { SettingSchema } from '../lib/config-schema';
 
-/** The regions aws-cdk-lib knows. */
-export const AWS_REGIONS: readonly string[] = RegionInfo.regions.map((r) => r.name).sort();
-
-/** CloudWatch Logs' finite retention periods, in days. */
-export const LOG_RETENTION_DAYS: readonly number[] = Object.values(logs.RetentionDays)
-  .filter((v): v is number => typeof v === 'number' && v !== logs.RetentionDays.INFINITE)
-  .sort((a, b) => a - b);
+export { AWS_REGIONS, LOG_RETENTION_DAYS } from '../lib/config-schema';
 
 const CIDR_PATTERN = '^\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/\\d{1,2}$';
 const AZ_PATTERN = '^[a-z]{2,4}(-[a-z]+)+-\\d[a-z]$';
-
-const bool = (description: string): SettingSchema => ({ type: 'boolean', description, fix: 'write true or false, without quotes' });
-const int = (description: string, minimum: number, maximum: number, fix = `use a whole number from ${minimum} to ${maximum}`): SettingSchema =>
-  ({ type: 'integer', minimum, maximum, description, fix });
-const str = (description: string, pattern: string | undefined, fix: string): SettingSchema =>
-  ({ type: 'string', ...(pattern ? { pattern } : {}), description, fix });
-const obj = (description: string, properties: Record<string, SettingSchema>, required: string[], fix: string): SettingSchema =>
-  ({ type: 'object', description, properties, required, additionalProperties: false, fix });
-const list = (description: string, items: SettingSchema, minItems: number, maxItems: number | undefined, fix: string): SettingSchema =>
-  ({ type: 'array', description, items, minItems, ...(maxItems ? { maxItems } : {}), uniqueItems: true, fix });
 
 const imageFix = 'give ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:<64 hex digits> (the digest the release was built and signed with)';
 const azFix = 'give AZ names such as ["eu-west-1a", "eu-west-1b"]';
@@ -123,53 +105,7 @@ export function configSchemaErrors(value: unknown): ErrorObject[] {
   return validator(value) ? [] : [...(validator.errors ?? [])];
 }
 
-/** `/database/port` as `database.port`, `/availabilityZones/0` as `availabilityZones[0]`. */
-function settingPath(pointer: string, child?: string): string {
-  const parts = pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-  if (child !== undefined) parts.push(child);
-  return parts.reduce((a, p) => (/^\d+$/.test(p) ? `${a}[${p}]` : a ? `${a}.${p}` : p), '');
-}
-
-function typeOf(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'list';
-  return typeof value === 'object' ? 'object' : typeof value;
-}
-
-/**
- * The first schema error as a `PropError`: `Invalid <kind> '<path>': <problem>. Fix: <fix>` (the fix is the
- * setting's `fix`). `rename` maps top-level names, e.g. `logRetentionDays` to the prop `logRetention`.
- */
+/** The first schema error as a `PropError` (see `settingSchemaError`): an unknown key is not a setting of the customer plane. */
 export function schemaError(errors: ErrorObject[], kind: 'setting' | 'prop' = 'setting', rename: Record<string, string> = {}): PropError {
-  const e = errors[0];
-  const schema = (e.parentSchema ?? {}) as SettingSchema;
-  const fix = schema.fix ?? 'see the configuration reference in the README';
-  const named = (path: string) => path.replace(/^[^.[]+/, (top) => rename[top] ?? top);
-  const error = (at: string, problem: string, f: string) => new PropError(named(at), problem, f, kind);
-  const at = settingPath(e.instancePath);
-  const value = JSON.stringify(e.data);
-  switch (e.keyword) {
-    case 'required': {
-      // Every key missing from this object, in one message.
-      const missing = errors.filter((x) => x.keyword === 'required' && x.instancePath === e.instancePath).map((x) => x.params.missingProperty as string);
-      const one = missing.length === 1 ? (schema.properties as Record<string, SettingSchema>)[missing[0]]?.description as string | undefined : undefined;
-      return error(missing.map((m) => settingPath(e.instancePath, m)).join(', '), 'missing', one ? `give ${missing[0]}: ${one.replace(/\.$/, '')}` : fix);
-    }
-    case 'additionalProperties': {
-      const allowed = Object.keys(schema.properties as object).filter((k) => k !== '$schema');
-      return error(settingPath(e.instancePath, e.params.additionalProperty), 'is not a setting of the customer plane', `remove it or use one of ${allowed.join(', ')}`);
-    }
-    case 'type': {
-      const expected = e.params.type === 'integer' ? 'a whole number' : e.params.type === 'array' ? 'a list' : `a${/^[aeiou]/.test(e.params.type) ? 'n' : ''} ${e.params.type}`;
-      const unquote = typeof e.data === 'string' && ['boolean', 'integer', 'number'].includes(e.params.type) && /^(true|false|-?\d+(\.\d+)?)$/.test(e.data);
-      return error(at || 'config', `is not ${expected}: ${value} is a ${typeOf(e.data)}`, unquote ? `write ${e.data}, without quotes` : fix);
-    }
-    case 'enum': return error(at, `${value} is not one of the allowed values`, fix);
-    case 'minimum': case 'maximum': return error(at, `${value} is out of range`, fix);
-    case 'pattern': return error(at, `${value} is not in the expected form`, fix);
-    case 'minItems': return error(at, `has ${(e.data as unknown[]).length} items, fewer than ${e.params.limit}`, fix);
-    case 'maxItems': return error(at, `has ${(e.data as unknown[]).length} items, more than ${e.params.limit}`, fix);
-    case 'uniqueItems': return error(at, `${value} names an item twice`, fix);
-    default: return error(at || 'config', `${value} ${e.message ?? 'is not valid'}`, fix);
-  }
+  return settingSchemaError(errors, 'customer plane', kind, rename);
 }

@@ -325,8 +325,8 @@ describe('invalid settings fail synth naming the setting and the fix', () => {
   });
 
   test('the vendor configuration refuses unknown keys of bundleRegistry and its retention', () => {
-    expect(() => controlPlaneStackProps({ bundleRegistry: { retention: { days: 30, mdoe: 'COMPLIANCE' } } } as never)).toThrow(/^Invalid prop 'bundleRegistry\.retention\.mdoe': is not a setting of the control plane\. Fix: remove it or use one of mode, days/);
-    expect(() => controlPlaneStackProps({ bundleRegistry: { logBucket: 'x' } } as never)).toThrow(/^Invalid prop 'bundleRegistry\.logBucket'/);
+    expect(() => controlPlaneStackProps({ bundleRegistry: { retention: { days: 30, mdoe: 'COMPLIANCE' } } } as never)).toThrow(/^Invalid setting 'bundleRegistry\.retention\.mdoe': is not a setting of the control plane\. Fix: remove it or use one of mode, days/);
+    expect(() => controlPlaneStackProps({ bundleRegistry: { logBucket: 'x' } } as never)).toThrow(/^Invalid setting 'bundleRegistry\.logBucket'/);
     expect(controlPlaneStackProps({ bundleRegistry: { retention: { mode: 'COMPLIANCE', days: 90 } }, releaseSigners: [PIPELINE] }))
       .toMatchObject({ bundleRegistry: { retention: { mode: 'COMPLIANCE', days: 90 } }, releaseSigners: [PIPELINE] });
   });
