@@ -470,7 +470,7 @@ describe('errors a person can act on, and nothing written', () => {
     fs.writeFileSync(broken, formatJson(config));
     const r = await byoc('customer', 'list', '--vendor-config', broken);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/^byoc: --vendor-config \S+broken-vendor\.json: Invalid prop 'hub\.hots': is not a setting of the control plane\. Fix: remove it or use one of image, host/);
+    expect(r.err).toMatch(/^byoc: --vendor-config \S+broken-vendor\.json: Invalid setting 'hub\.hots': is not a setting of the control plane\. Fix: remove it or use one of image, host/);
     expect(fs.readFileSync(broken, 'utf8')).toBe(formatJson(config));
   });
 
