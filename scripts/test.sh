@@ -31,13 +31,25 @@ npm run build --silent
 # One private temporary folder for the whole run (the tests, the servers and CLIs they start), removed at
 # the end whatever happened: nothing the suite writes to the temp dir outlives it. Traversable by the
 # postgres user, which the PostgreSQL helper runs the server as when the suite runs as root.
-run_tmp="$(mktemp -d "${TMPDIR:-/tmp}/byoc-test-XXXXXX")"
+parent_tmp="${TMPDIR:-/tmp}"
+run_tmp="$(mktemp -d "$parent_tmp/byoc-test-XXXXXX")"
 chmod 755 "$run_tmp"
+trap 'rm -rf "$run_tmp"' EXIT
+# What the system temp folder holds before the run: afterwards it must hold nothing new of ours.
+before="$(ls -A "$parent_tmp" | grep -E '^(byoc|cdk\.out|tmp-)' | sort || true)"
 export TMPDIR="$run_tmp"
 results="$(mktemp)"
-trap 'rm -rf "$run_tmp"' EXIT
 status=0
 npx jest --json --outputFile="$results" "$@" || status=$?
+# Every test removes the folders it made and stops the servers it started: nothing may be left in the run's
+# temp folder (but the results file, and jest's cache), and nothing of ours may appear outside it.
+left="$(cd "$run_tmp" && ls -A | grep -v -x -e "$(basename "$results")" -e 'jest_[a-z0-9]*' || true)"
+after="$(ls -A "$parent_tmp" | grep -E '^(byoc|cdk\.out|tmp-)' | grep -v -x "$(basename "$run_tmp")" | sort || true)"
+outside="$(comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after") | grep -v '^$' || true)"
+if [ -n "$left" ] || [ -n "$outside" ]; then
+  echo "npm test: the tests left temporary files behind:$(printf ' %s' $left $outside)" >&2
+  status=1
+fi
 node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   if (r.numTotalTests === 0) { console.error("npm test: no test ran"); process.exit(1); }
