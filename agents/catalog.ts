@@ -133,7 +133,7 @@ export const AGENT_CATALOG: readonly AgentSpec[] = [
 
   // platform: the product's own bookkeeping
   agent({ name: 'workflow-orchestrator', group: 'platform', purpose: 'Tracks each workflow\'s state and retries failed steps.', trigger: REQUEST, cpu: 512, memoryMiB: 1024, dataStores: [POSTGRES, REDIS], secrets: [], subscribe: ['events.workflow.status', 'boundary.inbox.control'], publish: ['work.*', 'boundary.outbox.workflow'] }),
-  agent({ name: 'usage-meter', group: 'platform', purpose: 'Aggregates usage counters for billing every five minutes, and the contract\'s metrics into one window a minute (the gateway signs each window).', trigger: SCHEDULE, schedule: 'cron(0/5 * * * ? *)', cpu: 256, memoryMiB: 512, dataStores: [POSTGRES], secrets: [], publish: ['boundary.outbox.usage', 'boundary.outbox.metrics'] }),
+  agent({ name: 'usage-meter', group: 'platform', purpose: 'Aggregates the agents\' step records into the contract\'s metrics, one window a minute (the gateway signs each window), and usage counters for billing every five minutes.', trigger: SCHEDULE, schedule: 'cron(* * * * ? *)', cpu: 256, memoryMiB: 512, dataStores: [POSTGRES], secrets: [], subscribe: ['events.workflow.status'], publish: ['boundary.outbox.usage', 'boundary.outbox.metrics'] }),
   agent({ name: 'pattern-miner', group: 'platform', purpose: 'Derives anonymised workflow fingerprints (shapes, counts, hashes) for shared learning, and takes in the pool\'s learnings.', trigger: EVENT, cpu: 512, memoryMiB: 1024, dataStores: [POSTGRES], secrets: [], subscribe: ['events.workflow.status', 'boundary.inbox.learning'], publish: ['boundary.outbox.fingerprint'] }),
 ];
 
