@@ -12,7 +12,7 @@ need() {
 
 # Servers from Debian the integration tests start on loopback: installed here when we can (root on Debian).
 have() { case "$1" in postgresql) ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ;; *) command -v "$1" >/dev/null 2>&1 ;; esac; }
-for pkg in nats-server postgresql redis-server; do
+for pkg in nats-server postgresql redis-server chromium; do
   if ! have "$pkg" && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "npm test: installing $pkg from Debian" >&2
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg") >&2
