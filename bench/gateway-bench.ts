@@ -17,6 +17,7 @@ import { secretVariables } from '../lib/nats-config';
 import { eventually, startLink } from '../test/servers/link';
 
 const N = Number(process.env.BENCH_GATEWAY_MESSAGES ?? 20000);
+const ROUNDS = Number(process.env.BENCH_GATEWAY_ROUNDS ?? 5);
 const LATENCY_SAMPLES = Number(process.env.BENCH_GATEWAY_LATENCY_SAMPLES ?? 2000);
 const C = 'bench';
 const SUBJECT = `byoc.${C}.out.workflow`;
@@ -111,9 +112,19 @@ async function main() {
     await throughput(raw, SUBJECT, vendor);
     await throughput(agents, OUTBOX, vendor);
 
-    const rawRate = await throughput(raw, SUBJECT, vendor);
+    // Rounds of raw then gateway, back to back: the ratio of each round is measured under the same load (these
+    // machines are shared), and the median round is reported with the spread.
+    const rounds: { raw: number; gw: number; ratio: number }[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const rawR = await throughput(raw, SUBJECT, vendor);
+      const gwR = await throughput(agents, OUTBOX, vendor);
+      rounds.push({ raw: rawR, gw: gwR, ratio: gwR / rawR });
+    }
+    rounds.sort((a, b) => a.ratio - b.ratio);
+    const median = rounds[Math.floor(rounds.length / 2)];
+    const rawRate = median.raw;
+    const gwRate = median.gw;
     const ackedRate = await ackedThroughput(raw, vendor);
-    const gwRate = await throughput(agents, OUTBOX, vendor);
     const rawLat = await latency(raw, SUBJECT, vendor);
     const gwLat = await latency(agents, OUTBOX, vendor);
 
@@ -121,7 +132,7 @@ async function main() {
     console.log(`  raw publish over the leaf link   ${rawRate.toFixed(0).padStart(8)} msg/s   p50 ${rawLat.p50.toFixed(3)} ms  p99 ${rawLat.p99.toFixed(3)} ms`);
     console.log(`  raw publish acked by the hub     ${ackedRate.toFixed(0).padStart(8)} msg/s`);
     console.log(`  through the boundary gateway     ${gwRate.toFixed(0).padStart(8)} msg/s   p50 ${gwLat.p50.toFixed(3)} ms  p99 ${gwLat.p99.toFixed(3)} ms   (canonical check, audit intent + outcome, hub-acknowledged)`);
-    console.log(`  gateway / raw throughput ratio   ${(gwRate / rawRate).toFixed(2)}   (previous release 0.22 to 0.32)`);
+    console.log(`  gateway / raw throughput ratio   ${(gwRate / rawRate).toFixed(2)}   (median of ${ROUNDS} rounds, range ${rounds[0].ratio.toFixed(2)} to ${rounds[rounds.length - 1].ratio.toFixed(2)}; before intents were written per batch: 0.22 to 0.32; target 0.5)`);
     console.log(`  gateway / acked raw ratio        ${(gwRate / ackedRate).toFixed(2)}`);
     console.log(`  added latency                    p50 ${(gwLat.p50 - rawLat.p50).toFixed(3)} ms  p99 ${(gwLat.p99 - rawLat.p99).toFixed(3)} ms   (target p99 < 2 ms)`);
   } finally {

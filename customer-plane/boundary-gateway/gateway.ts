@@ -42,6 +42,8 @@ export interface GatewayCounters {
   deliveredIn: number;
   rejected: Record<string, number>;
   rejectionStoreFailures: number;
+  /** Outbound messages not sent because their audit intents could not be written (the disk): never sent unrecorded. */
+  auditFailures: number;
 }
 
 /** Why the gateway refused a message: a stable code and a detail that never quotes the content. */
@@ -59,7 +61,7 @@ interface Refusal { readonly reason: string; readonly detail: string }
  * bounded rejection store; its body is kept nowhere.
  */
 export class BoundaryGateway {
-  public readonly counters: GatewayCounters = { delivered: 0, unconfirmed: 0, failed: 0, deliveredIn: 0, rejected: {}, rejectionStoreFailures: 0 };
+  public readonly counters: GatewayCounters = { delivered: 0, unconfirmed: 0, failed: 0, deliveredIn: 0, rejected: {}, rejectionStoreFailures: 0, auditFailures: 0 };
   private readonly outbound: ContractValidator;
   private readonly inbound: ContractValidator;
   private readonly kinds: MessageKind[];
@@ -73,7 +75,7 @@ export class BoundaryGateway {
   private readonly logBudget = new Map<string, { second: number; logged: number; suppressed: number }>();
   private pendingInbound: number[] = [];
   /** Crossings recorded as intents, waiting for the next batch. */
-  private queue: { seq: number; subject: string; kind: string; canonical: Uint8Array }[] = [];
+  private queue: { subject: string; kind: string; agent: string; canonical: Uint8Array }[] = [];
   private flushScheduled = false;
   private barriers = 0;
   /** The hub stream's sequence of the last barrier, in publication order; undefined when unknown. */
@@ -151,9 +153,8 @@ export class BoundaryGateway {
    */
   private cross(kind: string, agent: string, canonical: Uint8Array): void {
     const subject = `byoc.${this.o.customerId}.out.${kind}`;
-    const seq = this.o.audit.intent({ direction: 'out', kind, subject, agent, payload: canonical });
     this.inFlight++;
-    this.queue.push({ seq, subject, kind, canonical });
+    this.queue.push({ subject, kind, agent, canonical });
     if (this.queue.length >= MAX_BATCH) this.flushBatch();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -165,12 +166,24 @@ export class BoundaryGateway {
     this.flushScheduled = false;
     // The first batch is the barrier alone: it gives the sequence the next batch is checked against.
     const take = this.barriers === 0 ? 1 : this.queue.length;
-    const batch = this.queue.splice(0, take);
+    const queued = this.queue.splice(0, take);
     if (this.queue.length > 0 && !this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flushBatch());
     }
-    if (batch.length === 0) return;
+    if (queued.length === 0) return;
+    // The batch's intents in one write (one writeSync for the batch, not one per message), before any is published.
+    let seqs: number[];
+    try {
+      seqs = this.o.audit.intents(queued.map((m) => ({ direction: 'out' as const, kind: m.kind, subject: m.subject, agent: m.agent, payload: m.canonical })));
+    } catch (e) {
+      // Nothing of the batch crosses without its intent: each is refused, counted, and its agent's message kept nowhere.
+      this.inFlight -= queued.length;
+      this.counters.auditFailures += queued.length;
+      this.o.log.error({ messages: queued.length, error: (e as Error).message.slice(0, 200) }, 'audit intents could not be written: batch not sent');
+      return;
+    }
+    const batch = queued.map((m, i) => ({ ...m, seq: seqs[i] }));
     this.barriers++;
     const msgId = (seq: number) => `${this.o.customerId}:${seq}`;
     for (const m of batch.slice(0, -1)) {

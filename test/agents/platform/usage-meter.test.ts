@@ -4,7 +4,7 @@ import { ContractValidator, isRejection } from '../../../lib/contract-validator'
 import { encodeStepStatus, newWorkflowId, STEP_STATUS_SUBJECT, StepStatus } from '../../../lib/step-status';
 import { metricPoints, metricsMessages, USAGE_METER_MIGRATIONS, UsageMeter } from '../../../agents/platform/usage-meter';
 import { migrate } from '../../../agents/runtime/state';
-import { AgentContext } from '../../../agents/runtime/agent';
+import { AgentContext, WorkItem } from '../../../agents/runtime/agent';
 import { PostgresServer, startPostgres } from '../../servers/postgres';
 
 let pg: PostgresServer;
@@ -49,8 +49,10 @@ const step = (over: Partial<StepStatus> = {}): Omit<StepStatus, 'v'> => ({
   workflowId: newWorkflowId(), stepId: 0, agent: 'code-reviewer', trigger: 'event', status: 'succeeded', statusCode: 200,
   startedAt: 1_800_000_000_000, durationMs: 1500, llmTokensIn: 100, llmTokensOut: 40, ...over,
 });
-const item = (s: Omit<StepStatus, 'v'> | Uint8Array, i = 1) => ({ id: `e${i}`, subject: STEP_STATUS_SUBJECT, data: s instanceof Uint8Array ? s : encodeStepStatus(s), requestId: 'r', attempt: 1 });
-const tick = { id: 'tick', subject: 'work.usage-meter', data: new Uint8Array(), requestId: 't', attempt: 1 };
+const item = (s: Omit<StepStatus, 'v'> | Uint8Array, i = 1): WorkItem => ({
+  id: `e${i}`, subject: STEP_STATUS_SUBJECT, data: s instanceof Uint8Array ? s : encodeStepStatus(s), requestId: 'r', attempt: 1, trigger: 'event', workflowId: newWorkflowId(), stepId: 1,
+});
+const tick: WorkItem = { id: 'tick', subject: 'work.usage-meter', data: new Uint8Array(), requestId: 't', attempt: 1, trigger: 'schedule', workflowId: newWorkflowId(), stepId: 0 };
 const decode = (d: Uint8Array) => JSON.parse(new TextDecoder().decode(d));
 
 test('a tick turns the step records received since the last one into one metrics window and the usage of each agent, all valid for the contract', async () => {
