@@ -7,8 +7,10 @@ import { Command, CommanderError, Option } from 'commander';
 import { projectRoot } from '../lib/app';
 import { AuditHead, AuditLogError, fetchAnchorHeads, readAnchorFile, verifyAuditLog } from '../lib/audit-log';
 import { contractHash, CUSTOMER_ID } from '../lib/boundary-contract';
+import { registerCostCommand } from '../lib/cost/command';
 import { registerCustomerCommands } from '../lib/customers';
 import { registerReleaseCommands } from '../lib/releases';
+import { registerReviewCommand } from '../lib/review/cli';
 import { signAssembly, verifyBundle, VerifyOptions } from '../lib/bundle';
 import { diffBundles, diffSummary, formatDiff } from '../lib/bundle-diff';
 import { agentIdentities, HUB_INGEST_STREAM, leafConfig, secretVariables } from '../lib/nats-config';
@@ -221,6 +223,8 @@ export function program(): Command {
 
   registerCustomerCommands(cli);
   registerReleaseCommands(cli);
+  registerReviewCommand(cli);
+  registerCostCommand(cli);
   oneLineUsageErrors(cli);
   return cli;
 }
