@@ -3,11 +3,14 @@ import * as os from 'os';
 import * as path from 'path';
 import { resolveInWorkspace, runCommand, WorkspacePathError } from '../../agents/runtime/shell';
 
+const workspaces: string[] = [];
 const workspace = () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-ws-'));
+  workspaces.push(dir);
   fs.mkdirSync(path.join(dir, 'repo'));
   return dir;
 };
+afterAll(() => { for (const d of workspaces) fs.rmSync(d, { recursive: true, force: true }); });
 
 test('arguments are passed as they are, never through a shell', async () => {
   const ws = workspace();
