@@ -138,6 +138,8 @@ export interface CostItem {
   readonly resources: string[];
   /** How the figure is reached, e.g. `1 task x 0.25 vCPU, 0.5 GB, ARM64`. */
   readonly detail: string;
+  /** CPU architecture of a service's tasks (compute items). */
+  readonly arch?: 'X86_64' | 'ARM64';
   /** USD a month in a scenario. */
   cost(s: Scenario): number;
 }
@@ -233,7 +235,7 @@ function ecsService(c: Ctx, props: Record<string, any>): CostItem[] {
   const resources = [where(c), `${c.file}#${ref}`];
   return [
     {
-      component, name, agent, kind: 'compute', resources,
+      component, name, agent, kind: 'compute', resources, arch,
       detail: `${tasks} task${tasks === 1 ? '' : 's'} x ${fmt(vcpu)} vCPU, ${fmt(gb)} GB${ephemeral ? `, +${ephemeral} GB ephemeral` : ''}, ${arch}${templateSpot ? `, ${fmt(templateSpot * 100)}% Spot in the template` : ''}`,
       cost: (s) => tasks * hours(s) * ((1 - share(s)) * onDemand + share(s) * spot),
     },
@@ -470,12 +472,11 @@ export function estimateCost(assembly: Assembly, options: EstimateOptions = {}):
   const total = (s: Scenario) => sum(items, s);
   const baseTotal = total(ALWAYS_ON_DEMAND);
   const chosenTotal = total(scenario);
-  const arm = assembly.templates && Object.values(assembly.templates).some((t) => Object.values(t.Resources ?? {})
-    .some((r) => r.Type === 'AWS::ECS::TaskDefinition' && r.Properties?.RuntimePlatform?.CpuArchitecture === 'ARM64'));
+  const armAgentsOnSpot = scenario.spot && items.some((i) => i.component === 'agents' && i.arch === 'ARM64');
   const notes = [
     `prices of ${PRICE_TABLE_DATE} from lib/cost/prices.ts: written from AWS's published prices as known on that date, not fetched; check the source pages before quoting`,
     ...(regionFrom === 'default' ? ['the assembly is environment-agnostic: priced in us-east-1 (give --region)'] : []),
-    ...(arm ? ['Fargate Spot runs X86_64 tasks only: ARM64 agents on Spot are priced as X86_64 Spot tasks (their images must then be built for X86_64 too)'] : []),
+    ...(armAgentsOnSpot ? ['Fargate Spot runs X86_64 tasks only: ARM64 agents on Spot are priced as X86_64 Spot tasks (their images must then be built for X86_64 too)'] : []),
     ...(schedule === 'business' ? ['business hours: agents scale to zero outside the windows; leaf, gateway, collector, hub, services, data stores and the network run around the clock'] : []),
   ];
   return {
@@ -492,6 +493,7 @@ export function scenarioName(s: Scenario): string {
 }
 
 const usd = (n: number) => `$${n.toFixed(2)}`;
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 
 /** The report as a readable table. */
 export function formatCost(r: CostReport): string {
@@ -514,7 +516,7 @@ export function formatCost(r: CostReport): string {
   const assumptions = (Object.keys(ASSUMPTIONS) as (keyof Assumptions)[])
     .map((k) => `  ${k}=${r.assumptions[k]}${r.assumptions[k] === ASSUMPTIONS[k].default ? '' : ` (default ${ASSUMPTIONS[k].default})`}: ${ASSUMPTIONS[k].meaning}`);
   return [
-    `${r.assembly}: ${r.templates} templates, ${r.ecsServices} ECS services, priced in ${r.region}${r.regionFrom === 'option' ? '' : r.regionFrom === 'assembly' ? ' (the assembly\'s region)' : ' (default)'}`,
+    `${r.assembly}: ${plural(r.templates, 'template')}, ${plural(r.ecsServices, 'ECS service')}, priced in ${r.region}${r.regionFrom === 'option' ? '' : r.regionFrom === 'assembly' ? ' (the assembly\'s region)' : ' (default)'}`,
     `agents run ${r.agentHoursPerMonth.toFixed(1)} h a month (${r.scenario.schedule === 'always' ? 'always on' : `${r.assumptions.businessHoursPerDay} h x ${r.assumptions.businessDaysPerWeek} days a week`}), everything else ${r.hoursPerMonth} h`,
     '',
     ...table,
@@ -534,5 +536,5 @@ export function formatCost(r: CostReport): string {
 
 /** The closing line of `byoc cost`. */
 export function costSummary(r: CostReport): string {
-  return `estimated ${r.assembly} in ${r.region}: ${usd(r.baseTotal)} a month always-on, ${usd(r.chosenTotal)} ${scenarioName(r.scenario)} (ratio ${r.ratio.toFixed(3)}); ${r.ecsServices} ECS services in ${r.templates} templates, prices of ${r.priceTableDate}`;
+  return `estimated ${r.assembly} in ${r.region}: ${usd(r.baseTotal)} a month always-on, ${usd(r.chosenTotal)} ${scenarioName(r.scenario)} (ratio ${r.ratio.toFixed(3)}); ${plural(r.ecsServices, 'ECS service')} in ${plural(r.templates, 'template')}, prices of ${r.priceTableDate}`;
 }

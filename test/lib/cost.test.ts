@@ -117,6 +117,9 @@ describe('estimate of fixture templates, by hand', () => {
     // total: 6.584545 + 18.27005 + 99.5 + 15.1 + 1.8 = 141.254595; ratio 141.254595 / 192.84005 = 0.732496
     expect(r.chosenTotal).toBeCloseTo(141.254595, 5);
     expect(r.ratio).toBeCloseTo(0.732496, 5);
+    // alpha is ARM64, which Fargate Spot does not run: the estimate says it priced it as X86_64
+    expect(r.notes.join('\n')).toMatch(/Fargate Spot runs X86_64 tasks only/);
+    expect(estimateCost(readAssembly(plane), { region: 'us-east-1', schedule: 'business' }).notes.join('\n')).not.toMatch(/Fargate Spot/);
     // the four scenarios: business hours on-demand is 2 x 217.2619 x 0.0395 = 17.16369 + 0.148810 for alpha
     const business = r.scenarios.find((s) => s.schedule === 'business' && !s.spot)!;
     expect(business.total).toBeCloseTo(17.16369 + 0.14881 + 18.27005 + 99.5 + 15.1 + 1.8, 4);
