@@ -75,6 +75,11 @@ export interface AgentRolesReport {
  *   authentication only), marked as managed by a comment, owning schema `agent_<name>` (on which PUBLIC has
  *   nothing, so no other agent can reach its tables), `search_path` set to that schema; a schema of that name
  *   owned by another role is refused, never taken over;
+ * - per agent, for row-level security by tenant (see `TENANT_SETTING`): a NOLOGIN owner role `byoc_owner_agent_<name>`
+ *   with USAGE and CREATE on the agent's schema, whose tables the agent's role may only SELECT, INSERT, UPDATE and
+ *   DELETE (default privileges), and in the schema `byoc_isolation_problems()` and the owner's SECURITY DEFINER
+ *   `byoc_apply_migration(version, name, sql)`, executable by the agent's role only, which applies a migration once
+ *   and refuses it when it leaves a table without tenant isolation;
  * - a managed role whose agent left the list becomes NOLOGIN; it is never dropped (its data stays).
  *
  * The client must be the database's owner or a role that administers roles (RDS's master user: CREATEROLE,
@@ -111,6 +116,61 @@ export async function ensureAgentRoles(client: ClientBase, options: AgentRolesOp
     await client.query(`GRANT ${quoteIdent(role)} TO CURRENT_USER`);
     await statement();
     await client.query(`REVOKE ${quoteIdent(role)} FROM CURRENT_USER`);
+  };
+
+  /**
+   * The agent's tables belong to its owner role (NOLOGIN), never to the role the agent logs in as: the agent's
+   * role gets only SELECT, INSERT, UPDATE and DELETE on them, so it cannot turn row-level security off (no ALTER,
+   * no DROP POLICY: those need ownership; no TRUNCATE). Its migrations run through the owner's SECURITY DEFINER
+   * function, which refuses any migration that leaves a table without tenant isolation.
+   */
+  const ensureTenantIsolation = async (role: string, superuser: boolean): Promise<void> => {
+    const owner = ownerRoleOf(role);
+    const [r, o] = [quoteIdent(role), quoteIdent(owner)];
+    const comment = `${OWNER_ROLE_COMMENT_PREFIX}${role}`;
+    const found = await one<{ rolcanlogin: boolean; rolcreatedb: boolean; rolcreaterole: boolean; rolsuper: boolean; rolbypassrls: boolean; comment: string | null }>(
+      `SELECT rolcanlogin, rolcreatedb, rolcreaterole, rolsuper, rolbypassrls, shobj_description(oid, 'pg_authid') AS comment FROM pg_roles WHERE rolname = $1`, [owner]);
+    if (!found) {
+      await run(`CREATE ROLE ${o} WITH NOLOGIN NOCREATEDB NOCREATEROLE NOBYPASSRLS`);
+    } else {
+      if (found.rolsuper) throw new Error(`role ${owner} is a superuser: refusing to use it as an agent's data owner; drop or alter it first`);
+      if (found.rolcanlogin || found.rolcreatedb || found.rolcreaterole || found.rolbypassrls) await run(`ALTER ROLE ${o} WITH NOLOGIN NOCREATEDB NOCREATEROLE NOBYPASSRLS`);
+    }
+    if (found?.comment !== comment) await run(`COMMENT ON ROLE ${o} IS ${quoteLiteral(comment)}`);
+    // The owner creates the tables in the agent's schema: USAGE and CREATE on it, given by the schema's owner.
+    const onSchema = (await client.query<{ privilege_type: string }>(
+      `SELECT a.privilege_type FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+       WHERE n.nspname = $1 AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = $2)`, [role, owner])).rows.map((x) => x.privilege_type);
+    if (!onSchema.includes('USAGE') || !onSchema.includes('CREATE')) {
+      await asOwnerOf(role, superuser, () => run(`GRANT USAGE, CREATE ON SCHEMA ${r} TO ${o}`));
+    }
+    const defaults = (await client.query<{ objtype: string }>(
+      `SELECT d.defaclobjtype AS objtype FROM pg_default_acl d WHERE d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = $1)
+       AND d.defaclnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2)`, [owner, role])).rows.map((x) => x.objtype);
+    const functions = (await client.query<{ proname: string; src: string; owner: string; public: boolean }>(
+      `SELECT p.proname, p.prosrc AS src, pg_get_userbyid(p.proowner) AS owner,
+              EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a WHERE a.grantee = 0) AS public
+       FROM pg_proc p WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND p.proname = ANY($2)`,
+      [role, [ISOLATION_CHECK_FUNCTION, MIGRATION_FUNCTION]])).rows;
+    const wantedFunctions = tenantIsolationFunctions(role);
+    const stale = wantedFunctions.filter((f) => {
+      const have = functions.find((x) => x.proname === f.name);
+      return !have || have.src !== f.body || have.owner !== owner || have.public;
+    });
+    if (!defaults.includes('r') || !defaults.includes('S') || stale.length > 0) {
+      await asOwnerOf(owner, superuser, async () => {
+        // As the owner itself: what it creates is its own, and default privileges are its to set.
+        await client.query(`SET LOCAL ROLE ${o}`);
+        if (!defaults.includes('r')) await run(`ALTER DEFAULT PRIVILEGES FOR ROLE ${o} IN SCHEMA ${r} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${r}`);
+        if (!defaults.includes('S')) await run(`ALTER DEFAULT PRIVILEGES FOR ROLE ${o} IN SCHEMA ${r} GRANT USAGE, SELECT ON SEQUENCES TO ${r}`);
+        for (const f of stale) {
+          await run(f.create);
+          await run(`REVOKE ALL ON FUNCTION ${r}.${f.name}${f.signature} FROM PUBLIC`);
+          await run(`GRANT EXECUTE ON FUNCTION ${r}.${f.name}${f.signature} TO ${r}`);
+        }
+        await client.query('RESET ROLE');
+      });
+    }
   };
 
   await client.query('BEGIN');
@@ -179,6 +239,8 @@ export async function ensureAgentRoles(client: ClientBase, options: AgentRolesOp
       [options.database, role]))) {
         await run(`GRANT CONNECT ON DATABASE ${db} TO ${r}`);
       }
+
+      await ensureTenantIsolation(role, here!.superuser);
     }
 
     // Agents that left the catalog: no more logins, everything else kept.
@@ -198,6 +260,99 @@ export async function ensureAgentRoles(client: ClientBase, options: AgentRolesOp
     throw e;
   }
 
+}
+
+/**
+ * Row-level security by tenant. An agent's tenant-scoped table carries `tenant text NOT NULL DEFAULT
+ * current_setting('byoc.tenant')`, has row-level security enabled and forced, and exactly one policy,
+ * `byoc_tenant`, for every command, USING and WITH CHECK `tenant = current_setting('byoc.tenant', true)`. The
+ * runtime's `TenantPool` runs every query in a transaction that first sets `byoc.tenant` to the query's tenant
+ * (transaction-local), so a query sees and writes only that tenant's rows whatever its WHERE clause says; with
+ * no tenant set it sees nothing.
+ */
+export const TENANT_SETTING = 'byoc.tenant';
+export const TENANT_COLUMN = 'tenant';
+export const TENANT_POLICY = 'byoc_tenant';
+/** The policy's expression as PostgreSQL prints it back (`pg_get_expr`): what the isolation check compares. */
+export const TENANT_POLICY_EXPRESSION = `(${TENANT_COLUMN} = current_setting('${TENANT_SETTING}'::text, true))`;
+/** In each agent's schema, owned by its owner role: applies one migration (SECURITY DEFINER), executable by the agent's role only. */
+export const MIGRATION_FUNCTION = 'byoc_apply_migration';
+/** In each agent's schema: lists what breaks tenant isolation there (empty when every table is isolated). */
+export const ISOLATION_CHECK_FUNCTION = 'byoc_isolation_problems';
+/** In each agent's schema, owned by its owner role: the versions applied (the agent's role may only read it). */
+export const MIGRATIONS_TABLE = 'byoc_schema_migrations';
+/** The comment that marks an agent's data owner role, followed by the agent's login role. */
+export const OWNER_ROLE_COMMENT_PREFIX = 'byoc data owner for ';
+
+/**
+ * The NOLOGIN role that owns an agent's tables (`agent_planner` → `byoc_owner_agent_planner`): not the role the
+ * agent logs in as, so the agent cannot alter its tables' policies. No agent name maps to it.
+ */
+export function ownerRoleOf(role: string): string {
+  if (!AGENT_ROLE_PATTERN.test(role)) throw new Error(`"${role}" is not an agent role`);
+  return `byoc_owner_${role}`;
+}
+
+interface IsolationFunction { readonly name: string; readonly signature: string; readonly body: string; readonly create: string }
+
+/** The two functions each agent schema holds, with the exact bodies `ensureAgentRoles` compares to decide whether to replace them. */
+export function tenantIsolationFunctions(role: string): IsolationFunction[] {
+  const s = quoteIdent(role);
+  const lit = quoteLiteral(role);
+  const check = `
+  SELECT object, problem FROM (
+    SELECT c.relname::text AS object, CASE
+      WHEN c.relkind = 'm' THEN 'a materialized view cannot carry row-level security'
+      WHEN NOT c.relrowsecurity THEN 'row-level security is not enabled'
+      WHEN NOT c.relforcerowsecurity THEN 'row-level security is not forced'
+      WHEN NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = ${quoteLiteral(TENANT_COLUMN)} AND NOT a.attisdropped
+                       AND a.atttypid = 'text'::regtype AND a.attnotnull) THEN 'no column ${TENANT_COLUMN} text NOT NULL'
+      WHEN (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) <> 1
+        OR NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = ${quoteLiteral(TENANT_POLICY)} AND p.polpermissive
+                       AND p.polcmd = '*' AND p.polroles = '{0}'::oid[]
+                       AND pg_get_expr(p.polqual, p.polrelid) = ${quoteLiteral(TENANT_POLICY_EXPRESSION)}
+                       AND pg_get_expr(p.polwithcheck, p.polrelid) = ${quoteLiteral(TENANT_POLICY_EXPRESSION)})
+        THEN 'its one policy must be ${TENANT_POLICY}: ${TENANT_POLICY_EXPRESSION.replace(/'/g, "''")} for all commands, USING and WITH CHECK'
+    END AS problem
+    FROM pg_class c WHERE c.relnamespace = ${lit}::regnamespace AND c.relkind IN ('r', 'p', 'm') AND c.relname <> ${quoteLiteral(MIGRATIONS_TABLE)}
+  ) t WHERE problem IS NOT NULL
+  UNION ALL
+  SELECT p.proname::text, 'a SECURITY DEFINER function (only ${MIGRATION_FUNCTION} may be one)'
+  FROM pg_proc p WHERE p.pronamespace = ${lit}::regnamespace AND p.prosecdef AND p.proname <> ${quoteLiteral(MIGRATION_FUNCTION)}
+`;
+  const apply = `
+DECLARE
+  problems text;
+BEGIN
+  IF to_regclass(${quoteLiteral(`${role}.${MIGRATIONS_TABLE}`)}) IS NULL THEN
+    CREATE TABLE ${s}.${MIGRATIONS_TABLE} (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());
+    REVOKE ALL ON ${s}.${MIGRATIONS_TABLE} FROM PUBLIC, ${s};
+    GRANT SELECT ON ${s}.${MIGRATIONS_TABLE} TO ${s};
+  ELSIF (SELECT relowner FROM pg_class WHERE oid = to_regclass(${quoteLiteral(`${role}.${MIGRATIONS_TABLE}`)})) <> (SELECT oid FROM pg_roles WHERE rolname = current_user) THEN
+    RAISE EXCEPTION '${MIGRATIONS_TABLE} in schema ${role} is not owned by %: refusing to record migrations in it', current_user;
+  END IF;
+  IF EXISTS (SELECT 1 FROM ${s}.${MIGRATIONS_TABLE} m WHERE m.version = p_version) THEN
+    RETURN false;
+  END IF;
+  EXECUTE p_body;
+  INSERT INTO ${s}.${MIGRATIONS_TABLE} (version, name) VALUES (p_version, p_name);
+  SELECT string_agg(object || ': ' || problem, '; ' ORDER BY object) INTO problems FROM ${s}.${ISOLATION_CHECK_FUNCTION}();
+  IF problems IS NOT NULL THEN
+    RAISE EXCEPTION 'migration % (%) leaves schema ${role} without tenant isolation: %', p_version, p_name, problems;
+  END IF;
+  RETURN true;
+END
+`;
+  return [
+    {
+      name: ISOLATION_CHECK_FUNCTION, signature: '()', body: check,
+      create: `CREATE OR REPLACE FUNCTION ${s}.${ISOLATION_CHECK_FUNCTION}() RETURNS TABLE (object text, problem text) LANGUAGE sql STABLE SET search_path = pg_catalog AS $byoc$${check}$byoc$`,
+    },
+    {
+      name: MIGRATION_FUNCTION, signature: '(integer, text, text)', body: apply,
+      create: `CREATE OR REPLACE FUNCTION ${s}.${MIGRATION_FUNCTION}(p_version integer, p_name text, p_body text) RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${s}, pg_temp AS $byoc$${apply}$byoc$`,
+    },
+  ];
 }
 
 /**

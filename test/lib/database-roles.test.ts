@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { AGENT_ROLE_PATTERN, dbUserOf, ensureAgentRoles, MANAGED_ROLE_COMMENT_PREFIX, quoteIdent, quoteLiteral, verifyFullTls } from '../../lib/database-roles';
+import { AGENT_ROLE_PATTERN, dbUserOf, ensureAgentRoles, MANAGED_ROLE_COMMENT_PREFIX, OWNER_ROLE_COMMENT_PREFIX, quoteIdent, quoteLiteral, verifyFullTls } from '../../lib/database-roles';
 import { AGENT_CATALOG } from '../../agents/catalog';
 import { PostgresServer, startPostgres } from '../servers/postgres';
 
@@ -199,7 +199,7 @@ describe('ensureAgentRoles against a real PostgreSQL, as a non-superuser master 
       await c.query('REVOKE agent_triage FROM byoc_admin');
     });
     const report = await admin((c) => ensureAgentRoles(c, { database: 'byoc', agents: [...agents, 'triage'] }));
-    expect(report.changes).toEqual([
+    expect(report.changes.slice(0, 6)).toEqual([
       'ALTER ROLE "agent_triage" WITH LOGIN NOCREATEDB NOCREATEROLE',
       `COMMENT ON ROLE "agent_triage" IS '${MANAGED_ROLE_COMMENT_PREFIX}triage'`,
       'GRANT "rds_iam" TO "agent_triage"',
@@ -207,6 +207,13 @@ describe('ensureAgentRoles against a real PostgreSQL, as a non-superuser master 
       'ALTER ROLE "agent_triage" SET search_path TO "agent_triage"',
       'GRANT CONNECT ON DATABASE "byoc" TO "agent_triage"',
     ]);
+    // Then its tenant isolation, as for a new agent (test/agents/stores.test.ts tests what it does).
+    expect(report.changes.slice(6, 9)).toEqual([
+      'CREATE ROLE "byoc_owner_agent_triage" WITH NOLOGIN NOCREATEDB NOCREATEROLE NOBYPASSRLS',
+      `COMMENT ON ROLE "byoc_owner_agent_triage" IS '${OWNER_ROLE_COMMENT_PREFIX}agent_triage'`,
+      'GRANT USAGE, CREATE ON SCHEMA "agent_triage" TO "byoc_owner_agent_triage"',
+    ]);
+    expect(report.changes.length).toBe(6 + 3 + 2 + 2 * 3);
     expect((await admin((c) => ensureAgentRoles(c, { database: 'byoc', agents: [...agents, 'triage'] }))).changes).toEqual([]);
     expect(await superuser(async (c) => (await c.query(`SELECT has_schema_privilege('outsider', 'agent_triage', 'USAGE') AS usage`)).rows[0].usage)).toBe(false);
   });

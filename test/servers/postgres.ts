@@ -18,7 +18,14 @@ function binDir(): string {
   return path.join(base, versions[versions.length - 1], 'bin');
 }
 
-export async function startPostgres(): Promise<PostgresServer> {
+export interface PostgresOptions {
+  /** Serve TLS with this certificate and key (PEM files; copied into the cluster's folder). */
+  readonly tls?: { readonly cert: string; readonly key: string };
+  /** pg_hba.conf lines instead of initdb's (which trust every local connection). */
+  readonly hba?: readonly string[];
+}
+
+export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresServer> {
   const bin = binDir();
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-pg-'));
@@ -28,7 +35,19 @@ export async function startPostgres(): Promise<PostgresServer> {
   const run = (cmd: string, args: string[]) => (asRoot ? ['runuser', ['-u', 'postgres', '--', path.join(bin, cmd), ...args]] : [path.join(bin, cmd), args]) as [string, string[]];
   execFileSync(...run('initdb', ['-D', path.join(dir, 'data'), '-A', 'trust', '-U', 'postgres', '--no-sync']), { stdio: 'pipe' });
   const data = path.join(dir, 'data');
-  const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off`;
+  let options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off`;
+  if (o.tls) {
+    // PostgreSQL reads the key only when its owner alone can: copies owned by the server's user, mode 0600.
+    fs.copyFileSync(o.tls.cert, path.join(data, 'server.crt'));
+    fs.copyFileSync(o.tls.key, path.join(data, 'server.key'));
+    fs.chmodSync(path.join(data, 'server.key'), 0o600);
+    if (asRoot) execFileSync('chown', ['postgres:postgres', path.join(data, 'server.crt'), path.join(data, 'server.key')]);
+    options += ' -c ssl=on';
+  }
+  if (o.hba) {
+    fs.writeFileSync(path.join(data, 'pg_hba.conf'), `${o.hba.join('\n')}\n`);
+    if (asRoot) execFileSync('chown', ['postgres:postgres', path.join(data, 'pg_hba.conf')]);
+  }
   try {
     execFileSync(...run('pg_ctl', ['-D', data, '-o', options, '-l', path.join(dir, 'log'), '-w', '-t', '30', 'start']), { stdio: 'pipe' });
   } catch (e) {
