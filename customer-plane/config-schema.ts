@@ -88,6 +88,10 @@ export function customerPlaneConfigSchema(): SettingSchema {
     llm: obj('Where the agents\' LLM calls go.', {
       via: { type: 'string', enum: LLM_ACCESS_MODES, description: 'vendor-proxy or own-keys.', fix: `use ${LLM_ACCESS_MODES.map((m) => `{ "via": "${m}" }`).join(' or ')}, or leave llm out` },
     }, ['via'], `use ${LLM_ACCESS_MODES.map((m) => `{ "via": "${m}" }`).join(' or ')}, or leave llm out`),
+    telemetry: obj('Where traces and metrics go, inside the customer\'s account: X-Ray and CloudWatch unless otlpEndpoint is given.', {
+      otlpEndpoint: str('The customer\'s own OTLP/HTTP endpoint, https only, reachable inside the VPC.', '^https://[^\\s/?#@]+(/[^\\s?#]*)?$',
+        'give the https:// URL of your own OTLP/HTTP endpoint, such as https://otlp.observability.example.internal:4318'),
+    }, [], 'give { "otlpEndpoint": "https://..." }, or leave telemetry out (X-Ray and CloudWatch)'),
   }, ['customerId', 'images', 'vendorHub'], 'give a JSON object of settings'),
 };
   return cached;

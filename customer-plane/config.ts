@@ -34,6 +34,8 @@ export interface CustomerPlaneConfig {
   readonly createRdsOsMetricsLogGroup?: boolean;
   /** As `llm`: `{ "via": "vendor-proxy" }` or `{ "via": "own-keys" }`. */
   readonly llm?: LlmAccess;
+  /** As `telemetry`: `{ "otlpEndpoint": "https://..." }`. */
+  readonly telemetry?: { otlpEndpoint?: string };
 }
 
 /** The checks a schema cannot express: CIDRs, AZs of the configured region, settings that conflict. */

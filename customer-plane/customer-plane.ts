@@ -7,13 +7,13 @@ import { Construct } from 'constructs';
 import { allowLogsOfThisAccount } from '../lib/iam';
 import { AgentSpec } from '../agents/catalog';
 import { llmProxyBaseUrl } from '../control-plane/llm-proxy/endpoint';
-import { cfnOf } from '../lib/compliance';
+import { acknowledgeFinding, cfnOf } from '../lib/compliance';
 import { limitKeyGrantsToAwsServices } from '../lib/compliance';
 import { PropError } from '../lib/errors';
 import { AgentEnvironment, AgentGroupStack } from './agent-group';
 import { DataStores } from './data-stores';
 import { HardenedService } from './hardened-service';
-import { collectorConfig, OTLP_HTTP_PORT } from './collector-config';
+import { COLLECTOR_ENV, collectorConfig, OTLP_HTTP_PORT, otlpEndpointPort } from './collector-config';
 import { NarrowLink, NATS_CLIENT_PORT } from './link';
 import { Network } from './network';
 import { CustomerPlaneProps, IMAGE_KEYS, parseImageRef, resolveProps, ResolvedProps } from './props';
@@ -131,7 +131,7 @@ export class CustomerPlane extends Construct {
     };
     const agentSecurityGroup = group('AgentSecurityGroup', 'Agent tasks: out to the VPC endpoints, the NATS leaf and the collector only');
     const collectorSecurityGroup = group('CollectorSecurityGroup', 'OpenTelemetry collector: OTLP in from agents only');
-    collectorSecurityGroup.connections.allowFrom(agentSecurityGroup, ec2.Port.tcp(OTLP_HTTP_PORT), 'OTLP metrics');
+    collectorSecurityGroup.connections.allowFrom(agentSecurityGroup, ec2.Port.tcp(OTLP_HTTP_PORT), 'OTLP traces and metrics');
     // llm: the path of the agents that hold an LLM key, in a security group of their own (no other agent gets it).
     const llmClients = p.llm && new ec2.SecurityGroup(this, 'LlmClientSecurityGroup', {
       vpc, allowAllOutbound: false,
@@ -150,6 +150,14 @@ export class CustomerPlane extends Construct {
       logRemovalPolicy: dataRemoval,
     };
 
+    // Traces and metrics stay in the customer's account: X-Ray and CloudWatch through the VPC endpoints, or the
+    // customer's own OTLP endpoint (telemetry.otlpEndpoint), reached inside the VPC.
+    const otlpEndpoint = p.telemetry.otlpEndpoint;
+    const metricsLogs = otlpEndpoint === undefined ? new logs.LogGroup(this, 'AgentMetricsLogs', {
+      encryptionKey: this.key,
+      retention: p.logRetention,
+      removalPolicy: dataRemoval,
+    }) : undefined;
     this.collector = new HardenedService(this, 'Collector', {
       ...common,
       name: 'otel-collector',
@@ -159,10 +167,25 @@ export class CustomerPlane extends Construct {
       cpu: 256,
       memoryMiB: 512,
       command: ['--config=env:BYOC_OTEL_CONFIG'],
-      environment: { BYOC_OTEL_CONFIG: collectorConfig() },
+      environment: {
+        BYOC_OTEL_CONFIG: collectorConfig({ otlpEndpoint }),
+        ...(metricsLogs ? { [COLLECTOR_ENV.region]: Aws.REGION, [COLLECTOR_ENV.metricsLogGroup]: metricsLogs.logGroupName } : {}),
+      },
       cloudMapName: 'otel',
       containerPort: OTLP_HTTP_PORT,
     });
+    if (metricsLogs) {
+      // awsemf: writes the metrics as embedded-metric-format events into this log group (the stream it names
+      // is created on first write); CloudWatch extracts the metrics from them.
+      metricsLogs.grantWrite(this.collector.taskRole);
+      // awsxray: sends the agents' spans to X-Ray as trace segments.
+      this.collector.taskRole.grantActions(['xray:PutTraceSegments'], ['*']);
+      acknowledgeFinding(this.collector.taskRole.permissions!, 'AwsSolutions-IAM5[Resource::*]',
+        'xray:PutTraceSegments supports no resource-level permissions (X-Ray has no resource type for it); it is the only action of this role on Resource *.');
+    } else {
+      collectorSecurityGroup.addEgressRule(ec2.Peer.ipv4(vpc.vpcCidrBlock), ec2.Port.tcp(otlpEndpointPort(otlpEndpoint!)),
+        'The customer\'s own OTLP endpoint (telemetry.otlpEndpoint), inside the VPC');
+    }
 
     this.link = new NarrowLink(this, 'Link', {
       customerId: p.customerId,

@@ -11,7 +11,7 @@ import {
 } from '../lib/network';
 import { EgressMode } from './props';
 
-/** The interface endpoints every plane gets: what Fargate tasks, Secrets Manager reads and KMS need. */
+/** The interface endpoints every plane gets: what Fargate tasks, Secrets Manager reads, KMS and the collector need. */
 export const INTERFACE_ENDPOINTS: Record<string, ec2.InterfaceVpcEndpointAwsService> = {
   EcrApi: ec2.InterfaceVpcEndpointAwsService.ECR,
   EcrDocker: ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
@@ -19,6 +19,8 @@ export const INTERFACE_ENDPOINTS: Record<string, ec2.InterfaceVpcEndpointAwsServ
   SecretsManager: ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
   Kms: ec2.InterfaceVpcEndpointAwsService.KMS,
   Sts: ec2.InterfaceVpcEndpointAwsService.STS,
+  // The collector's traces (awsxray exporter); its metrics go through the Logs endpoint.
+  XRay: ec2.InterfaceVpcEndpointAwsService.XRAY,
 };
 
 export interface NetworkProps {
@@ -47,7 +49,7 @@ export class Network extends Construct {
   public readonly vpc: ec2.IVpc;
   /** The subnets every workload and data store is placed in. */
   public readonly subnets: ec2.SubnetSelection;
-  /** The interface endpoints' security group (the six of `INTERFACE_ENDPOINTS` and EC2); workloads are let in with `allowEndpointsFrom`. */
+  /** The interface endpoints' security group (those of `INTERFACE_ENDPOINTS` and EC2); workloads are let in with `allowEndpointsFrom`. */
   public readonly endpointSecurityGroup: ec2.SecurityGroup;
   /**
    * ID of the region's S3 managed prefix list: the given `s3PrefixListId`, or a deploy-time lookup
@@ -151,7 +153,7 @@ export class Network extends Construct {
 
   /**
    * Lets a workload's security group reach the AWS services the plane uses, and nothing else outside the
-   * VPC: HTTPS to the interface endpoints (ECR, Logs, Secrets Manager, KMS, STS), and HTTPS to the S3
+   * VPC: HTTPS to the interface endpoints (ECR, Logs, Secrets Manager, KMS, STS, X-Ray), and HTTPS to the S3
    * prefix list, where image layers come from through the gateway endpoint. Never 0.0.0.0/0.
    */
   public allowEndpointsFrom(peer: ec2.SecurityGroup): void {

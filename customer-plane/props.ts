@@ -5,6 +5,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { AGENT_CATALOG, AgentSpec, catalogProblems } from '../agents/catalog';
 import { CUSTOMER_ID } from '../lib/boundary-contract';
 import { PropError } from '../lib/errors';
+import { CollectorExportOptions, otlpEndpointProblem } from './collector-config';
 import { configSchemaErrors, schemaError } from './config-schema';
 import { VendorHub } from './link';
 
@@ -204,6 +205,15 @@ export interface CustomerPlaneProps {
   readonly llm?: LlmAccess;
 
   /**
+   * Where the plane's traces and metrics go, always inside the customer's account: by default the collector
+   * sends traces to AWS X-Ray and metrics to CloudWatch through the VPC's endpoints; with `otlpEndpoint`
+   * (https only, reachable inside the VPC's CIDR, e.g. through an interface endpoint of the customer's own
+   * endpoint service), to the customer's own OTLP/HTTP endpoint instead.
+   * @default - X-Ray and CloudWatch
+   */
+  readonly telemetry?: CollectorExportOptions;
+
+  /**
    * PostgreSQL settings.
    * @default - see each option
    */
@@ -271,6 +281,7 @@ export interface ResolvedProps {
   readonly egress: EgressMode;
   readonly catalog: readonly AgentSpec[];
   readonly llm?: LlmAccess;
+  readonly telemetry: CollectorExportOptions;
   readonly database: Required<DatabaseOptions>;
   readonly cache: Required<CacheOptions>;
   readonly retainData: boolean;
@@ -357,7 +368,7 @@ function checkTypes(props: CustomerPlaneProps): void {
   const plain = resolvedOnly({
     customerId: props.customerId, images: props.images, maxAzs: props.maxAzs, availabilityZones: props.availabilityZones,
     vpcCidr: props.vpcCidr, vpcEndpoints: props.vpcEndpoints, s3PrefixListId: props.s3PrefixListId, egress: props.egress,
-    llm: props.llm, database: props.database ? database : undefined, cache: props.cache, shareLearning: props.shareLearning,
+    llm: props.llm, telemetry: props.telemetry, database: props.database ? database : undefined, cache: props.cache, shareLearning: props.shareLearning,
     vendorHub: props.vendorHub, retainData: props.retainData, logRetentionDays: props.logRetention,
     createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup,
   });
@@ -464,6 +475,9 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
 
   const vendorHub = resolveVendorHub(props.vendorHub, !!props.vpc, egress);
   const llm = resolveLlm(props.llm, vendorHub, !!props.vpc, egress);
+  const otlpEndpoint = props.telemetry?.otlpEndpoint;
+  const otlpProblem = otlpEndpoint === undefined || Token.isUnresolved(otlpEndpoint) ? undefined : otlpEndpointProblem(otlpEndpoint);
+  if (otlpProblem) throw new PropError('telemetry.otlpEndpoint', otlpProblem, 'give the https:// URL of your own OTLP/HTTP endpoint, such as https://otlp.observability.example.internal:4318, or leave telemetry out (X-Ray and CloudWatch)');
 
   const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
   if (!Object.values(logs.RetentionDays).includes(logRetention) || logRetention === logs.RetentionDays.INFINITE) {
@@ -483,6 +497,7 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     egress,
     catalog,
     llm,
+    telemetry: otlpEndpoint === undefined ? {} : { otlpEndpoint },
     database,
     cache,
     retainData,
