@@ -13,8 +13,8 @@ import { Price, PRICE_TABLE_DATE, pricesFor, RegionPrices } from './prices';
 export const HOURS_PER_MONTH = 730;
 
 /** Where a cost belongs in the breakdown. */
-export type Component = 'agents' | 'leaf' | 'gateway' | 'collector' | 'hub' | 'services' | 'data stores' | 'network' | 'security';
-export const COMPONENTS: readonly Component[] = ['agents', 'leaf', 'gateway', 'collector', 'hub', 'services', 'data stores', 'network', 'security'];
+export type Component = 'agents' | 'leaf' | 'gateway' | 'collector' | 'hub' | 'services' | 'data stores' | 'network' | 'security' | 'observability';
+export const COMPONENTS: readonly Component[] = ['agents', 'leaf', 'gateway', 'collector', 'hub', 'services', 'data stores', 'network', 'security', 'observability'];
 
 /** How the plane runs: around the clock or business hours, agents on on-demand Fargate or on Fargate Spot. */
 export interface Scenario {
@@ -40,6 +40,8 @@ export interface Assumptions {
   readonly dynamoDbWritesMillionPerTable: number;
   readonly dynamoDbReadsMillionPerTable: number;
   readonly dynamoDbGbPerTable: number;
+  readonly containerInsightsMetricsPerService: number;
+  readonly containerInsightsMetricsPerCluster: number;
 }
 
 /** Each assumption's default and meaning. */
@@ -57,6 +59,8 @@ export const ASSUMPTIONS: { readonly [K in keyof Assumptions]: { readonly defaul
   dynamoDbWritesMillionPerTable: { default: 1, meaning: 'million write request units a month per on-demand DynamoDB table' },
   dynamoDbReadsMillionPerTable: { default: 1, meaning: 'million read request units a month per on-demand DynamoDB table' },
   dynamoDbGbPerTable: { default: 1, meaning: 'GB stored per DynamoDB table (also backed up when point-in-time recovery is on)' },
+  containerInsightsMetricsPerService: { default: 20, meaning: 'metrics Container Insights publishes per ECS service (service and task-family dimensions; fewer hours when its tasks run fewer)' },
+  containerInsightsMetricsPerCluster: { default: 10, meaning: 'metrics Container Insights publishes per ECS cluster' },
 };
 
 export function defaultAssumptions(): Assumptions {
@@ -150,7 +154,8 @@ const FREE_TYPES = new Set([
   'AWS::EC2::VPC', 'AWS::EC2::Subnet', 'AWS::EC2::RouteTable', 'AWS::EC2::SubnetRouteTableAssociation', 'AWS::EC2::Route', 'AWS::EC2::InternetGateway',
   'AWS::EC2::VPCGatewayAttachment', 'AWS::EC2::SecurityGroup', 'AWS::EC2::SecurityGroupIngress', 'AWS::EC2::SecurityGroupEgress',
   'AWS::EC2::VPCEndpointService', 'AWS::EC2::VPCEndpointServicePermissions', 'AWS::KMS::Alias', 'AWS::Logs::LogGroup',
-  'AWS::ECS::Cluster', 'AWS::ECS::TaskDefinition', 'AWS::RDS::DBParameterGroup', 'AWS::RDS::DBSubnetGroup', 'AWS::ElastiCache::SubnetGroup',
+  'AWS::ECS::TaskDefinition', 'AWS::ApplicationAutoScaling::ScalableTarget', 'AWS::ApplicationAutoScaling::ScalingPolicy',
+  'AWS::SNS::TopicPolicy', 'AWS::SNS::Subscription', 'AWS::Scheduler::ScheduleGroup', 'AWS::RDS::DBParameterGroup', 'AWS::RDS::DBSubnetGroup', 'AWS::ElastiCache::SubnetGroup',
   'AWS::ElastiCache::User', 'AWS::ElastiCache::UserGroup', 'AWS::EFS::MountTarget', 'AWS::EFS::AccessPoint', 'AWS::ElasticLoadBalancingV2::Listener',
   'AWS::ElasticLoadBalancingV2::TargetGroup', 'AWS::Route53::RecordSet', 'AWS::S3::BucketPolicy',
 ]);
@@ -164,7 +169,15 @@ const USAGE_ONLY: Record<string, string> = {
   'AWS::Backup::BackupSelection': 'backup storage (GB-month)',
   'AWS::Lambda::Function': 'invocations (the custom resources run at deploy time: cents)',
   'AWS::ServiceDiscovery::Service': 'Cloud Map registered instances and DNS queries',
+  'AWS::SNS::Topic': 'publishes and deliveries',
+  'AWS::Scheduler::Schedule': 'invocations (the first 14 million a month are free)',
+  'AWS::Events::Rule': 'custom events published (AWS service events are free)',
 };
+
+function containerInsightsOn(clusterProps: Record<string, any>): boolean {
+  return Array.isArray(clusterProps.ClusterSettings) && clusterProps.ClusterSettings
+    .some((x: any) => x?.Name === 'containerInsights' && (x.Value === 'enabled' || x.Value === 'enhanced'));
+}
 
 /** What the estimate could not price: resource types with why, and how many. */
 export interface NotPriced {
@@ -179,6 +192,8 @@ interface Ctx {
   readonly file: string;
   readonly id: string;
   readonly resources: Record<string, { Type: string; Properties?: Record<string, any>; Metadata?: Record<string, any> }>;
+  /** A cluster of the assembly has Container Insights on (services reach their cluster across nested stacks). */
+  readonly containerInsights: boolean;
 }
 
 const monthly = (p: Price, units: number) => p.usd * units;
@@ -244,6 +259,12 @@ function ecsService(c: Ctx, props: Record<string, any>): CostItem[] {
       detail: `${c.a.logGbPerTaskMonth} GB a task-month of logs`,
       cost: (s) => tasks * (hours(s) / HOURS_PER_MONTH) * monthly(c.prices.logsIngestGb, c.a.logGbPerTaskMonth),
     },
+    ...(c.containerInsights ? [{
+      component, name, agent, kind: 'metrics', resources,
+      detail: `${c.a.containerInsightsMetricsPerService} Container Insights metrics`,
+      // Published while the service has tasks: an agent scaled to zero publishes none.
+      cost: (s: Scenario) => (tasks ? hours(s) / HOURS_PER_MONTH : 0) * monthly(c.prices.metricMonth, c.a.containerInsightsMetricsPerService),
+    }] : []),
   ];
 }
 
@@ -354,6 +375,13 @@ function priceResource(c: Ctx, type: string, p: Record<string, any>): CostItem[]
     case 'AWS::Route53::HostedZone':
     case 'AWS::ServiceDiscovery::PrivateDnsNamespace':
       return one('network', 'private hosted zones', 'hosted-zone', 'per zone', monthly(prices.hostedZoneMonth, 1));
+    case 'AWS::ECS::Cluster':
+      if (!containerInsightsOn(p)) return undefined;
+      return one('observability', 'Container Insights (cluster metrics)', 'metrics', `${a.containerInsightsMetricsPerCluster} metrics per cluster`, monthly(prices.metricMonth, a.containerInsightsMetricsPerCluster));
+    case 'AWS::CloudWatch::Alarm':
+      return one('observability', 'CloudWatch alarms', 'alarm', 'per alarm', monthly(prices.alarmMonth, 1));
+    case 'AWS::CloudWatch::Dashboard':
+      return one('observability', 'CloudWatch dashboards', 'dashboard', 'per dashboard', monthly(prices.dashboardMonth, 1));
     case 'AWS::KMS::Key':
       return one('security', 'KMS keys', 'kms-key', 'per key', monthly(prices.kmsKeyMonth, 1));
     case 'AWS::SecretsManager::Secret':
@@ -369,11 +397,13 @@ export function costItems(assembly: Assembly, prices: RegionPrices, a: Assumptio
   const items: CostItem[] = [];
   const unpriced = new Map<string, number>();
   const ecsServices: string[] = [];
+  const containerInsights = Object.values(assembly.templates).some((t) => Object.values(t.Resources ?? {})
+    .some((r) => r.Type === 'AWS::ECS::Cluster' && containerInsightsOn(r.Properties ?? {})));
   for (const [file, t] of Object.entries(assembly.templates)) {
     const resources = t.Resources ?? {};
     for (const [id, r] of Object.entries(resources)) {
       if (r.Type === 'AWS::ECS::Service') ecsServices.push(`${file}#${id}`);
-      const priced = priceResource({ prices, a, file, id, resources }, r.Type, r.Properties ?? {});
+      const priced = priceResource({ prices, a, file, id, resources, containerInsights }, r.Type, r.Properties ?? {});
       if (priced === null) unpriced.set(r.Type, (unpriced.get(r.Type) ?? 0) + 1);
       else if (priced) items.push(...priced);
     }
@@ -456,8 +486,9 @@ export function estimateCost(assembly: Assembly, options: EstimateOptions = {}):
   }
   const sum = (xs: CostItem[], s: Scenario) => xs.reduce((n, i) => n + i.cost(s), 0);
   const costLines: CostLine[] = [...lines.values()].map((l) => {
-    const counted = l.items.filter((i) => i.kind !== 'logs' && !i.kind.endsWith('-data'));
-    const details = [...new Set(l.items.filter((i) => i.kind !== 'logs').map((i) => i.detail))];
+    const perService = (i: CostItem) => (i.kind === 'logs' || i.kind === 'metrics') && i.resources.length > 0 && l.items.some((x) => x.kind === 'compute');
+    const counted = l.items.filter((i) => !perService(i) && !i.kind.endsWith('-data'));
+    const details = [...new Set(l.items.filter((i) => !perService(i)).map((i) => i.detail))];
     return {
       component: l.component, name: l.name, ...(l.agent ? { agent: l.agent } : {}), count: Math.max(1, counted.length),
       detail: details.length === 1 ? details[0] : counted.length > 1 && l.items.every((i) => i.detail === l.items[0].detail) ? l.items[0].detail : details.join('; '),

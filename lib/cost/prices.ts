@@ -57,6 +57,10 @@ export interface RegionPrices {
   readonly efsElasticReadGb: Price;
   readonly efsElasticWriteGb: Price;
   readonly logsIngestGb: Price;
+  /** CloudWatch metrics (what Container Insights publishes is billed as custom metrics). */
+  readonly metricMonth: Price;
+  readonly alarmMonth: Price;
+  readonly dashboardMonth: Price;
   readonly kmsKeyMonth: Price;
   readonly secretMonth: Price;
   readonly hostedZoneMonth: Price;
@@ -138,6 +142,9 @@ function region(name: string, f: RegionFigures): RegionPrices {
     efsElasticReadGb: price(f.efs[1], 'GB read', 'efs', 'Elastic Throughput reads'),
     efsElasticWriteGb: price(f.efs[2], 'GB written', 'efs', 'Elastic Throughput writes'),
     logsIngestGb: price(f.logs, 'GB ingested', 'cloudwatch', 'CloudWatch Logs Standard ingestion (also vended logs, first 10 TB)'),
+    metricMonth: price(0.3, 'metric-month', 'cloudwatch', 'custom metrics (Container Insights), first 10,000, pro rata by the hour a metric is published'),
+    alarmMonth: price(0.1, 'alarm-month', 'cloudwatch', 'standard-resolution metric alarm'),
+    dashboardMonth: price(3, 'dashboard-month', 'cloudwatch', 'past the first 3 dashboards of an account'),
     kmsKeyMonth: price(1, 'key-month', 'kms', 'customer managed key, symmetric or asymmetric'),
     secretMonth: price(0.4, 'secret-month', 'secrets'),
     hostedZoneMonth: price(0.5, 'hosted-zone-month', 'route53', 'first 25 hosted zones'),

@@ -143,6 +143,32 @@ describe('estimate of fixture templates, by hand', () => {
     expect(estimateCost(asm, { assumptions: { natGbMonth: 100 } }).baseTotal).toBeCloseTo(140.7040725 + 3.6, 6);
   });
 
+  test('Container Insights, alarms and dashboards: metrics follow the agent\'s hours', () => {
+    const dir = write('monitored', {
+      'Monitored.template.json': {
+        Resources: {
+          Cluster: { Type: 'AWS::ECS::Cluster', Properties: { ClusterSettings: [{ Name: 'containerInsights', Value: 'enabled' }] } },
+          BetaTask: taskDef('256', '512', { arm: true, agent: 'beta', family: 'byoc-t-beta' }),
+          BetaService: service('BetaTask'),
+          Alarm: { Type: 'AWS::CloudWatch::Alarm', Properties: {} },
+          Dashboard: { Type: 'AWS::CloudWatch::Dashboard', Properties: {} },
+          Topic: { Type: 'AWS::SNS::Topic', Properties: {} },
+        },
+      },
+    });
+    const always = estimateCost(readAssembly(dir), { region: 'us-east-1' });
+    // beta: 730 x (0.25 x 0.03238 + 0.5 x 0.00356 = 0.009875) = 7.20875; logs 0.25; 20 metrics x 0.30 = 6.00 -> 13.45875
+    expect(always.byAgent).toEqual([{ agent: 'beta', base: expect.closeTo(13.45875, 6), chosen: expect.closeTo(13.45875, 6) }]);
+    // observability: cluster 10 metrics x 0.30 = 3.00, alarm 0.10, dashboard 3.00 -> 6.10; total 19.55875
+    expect(always.byComponent.find((c) => c.component === 'observability')!.base).toBeCloseTo(6.1, 6);
+    expect(always.baseTotal).toBeCloseTo(19.55875, 6);
+    expect(always.notPriced).toEqual([{ type: 'AWS::SNS::Topic', count: 1, reason: 'publishes and deliveries' }]);
+    // business hours (217.2619 h, share 0.297619): compute 2.145461, logs 0.074405, metrics 1.785714 -> 4.005580; total 10.105580
+    const business = estimateCost(readAssembly(dir), { region: 'us-east-1', schedule: 'business' });
+    expect(business.byAgent[0].chosen).toBeCloseTo(4.00558, 5);
+    expect(business.chosenTotal).toBeCloseTo(10.10558, 5);
+  });
+
   test('an environment-agnostic assembly is priced in us-east-1 and says so', () => {
     const r = estimateCost(readAssembly(plane));
     expect(r.region).toBe('us-east-1');
