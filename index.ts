@@ -34,12 +34,16 @@ export {
 } from './lib/boundary-contract';
 export { ContractValidator, isRejection, type Rejection, type RejectionReason } from './lib/contract-validator';
 
-// The app factory (feature flags, nag packs, Control Tower controls) and the acknowledgement helpers.
+// The app factory (feature flags, nag packs, Control Tower controls), the acknowledgement helpers and the kit's own pack.
 export { createApp, KIT_FEATURE_FLAGS, type KitAppProps } from './lib/app';
 export {
   type Acknowledgement, acknowledgementsOf, acknowledgeControlTowerFinding, acknowledgeFinding, addCompliancePacks, cfnOf, CONTROL_TOWER_PLUGIN,
   ControlTowerChecks, RECORD_ONLY_CONTEXT,
 } from './lib/compliance';
+export {
+  BYOC_RULES, ByocChecks, type ByocRule, declareEgress, declareNatsConfig, declareNoInternetEgress, declareRetainedData, type NatsConfigDeclaration,
+  RESOURCE_STAR_ACTIONS,
+} from './lib/byoc-checks';
 export { PropError } from './lib/errors';
 
 // Bundles: signing a synthesized customer plane, verifying it offline, comparing two.

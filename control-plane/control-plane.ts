@@ -3,6 +3,7 @@ import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
+import { declareEgress, declareRetainedData } from '../lib/byoc-checks';
 import { acknowledgeFinding, cfnOf, limitKeyGrantsToAwsServices } from '../lib/compliance';
 import { PropError } from '../lib/errors';
 import { ManagedPolicyRole } from '../lib/iam';
@@ -115,6 +116,11 @@ export class ControlPlane extends Construct {
       logRetentionDays: p.logRetention,
     });
     this.releaseSigner = this.createReleaseSigner(p.releaseSigners);
+    if (p.retainReleases) {
+      for (const kept of [this.imageKey, ...this.repositories, this.servicesRepository, this.signingKey, this.bundleRegistry]) {
+        declareRetainedData(kept, 'retainReleases: true keeps the image repositories, the bundle registry and their keys on cdk destroy: customers run what they pin.');
+      }
+    }
 
     if (p.hub) {
       let { maxAzs } = p.hub;
@@ -155,6 +161,12 @@ export class ControlPlane extends Construct {
             retainData: p.retainData,
             logRetention: p.logRetention,
           });
+          declareEgress(this.llmProxy, 'services.llmProxy.egress is nat: the proxy reaches the LLM providers through its own internet and NAT gateways.');
+        }
+      }
+      if (p.retainData) {
+        for (const kept of [this.hub, this.ingest, this.llmProxy]) {
+          if (kept) declareRetainedData(kept, 'retainData: true keeps the hub\'s, ingest\'s and the LLM proxy\'s data, keys, secrets and logs on cdk destroy.');
         }
       }
     }

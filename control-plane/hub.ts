@@ -10,6 +10,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { allowLogsOfThisAccount } from '../lib/iam';
+import { declareNatsConfig } from '../lib/byoc-checks';
 import { acknowledgeControlTowerFinding, acknowledgeFinding, cfnOf, limitKeyGrantsToAwsServices } from '../lib/compliance';
 import { CONTAINER_USER, HardenedService } from '../customer-plane/hardened-service';
 import {
@@ -194,13 +195,15 @@ export class NatsHub extends Construct implements ec2.IConnectable {
       });
       accessPoint.applyRemovalPolicy(removalPolicy);
       this.accessPoints.push(accessPoint);
-      const config = hubNodeConfig({
+      // Operator mode: the configuration holds no account or permission (those are JWTs `byoc customer add` issues).
+      const generateConfig = () => hubNodeConfig({
         index: i,
         nodeHosts,
         operatorJwt: props.operatorJwt,
         systemAccountPublicKey: props.systemAccountPublicKey,
         systemAccountJwt: props.systemAccountJwt,
       });
+      const config = generateConfig();
       this.nodeConfigs.push(config);
       const node = new HardenedService(this, `Node${i}`, {
         name: `nats-hub-${i}`,
@@ -229,6 +232,7 @@ export class NatsHub extends Construct implements ec2.IConnectable {
         // One JetStream store and resolver folder per node: never two tasks on it, even during a deployment.
         singleWriter: true,
       });
+      declareNatsConfig(node.taskDefinition, { variable: HUB_ENV.config, source: 'the operator\'s settings by hubNodeConfig (operator mode)', generate: generateConfig });
       if (props.tls.certificateSecretKeyArn) {
         // The certificate secret's own key: decrypt, only for Secrets Manager reading that secret at task start.
         node.executionRole.grantActions(['kms:Decrypt'], [props.tls.certificateSecretKeyArn], {

@@ -3,6 +3,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { declareEgress } from '../lib/byoc-checks';
 import { acknowledgeFinding } from '../lib/compliance';
 import { DeployTimeFunction } from '../lib/deploy-time/function';
 import {
@@ -79,6 +80,9 @@ export class HubNetwork extends Construct {
           'The vendor named the AZs (hub.availabilityZones) for this account and region, so synthesis needs no AWS credentials for an AZ lookup; the names are deliberate, not a default.');
         cfnSubnet.addMetadata('cfn-lint', { config: { ignore_checks: ['W3010'] } });
       }
+    }
+    if (props.publicSubnets) {
+      declareEgress(this.vpc, 'The hub was made internet-facing (hub.internetFacing): its public subnets and their internet gateway carry the load balancer only.');
     }
     for (const subnet of this.vpc.publicSubnets) {
       const route = subnet.node.findChild('DefaultRoute');

@@ -5,6 +5,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { allowLogsOfThisAccount } from '../lib/iam';
+import { declareNoInternetEgress, declareRetainedData } from '../lib/byoc-checks';
 import { AgentSpec } from '../agents/catalog';
 import { llmProxyBaseUrl } from '../control-plane/llm-proxy/endpoint';
 import { acknowledgeFinding, cfnOf } from '../lib/compliance';
@@ -50,6 +51,7 @@ export class CustomerPlane extends Construct {
         'set env: { account, region } on the stack, or name the AZs in availabilityZones, or use maxAzs: 2');
     }
     const dataRemoval = p.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    if (p.retainData) declareRetainedData(this, 'retainData: true keeps the database, cache, file system, key, secrets, logs and backups when the stack is deleted.');
     this.requireImagesInStackRegion(p);
 
     this.key = new kms.Key(this, 'Key', {
@@ -186,6 +188,7 @@ export class CustomerPlane extends Construct {
       collectorSecurityGroup.addEgressRule(ec2.Peer.ipv4(vpc.vpcCidrBlock), ec2.Port.tcp(otlpEndpointPort(otlpEndpoint!)),
         'The customer\'s own OTLP endpoint (telemetry.otlpEndpoint), inside the VPC');
     }
+    declareNoInternetEgress(this.collector, 'The collector receives OTLP from the agents and exports through the VPC endpoints (CloudWatch, X-Ray) or to the customer\'s OTLP endpoint inside the VPC, never to the internet.');
 
     this.link = new NarrowLink(this, 'Link', {
       customerId: p.customerId,

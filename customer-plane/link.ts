@@ -11,6 +11,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { AgentSpec } from '../agents/catalog';
 import { LLM_PROXY_PORT, llmProxyHost } from '../control-plane/llm-proxy/endpoint';
+import { declareNatsConfig, declareNoInternetEgress } from '../lib/byoc-checks';
 import { acknowledgeFinding, cfnOf, limitKeyGrantsToAwsServices } from '../lib/compliance';
 import { PropError } from '../lib/errors';
 import { agentIdentities, leafConfig, secretVariables } from '../lib/nats-config';
@@ -166,8 +167,10 @@ export class NarrowLink extends Construct {
 
     // The leaf node -------------------------------------------------------------------------------------
     const identities = agentIdentities(props.catalog, props);
-    this.leafConfig = leafConfig({ customerId, shareLearning: props.shareLearning, agents: identities, listen: { host: '0.0.0.0', port: NATS_CLIENT_PORT }, storeDir: JETSTREAM_DIR,
-      hubCaFile: HUB_CA_FILE, hub: { host: hub.host, port: hub.port }, hubCredentialsFile: HUB_CREDENTIALS_FILE });
+    // From the boundary contract and the catalog; ByocChecks (Byoc-NatsFromContract) runs this again on the template's value.
+    const generateLeafConfig = () => leafConfig({ customerId, shareLearning: props.shareLearning, agents: agentIdentities(props.catalog, props), listen: { host: '0.0.0.0', port: NATS_CLIENT_PORT },
+      storeDir: JETSTREAM_DIR, hubCaFile: HUB_CA_FILE, hub: { host: hub.host, port: hub.port }, hubCredentialsFile: HUB_CREDENTIALS_FILE });
+    this.leafConfig = generateLeafConfig();
     const leafBytes = Buffer.byteLength(this.leafConfig) + Buffer.byteLength(hub.caCertificatePem) + 160 * (identities.length + 4) + 2048;
     if (identities.length > MAX_LEAF_AGENTS || leafBytes > TASK_DEFINITION_BUDGET) {
       throw new PropError('catalog', `${identities.length} agents need a leaf configuration of ${Math.ceil(leafBytes / 1024)} KiB, more than one ECS task definition holds (64 KiB; at most ${MAX_LEAF_AGENTS} agents)`,
@@ -209,6 +212,8 @@ export class NarrowLink extends Construct {
       // One JetStream store on EFS: never two servers on it, even during a deployment.
       singleWriter: true,
     });
+    declareNatsConfig(this.leaf.taskDefinition, { variable: 'BYOC_NATS_CONFIG', source: 'the boundary contract and the agent catalog (leafConfig)', generate: generateLeafConfig });
+    declareNoInternetEgress(this.leaf, 'The leaf dials only the vendor hub (its endpoint, or its cidrs on the hub port) and serves agents inside the VPC.');
 
     // Outbound only, to exactly the vendor hub.
     if (hub.endpointService) {
@@ -273,6 +278,7 @@ export class NarrowLink extends Construct {
       // One append-only audit chain: never two writers, even during a deployment.
       singleWriter: true,
     });
+    declareNoInternetEgress(this.gateway, 'The gateway talks only to the NATS leaf, EFS and the AWS endpoints; what crosses goes through the leaf, never straight out.');
     // Only the gateway signs: its task role may Sign and read the public key, through the KMS endpoint.
     this.gateway.taskRole.grantActions(['kms:Sign', 'kms:GetPublicKey'], [this.auditKey.keyArn]);
     this.auditKey.addToResourcePolicy(new iam.PolicyStatement({

@@ -3,6 +3,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { declareEgress } from '../lib/byoc-checks';
 import { acknowledgeFinding } from '../lib/compliance';
 import { DeployTimeFunction } from '../lib/deploy-time/function';
 import { PropError } from '../lib/errors';
@@ -92,6 +93,7 @@ export class Network extends Construct {
       ownVpc = vpc;
       this.subnets = { subnetType: nat ? ec2.SubnetType.PRIVATE_WITH_EGRESS : ec2.SubnetType.PRIVATE_ISOLATED };
       if (nat) {
+        declareEgress(vpc, 'Outbound internet was opted into with egress: nat: the VPC gets an internet gateway and one NAT gateway per AZ for its private subnets.');
         for (const subnet of vpc.publicSubnets) {
           const route = subnet.node.findChild('DefaultRoute');
           for (const pack of ['HIPAA.Security', 'NIST.800.53.R5', 'PCI.DSS.321']) {

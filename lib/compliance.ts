@@ -11,10 +11,11 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import { CfnGuardValidator } from '@cdklabs/cdk-validator-cfnguard';
 import { AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, PCIDSS321Checks } from 'cdk-nag';
 import { IConstruct } from 'constructs';
+import { ByocChecks } from './byoc-checks';
 
 /**
- * The checks every app of the kit is held to: the four cdk-nag packs and the AWS Control Tower proactive
- * controls. Any unacknowledged finding fails synth, with the rule, the resource and how to acknowledge it.
+ * The checks every app of the kit is held to: the four cdk-nag packs, the kit's own (`ByocChecks`) and the AWS
+ * Control Tower proactive controls. Any unacknowledged finding fails synth, with the rule, the resource and how to acknowledge it.
  */
 export function addCompliancePacks(app: App): void {
   const props = { writeSuppressionsToCloudFormation: true };
@@ -23,6 +24,7 @@ export function addCompliancePacks(app: App): void {
     new HIPAASecurityChecks(app, props),
     new NIST80053R5Checks(app, props),
     new PCIDSS321Checks(app, props),
+    new ByocChecks(app, props),
     new ControlTowerChecks(),
   );
 }
