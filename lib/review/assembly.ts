@@ -68,10 +68,28 @@ export class Assembly {
       this.index.set(`${file}\0${logicalId}`, r);
     }
     for (const [logicalId, raw] of Object.entries<any>(body.Resources ?? {})) {
-      const nested = raw.Type === 'AWS::CloudFormation::Stack' ? raw.Metadata?.['aws:asset:path'] : undefined;
-      if (typeof nested === 'string' && fs.existsSync(path.join(this.dir, nested))) this.load(nested, stack, { template, logicalId });
+      if (raw.Type !== 'AWS::CloudFormation::Stack') continue;
+      const nested = this.nestedTemplateFile(raw);
+      if (nested) this.load(nested, stack, { template, logicalId });
     }
   }
+
+  /**
+   * The file of a nested stack's template: its `aws:asset:path` metadata (written when the CDK CLI asks for
+   * asset metadata), else the asset whose hash its `TemplateURL` names, from the assembly's asset manifests.
+   */
+  private nestedTemplateFile(raw: any): string | undefined {
+    const file = raw.Metadata?.['aws:asset:path'];
+    if (typeof file === 'string' && fs.existsSync(path.join(this.dir, file))) return file;
+    const hash = /[0-9a-f]{64}/.exec(JSON.stringify(raw.Properties?.TemplateURL ?? ''))?.[0];
+    if (!hash) return undefined;
+    this.assetFiles ??= new Map(fs.readdirSync(this.dir).filter((f) => f.endsWith('.assets.json')).flatMap((f) =>
+      Object.entries<any>(JSON.parse(fs.readFileSync(path.join(this.dir, f), 'utf8')).files ?? {}).map(([h, a]) => [h, String(a.source?.path ?? '')] as [string, string])));
+    const found = this.assetFiles.get(hash);
+    return found && found.endsWith('.template.json') && fs.existsSync(path.join(this.dir, found)) ? found : undefined;
+  }
+
+  private assetFiles?: Map<string, string>;
 
   /** Resources of these types, in template order (root first). */
   public ofType(...types: string[]): Resource[] {
@@ -151,6 +169,7 @@ export class Assembly {
   /** A name a person knows the resource by: its physical name where the template sets one, else its short path. */
   public label(r: Resource): string {
     const p = r.props;
+    if (r.type === 'AWS::EFS::AccessPoint' && typeof p.RootDirectory?.Path === 'string') return `access point ${p.RootDirectory.Path}`;
     const name = [p.Name, p.LogGroupName, p.DBInstanceIdentifier, p.ReplicationGroupId, p.BucketName, p.TableName, p.RepositoryName, p.Family, p.ServiceName, p.FunctionName]
       .find((v) => typeof v === 'string');
     return name ?? this.shortPath(r);

@@ -10,6 +10,12 @@ import { Model } from './model';
 interface Box { id: string; label: string; sub: string; groups: Set<Resource>; x: number; y: number; w: number; h: number; fill: string }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const commonPrefix = (paths: string[]) => {
+  const parts = paths.map((p) => p.split('/'));
+  const out: string[] = [];
+  for (let i = 0; parts.every((p) => i < p.length - 1 && p[i] === parts[0][i]); i++) out.push(parts[0][i]);
+  return out.join('/');
+};
 const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 
 export function diagram(m: Model, settings: { customerId?: string }): string {
@@ -30,7 +36,7 @@ export function diagram(m: Model, settings: { customerId?: string }): string {
   }
   const workloadItems = [
     ...[...agentGroups.values()].map((ws, i) => ({
-      id: `agents-${i}`, label: `${ws.length} agents`, sub: clip(a.shortPath(ws[0].resource).split('/').slice(0, -3).join('/') || ws[0].resource.template.file, 30),
+      id: `agents-${i}`, label: `${ws.length} agents`, sub: clip(commonPrefix(ws.map((w) => a.shortPath(w.resource))) || ws[0].resource.template.file, 30),
       groups: new Set(ws.flatMap((w) => w.securityGroups)), fill: '#dce8fb',
     })),
     ...m.workloads.filter((w) => w.kind !== 'agent').map((w, i) => ({
@@ -66,6 +72,7 @@ export function diagram(m: Model, settings: { customerId?: string }): string {
   const rowTitles: { y: number; text: string }[] = [];
   rowTitles.push({ y: y - 8, text: 'workloads' }); place(workloadItems);
   rowTitles.push({ y: y - 8, text: 'data stores' }); place(storeItems);
+  const awsTitle = rowTitles.length;
   rowTitles.push({ y: y - 8, text: 'VPC endpoints (AWS services)' }); place(endpointItems);
   if (linkItems.length) { rowTitles.push({ y: y - 8, text: 'link' }); place(linkItems); }
   const height = y + 40;
@@ -79,11 +86,20 @@ export function diagram(m: Model, settings: { customerId?: string }): string {
   const lines = new Set<string>();
   const all = [...boxes];
   const gateway = all.find((b) => b.sub === 'Gateway endpoint');
+  // Lines into the AWS endpoints are counted, not drawn: nearly every box reaches them, on 443.
+  const toAws = new Set<string>();
   for (const r of m.rules.filter((x) => x.direction === 'egress' && !x.matchesNothing && x.group)) {
     const from = all.filter((b) => b.groups.has(r.group!));
     const to = r.peerGroup ? all.filter((b) => b.groups.has(r.peerGroup!)) : r.peerKind === 'prefix-list' && gateway ? [gateway] : [];
-    for (const f of from) for (const t of to) if (f !== t) lines.add(`${f.id}>${t.id}`);
+    for (const f of from) {
+      for (const t of to) {
+        if (f === t) continue;
+        if (t.id.startsWith('ep-')) toAws.add(f.id);
+        else lines.add(`${f.id}>${t.id}`);
+      }
+    }
   }
+  rowTitles[awsTitle] = { ...rowTitles[awsTitle], text: `VPC endpoints (AWS services), reached by ${toAws.size} of the boxes above (lines not drawn)` };
   const byId = new Map(all.map((b) => [b.id, b]));
   const center = (b: Box) => ({ x: b.x + b.w / 2, y: b.y + b.h / 2 });
   const line = (f: Box, t: Box, cls: string) => {
@@ -93,7 +109,8 @@ export function diagram(m: Model, settings: { customerId?: string }): string {
   };
   const svgLines = [...lines].map((k) => { const [f, t] = k.split('>'); return line(byId.get(f)!, byId.get(t)!, 'edge'); });
   const link = boxes.filter((b) => b.id.startsWith('link-'));
-  const outer = link.map((b) => `<line x1="${b.x + b.w}" y1="${b.y + b.h / 2}" x2="${vendor.x}" y2="${vendor.y + vendor.h / 2}" class="link" marker-end="url(#arrow)"/>`);
+  // The link leaves the VPC below the boxes, runs along the account's edge, and meets the vendor's box.
+  const outer = link.map((b) => `<polyline points="${(b.x + b.w).toFixed(0)},${b.y + b.h / 2} ${inner + 5},${b.y + b.h / 2} ${inner + 5},${vendor.y + vendor.h / 2} ${vendor.x},${vendor.y + vendor.h / 2}" fill="none" class="link" marker-end="url(#arrow)"/>`);
   const box = (b: Box) => `<g><rect x="${b.x.toFixed(0)}" y="${b.y}" width="${b.w.toFixed(0)}" height="${b.h}" rx="6" fill="${b.fill}" stroke="#4a5670"/><text x="${(b.x + 8).toFixed(0)}" y="${b.y + 22}" class="t">${esc(b.label)}</text><text x="${(b.x + 8).toFixed(0)}" y="${b.y + 40}" class="s">${esc(b.sub)}</text></g>`;
   const vpc = a.ofType('AWS::EC2::VPC')[0];
   return [

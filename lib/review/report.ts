@@ -44,7 +44,8 @@ export function accessOf(action: string): 'read' | 'write' | 'both' {
 
 /** An ARN shortened to what tells resources apart: `secret {Plane/Data/Secret-llm-primary}`, `dbuser:{…}/agent_x`. */
 function shortResource(s: string): string {
-  const m = /^arn:[^:]*:([^:]*):[^:]*:[^:]*:(.*)$/.exec(s);
+  const plain = s.replace(/\$\{AWS::(\w+)\}/g, '<$1>');
+  const m = /^arn:[^:]*:([^:]*):[^:]*:[^:]*:(.*)$/.exec(plain);
   return m ? `${m[1]} ${m[2]}` : s;
 }
 
@@ -65,7 +66,7 @@ function accessSummary(a: Assembly, role: Role | undefined): { read: string[]; w
     if (s.effect !== 'Allow') continue;
     wild ||= statementHasWildcard(s);
     const resources = s.resources.map((r) => labelOfRef(a, shortResource(r), s.refers)).join(', ');
-    const via = s.conditions.filter((c) => /AccessPointArn|ViaService/.test(c)).map((c) => labelOfRef(a, c.split(' = ')[1], s.refers));
+    const via = s.conditions.filter((c) => /AccessPointArn|ViaService/.test(c)).map((c) => labelOfRef(a, shortResource(c.split(' = ')[1]), s.refers));
     for (const kind of ['read', 'write'] as const) {
       const actions = s.actions.filter((x) => accessOf(x) === kind || accessOf(x) === 'both');
       if (actions.length) (kind === 'read' ? read : write).push(`${actions.join(', ')} on ${resources}${via.length ? ` (via ${via.join(', ')})` : ''}`);
@@ -245,6 +246,7 @@ function questions(m: Model, settings: ReturnType<typeof planeSettings>): Sectio
       evidence: [
         { table: { head: ['kind', 'subject', 'opt-out', 'in these templates', 'max bytes', 'rate limit', 'sent by'], rows: outbound.map((k) => ({ cells: [k.name, code(settings.customerId ? subjectOf(k, settings.customerId) : `byoc.<customer>.out.${k.name}`), k.optOut ? 'yes (shareLearning: false)' : 'no', allowedHere(k) ? 'allowed by the leaf' : 'absent', String(k.maxBytes), `${+k.rateLimit.perSecond.toPrecision(3)}/s, burst ${k.rateLimit.burst}`, m.workloads.filter((w) => w.subjects?.publish.includes(`boundary.outbox.${k.name}`)).map((w) => w.name).join(', ') || '-'] })) } },
         { p: `Gateway setting in the templates: BYOC_SHARE_LEARNING=${settings.gateway?.environment.BYOC_SHARE_LEARNING ?? '(no gateway)'}. Leakage bound for these settings: ${bound.outboundBitsPerSecond.toFixed(1)} bits/s out, ${bound.inboundBitsPerSecond.toFixed(1)} bits/s in (lib/leakage.ts, from the contract's schemas and rate limits).` },
+        { p: 'Out of the VPC through its endpoints, to AWS services in the region and the vendor link, as far as each endpoint\'s policy allows:' },
         { list: m.endpoints.map((e) => [code(e.service), ` (${e.type}${e.thirdParty ? ', another account\'s endpoint service' : ''}): `, ...join(e.statements.filter((s) => s.effect === 'Allow').map((s) => code(`${s.actions.join(',')} on ${s.resources.join(',')}${s.conditions.length ? ` if ${s.conditions.join(' and ')}` : ''}`)), '; '), ...(e.statements.length ? [] : ['no endpoint policy (the service\'s default: full access)'])] as Inline[]) },
       ],
     },
@@ -267,11 +269,12 @@ function databaseAnswer(m: Model): { answer: Text; evidence: Block[] } {
   const dbRoles = m.roles.filter((r) => r.statements.some((s) => s.effect === 'Allow' && (s.actions.some((x) => /^rds-db:|^rds-data:|^rds:\*$|^\*$/.test(x)) || s.refers.some((x) => dbs.includes(x)))));
   const outsideTrust = dbRoles.filter((r) => r.trust.some(admitsOutside));
   const vendorImages = new Set(m.workloads.filter((w) => w.taskRole && dbRoles.includes(w.taskRole)).flatMap((w) => w.images));
-  const loginAgents = m.workloads.filter((w) => w.taskRole && dbRoles.includes(w.taskRole));
+  const loginAgents = m.workloads.filter((w) => w.taskRole && dbRoles.includes(w.taskRole) && w.images.length > 0);
+  const serviceOnly = dbRoles.every((r) => r.trust.every((s) => s.principals.every((p) => p.startsWith('service ')) && s.conditions.some((c) => /aws:SourceAccount|aws:SourceArn/.test(c))));
   const reachable = fromRanges.length > 0 || linkInDb.length > 0 || outsideTrust.length > 0;
   const answer: Text = reachable
     ? [{ warn: 'Possibly. ' }, `${fromRanges.length ? `The database admits address ranges (${fromRanges.map((r) => r.peer).join(', ')}). ` : ''}${linkInDb.length ? 'The vendor link\'s endpoint group is among its clients. ' : ''}${outsideTrust.length ? `Roles with database access trust outside principals (${outsideTrust.map((r) => a.shortPath(r.resource)).join(', ')}).` : ''}`]
-    : `No network path and no IAM permission lets the vendor reach it. ${plural(dbs.length, 'database')} (${dbs.map((d) => a.label(d)).join(', ')}) admit${dbs.length === 1 ? 's' : ''} connections only from ${plural(clientGroups.length, 'security group')} of the plane (${clientGroups.map((g) => a.shortPath(g)).join(', ')}), whose members are ${plural(clients.length, 'workload')} inside the VPC; the vendor's link is an endpoint the plane dials out through and is not among them. Only ${plural(dbRoles.length, 'role')} of this account may log in or read its secrets, each assumable only by an AWS service for this account. What does run next to it is the vendor's code: ${plural(vendorImages.size, 'image')} of the signed release run${vendorImages.size === 1 ? 's' : ''} as the ${plural(loginAgents.length, 'workload')} that log in, so the database is as safe as that verified code.`;
+    : `No network path and no IAM permission lets the vendor reach it. ${plural(dbs.length, 'database')} (${dbs.map((d) => a.label(d)).join(', ')}) admit${dbs.length === 1 ? 's' : ''} connections only from ${plural(clientGroups.length, 'security group')} of the plane (${clientGroups.map((g) => a.shortPath(g)).join(', ')}), whose members are ${plural(clients.length, 'workload')} inside the VPC; the vendor's link is an endpoint the plane dials out through and is not among them. Only ${plural(dbRoles.length, 'role')} of this account may log in or read its secrets, ${serviceOnly ? 'each assumable only by an AWS service acting for this account (aws:SourceAccount)' : 'not all of them limited to an AWS service acting for this account (see the roles below)'}. What does run next to it is the vendor's code: ${plural(vendorImages.size, 'image')} of the signed release run${vendorImages.size === 1 ? 's' : ''} as the ${plural(loginAgents.length, 'workload')} that log in, so the database is as safe as that verified code.`;
   return {
     answer,
     evidence: [
