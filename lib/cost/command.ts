@@ -14,9 +14,9 @@ export function registerCostCommand(cli: Command): Command {
         return v;
       }))
     .option('--spot', 'run the agents on Fargate Spot (leaf, gateway and the rest stay on-demand)')
-    .option('--assume <key=value>', 'change a usage assumption (repeatable; the output lists them with their defaults)', (v: string, prev: Partial<Assumptions>) => parseAssumption(v, prev), {})
+    .option('--assume <key=value>', 'change a usage assumption (repeatable; the output lists them with their defaults)', (v: string, prev?: Partial<Assumptions>) => parseAssumption(v, prev))
     .option('--json', 'print the estimate as JSON on stdout (the summary line goes to stderr)')
-    .action((dir: string, opts: { region?: string; schedule: Scenario['schedule']; spot?: boolean; assume: Partial<Assumptions>; json?: boolean }) => {
+    .action((dir: string, opts: { region?: string; schedule: Scenario['schedule']; spot?: boolean; assume?: Partial<Assumptions>; json?: boolean }) => {
       const report = estimateCost(readAssembly(dir), { region: opts.region, schedule: opts.schedule, spot: opts.spot ?? false, assumptions: opts.assume });
       if (opts.json) {
         console.log(JSON.stringify(report, (_k, v) => typeof v === 'number' ? Math.round(v * 1e4) / 1e4 : v, 2));
