@@ -1,4 +1,4 @@
-import { Pool, PoolClient } from 'pg';
+import { Pool, PoolClient, QueryConfig } from 'pg';
 import {
   ISOLATION_CHECK_FUNCTION, MIGRATION_FUNCTION, MIGRATIONS_TABLE, TENANT_COLUMN, TENANT_POLICY, TENANT_SETTING, quoteIdent,
 } from '../../lib/database-roles';
@@ -96,6 +96,9 @@ export async function isolationProblems(pool: Pool): Promise<{ object: string; p
 /** A tenant identifier: the workflow's or customer's ID, 1 to 128 printable characters. */
 const TENANT = /^[\x21-\x7e]{1,128}$/;
 
+/** The extended protocol even without values (pg uses the simple one then, which runs several statements). */
+const extended = (text: string, values: readonly unknown[]) => ({ text, values: [...values], queryMode: 'extended' }) as QueryConfig;
+
 /** Runs one statement in the current tenant's transaction. */
 export type TenantQuery = <R extends Record<string, unknown>>(text: string, values?: readonly unknown[]) => Promise<R[]>;
 
@@ -133,7 +136,7 @@ export class TenantPool {
       try {
         await c.query('SELECT set_config($1, $2, true)', [TENANT_SETTING, tenant]);
         const out = await fn(async <R extends Record<string, unknown>>(text: string, values: readonly unknown[] = []) =>
-          (await c.query<R>({ text, values: [...values] })).rows);
+          (await c.query<R>(extended(text, values))).rows);
         await c.query('COMMIT');
         return out;
       } catch (e) {

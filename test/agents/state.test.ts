@@ -61,3 +61,25 @@ test('one tenant cannot take more than its share of the pool: another tenant sti
     await pool.end();
   }
 });
+
+test('each query runs in its tenant\'s transaction: byoc.tenant set inside, gone after; a failure rolls everything back and frees the slot', async () => {
+  const pool = new Pool({ connectionString: pg.url, max: 1 });
+  const tenants = new TenantPool(pool, 1);
+  try {
+    expect(await tenants.query('wf-1', "SELECT current_setting('byoc.tenant', true) AS t")).toEqual([{ t: 'wf-1' }]);
+    // One connection only: the next query gets the same one, without the previous tenant.
+    expect((await pool.query("SELECT coalesce(current_setting('byoc.tenant', true), '') AS t")).rows).toEqual([{ t: '' }]);
+    await expect(tenants.transaction('wf-1', async (q) => {
+      await q('CREATE TABLE tx_probe (x int)');
+      await q('INSERT INTO tx_probe VALUES ($1)', [1]);
+      throw new Error('boom');
+    })).rejects.toThrow('boom');
+    expect(tenants.inUse('wf-1')).toBe(0);
+    expect((await pool.query("SELECT to_regclass('tx_probe') AS t")).rows).toEqual([{ t: null }]);
+    // One statement per call (extended protocol): a second one cannot ride along.
+    await expect(tenants.query('wf-1', 'SELECT 1; SELECT 2')).rejects.toThrow(/cannot insert multiple commands into a prepared statement/);
+    await expect(tenants.query('two words', 'SELECT 1')).rejects.toThrow(/must be 1 to 128 printable characters/);
+  } finally {
+    await pool.end();
+  }
+});
