@@ -1,6 +1,6 @@
-import type { Migration } from '../runtime/state';
+import type { Migration, TenantPool } from '../runtime/state';
 import type { Agent } from '../runtime/agent';
-import { Sql, USAGE_METER, USAGE_METER_MIGRATIONS, UsageMeter } from './usage-meter';
+import { METER_TENANT, USAGE_METER, USAGE_METER_MIGRATIONS, UsageMeter } from './usage-meter';
 import { WORKFLOW_ORCHESTRATOR, WorkflowOrchestrator } from './workflow-orchestrator';
 
 export { UsageMeter, USAGE_METER, USAGE_METER_MIGRATIONS } from './usage-meter';
@@ -15,13 +15,20 @@ export interface PlatformAgent {
 /**
  * The product's own bookkeeping agents, which produce what crosses the narrow link (usage and metrics from the
  * usage-meter, workflow metadata from the workflow-orchestrator). Undefined for any other agent: those run the
- * vendor's agent implementation. `sql` is the agent's database (its tenant-scoped pool); the usage-meter needs it.
+ * vendor's agent implementation. The usage-meter needs its database (`postgres`, opened after the migrations are known:
+ * hence a function).
  */
-export function platformAgent(name: string, sql?: Sql): PlatformAgent | undefined {
+export function platformAgent(name: string, postgres: () => TenantPool | undefined): PlatformAgent | undefined {
   switch (name) {
     case USAGE_METER:
-      if (!sql) throw new Error('the usage-meter needs its PostgreSQL database (PGHOST and the rest): it stores the step records it aggregates');
-      return { agent: new UsageMeter(sql), migrations: USAGE_METER_MIGRATIONS };
+      return {
+        agent: new UsageMeter((text, values) => {
+          const pool = postgres();
+          if (!pool) throw new Error('the usage-meter needs its PostgreSQL database (PGHOST and the rest): it stores the step records it aggregates');
+          return pool.query(METER_TENANT, text, values);
+        }),
+        migrations: USAGE_METER_MIGRATIONS,
+      };
     case WORKFLOW_ORCHESTRATOR:
       return { agent: new WorkflowOrchestrator(), migrations: [] };
     default:

@@ -3,12 +3,17 @@ import { canonicalBytes } from '../../lib/contract-validator';
 import { OUTBOX_PREFIX } from '../../lib/nats-config';
 import { parseStepStatus, STEP_STATUS_SUBJECT } from '../../lib/step-status';
 import { Agent, AgentContext, WorkItem } from '../runtime/agent';
-import type { Migration } from '../runtime/state';
+import { Migration, TENANT_COLUMN_SQL, tenantIsolationSql } from '../runtime/state';
 
-/** Runs one parameterized statement and returns its rows (the agent's tenant-scoped pool). */
+/**
+ * Runs one parameterized statement and returns its rows: the agent's pool scoped to one tenant (the meter's
+ * records are the plane's own bookkeeping: tenant `plane`, `METER_TENANT`).
+ */
 export type Sql = <R extends Record<string, unknown>>(text: string, values?: readonly unknown[]) => Promise<R[]>;
 
 export const USAGE_METER = 'usage-meter';
+/** The tenant the meter's rows belong to (row-level security scopes every query to one tenant). */
+export const METER_TENANT = 'plane';
 /** A usage period is closed once it is this old (the contract's usage kind is reported per five minutes). */
 export const USAGE_PERIOD_MS = 5 * 60_000;
 /** Windows and periods older than this are not sent any more (counted as expired, logged): the vendor's view is current, not archival. */
@@ -43,7 +48,8 @@ export const USAGE_METER_MIGRATIONS: readonly Migration[] = [
         tokens_out bigint NOT NULL,
         received_at timestamptz NOT NULL DEFAULT clock_timestamp(),
         metrics_window bigint,
-        usage_period bigint
+        usage_period bigint,
+        ${TENANT_COLUMN_SQL}
       );
       CREATE INDEX meter_steps_unassigned_metrics ON meter_steps (id) WHERE metrics_window IS NULL;
       CREATE INDEX meter_steps_unassigned_usage ON meter_steps (id) WHERE usage_period IS NULL;
@@ -52,8 +58,11 @@ export const USAGE_METER_MIGRATIONS: readonly Migration[] = [
         start_ms bigint NOT NULL,
         end_ms bigint NOT NULL,
         sent_at timestamptz,
+        ${TENANT_COLUMN_SQL},
         PRIMARY KEY (kind, start_ms)
-      );`,
+      );
+      ${tenantIsolationSql('meter_steps')}
+      ${tenantIsolationSql('meter_windows')}`,
   },
 ];
 

@@ -2,8 +2,8 @@ import { Pool } from 'pg';
 import { BOUNDARY_CONTRACT, Direction } from '../../../lib/boundary-contract';
 import { ContractValidator, isRejection } from '../../../lib/contract-validator';
 import { encodeStepStatus, newWorkflowId, STEP_STATUS_SUBJECT, StepStatus } from '../../../lib/step-status';
-import { metricPoints, metricsMessages, USAGE_METER_MIGRATIONS, UsageMeter } from '../../../agents/platform/usage-meter';
-import { migrate } from '../../../agents/runtime/state';
+import { METER_TENANT, metricPoints, metricsMessages, USAGE_METER_MIGRATIONS, UsageMeter } from '../../../agents/platform/usage-meter';
+import { migrate, TenantPool } from '../../../agents/runtime/state';
 import { AgentContext, WorkItem } from '../../../agents/runtime/agent';
 import { PostgresServer, startPostgres } from '../../servers/postgres';
 
@@ -28,7 +28,9 @@ async function meterOn(): Promise<{ meter: UsageMeter; pool: Pool }> {
   const p = new Pool({ connectionString: pg.url.replace(/\/postgres$/, `/${name}`), max: 2 });
   pools.push(p);
   await migrate(p, USAGE_METER_MIGRATIONS);
-  return { meter: new UsageMeter(async (text, values) => (await p.query(text, values as unknown[])).rows), pool: p };
+  // As the runtime gives it: every statement in the meter's tenant (row-level security).
+  const tenants = new TenantPool(p, 2);
+  return { meter: new UsageMeter((text, values) => tenants.query(METER_TENANT, text, values)), pool: p };
 }
 const pools: Pool[] = [];
 afterEach(async () => { await Promise.all(pools.splice(0).map((p) => p.end())); });
