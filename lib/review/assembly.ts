@@ -33,6 +33,8 @@ export class Assembly {
   public readonly resources: Resource[] = [];
   /** `validation-report.json`: the result of every validation plugin of the last synth, if written. */
   public readonly validationReport?: any;
+  /** The accounts the stacks are deployed to, where the assembly names one (`aws://ACCOUNT/REGION`). */
+  public readonly accounts = new Set<string>();
   private readonly index = new Map<string, Resource>();
 
   constructor(public readonly dir: string) {
@@ -45,7 +47,11 @@ export class Assembly {
     }
     const stacks = Object.entries<any>(manifest.artifacts ?? {}).filter(([, a]) => a.type === 'aws:cloudformation:stack');
     if (stacks.length === 0) throw new BundleError('not-an-assembly', `${dir} holds no CloudFormation stack`);
-    for (const [name, artifact] of stacks) this.load(artifact.properties?.templateFile ?? `${name}.template.json`, name);
+    for (const [name, artifact] of stacks) {
+      const account = /^aws:\/\/(\d{12})\//.exec(String(artifact.environment ?? ''))?.[1];
+      if (account) this.accounts.add(account);
+      this.load(artifact.properties?.templateFile ?? `${name}.template.json`, name);
+    }
     const report = path.join(dir, 'validation-report.json');
     if (fs.existsSync(report)) this.validationReport = JSON.parse(fs.readFileSync(report, 'utf8'));
   }

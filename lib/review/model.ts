@@ -190,8 +190,10 @@ function principals(a: Assembly, p: any, template: Template): string[] {
   return Object.entries<any>(p).flatMap(([kind, v]) => list(v).map((x) => {
     const shown = a.show(x, template);
     if (kind === 'AWS' && shown === '*') return 'any AWS principal (*)';
-    if (kind === 'AWS' && /^arn:\$\{AWS::Partition\}:iam::\$\{AWS::AccountId\}:root$/.test(shown)) return 'this account (its IAM policies)';
-    return `${kind === 'AWS' ? 'AWS' : kind === 'Service' ? 'service' : kind} ${shown}`;
+    const account = /^arn:[^:]*(?::\w+\})?:iam::(\$\{AWS::AccountId\}|\d{12}):/.exec(shown)?.[1];
+    const own = account === '${AWS::AccountId}' || (account !== undefined && a.accounts.has(account)) || (kind === 'AWS' && (shown === '${AWS::AccountId}' || a.accounts.has(shown)));
+    if (kind === 'AWS' && own && /:root$|^\$\{AWS::AccountId\}$|^\d{12}$/.test(shown)) return 'this account (its IAM policies)';
+    return `${kind === 'AWS' ? 'AWS' : kind === 'Service' ? 'service' : kind} ${shown}${kind === 'AWS' && own ? ' (this account)' : ''}`;
   }));
 }
 
@@ -201,7 +203,7 @@ function principals(a: Assembly, p: any, template: Template): string[] {
  */
 export function admitsOutside(s: Statement): boolean {
   if (s.effect !== 'Allow') return false;
-  const open = s.principals.some((p) => p.includes('(*)') || (p.startsWith('AWS ') && !p.includes('${AWS::AccountId}')));
+  const open = s.principals.some((p) => p.includes('(*)') || (p.startsWith('AWS ') && !p.endsWith('(this account)')));
   if (!open) return false;
   return !s.conditions.some((c) => CONDITION_LIMITS_TO_ACCOUNT.test(c.split(' ')[1]));
 }

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { AGENT_CATALOG } from '../../agents/catalog';
+import { AGENT_CATALOG, DataStore } from '../../agents/catalog';
 import { Assembly, readModel, review } from '../../lib/review';
 import { accessOf } from '../../lib/review/report';
 import { allResources, exampleProps, synthCustomerPlane } from '../synth';
@@ -68,7 +68,7 @@ test('one workload row per agent of the catalog, with its own task role, databas
   for (const spec of AGENT_CATALOG) {
     const row = /<tr data-workload="([^"]+)"[^>]*>([\s\S]*?)<\/tr>/g;
     const html = [...r.html.matchAll(row)].find((x) => x[1] === spec.name)![2];
-    if (spec.dataStores.includes('postgres')) expect(html).toContain(`dbuser:byoc-example-postgres.DbiResourceId/agent_${spec.name.replace(/-/g, '_')}`);
+    if (spec.dataStores.includes(DataStore.POSTGRES)) expect(html).toContain(`dbuser:byoc-example-postgres.DbiResourceId/agent_${spec.name.replace(/-/g, '_')}`);
     else expect(html).not.toContain('rds-db:connect');
     for (const s of spec.secrets) expect(html).toContain(`byoc/example/${s}`);
     expect(html).toContain(`work.${spec.name}`);
