@@ -41,7 +41,7 @@ export {
   ControlTowerChecks, RECORD_ONLY_CONTEXT,
 } from './lib/compliance';
 export {
-  BYOC_RULES, ByocChecks, type ByocRule, declareEgress, declareNatsConfig, declareNoInternetEgress, declareRetainedData, type NatsConfigDeclaration,
+  BYOC_RULES, ByocChecks, type ByocRule, declareDataKey, declareEgress, declareNatsConfig, declareNoInternetEgress, declareRetainedData, type NatsConfigDeclaration,
   RESOURCE_STAR_ACTIONS,
 } from './lib/byoc-checks';
 export { PropError } from './lib/errors';

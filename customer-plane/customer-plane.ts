@@ -5,7 +5,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { allowLogsOfThisAccount } from '../lib/iam';
-import { declareNoInternetEgress, declareRetainedData } from '../lib/byoc-checks';
+import { declareDataKey, declareNoInternetEgress, declareRetainedData } from '../lib/byoc-checks';
 import { AgentSpec } from '../agents/catalog';
 import { llmProxyBaseUrl } from '../control-plane/llm-proxy/endpoint';
 import { acknowledgeFinding, cfnOf } from '../lib/compliance';
@@ -62,6 +62,7 @@ export class CustomerPlane extends Construct {
     });
     allowLogsOfThisAccount(this.key);
     limitKeyGrantsToAwsServices(this.key);
+    declareDataKey(this, this.key);
 
     this.network = new Network(this, 'Network', {
       vpc: p.vpc,

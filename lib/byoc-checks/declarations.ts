@@ -1,11 +1,12 @@
 import { Stack } from 'aws-cdk-lib';
+import { IKey } from 'aws-cdk-lib/aws-kms';
 import { IConstruct } from 'constructs';
 
 /**
  * Declarations: what an app states about a part of itself for `ByocChecks` to hold it to. Each one is a choice
  * made by a prop (egress opted into, data kept on delete) or a fact the templates cannot show (which workload a
- * task is, which generator wrote a configuration). A declaration is construct metadata (`byoc:*`, in the cloud
- * assembly's manifest where a reviewer reads it, never in a template) on a scope, with a reason; it covers the
+ * task is, which generator wrote a configuration). A declaration is construct metadata (`byoc:*`, in the stack's
+ * `<stack>.metadata.json` of the cloud assembly where a reviewer reads it, never in a template) on a scope, with a reason; it covers the
  * scope and everything below it. It is not an acknowledgement: a declared scope is still checked, against the
  * declaration.
  */
@@ -16,6 +17,7 @@ export const DECLARATION = {
   retainedData: 'byoc:retained-data',
   noInternetEgress: 'byoc:no-internet-egress',
   natsConfig: 'byoc:nats-config',
+  dataKey: 'byoc:data-key',
 } as const;
 
 /** Shortest reason accepted, as for acknowledgements. */
@@ -88,6 +90,26 @@ export function natsConfigOf(construct: IConstruct): NatsConfigDeclaration | und
   for (let c: IConstruct | undefined = construct; c && !Stack.isStack(c); c = c.node.scope) {
     const d = NATS_CONFIGS.get(c);
     if (d) return d;
+  }
+  return undefined;
+}
+
+const DATA_KEYS = new WeakMap<IConstruct, IKey>();
+
+/**
+ * Everything below this scope is encrypted with `key` (the customer plane's key): `Byoc-LogGroupRetentionAndKey`
+ * then requires each log group below it to use exactly this key, not merely some key.
+ */
+export function declareDataKey(scope: IConstruct, key: IKey): void {
+  declare(DECLARATION.dataKey, scope, `every log group below is encrypted with ${key.node.path}`, 'declareDataKey');
+  DATA_KEYS.set(scope, key);
+}
+
+/** The data key declared on `construct` or a scope above it. */
+export function dataKeyOf(construct: IConstruct): IKey | undefined {
+  for (let c: IConstruct | undefined = construct; c; c = c.node.scope) {
+    const key = DATA_KEYS.get(c);
+    if (key) return key;
   }
   return undefined;
 }

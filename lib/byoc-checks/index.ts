@@ -13,7 +13,7 @@ import { NoUndeclaredRetain } from './no-undeclared-retain';
 import { TaskRoleSingleUse } from './task-role-single-use';
 
 export {
-  DECLARATION, declareEgress, declareNatsConfig, declareNoInternetEgress, declareRetainedData, type NatsConfigDeclaration,
+  DECLARATION, declareDataKey, declareEgress, declareNatsConfig, declareNoInternetEgress, declareRetainedData, type NatsConfigDeclaration,
 } from './declarations';
 export { RESOURCE_STAR_ACTIONS } from './iam-no-wildcard';
 
@@ -49,7 +49,7 @@ export const BYOC_RULES: readonly ByocRule[] = [
   },
   {
     id: 'LogGroupRetentionAndKey', rule: LogGroupRetentionAndKey,
-    info: 'A log group has no retention or no customer-managed KMS key.',
+    info: 'A log group has no retention, no customer-managed KMS key, or not the key declared for its plane.',
     explanation: 'Logs are kept as long as chosen and encrypted with the key the customer controls (and can revoke).',
   },
   {
@@ -93,7 +93,7 @@ export const BYOC_RULES: readonly ByocRule[] = [
  * ImageByDigest, NoPlaintextSecretEnv, LogGroupRetentionAndKey, NoUndeclaredRetain, NoOpenEgress, IamNoWildcard,
  * TaskRoleSingleUse, NatsFromContract; see `BYOC_RULES` and each rule's file. Choices a template cannot show are
  * declared on the construct that makes them (`declareEgress`, `declareRetainedData`, `declareNoInternetEgress`,
- * `declareNatsConfig`); an exception is acknowledged like any finding (`acknowledgeFinding`: one resource, one
+ * `declareNatsConfig`, `declareDataKey`); an exception is acknowledged like any finding (`acknowledgeFinding`: one resource, one
  * finding, a reason).
  */
 export class ByocChecks extends NagPack {

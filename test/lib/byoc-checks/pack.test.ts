@@ -1,13 +1,16 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { App, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { App, CfnResource, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { createApp } from '../../../lib/app';
 import { BYOC_RULES, ByocChecks } from '../../../lib/byoc-checks';
+import { rendered } from '../../../lib/byoc-checks/template';
 import { acknowledgeFinding, cfnOf } from '../../../lib/compliance';
 import * as kit from '../../../index';
+import { CustomerPlaneStack } from '../../../customer-plane/stack';
+import { exampleProps } from '../../synth';
 
 const outdirs: string[] = [];
 const outdir = () => { const d = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-checks-')); outdirs.push(d); return d; };
@@ -48,4 +51,28 @@ test('one rule per file, each with its fixture test, and the rule IDs the pack a
     expect(fs.existsSync(path.join(__dirname, file.replace(/\.ts$/, '.test.ts')))).toBe(true);
   }
   expect(new ByocChecks().ruleIds).toEqual(BYOC_RULES.map((r) => `Byoc-${r.id}`));
+});
+
+test('on the real customer plane: nothing to find, and a leaf permission or an open egress added after generation is found', () => {
+  const findings = (tamper: boolean): string[] => {
+    const app = createApp({ outdir: outdir(), compliancePacks: false });
+    const stack = new CustomerPlaneStack(app, 'ByocCustomerPlane', exampleProps());
+    if (tamper) {
+      const { leaf, gateway } = stack.plane.link;
+      const task = leaf.taskDefinition.node.defaultChild as CfnResource;
+      const env = (rendered(task).Properties.ContainerDefinitions[0].Environment as { Name: string }[]).findIndex((e) => e.Name === 'BYOC_NATS_CONFIG');
+      expect(env).toBeGreaterThanOrEqual(0);
+      task.addPropertyOverride(`ContainerDefinitions.0.Environment.${env}.Value`,
+        stack.plane.link.leafConfig.replace('publish: { allow: [', 'publish: { allow: ["byoc.example.out.>", '));
+      gateway.service.connections.securityGroups[0].addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'tampered');
+    }
+    app.synth();
+    return new ByocChecks().validateScope(app).violations.flatMap((v) => v.violatingResources.map((r) => `${v.ruleName} @ ${r.constructPath}`))
+      .map((f) => f.replace(/[0-9A-F]{8}\]/, ']')).sort();
+  };
+  expect(findings(false)).toEqual([]);
+  expect(findings(true)).toEqual([
+    'Byoc-NatsFromContract[Edited::BYOC_NATS_CONFIG] @ ByocCustomerPlane/Plane/Link/NatsLeaf/Task/Resource',
+    'Byoc-NoOpenEgress[PlaneGatewaySecurityGroup] @ ByocCustomerPlane/Plane/Link/BoundaryGateway/Service/Service',
+  ]);
 });
