@@ -72,14 +72,15 @@ export interface AgentRolesReport {
  * - the database: PUBLIC has no privilege on it (no CONNECT, no TEMP); each agent role has CONNECT;
  * - the `public` schema: PUBLIC has no privilege on it (no CREATE, no USAGE);
  * - per agent: role `agent_<name>` with LOGIN (no CREATEDB, no CREATEROLE), a member of `rds_iam` (IAM
- *   authentication only), marked as managed by a comment, owning schema `agent_<name>` (on which PUBLIC has
- *   nothing, so no other agent can reach its tables), `search_path` set to that schema; a schema of that name
- *   owned by another role is refused, never taken over;
- * - per agent, for row-level security by tenant (see `TENANT_SETTING`): a NOLOGIN owner role `byoc_owner_agent_<name>`
- *   with USAGE and CREATE on the agent's schema, whose tables the agent's role may only SELECT, INSERT, UPDATE and
- *   DELETE (default privileges), and in the schema `byoc_isolation_problems()` and the owner's SECURITY DEFINER
- *   `byoc_apply_migration(version, name, sql)`, executable by the agent's role only, which applies a migration once
- *   and refuses it when it leaves a table without tenant isolation;
+ *   authentication only), marked as managed by a comment, with USAGE (only) on schema `agent_<name>` (on which
+ *   PUBLIC has nothing, so no other agent can reach its tables), `search_path` set to that schema;
+ * - per agent, for row-level security by tenant (see `TENANT_SETTING`): a NOLOGIN owner role
+ *   `byoc_owner_agent_<name>` (no BYPASSRLS) that owns the schema and what is in it, the agent's role may only
+ *   SELECT, INSERT, UPDATE and DELETE its tables (default privileges), and in the schema
+ *   `byoc_isolation_problems()` and the owner's SECURITY DEFINER `byoc_apply_migration(version, name, sql)`,
+ *   executable by the agent's role only, which applies a migration once and refuses it when it leaves a table
+ *   without tenant isolation. A schema of that name owned by the agent's login role (made by an earlier version)
+ *   is handed to the owner role; one owned by any other role is refused, never taken over;
  * - a managed role whose agent left the list becomes NOLOGIN; it is never dropped (its data stays).
  *
  * The client must be the database's owner or a role that administers roles (RDS's master user: CREATEROLE,
@@ -124,9 +125,10 @@ export async function ensureAgentRoles(client: ClientBase, options: AgentRolesOp
    * no DROP POLICY: those need ownership; no TRUNCATE). Its migrations run through the owner's SECURITY DEFINER
    * function, which refuses any migration that leaves a table without tenant isolation.
    */
-  const ensureTenantIsolation = async (role: string, superuser: boolean): Promise<void> => {
+  /** The agent's owner role (NOLOGIN, no BYPASSRLS), marked by its comment. */
+  const ensureOwnerRole = async (role: string): Promise<void> => {
     const owner = ownerRoleOf(role);
-    const [r, o] = [quoteIdent(role), quoteIdent(owner)];
+    const o = quoteIdent(owner);
     const comment = `${OWNER_ROLE_COMMENT_PREFIX}${role}`;
     const found = await one<{ rolcanlogin: boolean; rolcreatedb: boolean; rolcreaterole: boolean; rolsuper: boolean; rolbypassrls: boolean; comment: string | null }>(
       `SELECT rolcanlogin, rolcreatedb, rolcreaterole, rolsuper, rolbypassrls, shobj_description(oid, 'pg_authid') AS comment FROM pg_roles WHERE rolname = $1`, [owner]);
@@ -137,12 +139,26 @@ export async function ensureAgentRoles(client: ClientBase, options: AgentRolesOp
       if (found.rolcanlogin || found.rolcreatedb || found.rolcreaterole || found.rolbypassrls) await run(`ALTER ROLE ${o} WITH NOLOGIN NOCREATEDB NOCREATEROLE NOBYPASSRLS`);
     }
     if (found?.comment !== comment) await run(`COMMENT ON ROLE ${o} IS ${quoteLiteral(comment)}`);
-    // The owner creates the tables in the agent's schema: USAGE and CREATE on it, given by the schema's owner.
+  };
+
+  /**
+   * The agent's schema and tables belong to its owner role (NOLOGIN), never to the role the agent logs in as: the
+   * agent's role gets USAGE on the schema and only SELECT, INSERT, UPDATE and DELETE on the tables, so it can
+   * neither turn row-level security off (ALTER, DROP POLICY need ownership; no TRUNCATE) nor create or replace
+   * anything in the schema. Its migrations run through the owner's SECURITY DEFINER function, which refuses any
+   * migration that leaves a table without tenant isolation.
+   */
+  const ensureTenantIsolation = async (role: string, superuser: boolean): Promise<void> => {
+    const owner = ownerRoleOf(role);
+    const [r, o] = [quoteIdent(role), quoteIdent(owner)];
     const onSchema = (await client.query<{ privilege_type: string }>(
       `SELECT a.privilege_type FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
-       WHERE n.nspname = $1 AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = $2)`, [role, owner])).rows.map((x) => x.privilege_type);
-    if (!onSchema.includes('USAGE') || !onSchema.includes('CREATE')) {
-      await asOwnerOf(role, superuser, () => run(`GRANT USAGE, CREATE ON SCHEMA ${r} TO ${o}`));
+       WHERE n.nspname = $1 AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = $2)`, [role, role])).rows.map((x) => x.privilege_type);
+    if (!onSchema.includes('USAGE') || onSchema.includes('CREATE')) {
+      await asOwnerOf(owner, superuser, async () => {
+        if (onSchema.includes('CREATE')) await run(`REVOKE CREATE ON SCHEMA ${r} FROM ${r}`);
+        if (!onSchema.includes('USAGE')) await run(`GRANT USAGE ON SCHEMA ${r} TO ${r}`);
+      });
     }
     const defaults = (await client.query<{ objtype: string }>(
       `SELECT d.defaclobjtype AS objtype FROM pg_default_acl d WHERE d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = $1)
@@ -218,16 +234,22 @@ export async function ensureAgentRoles(client: ClientBase, options: AgentRolesOp
         `SELECT pg_get_userbyid(n.nspowner) AS owner,
                 EXISTS (SELECT 1 FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a WHERE a.grantee = 0) AS public
          FROM pg_namespace n WHERE n.nspname = $1`, [role]);
+      const owner = ownerRoleOf(role);
+      const o = quoteIdent(owner);
+      await ensureOwnerRole(role);
       if (!schema) {
-        await asOwnerOf(role, here!.superuser, () => run(`CREATE SCHEMA ${r} AUTHORIZATION ${r}`));
+        await asOwnerOf(owner, here!.superuser, () => run(`CREATE SCHEMA ${r} AUTHORIZATION ${o}`));
       } else {
-        if (schema.owner !== role) {
+        if (schema.owner === role) {
+          // Made by an earlier version of this module, owned by the agent's login role: handed to its owner role.
+          await asOwnerOf(role, here!.superuser, () => asOwnerOf(owner, here!.superuser, () => run(`ALTER SCHEMA ${r} OWNER TO ${o}`)));
+        } else if (schema.owner !== owner) {
           // Never take over a schema (and its tables) someone else made: say what to do instead.
-          throw new Error(`schema ${role} exists and is owned by ${schema.owner}, not by the agent's role: `
-            + `ALTER SCHEMA ${role} OWNER TO ${role} if it is the agent's, or rename it`);
+          throw new Error(`schema ${role} exists and is owned by ${schema.owner}, not by the agent's owner role ${owner}: `
+            + `ALTER SCHEMA ${role} OWNER TO ${owner} if it is the agent's, or rename it`);
         }
         // Grants on the schema are the owner's: only as the owner does the revoke take effect (anyone else gets a warning).
-        if (schema.public) await asOwnerOf(role, here!.superuser, () => run(`REVOKE ALL ON SCHEMA ${r} FROM PUBLIC`));
+        if (schema.public) await asOwnerOf(owner, here!.superuser, () => run(`REVOKE ALL ON SCHEMA ${r} FROM PUBLIC`));
       }
 
       const setting = await one<{ setconfig: string[] | null }>(

@@ -200,6 +200,10 @@ describe('row-level security: a tenant\'s rows are invisible to another tenant',
       await expect(raw.query(sql)).rejects.toThrow(/must be owner of (table|relation) notes/);
     }
     await expect(raw.query('TRUNCATE notes')).rejects.toThrow(/permission denied for table notes/);
+    // Nothing in its schema is its own: no table it makes itself, no function of the check's replaced or dropped.
+    await expect(raw.query('CREATE TABLE mine (id int)')).rejects.toThrow(/permission denied for schema agent_planner/);
+    await expect(raw.query('DROP FUNCTION byoc_isolation_problems()')).rejects.toThrow(/must be owner of function byoc_isolation_problems/);
+    await expect(raw.query('DROP TABLE notes')).rejects.toThrow(/must be owner of table notes/);
     await expect(raw.query('SET ROLE byoc_owner_agent_planner')).rejects.toThrow(/permission denied to set role/);
     const c = await raw.connect();
     try {
@@ -236,7 +240,7 @@ describe('row-level security: a tenant\'s rows are invisible to another tenant',
   test('a migration or a table that forgets tenant isolation stops the start; two starts at once apply each migration once', async () => {
     const forgetful = [...notes, { version: 2, name: 'forgetful', sql: 'CREATE TABLE drafts (id int PRIMARY KEY, body text)' }];
     await expect(open(pgEnv(), forgetful)).rejects.toThrow('migration 2 (forgetful) leaves schema agent_planner without tenant isolation: drafts: row-level security is not enabled');
-    // Made by the agent's own user outside migrations (it owns its schema): found at the next start.
+    // A table that got there another way (here, made by the superuser): found at the next start.
     await root.query('CREATE TABLE agent_planner.loose (id int)');
     await expect(open(pgEnv())).rejects.toThrow(`refusing to start: tables of ${ROLE} without tenant isolation: loose: row-level security is not enabled`);
     await root.query('DROP TABLE agent_planner.loose');

@@ -275,7 +275,7 @@ describe(`${DATABASE_ROLES}: agents' roles over verify-full TLS, as the master u
 
   test('Create answers SUCCESS after creating each agent\'s role and schema', async () => {
     const body = await send(event(DATABASE_ROLES, 'Create', props()));
-    expect(body).toEqual(expect.objectContaining({ Status: 'SUCCESS', PhysicalResourceId: physical(), Data: { Roles: '3', DisabledRoles: '0', Changes: '20' } }));
+    expect(body).toEqual(expect.objectContaining({ Status: 'SUCCESS', PhysicalResourceId: physical(), Data: { Roles: '3', DisabledRoles: '0', Changes: '53' } }));
     expect(await loginRoles()).toEqual([
       { rolname: 'agent_code_reviewer', rolcanlogin: true, iam: true },
       { rolname: 'agent_pattern_miner', rolcanlogin: true, iam: true },

@@ -1,5 +1,6 @@
 import { Client } from 'pg';
 import { AGENT_ROLE_PATTERN, dbUserOf, ensureAgentRoles, MANAGED_ROLE_COMMENT_PREFIX, OWNER_ROLE_COMMENT_PREFIX, quoteIdent, quoteLiteral, verifyFullTls } from '../../lib/database-roles';
+import { TENANT_COLUMN_SQL, tenantIsolationSql } from '../../agents/runtime/state';
 import { AGENT_CATALOG } from '../../agents/catalog';
 import { PostgresServer, startPostgres } from '../servers/postgres';
 
@@ -117,18 +118,21 @@ describe('ensureAgentRoles against a real PostgreSQL, as a non-superuser master 
       'REVOKE ALL ON SCHEMA public FROM PUBLIC',
       'CREATE ROLE "agent_planner" WITH LOGIN NOCREATEDB NOCREATEROLE',
       'GRANT "rds_iam" TO "agent_planner"',
-      'CREATE SCHEMA "agent_planner" AUTHORIZATION "agent_planner"',
+      'CREATE ROLE "byoc_owner_agent_planner" WITH NOLOGIN NOCREATEDB NOCREATEROLE NOBYPASSRLS',
+      'CREATE SCHEMA "agent_planner" AUTHORIZATION "byoc_owner_agent_planner"',
+      'GRANT USAGE ON SCHEMA "agent_planner" TO "agent_planner"',
       'ALTER ROLE "agent_planner" SET search_path TO "agent_planner"',
       'GRANT CONNECT ON DATABASE "byoc" TO "agent_planner"',
     ]));
     const state = await superuser(async (c) => (await c.query(
       `SELECT r.rolname, r.rolcanlogin, r.rolcreatedb, r.rolcreaterole, shobj_description(r.oid, 'pg_authid') AS comment,
-              pg_has_role(r.oid, 'rds_iam', 'MEMBER') AS iam, n.nspname IS NOT NULL AND pg_get_userbyid(n.nspowner) = r.rolname AS owns_schema,
+              pg_has_role(r.oid, 'rds_iam', 'MEMBER') AS iam, n.nspname IS NOT NULL AND pg_get_userbyid(n.nspowner) = 'byoc_owner_' || r.rolname AS owns_schema,
+              has_schema_privilege(r.oid, n.oid, 'USAGE') AS usage, has_schema_privilege(r.oid, n.oid, 'CREATE') AS create,
               has_database_privilege(r.oid, 'byoc', 'CONNECT') AS connect, has_database_privilege(r.oid, 'byoc', 'TEMP') AS temp
        FROM pg_roles r LEFT JOIN pg_namespace n ON n.nspname = r.rolname WHERE r.rolname LIKE 'agent\\_%' ORDER BY 1`)).rows);
     expect(state).toEqual(['code-reviewer', 'pattern-miner', 'planner'].map((a) => ({
       rolname: dbUserOf(a), rolcanlogin: true, rolcreatedb: false, rolcreaterole: false, comment: `${MANAGED_ROLE_COMMENT_PREFIX}${a}`,
-      iam: true, owns_schema: true, connect: true, temp: false,
+      iam: true, owns_schema: true, usage: true, create: false, connect: true, temp: false,
     })));
   });
 
@@ -138,12 +142,16 @@ describe('ensureAgentRoles against a real PostgreSQL, as a non-superuser master 
     expect(memberships).toEqual([]);
   });
 
-  test('an agent works in its own schema by default and cannot create in public', async () => {
+  test('an agent works in its own schema by default, creates tables only through its migration function, and cannot create in public', async () => {
     await as('agent_planner', async (c) => {
       expect((await c.query('SELECT current_schema() AS s')).rows[0].s).toBe('agent_planner');
-      await c.query('CREATE TABLE plans (id int PRIMARY KEY, body text)');
+      await expect(c.query('CREATE TABLE plans (id int PRIMARY KEY, body text)')).rejects.toThrow(/permission denied for schema agent_planner/);
+      await c.query('SELECT byoc_apply_migration(1, $1, $2)', ['plans', `CREATE TABLE plans (id int PRIMARY KEY, body text, ${TENANT_COLUMN_SQL});\n${tenantIsolationSql('plans')}`]);
+      await c.query('BEGIN');
+      await c.query("SELECT set_config('byoc.tenant', 'acme', true)");
       await c.query("INSERT INTO plans VALUES (1, 'kept')");
-      expect((await c.query(`SELECT schemaname FROM pg_tables WHERE tablename = 'plans'`)).rows).toEqual([{ schemaname: 'agent_planner' }]);
+      await c.query('COMMIT');
+      expect((await c.query(`SELECT schemaname, tableowner FROM pg_tables WHERE tablename = 'plans'`)).rows).toEqual([{ schemaname: 'agent_planner', tableowner: 'byoc_owner_agent_planner' }]);
       await expect(c.query('CREATE TABLE public.stray (id int)')).rejects.toThrow(/permission denied for schema public/);
       await expect(c.query('CREATE TEMP TABLE scratch (id int)')).rejects.toThrow(/permission denied to create temporary tables/);
     });
@@ -199,21 +207,21 @@ describe('ensureAgentRoles against a real PostgreSQL, as a non-superuser master 
       await c.query('REVOKE agent_triage FROM byoc_admin');
     });
     const report = await admin((c) => ensureAgentRoles(c, { database: 'byoc', agents: [...agents, 'triage'] }));
-    expect(report.changes.slice(0, 6)).toEqual([
+    // Made by hand (or by an earlier version, owned by the login role): handed to the agent's owner role, not taken over by anyone else.
+    expect(report.changes.slice(0, 10)).toEqual([
       'ALTER ROLE "agent_triage" WITH LOGIN NOCREATEDB NOCREATEROLE',
       `COMMENT ON ROLE "agent_triage" IS '${MANAGED_ROLE_COMMENT_PREFIX}triage'`,
       'GRANT "rds_iam" TO "agent_triage"',
+      'CREATE ROLE "byoc_owner_agent_triage" WITH NOLOGIN NOCREATEDB NOCREATEROLE NOBYPASSRLS',
+      `COMMENT ON ROLE "byoc_owner_agent_triage" IS '${OWNER_ROLE_COMMENT_PREFIX}agent_triage'`,
+      'ALTER SCHEMA "agent_triage" OWNER TO "byoc_owner_agent_triage"',
       'REVOKE ALL ON SCHEMA "agent_triage" FROM PUBLIC',
       'ALTER ROLE "agent_triage" SET search_path TO "agent_triage"',
       'GRANT CONNECT ON DATABASE "byoc" TO "agent_triage"',
+      'GRANT USAGE ON SCHEMA "agent_triage" TO "agent_triage"',
     ]);
-    // Then its tenant isolation, as for a new agent (test/agents/stores.test.ts tests what it does).
-    expect(report.changes.slice(6, 9)).toEqual([
-      'CREATE ROLE "byoc_owner_agent_triage" WITH NOLOGIN NOCREATEDB NOCREATEROLE NOBYPASSRLS',
-      `COMMENT ON ROLE "byoc_owner_agent_triage" IS '${OWNER_ROLE_COMMENT_PREFIX}agent_triage'`,
-      'GRANT USAGE, CREATE ON SCHEMA "agent_triage" TO "byoc_owner_agent_triage"',
-    ]);
-    expect(report.changes.length).toBe(6 + 3 + 2 + 2 * 3);
+    // Then the default privileges and the two functions, as for a new agent (test/agents/stores.test.ts tests what they do).
+    expect(report.changes.length).toBe(10 + 2 + 2 * 3);
     expect((await admin((c) => ensureAgentRoles(c, { database: 'byoc', agents: [...agents, 'triage'] }))).changes).toEqual([]);
     expect(await superuser(async (c) => (await c.query(`SELECT has_schema_privilege('outsider', 'agent_triage', 'USAGE') AS usage`)).rows[0].usage)).toBe(false);
   });
@@ -222,7 +230,7 @@ describe('ensureAgentRoles against a real PostgreSQL, as a non-superuser master 
     await admin((c) => c.query('CREATE SCHEMA agent_estimator'));
     const before = await snapshot();
     await expect(admin((c) => ensureAgentRoles(c, { database: 'byoc', agents: [...agents, 'estimator'] })))
-      .rejects.toThrow(/schema agent_estimator exists and is owned by byoc_admin, not by the agent's role/);
+      .rejects.toThrow(/schema agent_estimator exists and is owned by byoc_admin, not by the agent's owner role byoc_owner_agent_estimator/);
     expect(await snapshot()).toEqual(before);
     await admin((c) => c.query('DROP SCHEMA agent_estimator'));
   });
