@@ -190,8 +190,8 @@ function principals(a: Assembly, p: any, template: Template): string[] {
   return Object.entries<any>(p).flatMap(([kind, v]) => list(v).map((x) => {
     const shown = a.show(x, template);
     if (kind === 'AWS' && shown === '*') return 'any AWS principal (*)';
-    const account = /^arn:[^:]*(?::\w+\})?:iam::(\$\{AWS::AccountId\}|\d{12}):/.exec(shown)?.[1];
-    const own = account === '${AWS::AccountId}' || (account !== undefined && a.accounts.has(account)) || (kind === 'AWS' && (shown === '${AWS::AccountId}' || a.accounts.has(shown)));
+    const account = /^arn:[^:]*:iam::(<AccountId>|\d{12}):/.exec(shown.replace(/\$\{AWS::(\w+)\}/g, '<$1>'))?.[1];
+    const own = account === '<AccountId>' || (account !== undefined && a.accounts.has(account)) || (kind === 'AWS' && (shown === '${AWS::AccountId}' || a.accounts.has(shown)));
     if (kind === 'AWS' && own && /:root$|^\$\{AWS::AccountId\}$|^\d{12}$/.test(shown)) return 'this account (its IAM policies)';
     return `${kind === 'AWS' ? 'AWS' : kind === 'Service' ? 'service' : kind} ${shown}${kind === 'AWS' && own ? ' (this account)' : ''}`;
   }));

@@ -153,6 +153,10 @@ export function buildReport(m: Model, release?: ReleaseInfo): ReportDocument {
 function questions(m: Model, settings: ReturnType<typeof planeSettings>): Section {
   const a = m.assembly;
   const blocks: Block[] = [];
+  const failed = m.validation.plugins.filter((p) => p.conclusion !== 'success');
+  if (failed.length) {
+    blocks.push({ p: [{ warn: `The last synth failed validation (${failed.map((p) => p.name).join(', ')}: ${plural(m.validation.findings.filter((f) => !f.acknowledged).length, 'violation')}, listed under validation results): these templates are not deployable as they are.` }] });
+  }
 
   // 1. Can anything outside the account reach the plane?
   const entries = a.resources.filter((r) => PUBLIC_ENTRY_TYPES[r.type]);

@@ -165,6 +165,21 @@ test('every data store with its key, backup, retention and deletion, read from t
   expect(r.model.dataStores.filter((d) => d.resource.type === 'AWS::SecretsManager::Secret')).toHaveLength(all.filter((x) => x.type === 'AWS::SecretsManager::Secret').length);
 });
 
+test('Control Tower results from validation-report.json: acknowledged ones with their reasons, a violation flagged first', () => {
+  const dir = changed(() => undefined);
+  const construct = (p: string) => ({ constructPath: p, cloudFormationResource: { templatePath: root, logicalId: 'X' } });
+  fs.writeFileSync(path.join(dir, 'validation-report.json'), JSON.stringify({ version: '55.0.0', title: 'Validation Report', pluginReports: [{
+    pluginName: 'ControlTower', pluginVersion: '0.0.62', conclusion: 'failure',
+    violations: [{ ruleName: 'rds_instance_deletion_protection_enabled_check', description: '[CT.RDS.PR.13]: Require deletion protection', violatingConstructs: [construct('ByocCustomerPlane/Plane/Data/Postgres/Resource')] }],
+    suppressedViolations: [{ ruleName: 'elbv2_logging_enabled_check', description: '[CT.ELASTICLOADBALANCING.PR.6]: Require access logging', violatingConstructs: [construct('ByocCustomerPlane/Lb/Resource')], reason: 'The listener passes TCP through; nothing to log here.' }],
+  }] }));
+  const r = review(dir);
+  expect(r.markdown).toMatch(/## Questions answered first\n\n\*\*The last synth failed validation \(ControlTower: 1 violation, listed under validation results\)/);
+  expect(r.markdown).toContain('| ControlTower | rds_instance_deletion_protection_enabled_check: [CT.RDS.PR.13]: Require deletion protection | `ByocCustomerPlane/Plane/Data/Postgres/Resource` | VIOLATION |   |');
+  expect(r.markdown).toContain('| ControlTower | elbv2_logging_enabled_check: [CT.ELASTICLOADBALANCING.PR.6]: Require access logging | `ByocCustomerPlane/Lb/Resource` | acknowledged | The listener passes TCP through; nothing to log here. |');
+  expect(review(assembly).markdown).toContain('No Control Tower finding, acknowledged or not, in this assembly.');
+});
+
 test('access levels of IAM actions by their verb', () => {
   expect(['s3:GetObject', 'kms:Decrypt', 'secretsmanager:DescribeSecret', 'elasticfilesystem:ClientMount'].map(accessOf)).toEqual(['read', 'read', 'read', 'read']);
   expect(['secretsmanager:PutSecretValue', 'logs:PutLogEvents', 'kms:Sign', 'elasticfilesystem:ClientWrite'].map(accessOf)).toEqual(['write', 'write', 'write', 'write']);
