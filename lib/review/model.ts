@@ -238,7 +238,8 @@ function iam(a: Assembly): { roles: Role[]; resourcePolicies: ResourcePolicy[] }
       case 'AWS::S3::BucketPolicy': add(r, 'bucket policy', r.props.PolicyDocument); break;
       case 'AWS::ECR::Repository': add(r, 'repository policy', r.props.RepositoryPolicyText); break;
       case 'AWS::SecretsManager::ResourcePolicy': add(r, 'secret policy', r.props.ResourcePolicy); break;
-      case 'AWS::SQS::QueuePolicy': case 'AWS::SNS::TopicPolicy': add(r, 'policy', r.props.PolicyDocument); break;
+      case 'AWS::SQS::QueuePolicy': add(r, 'queue policy', r.props.PolicyDocument); break;
+      case 'AWS::SNS::TopicPolicy': add(r, 'topic policy', r.props.PolicyDocument); break;
       case 'AWS::Lambda::Permission': resourcePolicies.push({ resource: r, kind: 'function permission', statements: [{
         effect: 'Allow', principals: [a.show(r.props.Principal, r.template)], actions: [String(r.props.Action)], notActions: [], resources: [a.show(r.props.FunctionName, r.template)],
         notResources: [], conditions: r.props.SourceAccount ? [`StringEquals aws:SourceAccount = ${a.show(r.props.SourceAccount, r.template)}`] : [], source: r.path, refers: [],
