@@ -122,6 +122,16 @@ test('a role with database access trusted by another account makes the database 
   expect(answer(r2, 'q-database')).toMatch(/^Possibly\. Roles with database access trust outside principals \(Plane\/Agents-engineering\/code-generator\/Workload\/TaskRole\)/);
 });
 
+test('a workload allowed to connect to the vendor\'s endpoint is named among what leaves the account', () => {
+  expect(answer(review(assembly), 'q-leaves')).toContain('Connections to the vendor\'s endpoint: Plane/Link/NatsLeaf on tcp 7422; what those send');
+  const dir = changed((t) => {
+    const agents = idOf(t, 'AWS::EC2::SecurityGroup', 'Plane/AgentSecurityGroup/Resource');
+    const hub = idOf(t, 'AWS::EC2::SecurityGroup', 'Link/HubEndpointSecurityGroup/Resource');
+    t.Resources.TestAgentsToHub = { Type: 'AWS::EC2::SecurityGroupEgress', Properties: { GroupId: { 'Fn::GetAtt': [agents, 'GroupId'] }, DestinationSecurityGroupId: { 'Fn::GetAtt': [hub, 'GroupId'] }, IpProtocol: 'tcp', FromPort: 443, ToPort: 443 } };
+  });
+  expect(answer(review(dir), 'q-leaves')).toMatch(/Connections to the vendor's endpoint: Plane\/Link\/NatsLeaf on tcp 7422; agent code-generator, [^;]*agent pattern-miner[^;]* on tcp 443; what those send leaves the account too\./);
+});
+
 test('with learning not shared, the report says fingerprints are off and the contract table shows what still crosses', () => {
   const dir = changed((t) => {
     for (const r of Object.values<any>(t.Resources)) {
