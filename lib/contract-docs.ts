@@ -95,7 +95,7 @@ export function whatCrossesMarkdown(): string {
     }).join('; ')}. What the vendor can still learn: how many workflow messages each workflow produces and when, which gives its number of steps and their timing, with their statuses and status codes; and, from \`usage\` and \`metrics\`, which agents ran and how much, per period and per minute. On a quiet plane, lining those per-agent counts up with workflow timings can suggest which agents a workflow used; the order of agents within a workflow is not sent. The opt-out is one-way: ${stillInbound.length === 1 ? 'the vendor → customer kind' : 'the vendor → customer kinds'} ${code(stillInbound.map((k) => k.name))} still ${stillInbound.length === 1 ? 'arrives' : 'arrive'}, so an opted-out customer receives what the others share and sends none of its own.`,
     '',
     ...fields.flatMap((f) => [f, '']),
-    `Metrics: only ${code(METRIC_NAMES)}, with only the attributes ${code(METRIC_ATTRIBUTES)}; the collector has no traces or logs pipeline.`,
+    `Metrics: only ${code(METRIC_NAMES)}, with only the attributes ${code(METRIC_ATTRIBUTES)}, cross: the usage-meter aggregates the agents' step records into one window a minute and the gateway signs each window with the customer's audit key. The collector's traces and metrics stay in the customer's account (X-Ray and CloudWatch, or the customer's own OTLP endpoint); it has no logs pipeline.`,
     '',
     `Never crossing in either direction, whatever else is allowed (the leaf remote's deny rules): ${code(NEVER_CROSS)}.`,
   ].join('\n');

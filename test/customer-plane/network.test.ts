@@ -115,7 +115,7 @@ describe('VPC endpoint policies admit what ECS on Fargate needs, and nothing of 
 
   test('interface endpoints: exactly the account-only statement; the execution role\'s calls pass, another account\'s do not', () => {
     const interfaces = endpoints(plane).filter((e) => e.props.VpcEndpointType === 'Interface' && !isEc2(e));
-    expect(interfaces).toHaveLength(6);
+    expect(interfaces).toHaveLength(7);
     for (const e of interfaces) {
       expect(e.props.PolicyDocument.Statement).toEqual([{
         Action: '*', Effect: 'Allow', Principal: { AWS: '*' }, Resource: '*',

@@ -101,7 +101,7 @@ test('security-group rules added and removed, inline and standalone; a descripti
   expect(e.securityGroupRules).toHaveLength(2);
   expect(e.securityGroupRules).toEqual(expect.arrayContaining([
     { stack: 'ByocCustomerPlane', group: `ByocCustomerPlane/${sgId}`, direction: 'egress', change: 'added', ports: 'tcp 443', peer: 'cidr 0.0.0.0/0', description: 'the internet' },
-    { stack: 'ByocCustomerPlane', group: `ByocCustomerPlane/${sgId}`, direction: 'egress', change: 'removed', ports: 'tcp 4318', peer: `security group ByocCustomerPlane/${gone.Properties.DestinationSecurityGroupId['Fn::GetAtt'][0]}`, description: 'OTLP metrics' },
+    { stack: 'ByocCustomerPlane', group: `ByocCustomerPlane/${sgId}`, direction: 'egress', change: 'removed', ports: 'tcp 4318', peer: `security group ByocCustomerPlane/${gone.Properties.DestinationSecurityGroupId['Fn::GetAtt'][0]}`, description: 'OTLP traces and metrics' },
   ]));
   expect(e.resources).toEqual(expect.arrayContaining([
     { stack: 'ByocCustomerPlane', logicalId: goneId, type: 'AWS::EC2::SecurityGroupEgress', change: 'removed' },
