@@ -11,6 +11,8 @@ import { AgentSpec, DataStore } from '../agents/catalog';
 import { inboxPrefix, LEAF_USERS } from '../lib/nats-config';
 import { DataStores, DB_NAME, dbUserOf, redisUserOf } from './data-stores';
 import { CONTAINER_USER, HardenedService } from './hardened-service';
+import { NATS_CLIENT_PORT } from './link';
+import { AlarmTopic, countLogLine, COUNTED_LOG_LINES, natsClientHealthCheck, PLANE_METRICS } from './operations';
 
 /** What every agent of every group shares: built once in the root stack. */
 export interface AgentEnvironment {
@@ -33,6 +35,8 @@ export interface AgentEnvironment {
   readonly otelEndpoint: string;
   /** With `llm`: what the agents that hold an LLM key get (a security group with their path, and variables). */
   readonly llm?: { readonly securityGroup: ec2.ISecurityGroup; readonly environment: Readonly<Record<string, string>> };
+  /** Where each agent's running-task alarm goes, and the cluster's name for its metrics. */
+  readonly alarms: { readonly topic: AlarmTopic; readonly clusterName: string };
 }
 
 export interface AgentServiceProps {
@@ -134,7 +138,11 @@ export class AgentService extends Construct {
       logRemovalPolicy: env.logRemovalPolicy,
       environment,
       efsMount: this.accessPoint ? { fileSystem: stores.fileSystem, accessPoint: this.accessPoint, path: WORKSPACE_PATH } : undefined,
+      healthCheck: natsClientHealthCheck(NATS_CLIENT_PORT),
+      alarms: env.alarms,
     });
+    // Dead-lettered items, counted from the runtime's log line into one metric for the plane (and its alarm).
+    countLogLine(this, 'DeadLettered', this.workload.logGroup, COUNTED_LOG_LINES.deadLettered, PLANE_METRICS.deadLettered);
 
     const role = this.workload.taskRole;
     if (uses(DataStore.POSTGRES)) {

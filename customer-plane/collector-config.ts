@@ -1,5 +1,8 @@
 import { BOUNDARY_CONTRACT, contractHash, METRIC_ATTRIBUTES, METRIC_NAMES } from '../lib/boundary-contract';
 
+/** Port of the collector's `health_check` extension, bound to 127.0.0.1 (ADOT's `/healthcheck` probes it there). */
+export const COLLECTOR_HEALTH_PORT = 13133;
+
 /** OTLP/HTTP port of the collector (JSON or protobuf over HTTP). */
 export const OTLP_HTTP_PORT = 4318;
 
@@ -46,7 +49,9 @@ export interface CollectorConfig {
   readonly receivers: Record<string, unknown>;
   readonly processors: Record<string, unknown>;
   readonly exporters: Record<string, unknown>;
+  readonly extensions: Record<string, unknown>;
   readonly service: {
+    readonly extensions: string[];
     readonly telemetry: unknown;
     readonly pipelines: Record<string, { readonly receivers: string[]; readonly processors: string[]; readonly exporters: string[] }>;
   };
@@ -105,7 +110,10 @@ export function collectorPipelines(options: CollectorExportOptions = {}): Collec
       batch: {},
     },
     exporters,
+    // What ECS's health check asks through ADOT's /healthcheck, on loopback only: nothing outside the task reaches it.
+    extensions: { health_check: { endpoint: `127.0.0.1:${COLLECTOR_HEALTH_PORT}` } },
     service: {
+      extensions: ['health_check'],
       telemetry: { metrics: { level: 'none' } },
       pipelines: {
         traces: { receivers: ['otlp'], processors: ['memory_limiter', 'batch'], exporters: [traces] },

@@ -92,6 +92,11 @@ export function customerPlaneConfigSchema(): SettingSchema {
       otlpEndpoint: str('The customer\'s own OTLP/HTTP endpoint, https only, reachable inside the VPC.', '^https://[^\\s/?#@]+(/[^\\s?#]*)?$',
         'give the https:// URL of your own OTLP/HTTP endpoint, such as https://otlp.observability.example.internal:4318'),
     }, [], 'give { "otlpEndpoint": "https://..." }, or leave telemetry out (X-Ray and CloudWatch)'),
+    alarms: obj('Where the plane\'s alarms go besides its own encrypted SNS topic.', {
+      email: str('An address subscribed to the alarm topic.', '^[^\\s@]+@[^\\s@]+\\.[^\\s@]+$', 'give the address that receives the alarms, such as ops@example.com'),
+      topicArn: str('An existing SNS topic of yours that every alarm also notifies.', '^arn:aws[a-z-]*:sns:[a-z0-9-]+:\\d{12}:[A-Za-z0-9_-]{1,256}$',
+        'give arn:aws:sns:REGION:ACCOUNT:NAME of your own topic, or leave it out'),
+    }, [], 'give { "email": "...", "topicArn": "..." } (both optional), or leave alarms out'),
   }, ['customerId', 'images', 'vendorHub'], 'give a JSON object of settings'),
 };
   return cached;

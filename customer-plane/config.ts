@@ -36,6 +36,8 @@ export interface CustomerPlaneConfig {
   readonly llm?: LlmAccess;
   /** As `telemetry`: `{ "otlpEndpoint": "https://..." }`. */
   readonly telemetry?: { otlpEndpoint?: string };
+  /** As `alarms`: `{ "email": "...", "topicArn": "..." }`. */
+  readonly alarms?: { email?: string; topicArn?: string };
 }
 
 /** The checks a schema cannot express: CIDRs, AZs of the configured region, settings that conflict. */

@@ -17,6 +17,7 @@ import { HardenedService } from './hardened-service';
 import { COLLECTOR_ENV, collectorConfig, OTLP_HTTP_PORT, otlpEndpointPort } from './collector-config';
 import { NarrowLink, NATS_CLIENT_PORT } from './link';
 import { Network } from './network';
+import { AlarmTopic, collectorHealthCheck, PlaneAlarms, planeDashboard } from './operations';
 import { CustomerPlaneProps, IMAGE_KEYS, parseImageRef, resolveProps, ResolvedProps } from './props';
 
 /** The plane's private DNS namespace for its own services. */
@@ -40,6 +41,10 @@ export class CustomerPlane extends Construct {
   public readonly agentGroups: Record<string, AgentGroupStack> = {};
   /** The props with every default applied. */
   public readonly settings: ResolvedProps;
+  /** Where every alarm of the plane goes (KMS-encrypted SNS topic, the customer subscribes). */
+  public readonly alarmTopic: AlarmTopic;
+  /** The alarms on the data stores and the counted log lines (each service has its own running-task alarm). */
+  public readonly alarms: PlaneAlarms;
 
   constructor(scope: Construct, id: string, props: CustomerPlaneProps) {
     super(scope, id);
@@ -144,7 +149,11 @@ export class CustomerPlane extends Construct {
       llmClients.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'LLM providers with the customer\'s own keys (llm: own-keys), HTTPS only');
     }
 
+    this.alarmTopic = new AlarmTopic(this, 'Alarms', { customerId: p.customerId, key: this.key, options: p.alarms });
+    const alarms = { topic: this.alarmTopic, clusterName };
+
     const common = {
+      alarms,
       customerId: p.customerId,
       cluster: this.cluster,
       subnets,
@@ -176,6 +185,7 @@ export class CustomerPlane extends Construct {
       },
       cloudMapName: 'otel',
       containerPort: OTLP_HTTP_PORT,
+      healthCheck: collectorHealthCheck(),
     });
     if (metricsLogs) {
       // awsemf: writes the metrics as embedded-metric-format events into this log group (the stream it names
@@ -207,6 +217,7 @@ export class CustomerPlane extends Construct {
       agentSecurityGroup,
       securityGroup: group,
       llmProxyClients: p.llm?.via === 'vendor-proxy' ? llmClients : undefined,
+      alarms,
     });
 
     const env: AgentEnvironment = {
@@ -223,6 +234,7 @@ export class CustomerPlane extends Construct {
       natsUrl: `nats://nats.${SERVICE_NAMESPACE}:${NATS_CLIENT_PORT}`,
       natsPasswords: this.link.agentPasswords,
       otelEndpoint: `http://otel.${SERVICE_NAMESPACE}:${OTLP_HTTP_PORT}`,
+      alarms,
       llm: llmClients && {
         securityGroup: llmClients,
         // vendor-proxy: the proxy's base URL for this customer and the vendor CA its certificate chains to (the
@@ -237,6 +249,24 @@ export class CustomerPlane extends Construct {
     for (const [name, agents] of [...byGroup].sort(([a], [b]) => a.localeCompare(b))) {
       this.agentGroups[name] = new AgentGroupStack(this, `Agents-${name}`, { group: name, agents, env });
     }
+
+    this.alarms = new PlaneAlarms(this, 'PlaneAlarms', {
+      customerId: p.customerId,
+      alarmTopic: this.alarmTopic,
+      database: this.stores.database,
+      databaseInstanceType: p.database.instanceType.toString(),
+      allocatedStorageGiB: p.database.allocatedStorageGiB,
+      redis: this.stores.redis,
+      redisNodes: 1 + p.cache.replicas,
+      clusterName,
+    });
+    planeDashboard(this, 'Dashboard', {
+      customerId: p.customerId,
+      clusterName,
+      database: this.stores.database,
+      redisGroupId: this.stores.redis.ref,
+      alarms: [...this.alarms.alarms, ...[this.link.leaf, this.link.gateway, this.collector].map((s) => s.runningTasksAlarm!)],
+    });
   }
 
   /**

@@ -1,4 +1,5 @@
 import { Aws, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -10,6 +11,7 @@ import { Construct } from 'constructs';
 import { acknowledgeFinding, cfnOf } from '../lib/compliance';
 import { PropError } from '../lib/errors';
 import { ManagedPolicyRole } from '../lib/iam';
+import { AlarmTopic, runningTasksAlarm } from './operations';
 import { parseImageRef } from './props';
 
 /** The unprivileged user every container runs as. */
@@ -54,6 +56,14 @@ export interface HardenedServiceProps {
    * @default false - rolling deployments start the new task before stopping the old one (100 % / 200 %)
    */
   readonly singleWriter?: boolean;
+  /**
+   * The container's health check: a command that works in the workload's own image (see `operations.ts`).
+   * Every service of the customer plane has one.
+   * @default - none
+   */
+  readonly healthCheck?: ecs.HealthCheck;
+  /** Alarm (to this topic) when fewer tasks run than desired, from Container Insights of `clusterName`. */
+  readonly alarms?: { readonly topic: AlarmTopic; readonly clusterName: string };
 }
 
 /**
@@ -67,6 +77,8 @@ export class HardenedService extends Construct {
   public readonly taskDefinition: ecs.FargateTaskDefinition;
   public readonly service: ecs.FargateService;
   public readonly logGroup: logs.LogGroup;
+  /** With `alarms`: fewer tasks running than desired. */
+  public readonly runningTasksAlarm?: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: HardenedServiceProps) {
     super(scope, id);
@@ -132,6 +144,7 @@ export class HardenedService extends Construct {
       secrets: props.secrets,
       logging: ecs.LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: props.name }),
       stopTimeout: Duration.seconds(60),
+      healthCheck: props.healthCheck,
       portMappings: props.containerPort ? [{ containerPort: props.containerPort, name: props.cloudMapName }] : undefined,
     });
     // The only writable paths: a task-local scratch volume, and the EFS access point if any.
@@ -168,6 +181,13 @@ export class HardenedService extends Construct {
       platformVersion: ecs.FargatePlatformVersion.LATEST,
       cloudMapOptions: props.cloudMapName ? { name: props.cloudMapName, containerPort: props.containerPort } : undefined,
     });
+
+    if (props.alarms) {
+      this.runningTasksAlarm = runningTasksAlarm(this, 'RunningTasks', {
+        alarmName: `byoc-${props.customerId}-${props.name}-tasks`,
+        clusterName: props.alarms.clusterName, serviceName: this.service.serviceName, label: props.name, alarmTopic: props.alarms.topic,
+      });
+    }
 
     const executionPolicy = this.executionRole.permissions!;
     acknowledgeFinding(executionPolicy, 'AwsSolutions-IAM5[Resource::*]',

@@ -18,6 +18,7 @@ import { agentIdentities, leafConfig, secretVariables } from '../lib/nats-config
 import { DataStores } from './data-stores';
 import { CONTAINER_USER, HardenedService } from './hardened-service';
 import { Network } from './network';
+import { AlarmTopic, countLogLine, COUNTED_LOG_LINES, natsClientHealthCheck, natsServerHealthCheck, PLANE_METRICS } from './operations';
 
 /** Client port of the NATS leaf node (agents and the gateway connect here). */
 export const NATS_CLIENT_PORT = 4222;
@@ -76,6 +77,8 @@ export interface NarrowLinkProps {
    * endpoint on the proxy's port, and `llm.<host>` resolves to that endpoint.
    */
   readonly llmProxyClients?: ec2.SecurityGroup;
+  /** Where the leaf's and the gateway's running-task alarms go, and the cluster's name for their metrics. */
+  readonly alarms: { readonly topic: AlarmTopic; readonly clusterName: string };
 }
 
 /**
@@ -163,6 +166,7 @@ export class NarrowLink extends Construct {
     };
     const common = {
       customerId, cluster: props.cluster, subnets: network.subnets, key, logRetention: props.logRetention, logRemovalPolicy: props.removalPolicy,
+      alarms: props.alarms,
     };
 
     // The leaf node -------------------------------------------------------------------------------------
@@ -211,6 +215,7 @@ export class NarrowLink extends Construct {
       containerPort: NATS_CLIENT_PORT,
       // One JetStream store on EFS: never two servers on it, even during a deployment.
       singleWriter: true,
+      healthCheck: natsServerHealthCheck(NATS_CLIENT_PORT),
     });
     declareNatsConfig(this.leaf.taskDefinition, { variable: 'BYOC_NATS_CONFIG', source: 'the boundary contract and the agent catalog (leafConfig)', generate: generateLeafConfig });
     declareNoInternetEgress(this.leaf, 'The leaf dials only the vendor hub (its endpoint, or its cidrs on the hub port) and serves agents inside the VPC.');
@@ -277,7 +282,14 @@ export class NarrowLink extends Construct {
       efsMount: { fileSystem: stores.fileSystem, accessPoint: accessPoint('AuditLog', '/audit'), path: AUDIT_DIR },
       // One append-only audit chain: never two writers, even during a deployment.
       singleWriter: true,
+      healthCheck: natsClientHealthCheck(NATS_CLIENT_PORT),
     });
+    // Refusals and audit-chain write failures, counted from the gateway's log lines (it exports no metrics of its own).
+    const gatewayLogs = this.gateway.logGroup;
+    countLogLine(this, 'RejectionsLogged', gatewayLogs, COUNTED_LOG_LINES.rejected, PLANE_METRICS.rejections);
+    countLogLine(this, 'RejectionsSuppressed', gatewayLogs, COUNTED_LOG_LINES.rejectedSuppressed, PLANE_METRICS.rejections, '$.suppressed');
+    countLogLine(this, 'AuditIntentsFailed', gatewayLogs, COUNTED_LOG_LINES.auditIntentsFailed, PLANE_METRICS.auditFailures, '$.messages');
+    countLogLine(this, 'AuditHeadsFailed', gatewayLogs, COUNTED_LOG_LINES.auditHeadFailed, PLANE_METRICS.auditFailures);
     declareNoInternetEgress(this.gateway, 'The gateway talks only to the NATS leaf, EFS and the AWS endpoints; what crosses goes through the leaf, never straight out.');
     // Only the gateway signs: its task role may Sign and read the public key, through the KMS endpoint.
     this.gateway.taskRole.grantActions(['kms:Sign', 'kms:GetPublicKey'], [this.auditKey.keyArn]);

@@ -8,6 +8,7 @@ import { PropError } from '../lib/errors';
 import { CollectorExportOptions, otlpEndpointProblem } from './collector-config';
 import { configSchemaErrors, schemaError } from './config-schema';
 import { VendorHub } from './link';
+import { AlarmOptions } from './operations';
 
 /** Outbound internet access of the plane's subnets. */
 export enum EgressMode {
@@ -265,6 +266,13 @@ export interface CustomerPlaneProps {
    * @default false
    */
   readonly createRdsOsMetricsLogGroup?: boolean;
+
+  /**
+   * Where the plane's alarms go besides its own SNS topic (`byoc-<customerId>-alarms`, encrypted with the plane's
+   * key): an e-mail address subscribed to it, and/or an existing topic of the customer's.
+   * @default - the plane's topic only; subscribe to it after the deploy
+   */
+  readonly alarms?: AlarmOptions;
 }
 
 /** The props with every default applied. */
@@ -289,6 +297,7 @@ export interface ResolvedProps {
   readonly shareLearning: boolean;
   readonly vendorHub: VendorHub;
   readonly createRdsOsMetricsLogGroup: boolean;
+  readonly alarms: AlarmOptions;
 }
 
 /** Most agents one group (one nested stack) may hold: 10 resources each stays far below 500 per stack. */
@@ -370,7 +379,7 @@ function checkTypes(props: CustomerPlaneProps): void {
     vpcCidr: props.vpcCidr, vpcEndpoints: props.vpcEndpoints, s3PrefixListId: props.s3PrefixListId, egress: props.egress,
     llm: props.llm, telemetry: props.telemetry, database: props.database ? database : undefined, cache: props.cache, shareLearning: props.shareLearning,
     vendorHub: props.vendorHub, retainData: props.retainData, logRetentionDays: props.logRetention,
-    createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup,
+    createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup, alarms: props.alarms,
   });
   const wrongTypes = configSchemaErrors(plain).filter((e) => e.keyword === 'type');
   if (wrongTypes.length > 0) throw schemaError(wrongTypes, 'prop', { logRetentionDays: 'logRetention' });
@@ -505,7 +514,23 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     shareLearning: props.shareLearning ?? true,
     vendorHub,
     createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup ?? false,
+    alarms: resolveAlarms(props.alarms),
   };
+}
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const TOPIC_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/;
+
+/** Validates `alarms`: an address SNS can mail, an SNS topic ARN. */
+function resolveAlarms(alarms: AlarmOptions | undefined): AlarmOptions {
+  if (alarms === undefined) return {};
+  if (alarms.email !== undefined && !Token.isUnresolved(alarms.email) && !EMAIL.test(alarms.email)) {
+    throw new PropError('alarms.email', `"${alarms.email}" is not an e-mail address`, 'give the address that receives the alarms, such as ops@example.com');
+  }
+  if (alarms.topicArn !== undefined && !Token.isUnresolved(alarms.topicArn) && !TOPIC_ARN.test(alarms.topicArn)) {
+    throw new PropError('alarms.topicArn', `"${alarms.topicArn}" is not an SNS topic ARN`, 'give arn:aws:sns:REGION:ACCOUNT:NAME of your own topic, or leave it out');
+  }
+  return { email: alarms.email, topicArn: alarms.topicArn };
 }
 
 /** Validates `llm`: each way must have its path (the hub's endpoint service, or a route out). */

@@ -22,8 +22,10 @@ function componentsOf(config: any): Record<'receivers' | 'processors' | 'exporte
 describe.each([['X-Ray and CloudWatch (default)', aws], ['the customer\'s own OTLP endpoint', customer]])('%s', (_name, config) => {
   test('the text is the generated object: nothing else is configured', () => {
     expect(config).toEqual(JSON.parse(JSON.stringify(collectorPipelines(config === aws ? {} : { otlpEndpoint: 'https://otlp.observability.example.internal:4318' }))));
-    expect(Object.keys(config).sort()).toEqual(['exporters', 'processors', 'receivers', 'service']);
-    expect(config.service.extensions).toBeUndefined();
+    expect(Object.keys(config).sort()).toEqual(['exporters', 'extensions', 'processors', 'receivers', 'service']);
+    // One extension: the health check ECS asks through ADOT's /healthcheck, on loopback only.
+    expect(config.extensions).toEqual({ health_check: { endpoint: '127.0.0.1:13133' } });
+    expect(config.service.extensions).toEqual(['health_check']);
   });
 
   test('exactly two pipelines, traces and metrics; no logs pipeline (the receiver refuses OTLP logs)', () => {

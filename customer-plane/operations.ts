@@ -1,0 +1,340 @@
+import { Aws, Duration, Fn } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as elasticache from 'aws-cdk-lib/aws-elasticache';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as rds from 'aws-cdk-lib/aws-rds';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+import { COLLECTOR_HEALTH_PORT } from './collector-config';
+
+/**
+ * Operations of the customer plane: container health checks, the alarms and where they go, the dashboard.
+ *
+ * Health checks need no code in the workloads: the agents and the gateway (Node.js, the runtime image) must
+ * hold an established TCP connection to the NATS leaf, read from the task's own `/proc/net/tcp`; the leaf must
+ * listen on its client port; the collector (ADOT) answers on its `health_check` extension, bound to loopback,
+ * through the image's own `/healthcheck` program.
+ */
+
+/** The CloudWatch namespace of the metrics the plane derives from its workloads' logs (metric filters). */
+export const PLANE_METRICS_NAMESPACE = 'BYOC/Plane';
+
+
+/** A TCP port as it appears in `/proc/net/tcp`: four upper-case hex digits. */
+export function procNetPort(port: number): string {
+  return port.toString(16).toUpperCase().padStart(4, '0');
+}
+
+/**
+ * A Node.js program that exits 0 when this network namespace (the task's) holds an ESTABLISHED TCP connection
+ * to `port` on any host (IPv4 or IPv6), 1 otherwise. `/proc/net/tcp` columns: sl, local, remote, state (01 =
+ * ESTABLISHED).
+ */
+export function connectedToPortScript(port: number): string {
+  const hex = procNetPort(port);
+  return `const f=require('fs');process.exit(['tcp','tcp6'].some((n)=>{try{return f.readFileSync('/proc/net/'+n,'utf8').split('\\n').slice(1)`
+    + `.some((l)=>{const c=l.trim().split(/\\s+/);return c.length>3&&c[2].endsWith(':${hex}')&&c[3]==='01'})}catch(e){return false}})?0:1)`;
+}
+
+/** A shell command (busybox or GNU) that succeeds when something in this network namespace LISTENs on `port` (state 0A). */
+export function listeningOnPortCommand(port: number): string {
+  return `cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -Eq '^ *[0-9]+: [0-9A-F]+:${procNetPort(port)} [0-9A-F]+:0000 0A '`;
+}
+
+/**
+ * Agents and the gateway: holding a connection to the NATS leaf is what makes them work. The NATS client
+ * reconnects on its own, so a task is replaced only after five minutes without one (10 checks 30 s apart),
+ * longer than a redeploy of the leaf (a single writer: stopped before its new task starts).
+ */
+export function natsClientHealthCheck(natsPort: number): ecs.HealthCheck {
+  return {
+    command: ['CMD', 'node', '-e', connectedToPortScript(natsPort)],
+    interval: Duration.seconds(30),
+    timeout: Duration.seconds(5),
+    retries: 10,
+    startPeriod: Duration.seconds(120),
+  };
+}
+
+/** The NATS leaf: its client port is open (after the JetStream store on EFS is read; hence the long start period). */
+export function natsServerHealthCheck(natsPort: number): ecs.HealthCheck {
+  return {
+    command: ['CMD-SHELL', listeningOnPortCommand(natsPort)],
+    interval: Duration.seconds(30),
+    timeout: Duration.seconds(5),
+    retries: 3,
+    startPeriod: Duration.seconds(120),
+  };
+}
+
+/** The collector: ADOT's `/healthcheck` asks the `health_check` extension on 127.0.0.1:13133. */
+export function collectorHealthCheck(): ecs.HealthCheck {
+  return {
+    command: ['CMD', '/healthcheck', `--port=${COLLECTOR_HEALTH_PORT}`],
+    interval: Duration.seconds(30),
+    timeout: Duration.seconds(5),
+    retries: 3,
+    startPeriod: Duration.seconds(30),
+  };
+}
+
+/**
+ * Log lines the workloads write (pino JSON, the message in `msg`) that the plane counts as metrics. Each names
+ * the source that writes it, and a test keeps them equal to the source's text.
+ */
+export const COUNTED_LOG_LINES = {
+  /** agents/runtime/host.ts: an item given up after its retries, published on `dead.<agent>`. */
+  deadLettered: 'work item dead-lettered',
+  /** customer-plane/boundary-gateway/gateway.ts: one refused message (at most 10 logged per reason per second). */
+  rejected: 'boundary message rejected',
+  /** The same file: the refusals of one second past those 10, counted in `suppressed`. */
+  rejectedSuppressed: 'rejections not logged individually (see the audit log)',
+  /** The same file: a batch whose audit intents could not be written, not sent (`messages` of them). */
+  auditIntentsFailed: 'audit intents could not be written: batch not sent',
+  /** customer-plane/boundary-gateway/main.ts: a signed audit head not written or not anchored. */
+  auditHeadFailed: 'audit head not signed or anchored; the next head covers these records',
+} as const;
+
+/** The metrics of `PLANE_METRICS_NAMESPACE`. */
+export const PLANE_METRICS = {
+  deadLettered: 'DeadLetteredItems',
+  rejections: 'BoundaryRejections',
+  auditFailures: 'AuditWriteFailures',
+} as const;
+
+const msgIs = (msg: string) => logs.FilterPattern.stringValue('$.msg', '=', msg);
+
+/** A metric filter on `logGroup` that adds `value` (1, or a numeric field such as `$.suppressed`) to a plane metric per matching line. */
+export function countLogLine(scope: Construct, id: string, logGroup: logs.ILogGroup, line: string, metricName: string, value = '1'): logs.MetricFilter {
+  return new logs.MetricFilter(scope, id, {
+    logGroup,
+    filterPattern: msgIs(line),
+    metricNamespace: PLANE_METRICS_NAMESPACE,
+    metricName,
+    metricValue: value,
+  });
+}
+
+export function planeMetric(metricName: string): cloudwatch.Metric {
+  return new cloudwatch.Metric({ namespace: PLANE_METRICS_NAMESPACE, metricName, statistic: 'Sum', period: Duration.minutes(5) });
+}
+
+/** Where the alarms go, besides the plane's own topic. */
+export interface AlarmOptions {
+  /** An address subscribed to the plane's alarm topic (SNS sends a confirmation mail first). */
+  readonly email?: string;
+  /** An existing SNS topic of the customer's that every alarm also notifies (its key policy must let CloudWatch use its key). */
+  readonly topicArn?: string;
+}
+
+/**
+ * The plane's alarm topic: encrypted with the plane's key (CloudWatch may use the key for this account's
+ * alarms only), HTTPS-only publishing, subscribed to by the customer.
+ */
+export class AlarmTopic extends Construct {
+  public readonly topic: sns.Topic;
+  /** Every alarm's actions: the topic, and the customer's own topic if given. */
+  public readonly actions: cloudwatch.IAlarmAction[];
+
+  constructor(scope: Construct, id: string, props: { customerId: string; key: kms.Key; options: AlarmOptions }) {
+    super(scope, id);
+    this.topic = new sns.Topic(this, 'Topic', {
+      topicName: `byoc-${props.customerId}-alarms`,
+      displayName: `BYOC ${props.customerId} alarms`,
+      masterKey: props.key,
+      enforceSSL: true,
+    });
+    props.key.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'CloudWatchAlarmsOfThisAccountToTheAlarmTopic',
+      principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+      actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      resources: ['*'],
+      conditions: {
+        StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+        ArnLike: { 'aws:SourceArn': `arn:${Aws.PARTITION}:cloudwatch:${Aws.REGION}:${Aws.ACCOUNT_ID}:alarm:*` },
+      },
+    }));
+    if (props.options.email) this.topic.addSubscription(new subscriptions.EmailSubscription(props.options.email));
+    this.actions = [new cwActions.SnsAction(this.topic)];
+    if (props.options.topicArn) this.actions.push(new cwActions.SnsAction(sns.Topic.fromTopicArn(this, 'CustomerTopic', props.options.topicArn)));
+  }
+
+  /** Sends `alarm`'s state changes to the topics (into alarm, and back to OK). */
+  public route(alarm: cloudwatch.Alarm): cloudwatch.Alarm {
+    alarm.addAlarmAction(...this.actions);
+    alarm.addOkAction(...this.actions);
+    return alarm;
+  }
+}
+
+/** Memory of an RDS instance class in GiB, for the families the plane offers (t, m, r); undefined if unknown. */
+export function rdsMemoryGiB(instanceType: string): number | undefined {
+  const m = /^(?:db\.)?([tmrx])\d+[a-z]*\.(micro|small|medium|large|(\d*)xlarge)$/.exec(instanceType);
+  if (!m) return undefined;
+  const [, family, size, times] = m;
+  const units = size === 'micro' ? 0.25 : size === 'small' ? 0.5 : size === 'medium' ? 1 : size === 'large' ? 2 : 4 * Number(times || 1);
+  const perUnit = family === 't' ? 4 : family === 'm' ? 4 : 8;
+  if (family !== 't' && units < 2) return undefined;
+  return units * perUnit;
+}
+
+/** PostgreSQL's max_connections on RDS: LEAST(DBInstanceClassMemory / 9531392, 5000). */
+export function rdsMaxConnections(memoryGiB: number): number {
+  return Math.min(Math.floor((memoryGiB * 1024 ** 3) / 9531392), 5000);
+}
+
+export interface PlaneAlarmsProps {
+  readonly customerId: string;
+  readonly alarmTopic: AlarmTopic;
+  readonly database: rds.DatabaseInstance;
+  readonly databaseInstanceType: string;
+  readonly allocatedStorageGiB: number;
+  readonly redis: elasticache.CfnReplicationGroup;
+  readonly redisNodes: number;
+  readonly clusterName: string;
+}
+
+/**
+ * The plane's alarms on its shared parts (each service's own running-task alarm is made with the service):
+ * the database, the cache, dead-lettered work, boundary rejections, audit-chain write failures.
+ */
+export class PlaneAlarms extends Construct {
+  public readonly alarms: cloudwatch.Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: PlaneAlarmsProps) {
+    super(scope, id);
+    const name = (what: string) => `byoc-${props.customerId}-${what}`;
+    const add = (aid: string, p: cloudwatch.AlarmProps) => {
+      const alarm = props.alarmTopic.route(new cloudwatch.Alarm(this, aid, { treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING, ...p }));
+      this.alarms.push(alarm);
+      return alarm;
+    };
+    const five = Duration.minutes(5);
+    const db = props.database;
+
+    add('DatabaseCpu', {
+      alarmName: name('database-cpu'),
+      alarmDescription: 'PostgreSQL CPU above 80 % for 15 minutes.',
+      metric: db.metricCPUUtilization({ period: five, statistic: 'Average' }),
+      threshold: 80, evaluationPeriods: 3, comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+    const tenPercent = Math.floor(props.allocatedStorageGiB * 1024 ** 3 * 0.1);
+    add('DatabaseStorage', {
+      alarmName: name('database-free-storage'),
+      alarmDescription: `PostgreSQL free storage below 10 % of the ${props.allocatedStorageGiB} GiB allocated.`,
+      metric: db.metricFreeStorageSpace({ period: five, statistic: 'Minimum' }),
+      threshold: tenPercent, evaluationPeriods: 1, comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+    });
+    const maxConnections = rdsMaxConnections(rdsMemoryGiB(props.databaseInstanceType) ?? 4);
+    add('DatabaseConnections', {
+      alarmName: name('database-connections'),
+      alarmDescription: `PostgreSQL connections above 80 % of max_connections (${maxConnections} for ${props.databaseInstanceType}) for 10 minutes.`,
+      metric: db.metricDatabaseConnections({ period: five, statistic: 'Maximum' }),
+      threshold: Math.floor(maxConnections * 0.8), evaluationPeriods: 2, comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+
+    // ElastiCache reports per node: the replication group's nodes are <group>-001, -002, ...
+    for (let i = 1; i <= props.redisNodes; i++) {
+      const node = Fn.join('-', [props.redis.ref, String(i).padStart(3, '0')]);
+      const metric = (metricName: string, statistic: string) => new cloudwatch.Metric({
+        namespace: 'AWS/ElastiCache', metricName, dimensionsMap: { CacheClusterId: node }, statistic, period: five,
+      });
+      add(`RedisCpu${i}`, {
+        alarmName: name(`redis-${i}-engine-cpu`),
+        alarmDescription: `Redis node ${i}: engine CPU above 80 % for 15 minutes.`,
+        metric: metric('EngineCPUUtilization', 'Average'),
+        threshold: 80, evaluationPeriods: 3, comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      });
+      add(`RedisMemory${i}`, {
+        alarmName: name(`redis-${i}-memory`),
+        alarmDescription: `Redis node ${i}: memory used above 80 % of maxmemory for 15 minutes.`,
+        metric: metric('DatabaseMemoryUsagePercentage', 'Average'),
+        threshold: 80, evaluationPeriods: 3, comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      });
+      add(`RedisEvictions${i}`, {
+        alarmName: name(`redis-${i}-evictions`),
+        alarmDescription: `Redis node ${i}: keys evicted (the agents' state does not fit in memory).`,
+        metric: metric('Evictions', 'Sum'),
+        threshold: 0, evaluationPeriods: 1, comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      });
+    }
+
+    add('DeadLettered', {
+      alarmName: name('dead-lettered'),
+      alarmDescription: 'Agents dead-lettered work items (given up after their retries; on dead.<agent>). Counted from the agents\' logs.',
+      metric: planeMetric(PLANE_METRICS.deadLettered),
+      threshold: 0, evaluationPeriods: 1, comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+    add('BoundaryRejections', {
+      alarmName: name('boundary-rejections'),
+      alarmDescription: 'The boundary gateway refused messages (not in the contract, too large, over a rate). Counted from the gateway\'s log.',
+      metric: planeMetric(PLANE_METRICS.rejections),
+      threshold: 0, evaluationPeriods: 1, comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+    add('AuditWriteFailures', {
+      alarmName: name('audit-write-failures'),
+      alarmDescription: 'The boundary gateway could not write to its audit chain (batches not sent, or heads not signed). Counted from the gateway\'s log.',
+      metric: planeMetric(PLANE_METRICS.auditFailures),
+      threshold: 0, evaluationPeriods: 1, comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+  }
+}
+
+/** Running tasks below desired for 15 minutes (Container Insights): the alarm every service of the plane gets. */
+export function runningTasksAlarm(scope: Construct, id: string, p: { alarmName: string; clusterName: string; serviceName: string; label: string; alarmTopic: AlarmTopic }): cloudwatch.Alarm {
+  const metric = (metricName: string) => new cloudwatch.Metric({
+    namespace: 'ECS/ContainerInsights', metricName, dimensionsMap: { ClusterName: p.clusterName, ServiceName: p.serviceName },
+    statistic: 'Average', period: Duration.minutes(5),
+  });
+  return p.alarmTopic.route(new cloudwatch.Alarm(scope, id, {
+    alarmName: p.alarmName,
+    alarmDescription: `${p.label}: fewer tasks running than desired for 15 minutes.`,
+    metric: new cloudwatch.MathExpression({
+      expression: 'desired - running',
+      usingMetrics: { desired: metric('DesiredTaskCount'), running: metric('RunningTaskCount') },
+      label: 'tasks missing',
+      period: Duration.minutes(5),
+    }),
+    threshold: 0, evaluationPeriods: 3, comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+  }));
+}
+
+/** The plane's dashboard: services, data stores, and the counted log lines. Searches by cluster name, so it needs no cross-stack reference. */
+export function planeDashboard(scope: Construct, id: string, p: { customerId: string; clusterName: string; database: rds.DatabaseInstance; redisGroupId: string; alarms: cloudwatch.IAlarm[] }): cloudwatch.Dashboard {
+  const search = (metricName: string, label: string) => new cloudwatch.MathExpression({
+    expression: `SEARCH('{ECS/ContainerInsights,ClusterName,ServiceName} MetricName="${metricName}" ClusterName="${p.clusterName}"', 'Average', 300)`,
+    label, usingMetrics: {}, period: Duration.minutes(5),
+  });
+  const redis = (metricName: string) => new cloudwatch.MathExpression({
+    // The replication group's nodes are <group id>-001, -002, ...: a partial match on the group's ID.
+    expression: `SEARCH('{AWS/ElastiCache,CacheClusterId} MetricName="${metricName}" "${p.redisGroupId}"', 'Average', 300)`,
+    label: metricName, usingMetrics: {}, period: Duration.minutes(5),
+  });
+  const dashboard = new cloudwatch.Dashboard(scope, id, { dashboardName: `byoc-${p.customerId}`, defaultInterval: Duration.hours(6) });
+  dashboard.addWidgets(new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: p.alarms, width: 24, height: 4 }));
+  dashboard.addWidgets(
+    new cloudwatch.GraphWidget({ title: 'Running tasks by service', left: [search('RunningTaskCount', 'running')], width: 12 }),
+    new cloudwatch.GraphWidget({ title: 'CPU by service', left: [search('CpuUtilized', 'CPU units')], width: 12 }),
+  );
+  dashboard.addWidgets(
+    new cloudwatch.GraphWidget({ title: 'PostgreSQL CPU and connections', left: [p.database.metricCPUUtilization()], right: [p.database.metricDatabaseConnections()], width: 12 }),
+    new cloudwatch.GraphWidget({ title: 'PostgreSQL free storage', left: [p.database.metricFreeStorageSpace()], width: 12 }),
+  );
+  dashboard.addWidgets(
+    new cloudwatch.GraphWidget({ title: 'Redis engine CPU', left: [redis('EngineCPUUtilization')], width: 8 }),
+    new cloudwatch.GraphWidget({ title: 'Redis memory used (%)', left: [redis('DatabaseMemoryUsagePercentage')], width: 8 }),
+    new cloudwatch.GraphWidget({ title: 'Redis evictions', left: [redis('Evictions')], width: 8 }),
+  );
+  dashboard.addWidgets(new cloudwatch.GraphWidget({
+    title: 'Dead-lettered items, boundary rejections, audit write failures',
+    left: Object.values(PLANE_METRICS).map((m) => planeMetric(m)),
+    width: 24,
+  }));
+  return dashboard;
+}
