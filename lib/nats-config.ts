@@ -37,6 +37,29 @@ export const AGENT_DEAD_LETTER_STREAM = 'AGENT_DEAD_LETTERS';
 export const durableOf = (agent: string) => `agent-${agent}`;
 /** An agent's own bucket of processed item IDs (idempotency). */
 export const processedBucketOf = (agent: string) => `processed-${agent}`;
+/**
+ * Events between agents (`events.>`, step records included): one stream, bounded in size and age, interest
+ * retention (an event is kept until every agent that declared its subject has acknowledged it).
+ */
+export const EVENTS_STREAM = 'EVENTS';
+/** Where agents publish events: every `events.*` subject an agent declares is stored by ${EVENTS_STREAM}. */
+export const EVENTS_PREFIX = 'events';
+/**
+ * The durable consumer of one agent for one declared event subject. nats-server 2.9 has no multiple filter
+ * subjects, hence one durable per (agent, subject); a subject's tokens are lower-case, so `_` (token
+ * separator) and `ANY` (the `*` wildcard) cannot collide.
+ */
+export const eventDurableOf = (agent: string, subject: string) =>
+  `${durableOf(agent)}_${subject.slice(EVENTS_PREFIX.length + 1).split('.').map((t) => (t === '*' ? 'ANY' : t)).join('_')}`;
+/** The event subjects an agent consumes through JetStream (its declared `events.*` subscriptions). */
+export const eventSubscriptionsOf = (subscribe: readonly string[]) => subscribe.filter((s) => s.startsWith(`${EVENTS_PREFIX}.`));
+/**
+ * The service subject of a request/response agent: callers send requests here (never on `work.<agent>`,
+ * which ${WORK_STREAM} stores and would acknowledge in the agent's place), tasks share it as one queue group.
+ */
+export const requestSubjectOf = (agent: string) => `svc.${agent}`;
+/** The queue group of an agent's service subject (every task of the agent). */
+export const requestQueueOf = (agent: string) => `agent-${agent}`;
 /** Delivery settings of every agent's durable consumer (the runtime reads the same values). */
 export const CONSUMER_DEFAULTS = { ackWaitMs: 30000, maxDeliver: 5 } as const;
 
@@ -82,11 +105,17 @@ export interface AgentIdentity {
   readonly outbox: readonly string[];
   /** Inbound kinds it receives from the gateway. */
   readonly inbox: readonly string[];
+  /** How it is started (`request` agents also serve `svc.<name>`). @default - work queue only */
+  readonly trigger?: string;
+  /** Its cron expression: it then publishes its own ticks on `work.<name>`. @default - none */
+  readonly schedule?: string;
 }
 
 /** The shape of a catalog entry this module needs (kept structural so `lib/` does not depend on `agents/`). */
 export interface CatalogEntry {
   readonly name: string;
+  readonly trigger?: string;
+  readonly schedule?: string;
   readonly subjects: { readonly subscribe: readonly string[]; readonly publish: readonly string[] };
 }
 
@@ -102,6 +131,8 @@ export function agentIdentities(catalog: readonly CatalogEntry[], settings: Link
     publish: a.subjects.publish.filter((s) => !s.startsWith('boundary.')),
     outbox: kindsOf(a.subjects.publish, OUTBOX_PREFIX, out),
     inbox: kindsOf(a.subjects.subscribe, INBOX_PREFIX, inn),
+    ...(a.trigger !== undefined ? { trigger: a.trigger } : {}),
+    ...(a.schedule !== undefined ? { schedule: a.schedule } : {}),
   }));
 }
 
@@ -155,25 +186,47 @@ export interface LeafOptions extends LinkSettings {
   readonly hubCredentialsFile: string;
 }
 
-/** Permissions of one agent on the leaf: its catalog entry's subjects and its own JetStream objects, nothing account-wide. */
+/**
+ * Permissions of one agent on the leaf: its catalog entry's subjects and its own JetStream objects, nothing
+ * account-wide. Each trigger path adds exactly what it uses:
+ * - work (every agent): fetch, inspect and acknowledge its own durable on ${WORK_STREAM};
+ * - events (each declared `events.*` subscription): the same on its own durable for that subject on
+ *   ${EVENTS_STREAM}, and no core subscription to the subject (events arrive only through the durable);
+ * - schedule (an agent with a cron expression): publish its own ticks on `work.<name>`;
+ * - request (a request/response agent): a queue subscription to its own `svc.<name>` in its own queue group,
+ *   replies through `allow_responses` (to the caller's inbox only, checked by the runtime); a caller may
+ *   send requests (`svc.<x>`) where it may send work (`work.<x>`).
+ */
 function agentPermissions(customerId: string, a: AgentIdentity): string {
   const durable = durableOf(a.name);
   const bucket = processedBucketOf(a.name);
+  const events = eventSubscriptionsOf(a.subscribe);
+  const consumerOf = (stream: string, d: string) => [
+    `$JS.API.CONSUMER.MSG.NEXT.${stream}.${d}`,
+    `$JS.API.CONSUMER.INFO.${stream}.${d}`,
+    `$JS.ACK.${stream}.${d}.>`,
+  ];
   const publish = [
     ...a.publish,
+    ...a.publish.filter((s) => s.startsWith('work.')).map((s) => requestSubjectOf(s.slice('work.'.length))),
+    ...(a.schedule && !a.publish.includes(`work.${a.name}`) ? [`work.${a.name}`] : []),
     ...a.outbox.map((k) => `${OUTBOX_PREFIX}.${a.name}.${k}`),
     `dead.${a.name}`,
-    // Its own durable consumer: fetch, acknowledge, inspect. Never create, update or delete anything.
-    `$JS.API.CONSUMER.MSG.NEXT.${WORK_STREAM}.${durable}`,
-    `$JS.API.CONSUMER.INFO.${WORK_STREAM}.${durable}`,
-    `$JS.ACK.${WORK_STREAM}.${durable}.>`,
+    // Its own durable consumers: fetch, acknowledge, inspect. Never create, update or delete anything.
+    ...consumerOf(WORK_STREAM, durable),
+    ...events.flatMap((s) => consumerOf(EVENTS_STREAM, eventDurableOf(a.name, s))),
     // Its own processed-items bucket.
     `$JS.API.STREAM.INFO.KV_${bucket}`,
     `$JS.API.DIRECT.GET.KV_${bucket}.>`,
     `$JS.API.STREAM.MSG.GET.KV_${bucket}`,
     `$KV.${bucket}.>`,
   ];
-  const subscribe = [...a.subscribe, ...a.inbox.map((k) => `${INBOX_PREFIX}.${k}`), `${inboxPrefix(customerId, a.name)}.>`];
+  const subscribe = [
+    ...a.subscribe.filter((s) => !events.includes(s)),
+    ...(a.trigger === 'request' ? [`${requestSubjectOf(a.name)} ${requestQueueOf(a.name)}`] : []),
+    ...a.inbox.map((k) => `${INBOX_PREFIX}.${k}`),
+    `${inboxPrefix(customerId, a.name)}.>`,
+  ];
   return `permissions: {
           publish: { allow: ${list(publish)} }
           subscribe: { allow: ${list(subscribe)} }

@@ -1,3 +1,7 @@
+import { CONSUMER_DEFAULTS, eventSubscriptionsOf } from '../../lib/nats-config';
+import { STEP_TRIGGERS, StepTrigger } from '../../lib/step-status';
+import { parseSchedule, Schedule, ScheduleError } from './schedule';
+
 /** The runtime's configuration, parsed and validated at start: a missing or bad value stops it with a clear message. */
 export interface RuntimeConfig {
   readonly agent: string;
@@ -13,6 +17,16 @@ export interface RuntimeConfig {
   readonly backoffMs: number[];
   /** How long SIGTERM waits for in-flight items before naking them. */
   readonly stopTimeoutMs: number;
+  /** The agent's catalog trigger (`BYOC_TRIGGER`): a `request` agent also serves its service subject. */
+  readonly trigger: StepTrigger;
+  /** The `events.*` subjects it consumes through its durables on the events stream (from `BYOC_SUBJECTS`). */
+  readonly eventSubjects: string[];
+  /** Its schedule (`BYOC_SCHEDULE`, EventBridge cron, UTC): each tick publishes one work item. */
+  readonly schedule?: Schedule;
+  /** The body of each scheduled work item (`BYOC_SCHEDULE_INPUT`, a JSON object, like a scheduler target's input), with `scheduledAt` added. */
+  readonly scheduleInput: Record<string, unknown>;
+  /** How long a request's claim holds without renewal: a task that died mid-request is taken over after it. */
+  readonly requestLeaseMs: number;
 }
 
 export class ConfigError extends Error {
@@ -23,6 +37,14 @@ export class ConfigError extends Error {
 }
 
 const NAME = /^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){2,27}$/;
+
+function json(variable: string, raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new ConfigError(variable, 'is not JSON');
+  }
+}
 
 export function loadConfig(env: Record<string, string | undefined>): RuntimeConfig {
   const need = (k: string) => {
@@ -46,7 +68,32 @@ export function loadConfig(env: Record<string, string | undefined>): RuntimeConf
   if (!/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/.test(arn)) throw new ConfigError('NATS_PASSWORD_SECRET_ARN', 'is not a Secrets Manager secret ARN');
   const backoff = (env.BYOC_BACKOFF_MS ?? '1000,5000,30000').split(',').map(Number);
   if (backoff.some((b) => !Number.isInteger(b) || b < 0 || b > 3600000)) throw new ConfigError('BYOC_BACKOFF_MS', 'is not a comma-separated list of delays in ms');
+  const trigger = need('BYOC_TRIGGER');
+  if (!(STEP_TRIGGERS as readonly string[]).includes(trigger)) throw new ConfigError('BYOC_TRIGGER', `"${trigger}" is not ${STEP_TRIGGERS.join(', ')}`);
+  let subscribe: string[] = [];
+  if (env.BYOC_SUBJECTS !== undefined) {
+    const parsed = json('BYOC_SUBJECTS', env.BYOC_SUBJECTS) as { subscribe?: unknown };
+    if (!Array.isArray(parsed?.subscribe) || parsed.subscribe.some((x) => typeof x !== 'string')) throw new ConfigError('BYOC_SUBJECTS', 'has no "subscribe" list of subjects');
+    subscribe = parsed.subscribe as string[];
+  }
+  let schedule: Schedule | undefined;
+  if (env.BYOC_SCHEDULE !== undefined) {
+    try {
+      schedule = parseSchedule(env.BYOC_SCHEDULE);
+    } catch (e) {
+      if (e instanceof ScheduleError) throw new ConfigError('BYOC_SCHEDULE', e.message);
+      throw e;
+    }
+  }
+  if (trigger === 'schedule' && !schedule) throw new ConfigError('BYOC_SCHEDULE', 'is required for a scheduled agent');
+  const scheduleInput = env.BYOC_SCHEDULE_INPUT === undefined ? {} : json('BYOC_SCHEDULE_INPUT', env.BYOC_SCHEDULE_INPUT);
+  if (!scheduleInput || typeof scheduleInput !== 'object' || Array.isArray(scheduleInput)) throw new ConfigError('BYOC_SCHEDULE_INPUT', 'is not a JSON object');
   return {
+    trigger: trigger as StepTrigger,
+    eventSubjects: eventSubscriptionsOf(subscribe),
+    schedule,
+    scheduleInput: scheduleInput as Record<string, unknown>,
+    requestLeaseMs: int('BYOC_REQUEST_LEASE_MS', CONSUMER_DEFAULTS.ackWaitMs, 500, 3600000),
     agent,
     customerId: need('BYOC_CUSTOMER'),
     natsUrl: need('NATS_URL'),

@@ -5,9 +5,9 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { connect } from '@nats-io/transport-node';
 import pino from 'pino';
-import { AgentContext } from './agent';
 import { ConfigError, loadConfig } from './config';
-import { RuntimeHost } from './host';
+import { HostContext, RuntimeHost } from './host';
+import { NO_TRACING } from './tracing-hooks';
 import { Telemetry } from './telemetry';
 import { NoopAgent, ReferenceAgent } from './reference-agent';
 
@@ -28,13 +28,14 @@ async function main(): Promise<void> {
   // Read at point of use and not kept: the value lives only in this call and the connection options.
   const secret = async (arn: string) => (await secrets.send(new GetSecretValueCommand({ SecretId: arn }))).SecretString ?? '';
   const nc = await connect({ servers: config.natsUrl, user: config.natsUser, pass: await secret(config.natsPasswordSecretArn), inboxPrefix: config.inboxPrefix, name: `agent-${config.agent}` });
-  const ctx: Omit<AgentContext, 'publish'> = { log: { info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m) }, secret };
+  const ctx: HostContext = { log: { info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m) }, secret };
   const agent = process.env.BYOC_AGENT_IMPL === 'noop' ? new NoopAgent() : new ReferenceAgent(nc, config.agent);
   const telemetry = process.env.OTEL_EXPORTER_OTLP_ENDPOINT
     ? new Telemetry(config.agent, process.env.OTEL_EXPORTER_OTLP_ENDPOINT, Number(process.env.OTEL_METRIC_EXPORT_INTERVAL ?? 15000))
     : undefined;
-  const trigger = process.env.BYOC_TRIGGER;
-  const host = new RuntimeHost(nc, agent, config, ctx, (o) => telemetry?.record({ ...o, trigger }));
+  // Every item runs in a span of these hooks and every header set the host publishes carries their context.
+  const tracing = NO_TRACING;
+  const host = new RuntimeHost(nc, agent, config, ctx, (o) => telemetry?.record(o), tracing);
   await host.start();
   const shutdown = async (signal: string) => {
     log.info({ signal }, 'draining');

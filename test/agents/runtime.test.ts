@@ -4,6 +4,7 @@ import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secre
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { NatsConnection } from '@nats-io/nats-core';
+import { AGENT_CATALOG } from '../../agents/catalog';
 import { DEAD_LETTER_STREAM, WORK_STREAM } from '../../agents/runtime/host';
 import { RESULT_PREFIX } from '../../agents/runtime/reference-agent';
 import { processedBucketOf, secretVariables } from '../../lib/nats-config';
@@ -41,7 +42,7 @@ function spawnRuntime(env: Record<string, string | undefined> = {}): Runtime {
   const child = spawn(process.execPath, [path.join(projectRoot(), 'dist', 'agent-runtime.js')], {
     env: {
       PATH: process.env.PATH, ...moto.env,
-      BYOC_AGENT: AGENT, BYOC_CUSTOMER: 'example', NATS_URL: `127.0.0.1:${link.leafPort}`, NATS_INBOX_PREFIX: `_INBOX_example.${agent}`,
+      BYOC_AGENT: AGENT, BYOC_TRIGGER: AGENT_CATALOG.find((a) => a.name === agent)?.trigger ?? 'event', BYOC_CUSTOMER: 'example', NATS_URL: `127.0.0.1:${link.leafPort}`, NATS_INBOX_PREFIX: `_INBOX_example.${agent}`,
       NATS_PASSWORD_SECRET_ARN: secretArns[agent] ?? secretArns[AGENT], BYOC_MAX_DELIVER: '3', BYOC_BACKOFF_MS: '50,100', BYOC_STOP_TIMEOUT_MS: '5000',
       ...env,
     } as Record<string, string>,
@@ -87,6 +88,12 @@ describe('configuration', () => {
     [{ NATS_PASSWORD: 'plain' }, /NATS_PASSWORD: secrets are never read from plaintext environment variables/],
     [{ NATS_PASSWORD_SECRET_ARN: 'my-password' }, /not a Secrets Manager secret ARN/],
     [{ BYOC_MAX_DELIVER: '0' }, /BYOC_MAX_DELIVER: "0" is not a whole number from 1 to 100/],
+    [{ BYOC_TRIGGER: 'cron' }, /BYOC_TRIGGER: "cron" is not request, event, schedule/],
+    [{ BYOC_TRIGGER: 'schedule' }, /BYOC_SCHEDULE: is required for a scheduled agent/],
+    [{ BYOC_SCHEDULE: 'cron(0 3 * * MON *)' }, /BYOC_SCHEDULE: .*exactly one of day-of-month and day-of-week must be \?/],
+    [{ BYOC_SCHEDULE: 'rate(5 minutes)' }, /BYOC_SCHEDULE: .*is not cron\(minutes hours day-of-month month day-of-week year\)/],
+    [{ BYOC_SCHEDULE_INPUT: '[1]' }, /BYOC_SCHEDULE_INPUT: is not a JSON object/],
+    [{ BYOC_SUBJECTS: '{"publish":[]}' }, /BYOC_SUBJECTS: has no "subscribe" list/],
   ])('%j fails fast with a clear message', async (env, message) => {
     const r = spawnRuntime(env);
     expect(await r.exited).toBe(2);
