@@ -49,7 +49,7 @@ async function main() {
     await publish('work.code-reviewer');
     t = process.hrtime.bigint();
     const child = spawn(process.execPath, [BUNDLE], {
-      env: { PATH: process.env.PATH!, ...moto.env, BYOC_AGENT: 'code-reviewer', BYOC_AGENT_IMPL: 'noop', BYOC_CUSTOMER: 'bench', NATS_URL: `127.0.0.1:${link.leafPort}`, NATS_INBOX_PREFIX: inboxPrefix('bench', 'code-reviewer'), NATS_PASSWORD_SECRET_ARN: arn },
+      env: { PATH: process.env.PATH!, ...moto.env, BYOC_AGENT: 'code-reviewer', BYOC_TRIGGER: 'event', BYOC_AGENT_IMPL: 'noop', BYOC_CUSTOMER: 'bench', NATS_URL: `127.0.0.1:${link.leafPort}`, NATS_INBOX_PREFIX: inboxPrefix('bench', 'code-reviewer'), NATS_PASSWORD_SECRET_ARN: arn },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
