@@ -200,6 +200,12 @@ export class CustomerPlane extends Construct {
         'The customer\'s own OTLP endpoint (telemetry.otlpEndpoint), inside the VPC');
     }
     declareNoInternetEgress(this.collector, 'The collector receives OTLP from the agents and exports through the VPC endpoints (CloudWatch, X-Ray) or to the customer\'s OTLP endpoint inside the VPC, never to the internet.');
+    // The collector's configuration names the task's own variables as ${env:NAME} (the collector substitutes them
+    // when it starts); CloudFormation leaves the value as it is, which is what the collector needs.
+    if (!otlpEndpoint) {
+      acknowledgeFinding(cfnOf(this.collector.taskDefinition), 'CloudFormation-Validate::E1029',
+        'BYOC_OTEL_CONFIG holds ${env:AWS_REGION} and ${env:BYOC_METRICS_LOG_GROUP}: the collector\'s own substitution of the container\'s variables at start, not CloudFormation parameters; the value must reach the container unchanged, so it is not wrapped in Fn::Sub');
+    }
 
     this.link = new NarrowLink(this, 'Link', {
       customerId: p.customerId,
