@@ -79,6 +79,13 @@ export interface AgentSpec {
   readonly secrets: AgentSecret[];
   /** NATS subjects the agent may use. */
   readonly subjects: AgentSubjects;
+  /**
+   * Its work tolerates the task being stopped at any moment: a request or event agent whose items are redelivered and
+   * taken over when a task dies (the runtime's redelivery and request leases), with no workspace to leave half-written
+   * and no side effect outside the plane but LLM calls. Such an agent may run on Fargate Spot (`capacity.spot`).
+   * @default false
+   */
+  readonly interruptible?: boolean;
 }
 
 const { POSTGRES, REDIS, WORKSPACE } = DataStore;
@@ -97,11 +104,11 @@ function agent(spec: Omit<AgentSpec, 'subjects'> & { subscribe?: string[]; publi
 /** The 28 agents of the product. */
 export const AGENT_CATALOG: readonly AgentSpec[] = [
   // intake: turn requests into planned work
-  agent({ name: 'request-router', group: 'intake', purpose: 'Classifies incoming requests and dispatches each to the agent that owns it.', trigger: REQUEST, cpu: 256, memoryMiB: 512, dataStores: [REDIS], secrets: [], publish: ['work.*'] }),
+  agent({ name: 'request-router', group: 'intake', purpose: 'Classifies incoming requests and dispatches each to the agent that owns it.', trigger: REQUEST, cpu: 256, memoryMiB: 512, dataStores: [REDIS], secrets: [], publish: ['work.*'], interruptible: true }),
   agent({ name: 'triage', group: 'intake', purpose: 'Labels and prioritises new tickets from the issue tracker.', trigger: EVENT, cpu: 256, memoryMiB: 512, dataStores: [POSTGRES], secrets: ['llm-primary', 'llm-secondary', 'ticketing-token'], subscribe: ['events.ticket.opened'], publish: ['events.ticket.triaged'] }),
-  agent({ name: 'requirements-analyst', group: 'intake', purpose: 'Turns a ticket into structured acceptance criteria.', trigger: REQUEST, cpu: 512, memoryMiB: 1024, dataStores: [POSTGRES], secrets: ['llm-primary', 'llm-secondary'] }),
-  agent({ name: 'planner', group: 'intake', purpose: 'Breaks accepted work into a plan of agent tasks.', trigger: REQUEST, cpu: 512, memoryMiB: 1024, dataStores: [POSTGRES, REDIS], secrets: ['llm-primary', 'llm-secondary'], publish: ['work.*'] }),
-  agent({ name: 'estimator', group: 'intake', purpose: 'Estimates effort and cost of a plan from past workflow metrics.', trigger: REQUEST, cpu: 256, memoryMiB: 512, dataStores: [POSTGRES], secrets: [] }),
+  agent({ name: 'requirements-analyst', group: 'intake', purpose: 'Turns a ticket into structured acceptance criteria.', trigger: REQUEST, cpu: 512, memoryMiB: 1024, dataStores: [POSTGRES], secrets: ['llm-primary', 'llm-secondary'], interruptible: true }),
+  agent({ name: 'planner', group: 'intake', purpose: 'Breaks accepted work into a plan of agent tasks.', trigger: REQUEST, cpu: 512, memoryMiB: 1024, dataStores: [POSTGRES, REDIS], secrets: ['llm-primary', 'llm-secondary'], publish: ['work.*'], interruptible: true }),
+  agent({ name: 'estimator', group: 'intake', purpose: 'Estimates effort and cost of a plan from past workflow metrics.', trigger: REQUEST, cpu: 256, memoryMiB: 512, dataStores: [POSTGRES], secrets: [], interruptible: true }),
 
   // engineering: change code in the customer's repositories
   agent({ name: 'code-generator', group: 'engineering', purpose: 'Writes code for a planned task in the agent\'s workspace checkout.', trigger: REQUEST, cpu: 1024, memoryMiB: 4096, dataStores: [POSTGRES, WORKSPACE], secrets: ['llm-primary', 'llm-secondary', 'scm-token'], publish: ['events.change.proposed'] }),
@@ -120,16 +127,16 @@ export const AGENT_CATALOG: readonly AgentSpec[] = [
 
   // operations: run what has shipped
   agent({ name: 'incident-responder', group: 'operations', purpose: 'Gathers context for an alert and drafts a first response.', trigger: EVENT, cpu: 512, memoryMiB: 1024, dataStores: [POSTGRES, REDIS], secrets: ['llm-primary', 'llm-secondary', 'chat-webhook'], subscribe: ['events.alert.raised'], publish: ['events.incident.updated'] }),
-  agent({ name: 'log-analyst', group: 'operations', purpose: 'Answers questions about the customer\'s application logs.', trigger: REQUEST, cpu: 1024, memoryMiB: 2048, dataStores: [REDIS], secrets: ['llm-primary', 'llm-secondary'] }),
+  agent({ name: 'log-analyst', group: 'operations', purpose: 'Answers questions about the customer\'s application logs.', trigger: REQUEST, cpu: 1024, memoryMiB: 2048, dataStores: [REDIS], secrets: ['llm-primary', 'llm-secondary'], interruptible: true }),
   agent({ name: 'deploy-coordinator', group: 'operations', purpose: 'Sequences approved changes into the customer\'s release pipeline.', trigger: EVENT, cpu: 256, memoryMiB: 512, dataStores: [POSTGRES], secrets: ['scm-token', 'chat-webhook'], subscribe: ['events.change.reviewed'], publish: ['events.change.merged'] }),
   agent({ name: 'cost-reporter', group: 'operations', purpose: 'Reports the customer\'s cloud spend trends every morning.', trigger: SCHEDULE, schedule: 'cron(0 6 * * ? *)', cpu: 256, memoryMiB: 512, dataStores: [POSTGRES], secrets: ['cloud-readonly', 'chat-webhook'] }),
   agent({ name: 'release-notes-writer', group: 'operations', purpose: 'Writes release notes from merged changes.', trigger: EVENT, cpu: 512, memoryMiB: 1024, dataStores: [POSTGRES], secrets: ['llm-primary', 'llm-secondary', 'scm-token'], subscribe: ['events.change.merged'] }),
 
   // knowledge: what the agents know about the customer's code
   agent({ name: 'repo-indexer', group: 'knowledge', purpose: 'Indexes repositories into the search tables every hour.', trigger: SCHEDULE, schedule: 'cron(15 * * * ? *)', cpu: 1024, memoryMiB: 4096, dataStores: [POSTGRES, WORKSPACE], secrets: ['scm-token'] }),
-  agent({ name: 'knowledge-curator', group: 'knowledge', purpose: 'Keeps the knowledge base consistent as documentation changes.', trigger: EVENT, cpu: 512, memoryMiB: 1024, dataStores: [POSTGRES], secrets: ['llm-primary', 'llm-secondary'], subscribe: ['events.change.merged'] }),
-  agent({ name: 'qa-assistant', group: 'knowledge', purpose: 'Answers developers\' questions from the indexed code and knowledge base.', trigger: REQUEST, cpu: 512, memoryMiB: 2048, dataStores: [POSTGRES, REDIS], secrets: ['llm-primary', 'llm-secondary'] }),
-  agent({ name: 'summarizer', group: 'knowledge', purpose: 'Summarises long threads, tickets and diffs on request.', trigger: REQUEST, cpu: 256, memoryMiB: 1024, dataStores: [REDIS], secrets: ['llm-primary', 'llm-secondary'] }),
+  agent({ name: 'knowledge-curator', group: 'knowledge', purpose: 'Keeps the knowledge base consistent as documentation changes.', trigger: EVENT, cpu: 512, memoryMiB: 1024, dataStores: [POSTGRES], secrets: ['llm-primary', 'llm-secondary'], subscribe: ['events.change.merged'], interruptible: true }),
+  agent({ name: 'qa-assistant', group: 'knowledge', purpose: 'Answers developers\' questions from the indexed code and knowledge base.', trigger: REQUEST, cpu: 512, memoryMiB: 2048, dataStores: [POSTGRES, REDIS], secrets: ['llm-primary', 'llm-secondary'], interruptible: true }),
+  agent({ name: 'summarizer', group: 'knowledge', purpose: 'Summarises long threads, tickets and diffs on request.', trigger: REQUEST, cpu: 256, memoryMiB: 1024, dataStores: [REDIS], secrets: ['llm-primary', 'llm-secondary'], interruptible: true }),
 
   // platform: the product's own bookkeeping
   agent({ name: 'workflow-orchestrator', group: 'platform', purpose: 'Tracks each workflow\'s state and retries failed steps.', trigger: REQUEST, cpu: 512, memoryMiB: 1024, dataStores: [POSTGRES, REDIS], secrets: [], subscribe: ['events.workflow.status', 'boundary.inbox.control'], publish: ['work.*', 'boundary.outbox.workflow'] }),

@@ -10,7 +10,7 @@ import { Construct } from 'constructs';
 import { AgentSpec, DataStore } from '../agents/catalog';
 import { inboxPrefix, LEAF_USERS } from '../lib/nats-config';
 import { DataStores, DB_NAME, dbUserOf, redisUserOf } from './data-stores';
-import { CONTAINER_USER, HardenedService } from './hardened-service';
+import { CONTAINER_USER, HardenedService, STOP_TIMEOUT_SECONDS } from './hardened-service';
 import { NATS_CLIENT_PORT } from './link';
 import { AlarmTopic, countLogLine, COUNTED_LOG_LINES, natsClientHealthCheck, PLANE_METRICS } from './operations';
 
@@ -37,6 +37,8 @@ export interface AgentEnvironment {
   readonly llm?: { readonly securityGroup: ec2.ISecurityGroup; readonly environment: Readonly<Record<string, string>> };
   /** Where each agent's running-task alarm goes, and the cluster's name for its metrics. */
   readonly alarms: { readonly topic: AlarmTopic; readonly clusterName: string };
+  /** With `capacity.spot`: interruptible agents run on Fargate Spot after this many on-demand tasks each. */
+  readonly spot?: { readonly onDemandBase: number };
 }
 
 export interface AgentServiceProps {
@@ -95,6 +97,8 @@ export class AgentService extends Construct {
       OTEL_METRICS_EXPORTER: 'otlp',
       OTEL_TRACES_EXPORTER: 'none',
       OTEL_LOGS_EXPORTER: 'none',
+      // The runtime's drain on SIGTERM (a deploy, a scale-in, a Spot interruption) ends 10 s before ECS kills the container.
+      BYOC_STOP_TIMEOUT_MS: String((STOP_TIMEOUT_SECONDS - 10) * 1000),
       // ARNs, not values: the runtime reads each secret from Secrets Manager when it needs it.
       BYOC_SECRET_ARNS: JSON.stringify(Object.fromEntries(secrets.map((s) => [s, stores.agentSecrets[s].secretArn]))),
     };
@@ -140,6 +144,7 @@ export class AgentService extends Construct {
       efsMount: this.accessPoint ? { fileSystem: stores.fileSystem, accessPoint: this.accessPoint, path: WORKSPACE_PATH } : undefined,
       healthCheck: natsClientHealthCheck(NATS_CLIENT_PORT),
       alarms: env.alarms,
+      spot: spec.interruptible ? env.spot : undefined,
     });
     // Dead-lettered items, counted from the runtime's log line into one metric for the plane (and its alarm).
     countLogLine(this, 'DeadLettered', this.workload.logGroup, COUNTED_LOG_LINES.deadLettered, PLANE_METRICS.deadLettered);

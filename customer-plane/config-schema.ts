@@ -97,6 +97,10 @@ export function customerPlaneConfigSchema(): SettingSchema {
       topicArn: str('An existing SNS topic of yours that every alarm also notifies.', '^arn:aws[a-z-]*:sns:[a-z0-9-]+:\\d{12}:[A-Za-z0-9_-]{1,256}$',
         'give arn:aws:sns:REGION:ACCOUNT:NAME of your own topic, or leave it out'),
     }, [], 'give { "email": "...", "topicArn": "..." } (both optional), or leave alarms out'),
+    capacity: obj('Fargate capacity of the agents.', {
+      spot: bool('Run the agents the catalog marks interruptible on Fargate Spot (X86_64: the runtime image must include linux/amd64).'),
+      onDemandBase: int('With spot: on-demand tasks of each such agent before any on Spot.', 0, 10),
+    }, [], 'give { "spot": true, "onDemandBase": 0 }, or leave capacity out (every task on-demand)'),
   }, ['customerId', 'images', 'vendorHub'], 'give a JSON object of settings'),
 };
   return cached;

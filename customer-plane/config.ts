@@ -38,6 +38,8 @@ export interface CustomerPlaneConfig {
   readonly telemetry?: { otlpEndpoint?: string };
   /** As `alarms`: `{ "email": "...", "topicArn": "..." }`. */
   readonly alarms?: { email?: string; topicArn?: string };
+  /** As `capacity`: `{ "spot": true, "onDemandBase": 0 }`. */
+  readonly capacity?: { spot?: boolean; onDemandBase?: number };
 }
 
 /** The checks a schema cannot express: CIDRs, AZs of the configured region, settings that conflict. */

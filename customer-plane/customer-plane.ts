@@ -112,6 +112,8 @@ export class CustomerPlane extends Construct {
       removalPolicy: dataRemoval,
     });
     cfnOf(this.cluster).addResourceDependency(cfnOf(insightsLogs));
+    // capacity.spot: the services of interruptible agents name FARGATE and FARGATE_SPOT, which the cluster must offer.
+    if (p.capacity.spot) this.cluster.enableFargateCapacityProviders();
 
     // RDS enhanced monitoring writes to `RDSOSMetrics`, ONE log group per account and region that every RDS
     // instance with enhanced monitoring shares. If the plane owned it unasked, the deploy would fail in any
@@ -241,6 +243,7 @@ export class CustomerPlane extends Construct {
       natsPasswords: this.link.agentPasswords,
       otelEndpoint: `http://otel.${SERVICE_NAMESPACE}:${OTLP_HTTP_PORT}`,
       alarms,
+      spot: p.capacity.spot ? { onDemandBase: p.capacity.onDemandBase } : undefined,
       llm: llmClients && {
         securityGroup: llmClients,
         // vendor-proxy: the proxy's base URL for this customer and the vendor CA its certificate chains to (the

@@ -14,6 +14,12 @@ import { ManagedPolicyRole } from '../lib/iam';
 import { AlarmTopic, runningTasksAlarm } from './operations';
 import { parseImageRef } from './props';
 
+/**
+ * Seconds ECS waits after SIGTERM before it kills a container. Fargate Spot warns two minutes before it takes a
+ * task back, and ECS allows at most 120 s: 60 s fits both.
+ */
+export const STOP_TIMEOUT_SECONDS = 60;
+
 /** The unprivileged user every container runs as. */
 export const CONTAINER_USER = '10001:10001';
 
@@ -62,6 +68,12 @@ export interface HardenedServiceProps {
    * @default - none
    */
   readonly healthCheck?: ecs.HealthCheck;
+  /**
+   * Run on Fargate Spot after `onDemandBase` on-demand tasks. Fargate Spot runs X86_64 tasks only: the task runs
+   * on X86_64, so its image must be a multi-architecture index that includes linux/amd64.
+   * @default - on-demand Fargate, ARM64
+   */
+  readonly spot?: { readonly onDemandBase: number };
   /** Alarm (to this topic) when fewer tasks run than desired, from Container Insights of `clusterName`. */
   readonly alarms?: { readonly topic: AlarmTopic; readonly clusterName: string };
 }
@@ -84,6 +96,9 @@ export class HardenedService extends Construct {
     super(scope, id);
     const image = parseImageRef(props.imageProp, props.image);
     const desiredCount = props.desiredCount ?? 1;
+    if (props.spot && props.singleWriter) {
+      throw new PropError('capacity.spot', `${props.name} is a singleWriter service`, 'run single writers on on-demand Fargate: an interruption would stop the only writer');
+    }
     if (props.singleWriter && !Token.isUnresolved(desiredCount) && desiredCount > 1) {
       throw new PropError('desiredCount', `${desiredCount} tasks of ${props.name}, a singleWriter service`,
         'use 1 (the default): two tasks would write the same state at once; scale a single writer up in CPU and memory instead');
@@ -122,7 +137,10 @@ export class HardenedService extends Construct {
       memoryLimitMiB: props.memoryMiB,
       executionRole: this.executionRole,
       taskRole: this.taskRole,
-      runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.ARM64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
+      runtimePlatform: {
+        cpuArchitecture: props.spot ? ecs.CpuArchitecture.X86_64 : ecs.CpuArchitecture.ARM64,
+        operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
+      },
     });
 
     const repository = ecr.Repository.fromRepositoryAttributes(this, 'Repository', {
@@ -143,7 +161,7 @@ export class HardenedService extends Construct {
       environment: props.environment,
       secrets: props.secrets,
       logging: ecs.LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: props.name }),
-      stopTimeout: Duration.seconds(60),
+      stopTimeout: Duration.seconds(STOP_TIMEOUT_SECONDS),
       healthCheck: props.healthCheck,
       portMappings: props.containerPort ? [{ containerPort: props.containerPort, name: props.cloudMapName }] : undefined,
     });
@@ -180,6 +198,10 @@ export class HardenedService extends Construct {
       propagateTags: ecs.PropagatedTagSource.TASK_DEFINITION,
       platformVersion: ecs.FargatePlatformVersion.LATEST,
       cloudMapOptions: props.cloudMapName ? { name: props.cloudMapName, containerPort: props.containerPort } : undefined,
+      capacityProviderStrategies: props.spot ? [
+        { capacityProvider: 'FARGATE', base: props.spot.onDemandBase, weight: 0 },
+        { capacityProvider: 'FARGATE_SPOT', weight: 1 },
+      ] : undefined,
     });
 
     if (props.alarms) {

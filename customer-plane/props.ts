@@ -273,6 +273,30 @@ export interface CustomerPlaneProps {
    * @default - the plane's topic only; subscribe to it after the deploy
    */
   readonly alarms?: AlarmOptions;
+
+  /**
+   * Fargate capacity of the agents. With `spot`, every agent the catalog marks `interruptible` runs on Fargate Spot
+   * (after `onDemandBase` on-demand tasks each); the leaf, the gateway, the collector and every other agent stay
+   * on-demand. Fargate Spot runs X86_64 tasks only, so those agents run on X86_64 instead of ARM64: `images.agentRuntime`
+   * must then be a multi-architecture index with linux/amd64 and linux/arm64 (an arm64-only image fails at task start,
+   * and the deployment circuit breaker rolls back).
+   * @default - every task on-demand, ARM64
+   */
+  readonly capacity?: CapacityOptions;
+}
+
+/** Fargate capacity of the agents (see `CustomerPlaneProps.capacity`). */
+export interface CapacityOptions {
+  /**
+   * Run the interruptible agents on Fargate Spot.
+   * @default false
+   */
+  readonly spot?: boolean;
+  /**
+   * With `spot`: tasks of each such agent that run on-demand before any runs on Spot (0 to 10).
+   * @default 0
+   */
+  readonly onDemandBase?: number;
 }
 
 /** The props with every default applied. */
@@ -298,6 +322,7 @@ export interface ResolvedProps {
   readonly vendorHub: VendorHub;
   readonly createRdsOsMetricsLogGroup: boolean;
   readonly alarms: AlarmOptions;
+  readonly capacity: Required<CapacityOptions>;
 }
 
 /** Most agents one group (one nested stack) may hold: 10 resources each stays far below 500 per stack. */
@@ -379,7 +404,7 @@ function checkTypes(props: CustomerPlaneProps): void {
     vpcCidr: props.vpcCidr, vpcEndpoints: props.vpcEndpoints, s3PrefixListId: props.s3PrefixListId, egress: props.egress,
     llm: props.llm, telemetry: props.telemetry, database: props.database ? database : undefined, cache: props.cache, shareLearning: props.shareLearning,
     vendorHub: props.vendorHub, retainData: props.retainData, logRetentionDays: props.logRetention,
-    createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup, alarms: props.alarms,
+    createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup, alarms: props.alarms, capacity: props.capacity,
   });
   const wrongTypes = configSchemaErrors(plain).filter((e) => e.keyword === 'type');
   if (wrongTypes.length > 0) throw schemaError(wrongTypes, 'prop', { logRetentionDays: 'logRetention' });
@@ -515,6 +540,7 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     vendorHub,
     createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup ?? false,
     alarms: resolveAlarms(props.alarms),
+    capacity: resolveCapacity(props.capacity),
   };
 }
 
@@ -531,6 +557,17 @@ function resolveAlarms(alarms: AlarmOptions | undefined): AlarmOptions {
     throw new PropError('alarms.topicArn', `"${alarms.topicArn}" is not an SNS topic ARN`, 'give arn:aws:sns:REGION:ACCOUNT:NAME of your own topic, or leave it out');
   }
   return { email: alarms.email, topicArn: alarms.topicArn };
+}
+
+/** Validates `capacity`: `onDemandBase` only with `spot`. */
+function resolveCapacity(capacity: CapacityOptions | undefined): Required<CapacityOptions> {
+  const spot = capacity?.spot ?? false;
+  const onDemandBase = capacity?.onDemandBase ?? 0;
+  if (capacity?.onDemandBase !== undefined && !spot) {
+    throw new PropError('capacity.onDemandBase', 'set without capacity.spot: true', 'set capacity.spot to true, or remove onDemandBase (without Spot every task is on-demand)');
+  }
+  checkInt('capacity.onDemandBase', onDemandBase, 0, 10);
+  return { spot, onDemandBase };
 }
 
 /** Validates `llm`: each way must have its path (the hub's endpoint service, or a route out). */
