@@ -74,6 +74,11 @@ export class RuntimeHost {
   private requests?: Subscription;
   private scheduler?: Scheduler;
   private stopping = false;
+  /**
+   * Called when a trigger path stops by itself (its consumer or subscription refused or closed by the
+   * server): the agent no longer takes what that path brings, so `main` exits and the task is replaced.
+   */
+  public onFatal: (e: Error) => void = () => undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -94,12 +99,12 @@ export class RuntimeHost {
     if (this.config.trigger === 'request') {
       this.requests = this.nc.subscribe(requestSubjectOf(this.config.agent), { queue: requestQueueOf(this.config.agent) });
       const sub = this.requests;
-      this.loops.push((async () => {
+      this.loops.push(this.guard(async () => {
         for await (const m of sub) {
           if (this.stopping) { this.respondError(m, 503, 'the agent is stopping: retry'); continue; }
           await this.track(this.serveRequest(m));
         }
-      })());
+      }));
     }
     if (this.config.schedule) {
       this.scheduler = new Scheduler(this.config.schedule, (tick) => this.publishTick(tick), (e) => this.ctx.log.warn({ agent: this.config.agent, error: e.message }, 'scheduled tick not published'));
@@ -126,7 +131,7 @@ export class RuntimeHost {
       for (const m of held) m.working();
       running?.working();
     }, Math.floor(ackWaitMs / 3));
-    this.loops.push((async () => {
+    this.loops.push(this.guard(async () => {
       try {
         for await (const m of messages) {
           held.push(m);
@@ -136,8 +141,8 @@ export class RuntimeHost {
         ended = true;
         wake?.();
       }
-    })());
-    this.loops.push((async () => {
+    }));
+    this.loops.push(this.guard(async () => {
       try {
         for (;;) {
           while (held.length === 0 && !ended) await new Promise<void>((r) => { wake = r; });
@@ -151,7 +156,15 @@ export class RuntimeHost {
       } finally {
         clearInterval(keepAlive);
       }
-    })());
+    }));
+  }
+
+  private guard(loop: () => Promise<void>): Promise<void> {
+    return loop().then(() => {
+      if (!this.stopping) this.onFatal(new Error('a trigger path ended'));
+    }, (e: Error) => {
+      if (!this.stopping) this.onFatal(e);
+    });
   }
 
   private async track<T>(p: Promise<T>): Promise<T> {
@@ -225,8 +238,8 @@ export class RuntimeHost {
       return;
     }
     // The record, not the ack, is what keeps the item from running twice: the ack need not be confirmed.
-    await this.processedKv.put(key, id);
-    await this.stepRecord(a, 'succeeded', 200, r);
+    // The step record is stored at the same time (one round trip for both), before the ack.
+    await Promise.all([this.processedKv.put(key, id), this.stepRecord(a, 'succeeded', 200, r)]);
     m.ack();
     this.counters.processed++;
   }

@@ -36,6 +36,10 @@ async function main(): Promise<void> {
   // Every item runs in a span of these hooks and every header set the host publishes carries their context.
   const tracing = NO_TRACING;
   const host = new RuntimeHost(nc, agent, config, ctx, (o) => telemetry?.record(o), tracing);
+  host.onFatal = (e) => {
+    log.fatal({ error: e.message }, 'a trigger path stopped; exiting so that the task is replaced');
+    process.exit(1);
+  };
   await host.start();
   const shutdown = async (signal: string) => {
     log.info({ signal }, 'draining');

@@ -12,9 +12,9 @@ import { RESULT_PREFIX } from '../../agents/runtime/reference-agent';
 import { TraceHooks } from '../../agents/runtime/tracing-hooks';
 import { provisionAgents } from '../../customer-plane/boundary-gateway/provision';
 import { projectRoot } from '../../lib/app';
-import { durableOf, eventDurableOf, inboxPrefix, processedBucketOf, requestSubjectOf, secretVariables } from '../../lib/nats-config';
+import { durableOf, eventDurableOf, inboxPrefix, processedBucketOf, requestQueueOf, requestSubjectOf, secretVariables } from '../../lib/nats-config';
 import { newWorkflowId, parseStepStatus, STEP_STATUS_SUBJECT, StepStatus, ULID_PATTERN, WORKFLOW_HEADERS } from '../../lib/step-status';
-import { eventually, Link, startLink } from '../servers/link';
+import { eventually, Link, permissionErrors, startLink } from '../servers/link';
 import { MotoServer, startMoto } from '../servers/moto';
 
 /**
@@ -154,7 +154,7 @@ function startScheduleScenarios(): void {
 async function scheduleTwoRuntimes(): Promise<() => void> {
   const agent = 'usage-meter';
   const [a, b] = await Promise.all([startRuntime(agent), startRuntime(agent)]);
-  const ticks = () => seen.filter((m) => m.subject === `work.${agent}`).map((m) => m.headers!.get('Nats-Msg-Id'));
+  const ticks = () => seen.filter((m) => m.subject === `work.${agent}`).map((m) => m.headers?.get('Nats-Msg-Id') ?? '').filter((id) => id.startsWith('schedule:'));
   await eventually(whileRunning(() => new Set(ticks()).size >= 1 && ticks().length >= 2), 130000, 'a tick published by both tasks');
   const first = ticks()[0];
   const tickMs = Number(first.split(':')[2]);
@@ -184,7 +184,7 @@ async function scheduleKillMidItem(): Promise<() => void> {
   const agent = 'cost-reporter';
   const env = { BYOC_SCHEDULE: 'cron(* * * * ? *)', BYOC_SCHEDULE_INPUT: '{"sleepMs":5000}' };
   const first = await startRuntime(agent, env);
-  const tick = () => seen.find((m) => m.subject === `work.${agent}`)?.headers?.get('Nats-Msg-Id');
+  const tick = () => seen.find((m) => m.subject === `work.${agent}` && m.headers?.get('Nats-Msg-Id')?.startsWith('schedule:'))?.headers?.get('Nats-Msg-Id');
   await eventually(whileRunning(() => !!tick()), 130000, 'a tick published');
   const id = tick()!;
   const jsm = await jetstreamManager(provisioner);
@@ -346,7 +346,8 @@ describe('step records', () => {
     const workflowId = reply.headers!.get(WORKFLOW_HEADERS.workflowId);
     expect(workflowId).toMatch(ULID_PATTERN);
     await eventually(() => stepRecords({ agent: 'code-reviewer', workflowId }).length === 1, 10000, 'the reviewer\'s step record');
-    expect(stepRecords({ workflowId }).map((s) => [s.agent, s.stepId, s.trigger, s.status])).toEqual([
+    // The generator's record and the reviewer's may arrive in either order.
+    expect(stepRecords({ workflowId }).sort((x, y) => x.stepId - y.stepId).map((s) => [s.agent, s.stepId, s.trigger, s.status])).toEqual([
       ['code-generator', 0, 'request', 'succeeded'],
       ['code-reviewer', 1, 'event', 'succeeded'],
     ]);
@@ -389,6 +390,53 @@ describe('step records', () => {
     } finally {
       await host.stop();
     }
+  });
+});
+
+describe('leaf permissions per path', () => {
+  test('an agent uses only its own event durables, gets events only through them, serves only its own service subject in its queue group, publishes ticks only when scheduled', async () => {
+    const reviewer = await link.agent('code-reviewer'); // event agent: events.change.proposed
+    const reviewerErrors = permissionErrors(reviewer);
+    const refused = async (nc: NatsConnection, subject: string) => {
+      await expect(nc.request(subject, '', { timeout: 1000 })).rejects.toThrow(/permission|timeout|no responders/i);
+    };
+    for (const subject of [
+      `$JS.API.CONSUMER.MSG.NEXT.${EVENTS_STREAM}.${eventDurableOf('triage', 'events.ticket.opened')}`,
+      `$JS.API.CONSUMER.INFO.${EVENTS_STREAM}.${eventDurableOf('triage', 'events.ticket.opened')}`,
+      `$JS.API.STREAM.INFO.${EVENTS_STREAM}`, `$JS.API.CONSUMER.CREATE.${EVENTS_STREAM}`, `$JS.API.CONSUMER.DURABLE.CREATE.${EVENTS_STREAM}.forge`,
+      `$JS.API.CONSUMER.DELETE.${EVENTS_STREAM}.${eventDurableOf('code-reviewer', 'events.change.proposed')}`,
+    ]) await refused(reviewer, subject);
+    // Its own durable answers.
+    const info = await reviewer.request(`$JS.API.CONSUMER.INFO.${EVENTS_STREAM}.${eventDurableOf('code-reviewer', 'events.change.proposed')}`, '', { timeout: 2000 });
+    expect(JSON.parse(info.string()).name).toBe(eventDurableOf('code-reviewer', 'events.change.proposed'));
+    const before = reviewerErrors.length;
+    // No core subscription to its events (they come through the durable), none to another agent's service subject.
+    reviewer.subscribe('events.change.proposed');
+    reviewer.subscribe(requestSubjectOf('summarizer'), { queue: requestQueueOf('summarizer') });
+    // A tick on its own work queue: it has no schedule.
+    reviewer.publish('work.code-reviewer', '{}');
+    await reviewer.flush().catch(() => undefined);
+    await eventually(() => reviewerErrors.length >= before + 3, 3000, 'three violations reported');
+
+    // A request agent: its service subject only in its own queue group.
+    const summarizer = await link.agent('summarizer');
+    const summarizerErrors = permissionErrors(summarizer);
+    summarizer.subscribe(requestSubjectOf('summarizer'), { queue: requestQueueOf('summarizer') });
+    await summarizer.flush();
+    await sleep(200);
+    expect(summarizerErrors).toEqual([]);
+    summarizer.subscribe(requestSubjectOf('summarizer'));
+    summarizer.subscribe(requestSubjectOf('summarizer'), { queue: 'elsewhere' });
+    await summarizer.flush().catch(() => undefined);
+    await eventually(() => summarizerErrors.length >= 2, 3000, 'subscriptions outside its queue group refused');
+
+    // A scheduled agent publishes its own ticks.
+    const meter = await link.agent('usage-meter');
+    const meterErrors = permissionErrors(meter);
+    meter.publish('work.usage-meter', '{"probe":true}', { headers: withId('probe-tick') });
+    await meter.flush();
+    await eventually(() => seen.some((m) => m.headers?.get('Nats-Msg-Id') === 'probe-tick'), 3000, 'the tick on the work queue');
+    expect(meterErrors).toEqual([]);
   });
 });
 
