@@ -7,12 +7,12 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { AgentSpec, DataStore } from '../agents/catalog';
+import { AgentSpec, AgentTrigger, DataStore } from '../agents/catalog';
 import { inboxPrefix, LEAF_USERS } from '../lib/nats-config';
 import { DataStores, DB_NAME, dbUserOf, redisUserOf } from './data-stores';
 import { CONTAINER_USER, HardenedService, STOP_TIMEOUT_SECONDS } from './hardened-service';
 import { NATS_CLIENT_PORT } from './link';
-import { AlarmTopic, countLogLine, COUNTED_LOG_LINES, natsClientHealthCheck, PLANE_METRICS } from './operations';
+import { AlarmTopic, countLogLine, COUNTED_LOG_LINES, natsClientHealthCheck, PLANE_METRICS, ResolvedBusinessHours, scaleOnBusinessHours } from './operations';
 
 /** What every agent of every group shares: built once in the root stack. */
 export interface AgentEnvironment {
@@ -39,6 +39,8 @@ export interface AgentEnvironment {
   readonly alarms: { readonly topic: AlarmTopic; readonly clusterName: string };
   /** With `capacity.spot`: interruptible agents run on Fargate Spot after this many on-demand tasks each. */
   readonly spot?: { readonly onDemandBase: number };
+  /** With `schedule`: request and event agents run only in these business hours. */
+  readonly businessHours?: ResolvedBusinessHours;
 }
 
 export interface AgentServiceProps {
@@ -146,6 +148,8 @@ export class AgentService extends Construct {
       alarms: env.alarms,
       spot: spec.interruptible ? env.spot : undefined,
     });
+    // Business hours: request and event agents scale to zero outside them; a scheduled agent must be up when its cron fires.
+    if (env.businessHours && spec.trigger !== AgentTrigger.SCHEDULE) scaleOnBusinessHours(this.workload.service, env.businessHours);
     // Dead-lettered items, counted from the runtime's log line into one metric for the plane (and its alarm).
     countLogLine(this, 'DeadLettered', this.workload.logGroup, COUNTED_LOG_LINES.deadLettered, PLANE_METRICS.deadLettered);
 

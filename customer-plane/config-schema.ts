@@ -2,6 +2,7 @@ import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
 import { CUSTOMER_ID } from '../lib/boundary-contract';
 import { AWS_REGIONS, bool, int, list, LOG_RETENTION_DAYS, obj, SettingSchema, settingSchemaError, str } from '../lib/config-schema';
 import { PropError } from '../lib/errors';
+import { WEEKDAYS } from './operations';
 import { EgressMode, LLM_ACCESS_MODES } from './props';
 
 /**
@@ -18,6 +19,7 @@ export type { SettingSchema } from '../lib/config-schema';
 export { AWS_REGIONS, LOG_RETENTION_DAYS } from '../lib/config-schema';
 
 const CIDR_PATTERN = '^\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/\\d{1,2}$';
+const HHMM_PATTERN = '^([01]\\d|2[0-3]):[0-5]\\d$';
 const AZ_PATTERN = '^[a-z]{2,4}(-[a-z]+)+-\\d[a-z]$';
 
 const imageFix = 'give ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:<64 hex digits> (the digest the release was built and signed with)';
@@ -101,6 +103,16 @@ export function customerPlaneConfigSchema(): SettingSchema {
       spot: bool('Run the agents the catalog marks interruptible on Fargate Spot (X86_64: the runtime image must include linux/amd64).'),
       onDemandBase: int('With spot: on-demand tasks of each such agent before any on Spot.', 0, 10),
     }, [], 'give { "spot": true, "onDemandBase": 0 }, or leave capacity out (every task on-demand)'),
+    schedule: obj('Business hours: request and event agents scale to zero outside the windows.', {
+      timeZone: str('IANA time zone of the windows and holidays.', undefined, 'give an IANA time zone name such as Europe/Berlin'),
+      windows: list('Weekly windows in which the agents run.', obj('One window.', {
+        days: list('Days of the window.', { type: 'string', enum: [...WEEKDAYS], description: 'A day.', fix: `use ${WEEKDAYS.join(', ')}` }, 1, 7, `give days from ${WEEKDAYS.join(', ')}`),
+        start: str('Opening time, HH:MM.', HHMM_PATTERN, 'give HH:MM on a 24-hour clock, such as "08:00"'),
+        end: str('Closing time, HH:MM, later the same day.', HHMM_PATTERN, 'give HH:MM on a 24-hour clock, such as "18:00"'),
+      }, ['days', 'start', 'end'], 'give { "days": ["MON", ...], "start": "08:00", "end": "18:00" }'), 1, undefined, 'give at least one window { "days": [...], "start": "HH:MM", "end": "HH:MM" }'),
+      holidays: list('Dates on which no window opens.', str('A date.', '^\\d{4}-\\d{2}-\\d{2}$', 'give YYYY-MM-DD, such as "2026-12-25"'), 0, undefined, 'give a list of dates YYYY-MM-DD'),
+      warmUpMinutes: int('Minutes before a window opens that the agents start.', 0, 120),
+    }, ['timeZone', 'windows'], 'give { "timeZone": "Europe/Berlin", "windows": [{ "days": ["MON", "TUE", "WED", "THU", "FRI"], "start": "08:00", "end": "18:00" }] }, or leave schedule out'),
   }, ['customerId', 'images', 'vendorHub'], 'give a JSON object of settings'),
 };
   return cached;

@@ -244,6 +244,7 @@ export class CustomerPlane extends Construct {
       otelEndpoint: `http://otel.${SERVICE_NAMESPACE}:${OTLP_HTTP_PORT}`,
       alarms,
       spot: p.capacity.spot ? { onDemandBase: p.capacity.onDemandBase } : undefined,
+      businessHours: p.schedule,
       llm: llmClients && {
         securityGroup: llmClients,
         // vendor-proxy: the proxy's base URL for this customer and the vendor CA its certificate chains to (the

@@ -1,4 +1,5 @@
-import { Aws, Duration, Fn } from 'aws-cdk-lib';
+import { Aws, Duration, Fn, TimeZone } from 'aws-cdk-lib';
+import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -10,6 +11,7 @@ import * as rds from 'aws-cdk-lib/aws-rds';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import { PropError } from '../lib/errors';
 import { COLLECTOR_HEALTH_PORT } from './collector-config';
 
 /**
@@ -337,4 +339,156 @@ export function planeDashboard(scope: Construct, id: string, p: { customerId: st
     width: 24,
   }));
   return dashboard;
+}
+
+// Business hours ---------------------------------------------------------------------------------------
+
+/** Days of the week as EventBridge and Application Auto Scaling cron expressions name them. */
+export const WEEKDAYS = ['MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT', 'SUN'] as const;
+export type Weekday = (typeof WEEKDAYS)[number];
+
+/** One weekly window in which the agents run: on `days`, from `start` to `end` (`HH:MM`, local time, same day). */
+export interface BusinessWindow {
+  readonly days: Weekday[];
+  /** Opening time, `HH:MM` (24-hour). */
+  readonly start: string;
+  /** Closing time, `HH:MM`, after `start` on the same day (split a window that crosses midnight in two). */
+  readonly end: string;
+}
+
+/**
+ * Business hours: outside the windows the stateless agents (request and event agents) scale to zero; they scale back
+ * to one task `warmUpMinutes` before a window opens. Scheduled agents, the leaf, the gateway, the collector and the
+ * data stores keep running. Work that arrives outside the windows waits on its stream (events) or fails fast
+ * (requests: no responder).
+ */
+export interface BusinessHours {
+  /** IANA time zone of the windows and holidays, such as `Europe/Berlin` (daylight saving time followed). */
+  readonly timeZone: string;
+  /** The weekly windows; no two may overlap (or come closer than `warmUpMinutes`) on a day. */
+  readonly windows: BusinessWindow[];
+  /** Dates (`YYYY-MM-DD`, in `timeZone`) on which no window opens. */
+  readonly holidays?: string[];
+  /**
+   * Minutes before a window opens that the agents are started (task start, image pull, connections).
+   * @default 10
+   */
+  readonly warmUpMinutes?: number;
+}
+
+/** `BusinessHours` validated, times in minutes after midnight. */
+export interface ResolvedBusinessHours {
+  readonly timeZone: string;
+  readonly windows: { readonly days: Weekday[]; readonly start: number; readonly end: number }[];
+  readonly holidays: string[];
+  readonly warmUpMinutes: number;
+}
+
+const HHMM = /^([01]\d|2[0-3]):([0-5]\d)$/;
+const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+const hhmm = (minutes: number) => `${String(Math.floor(minutes / 60)).padStart(2, '0')}:${String(minutes % 60).padStart(2, '0')}`;
+
+/** Is `zone` a time zone this Node.js (ICU) knows; the same IANA names Application Auto Scaling takes. */
+function isTimeZone(zone: string): boolean {
+  if (!/^[A-Za-z_]+(?:\/[A-Za-z0-9_+-]+)*$/.test(zone)) return false;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The weekday of a date (`YYYY-MM-DD`) as a calendar date, whatever the zone. */
+function weekdayOf(y: number, m: number, d: number): Weekday {
+  return WEEKDAYS[(new Date(Date.UTC(y, m - 1, d)).getUTCDay() + 6) % 7];
+}
+
+/**
+ * Validates business hours; every problem is a `PropError` naming `prop` and the element
+ * (`schedule.windows[1].start`), what is wrong, and the fix.
+ */
+export function resolveBusinessHours(prop: string, hours: BusinessHours): ResolvedBusinessHours {
+  if (!hours || typeof hours !== 'object') throw new PropError(prop, 'is not an object', 'give { timeZone, windows: [{ days, start, end }], holidays }');
+  if (typeof hours.timeZone !== 'string' || !isTimeZone(hours.timeZone)) {
+    throw new PropError(`${prop}.timeZone`, `${JSON.stringify(hours.timeZone)} is not a time zone`, 'give an IANA time zone name such as Europe/Berlin, America/New_York or UTC');
+  }
+  const warmUpMinutes = hours.warmUpMinutes ?? 10;
+  if (!Number.isInteger(warmUpMinutes) || warmUpMinutes < 0 || warmUpMinutes > 120) {
+    throw new PropError(`${prop}.warmUpMinutes`, `${warmUpMinutes} is out of range`, 'use a whole number of minutes from 0 to 120');
+  }
+  if (!Array.isArray(hours.windows) || hours.windows.length === 0) {
+    throw new PropError(`${prop}.windows`, 'has no window: the agents would never run', 'give at least one window, such as { days: ["MON", "TUE", "WED", "THU", "FRI"], start: "08:00", end: "18:00" }, or leave schedule out to run always');
+  }
+  const windows = hours.windows.map((w, i) => {
+    const at = `${prop}.windows[${i}]`;
+    if (!Array.isArray(w.days) || w.days.length === 0) throw new PropError(`${at}.days`, 'has no day', `give days from ${WEEKDAYS.join(', ')}`);
+    for (const d of w.days) if (!WEEKDAYS.includes(d)) throw new PropError(`${at}.days`, `${JSON.stringify(d)} is not a day`, `use ${WEEKDAYS.join(', ')}`);
+    if (new Set(w.days).size !== w.days.length) throw new PropError(`${at}.days`, `${JSON.stringify(w.days)} names a day twice`, 'name each day once');
+    const time = (key: 'start' | 'end') => {
+      const m = HHMM.exec(String(w[key]));
+      if (!m) throw new PropError(`${at}.${key}`, `${JSON.stringify(w[key])} is not a time`, 'give HH:MM on a 24-hour clock, such as "08:00" or "18:30"');
+      return Number(m[1]) * 60 + Number(m[2]);
+    };
+    const start = time('start');
+    const end = time('end');
+    if (end <= start) {
+      throw new PropError(`${at}.end`, `${w.end} is not after start ${w.start}`, 'give an end later the same day; split a window that crosses midnight into two (until 23:59, and from 00:00 the next day)');
+    }
+    if (start - warmUpMinutes < 0) {
+      throw new PropError(`${at}.start`, `${w.start} leaves no room for the ${warmUpMinutes}-minute warm-up on the same day`, `start at ${hhmm(warmUpMinutes)} or later, or lower warmUpMinutes`);
+    }
+    return { days: [...w.days].sort((a, b) => WEEKDAYS.indexOf(a) - WEEKDAYS.indexOf(b)), start, end };
+  });
+  // On each day, a window's warm-up must not begin before the previous window has closed: its closing would stop what the warm-up started.
+  for (const day of WEEKDAYS) {
+    const today = windows.map((w, i) => ({ ...w, i })).filter((w) => w.days.includes(day)).sort((a, b) => a.start - b.start);
+    for (let k = 1; k < today.length; k++) {
+      const [a, b] = [today[k - 1], today[k]];
+      if (b.start - warmUpMinutes < a.end) {
+        const [first, second] = [a.i, b.i].sort((x, y) => x - y);
+        throw new PropError(`${prop}.windows`, `windows[${first}] and windows[${second}] overlap on ${day} (${hhmm(a.start)}-${hhmm(a.end)} and ${hhmm(b.start)}-${hhmm(b.end)}${warmUpMinutes ? `, with the ${warmUpMinutes}-minute warm-up` : ''})`,
+          'merge them into one window, or leave a gap of at least warmUpMinutes between them');
+      }
+    }
+  }
+  const holidays = [...(hours.holidays ?? [])];
+  holidays.forEach((h, i) => {
+    const m = DATE.exec(String(h));
+    const valid = m && (() => {
+      const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+      const date = new Date(Date.UTC(y, mo - 1, d));
+      return date.getUTCFullYear() === y && date.getUTCMonth() === mo - 1 && date.getUTCDate() === d;
+    })();
+    if (!valid) throw new PropError(`${prop}.holidays[${i}]`, `${JSON.stringify(h)} is not a date`, 'give YYYY-MM-DD, such as "2026-12-25"');
+  });
+  if (new Set(holidays).size !== holidays.length) throw new PropError(`${prop}.holidays`, 'names a date twice', 'name each date once');
+  return { timeZone: hours.timeZone, windows, holidays: holidays.sort(), warmUpMinutes };
+}
+
+/**
+ * Scales `service` between 0 and 1 task on business hours with Application Auto Scaling scheduled actions (in the
+ * schedule's time zone): to one task `warmUpMinutes` before each window opens, to zero when it closes. On a holiday,
+ * a one-time action one minute after each warm-up of that day sets it back to zero (a weekly action cannot skip a
+ * date): the task ECS began to start is stopped before it serves anything.
+ */
+export function scaleOnBusinessHours(service: ecs.FargateService, hours: ResolvedBusinessHours): ecs.ScalableTaskCount {
+  const scaling = service.autoScaleTaskCount({ minCapacity: 0, maxCapacity: 1 });
+  const timeZone = TimeZone.of(hours.timeZone);
+  const cron = (minutes: number, days: Weekday[]) => appscaling.Schedule.cron({ minute: String(minutes % 60), hour: String(Math.floor(minutes / 60)), weekDay: days.join(',') });
+  hours.windows.forEach((w, i) => {
+    scaling.scaleOnSchedule(`Open${i}`, { schedule: cron(w.start - hours.warmUpMinutes, w.days), timeZone, minCapacity: 1, maxCapacity: 1 });
+    scaling.scaleOnSchedule(`Close${i}`, { schedule: cron(w.end, w.days), timeZone, minCapacity: 0, maxCapacity: 0 });
+  });
+  for (const date of hours.holidays) {
+    const [y, m, d] = date.split('-').map(Number);
+    hours.windows.forEach((w, i) => {
+      if (!w.days.includes(weekdayOf(y, m, d))) return;
+      const minute = w.start - hours.warmUpMinutes + 1;
+      // Schedule.at writes the Date's UTC fields; the action's time zone makes them local time.
+      const at = new Date(Date.UTC(y, m - 1, d, Math.floor(minute / 60), minute % 60));
+      scaling.scaleOnSchedule(`Holiday${date.replace(/-/g, '')}Window${i}`, { schedule: appscaling.Schedule.at(at), timeZone, minCapacity: 0, maxCapacity: 0 });
+    });
+  }
+  return scaling;
 }

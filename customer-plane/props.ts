@@ -8,7 +8,7 @@ import { PropError } from '../lib/errors';
 import { CollectorExportOptions, otlpEndpointProblem } from './collector-config';
 import { configSchemaErrors, schemaError } from './config-schema';
 import { VendorHub } from './link';
-import { AlarmOptions } from './operations';
+import { AlarmOptions, BusinessHours, resolveBusinessHours, ResolvedBusinessHours } from './operations';
 
 /** Outbound internet access of the plane's subnets. */
 export enum EgressMode {
@@ -283,6 +283,14 @@ export interface CustomerPlaneProps {
    * @default - every task on-demand, ARM64
    */
   readonly capacity?: CapacityOptions;
+
+  /**
+   * Business hours: outside these weekly windows (in `timeZone`, and all day on `holidays`) the request and event
+   * agents scale to zero, and back to one task `warmUpMinutes` before a window opens (Application Auto Scaling
+   * scheduled actions). Scheduled agents, the leaf, the gateway, the collector and the data stores never scale to zero.
+   * @default - every agent runs always
+   */
+  readonly schedule?: BusinessHours;
 }
 
 /** Fargate capacity of the agents (see `CustomerPlaneProps.capacity`). */
@@ -323,6 +331,7 @@ export interface ResolvedProps {
   readonly createRdsOsMetricsLogGroup: boolean;
   readonly alarms: AlarmOptions;
   readonly capacity: Required<CapacityOptions>;
+  readonly schedule?: ResolvedBusinessHours;
 }
 
 /** Most agents one group (one nested stack) may hold: 10 resources each stays far below 500 per stack. */
@@ -404,7 +413,7 @@ function checkTypes(props: CustomerPlaneProps): void {
     vpcCidr: props.vpcCidr, vpcEndpoints: props.vpcEndpoints, s3PrefixListId: props.s3PrefixListId, egress: props.egress,
     llm: props.llm, telemetry: props.telemetry, database: props.database ? database : undefined, cache: props.cache, shareLearning: props.shareLearning,
     vendorHub: props.vendorHub, retainData: props.retainData, logRetentionDays: props.logRetention,
-    createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup, alarms: props.alarms, capacity: props.capacity,
+    createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup, alarms: props.alarms, capacity: props.capacity, schedule: props.schedule,
   });
   const wrongTypes = configSchemaErrors(plain).filter((e) => e.keyword === 'type');
   if (wrongTypes.length > 0) throw schemaError(wrongTypes, 'prop', { logRetentionDays: 'logRetention' });
@@ -541,6 +550,7 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup ?? false,
     alarms: resolveAlarms(props.alarms),
     capacity: resolveCapacity(props.capacity),
+    schedule: props.schedule === undefined ? undefined : resolveBusinessHours('schedule', props.schedule),
   };
 }
 
