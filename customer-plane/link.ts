@@ -284,12 +284,14 @@ export class NarrowLink extends Construct {
       singleWriter: true,
       healthCheck: natsClientHealthCheck(NATS_CLIENT_PORT),
     });
-    // Refusals and audit-chain write failures, counted from the gateway's log lines (it exports no metrics of its own).
+    // Refusals, audit-chain write failures and failed crossings, counted from the gateway's log lines (it exports no metrics of its own).
     const gatewayLogs = this.gateway.logGroup;
     countLogLine(this, 'RejectionsLogged', gatewayLogs, COUNTED_LOG_LINES.rejected, PLANE_METRICS.rejections);
     countLogLine(this, 'RejectionsSuppressed', gatewayLogs, COUNTED_LOG_LINES.rejectedSuppressed, PLANE_METRICS.rejections, '$.suppressed');
     countLogLine(this, 'AuditIntentsFailed', gatewayLogs, COUNTED_LOG_LINES.auditIntentsFailed, PLANE_METRICS.auditFailures, '$.messages');
     countLogLine(this, 'AuditHeadsFailed', gatewayLogs, COUNTED_LOG_LINES.auditHeadFailed, PLANE_METRICS.auditFailures);
+    countLogLine(this, 'CrossingsUnacknowledged', gatewayLogs, COUNTED_LOG_LINES.crossingsUnacknowledged, PLANE_METRICS.crossingFailures, '$.messages');
+    countLogLine(this, 'CrossingsRefused', gatewayLogs, COUNTED_LOG_LINES.crossingsRefused, PLANE_METRICS.crossingFailures, '$.messages');
     declareNoInternetEgress(this.gateway, 'The gateway talks only to the NATS leaf, EFS and the AWS endpoints; what crosses goes through the leaf, never straight out.');
     // Only the gateway signs: its task role may Sign and read the public key, through the KMS endpoint.
     this.gateway.taskRole.grantActions(['kms:Sign', 'kms:GetPublicKey'], [this.auditKey.keyArn]);

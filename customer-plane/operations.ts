@@ -98,6 +98,10 @@ export const COUNTED_LOG_LINES = {
   rejectedSuppressed: 'rejections not logged individually (see the audit log)',
   /** The same file: a batch whose audit intents could not be written, not sent (`messages` of them). */
   auditIntentsFailed: 'audit intents could not be written: batch not sent',
+  /** customer-plane/boundary-gateway/gateway.ts: a batch to the hub not acknowledged in time (`messages` of them, unconfirmed). */
+  crossingsUnacknowledged: 'crossings not acknowledged by the hub',
+  /** The same file: a batch the hub refused, or that nothing received (no responders: the link is down). */
+  crossingsRefused: 'crossings refused by the hub',
   /** customer-plane/boundary-gateway/main.ts: a signed audit head not written or not anchored. */
   auditHeadFailed: 'audit head not signed or anchored; the next head covers these records',
 } as const;
@@ -107,6 +111,7 @@ export const PLANE_METRICS = {
   deadLettered: 'DeadLetteredItems',
   rejections: 'BoundaryRejections',
   auditFailures: 'AuditWriteFailures',
+  crossingFailures: 'CrossingFailures',
 } as const;
 
 const msgIs = (msg: string) => logs.FilterPattern.stringValue('$.msg', '=', msg);
@@ -278,6 +283,14 @@ export class PlaneAlarms extends Construct {
       metric: planeMetric(PLANE_METRICS.rejections),
       threshold: 0, evaluationPeriods: 1, comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
     });
+    // The usage-meter hands the gateway a metrics window every minute, so a working link acknowledges crossings every
+    // period; failures in three periods in a row mean the link to the hub is down (or the hub refuses).
+    add('LinkCrossingFailures', {
+      alarmName: name('link-crossing-failures'),
+      alarmDescription: 'Crossings to the vendor hub failed or went unacknowledged in each of three 5-minute periods: the link to the hub is down or the hub refuses. Counted from the gateway\'s log.',
+      metric: planeMetric(PLANE_METRICS.crossingFailures),
+      threshold: 0, evaluationPeriods: 3, datapointsToAlarm: 3, comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
     add('AuditWriteFailures', {
       alarmName: name('audit-write-failures'),
       alarmDescription: 'The boundary gateway could not write to its audit chain (batches not sent, or heads not signed). Counted from the gateway\'s log.',
@@ -334,7 +347,7 @@ export function planeDashboard(scope: Construct, id: string, p: { customerId: st
     new cloudwatch.GraphWidget({ title: 'Redis evictions', left: [redis('Evictions')], width: 8 }),
   );
   dashboard.addWidgets(new cloudwatch.GraphWidget({
-    title: 'Dead-lettered items, boundary rejections, audit write failures',
+    title: 'Dead-lettered items, boundary rejections, audit write failures, crossing failures',
     left: Object.values(PLANE_METRICS).map((m) => planeMetric(m)),
     width: 24,
   }));

@@ -49,6 +49,13 @@ describe('capacity: { spot: true, onDemandBase: 1 }', () => {
     }
   });
 
+  test('without alarms settings: the plane\'s topic has no subscription, and every alarm notifies only it', () => {
+    expect(byType(plane, 'AWS::SNS::Subscription')).toHaveLength(0);
+    const alarms = byType(plane, 'AWS::CloudWatch::Alarm');
+    expect(alarms.length).toBeGreaterThan(AGENT_CATALOG.length);
+    for (const a of alarms) expect([a.props.AlarmName, a.props.AlarmActions.length, a.props.OKActions.length]).toEqual([a.props.AlarmName, 1, 1]);
+  });
+
   test('the cluster offers FARGATE and FARGATE_SPOT', () => {
     const assoc = byType(plane, 'AWS::ECS::ClusterCapacityProviderAssociations');
     expect(assoc).toHaveLength(1);

@@ -8,6 +8,7 @@ import { NATS_CLIENT_PORT } from '../../customer-plane/link';
 import {
   connectedToPortScript, COUNTED_LOG_LINES, listeningOnPortCommand, PLANE_METRICS, PLANE_METRICS_NAMESPACE, procNetPort, rdsMaxConnections, rdsMemoryGiB,
 } from '../../customer-plane/operations';
+import { resolveProps } from '../../customer-plane/props';
 import { projectRoot } from '../../lib/app';
 import { allResources, exampleProps, SynthesizedPlane, synthCustomerPlane } from '../synth';
 
@@ -120,7 +121,7 @@ describe('alarms', () => {
   const redisNodes = 1 + (exampleProps().cache?.replicas ?? 1);
 
   test('every alarm notifies the plane\'s topic and the customer\'s, into alarm and back to OK', () => {
-    const expected = 3 + 3 * redisNodes + 3 + AGENT_CATALOG.length + 3;
+    const expected = 3 + 3 * redisNodes + 4 + AGENT_CATALOG.length + 3;
     expect(alarms()).toHaveLength(expected);
     for (const a of alarms()) {
       for (const actions of [a.props.AlarmActions, a.props.OKActions]) {
@@ -167,7 +168,7 @@ describe('alarms', () => {
     }
   });
 
-  test('dead-lettered items, boundary rejections and audit write failures: counted from the workloads\' log lines, any is an alarm', () => {
+  test('dead-lettered items, boundary rejections, audit write failures and failed crossings: counted from the workloads\' log lines, any is an alarm', () => {
     for (const [name, metric] of [['dead-lettered', PLANE_METRICS.deadLettered], ['boundary-rejections', PLANE_METRICS.rejections], ['audit-write-failures', PLANE_METRICS.auditFailures]]) {
       expect(named(name).props).toMatchObject({ Namespace: PLANE_METRICS_NAMESPACE, MetricName: metric, Statistic: 'Sum', Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
     }
@@ -180,17 +181,30 @@ describe('alarms', () => {
       [`{ $.msg = "${COUNTED_LOG_LINES.rejected}" }`, '1'],
       [`{ $.msg = "${COUNTED_LOG_LINES.rejectedSuppressed}" }`, '$.suppressed'],
     ]);
+    expect(counting(PLANE_METRICS.crossingFailures).map((f) => [f.props.FilterPattern, f.props.MetricTransformations[0].MetricValue]).sort()).toEqual([
+      [`{ $.msg = "${COUNTED_LOG_LINES.crossingsUnacknowledged}" }`, '$.messages'],
+      [`{ $.msg = "${COUNTED_LOG_LINES.crossingsRefused}" }`, '$.messages'],
+    ]);
     expect(counting(PLANE_METRICS.auditFailures).map((f) => [f.props.FilterPattern, f.props.MetricTransformations[0].MetricValue]).sort()).toEqual([
       [`{ $.msg = "${COUNTED_LOG_LINES.auditHeadFailed}" }`, '1'],
       [`{ $.msg = "${COUNTED_LOG_LINES.auditIntentsFailed}" }`, '$.messages'],
     ]);
   });
 
+  test('the link being down: crossings failed or unacknowledged in three 5-minute periods in a row', () => {
+    expect(named('link-crossing-failures').props).toMatchObject({
+      Namespace: PLANE_METRICS_NAMESPACE, MetricName: PLANE_METRICS.crossingFailures, Statistic: 'Sum', Period: 300,
+      Threshold: 0, EvaluationPeriods: 3, DatapointsToAlarm: 3, ComparisonOperator: 'GreaterThanThreshold', TreatMissingData: 'notBreaching',
+    });
+  });
+
   test('the counted lines are the ones the sources log (a reworded message would silence its alarm)', () => {
     const source = (f: string) => fs.readFileSync(path.join(projectRoot(), f), 'utf8');
     expect(source('agents/runtime/host.ts')).toContain(`'${COUNTED_LOG_LINES.deadLettered}'`);
     const gateway = source('customer-plane/boundary-gateway/gateway.ts');
-    for (const line of [COUNTED_LOG_LINES.rejected, COUNTED_LOG_LINES.rejectedSuppressed, COUNTED_LOG_LINES.auditIntentsFailed]) expect(gateway).toContain(`'${line}'`);
+    for (const line of [COUNTED_LOG_LINES.rejected, COUNTED_LOG_LINES.rejectedSuppressed, COUNTED_LOG_LINES.auditIntentsFailed, COUNTED_LOG_LINES.crossingsUnacknowledged, COUNTED_LOG_LINES.crossingsRefused]) {
+      expect(gateway).toContain(`'${line}'`);
+    }
     expect(source('customer-plane/boundary-gateway/main.ts')).toContain(`'${COUNTED_LOG_LINES.auditHeadFailed}'`);
   });
 });
@@ -204,5 +218,15 @@ describe('dashboard', () => {
     for (const title of ['Alarms', 'Running tasks by service', 'PostgreSQL CPU and connections', 'PostgreSQL free storage', 'Redis engine CPU', 'Redis evictions']) expect(body).toContain(title);
     expect(body).toContain(`ClusterName=\\\\\\"byoc-${CUSTOMER}\\\\\\"`);
     for (const m of Object.values(PLANE_METRICS)) expect(body).toContain(m);
+  });
+});
+
+describe('alarms settings are validated', () => {
+  test.each([
+    [{ email: 'ops at example.com' }, `Invalid prop 'alarms.email': "ops at example.com" is not an e-mail address. Fix: give the address that receives the alarms`],
+    [{ topicArn: 'customer-pager' }, `Invalid prop 'alarms.topicArn': "customer-pager" is not an SNS topic ARN. Fix: give arn:aws:sns:REGION:ACCOUNT:NAME`],
+    [{ email: 42 }, `Invalid prop 'alarms.email': is not a string`],
+  ])('%j', (alarms, message) => {
+    expect(() => resolveProps({ ...exampleProps(), alarms } as any)).toThrow(message);
   });
 });
