@@ -1,4 +1,4 @@
-import { CONSUMER_DEFAULTS, eventSubscriptionsOf } from '../../lib/nats-config';
+import { CONSUMER_DEFAULTS, eventSubscriptionsOf, INBOX_PREFIX } from '../../lib/nats-config';
 import { STEP_TRIGGERS, StepTrigger } from '../../lib/step-status';
 import { parseSchedule, Schedule, ScheduleError } from './schedule';
 
@@ -21,6 +21,8 @@ export interface RuntimeConfig {
   readonly trigger: StepTrigger;
   /** The `events.*` subjects it consumes through its durables on the events stream (from `BYOC_SUBJECTS`). */
   readonly eventSubjects: string[];
+  /** The inbound boundary kinds it receives from the gateway (`boundary.inbox.<kind>` in `BYOC_SUBJECTS`). */
+  readonly inboxSubjects: string[];
   /** Its schedule (`BYOC_SCHEDULE`, EventBridge cron, UTC): each tick publishes one work item. */
   readonly schedule?: Schedule;
   /** The body of each scheduled work item (`BYOC_SCHEDULE_INPUT`, a JSON object, like a scheduler target's input), with `scheduledAt` added. */
@@ -91,6 +93,7 @@ export function loadConfig(env: Record<string, string | undefined>): RuntimeConf
   return {
     trigger: trigger as StepTrigger,
     eventSubjects: eventSubscriptionsOf(subscribe),
+    inboxSubjects: subscribe.filter((s) => s.startsWith(`${INBOX_PREFIX}.`)),
     schedule,
     scheduleInput: scheduleInput as Record<string, unknown>,
     requestLeaseMs: int('BYOC_REQUEST_LEASE_MS', CONSUMER_DEFAULTS.ackWaitMs, 500, 3600000),

@@ -28,6 +28,8 @@ export interface HostCounters {
   processed: number; duplicates: number; retried: number; deadLettered: number;
   /** Requests answered (first time) and refused (a reply subject outside the customer's inboxes, or in progress elsewhere). */
   requests: number; requestsRefused: number;
+  /** Inbound boundary messages (`boundary.inbox.<kind>`, from the gateway) handled. */
+  inbound: number;
   /** Ticks this task stored on the work queue, and ticks another task had already stored (the stream's duplicate window). */
   ticks: number; tickDuplicates: number;
   stepRecords: number;
@@ -65,13 +67,14 @@ const bytes = (v: void | string | Uint8Array) => (v === undefined ? new Uint8Arr
  * to `events.workflow.status` (except for step records themselves: no record about a record).
  */
 export class RuntimeHost {
-  public readonly counters: HostCounters = { processed: 0, duplicates: 0, retried: 0, deadLettered: 0, requests: 0, requestsRefused: 0, ticks: 0, tickDuplicates: 0, stepRecords: 0 };
+  public readonly counters: HostCounters = { processed: 0, duplicates: 0, retried: 0, deadLettered: 0, requests: 0, requestsRefused: 0, inbound: 0, ticks: 0, tickDuplicates: 0, stepRecords: 0 };
   private readonly consumers: ConsumerMessages[] = [];
   private readonly loops: Promise<void>[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   private js!: JetStreamClient;
   private processedKv!: KV;
   private requests?: Subscription;
+  private readonly inboxes: Subscription[] = [];
   private scheduler?: Scheduler;
   private stopping = false;
   /**
@@ -104,6 +107,15 @@ export class RuntimeHost {
           if (this.stopping) { this.respondError(m, 503, 'the agent is stopping: retry'); continue; }
           await this.track(this.serveRequest(m));
         }
+      }));
+    }
+    // Inbound boundary kinds the agent declared (validated by the gateway, core messages): one task of the
+    // agent handles each, with the request path's idempotency (by content), retries and dead letter.
+    for (const subject of this.config.inboxSubjects) {
+      const sub = this.nc.subscribe(subject, { queue: requestQueueOf(this.config.agent) });
+      this.inboxes.push(sub);
+      this.loops.push(this.guard(async () => {
+        for await (const m of sub) await this.track(this.serveRequest(m, false));
       }));
     }
     if (this.config.schedule) {
@@ -345,40 +357,44 @@ export class RuntimeHost {
   }
 
   /**
-   * One request. Its `Nats-Msg-Id` is its idempotency key: a request already answered gets its recorded
+   * One request (or, with `reply` false, one inbound boundary message: the same guarantees, no reply, its
+   * content as its ID when it has no `Nats-Msg-Id`). Its `Nats-Msg-Id` is its idempotency key: a request already answered gets its recorded
    * reply; one in progress in another task gets a 409 (retry later); one whose task died is taken over once
    * that task's claim has lapsed (`requestLeaseMs`). Failures are retried here with backoff; the last one is
    * dead-lettered and answered with a 500 and the reason.
    */
-  private async serveRequest(m: Msg): Promise<void> {
-    if (!this.replyAllowed(m)) {
+  private async serveRequest(m: Msg, reply = true): Promise<void> {
+    const fail = (code: number, reason: string, item?: WorkItem) => { if (reply) this.respondError(m, code, reason, item); };
+    const trigger: StepTrigger = reply ? 'request' : this.config.trigger;
+    const answer = (data: Uint8Array, h: MsgHdrs) => { if (reply) m.respond(data, { headers: h }); };
+    if (reply && !this.replyAllowed(m)) {
       this.counters.requestsRefused++;
       this.ctx.log.warn({ agent: this.config.agent }, 'request refused: its reply subject is not a customer inbox');
       return;
     }
     const given = m.headers?.get('Nats-Msg-Id');
-    const id = given || `request:${nuid.next()}`;
+    const id = given || (reply ? `request:${nuid.next()}` : `inbox:${sha256(Buffer.from(m.data).toString('base64'))}`);
     const key = sha256(`request:${id}`);
-    const recorded = given ? await this.processedKv.get(key) : null;
+    const recorded = given || !reply ? await this.processedKv.get(key) : null;
     if (recorded && recorded.value.length > 0) {
       this.counters.duplicates++;
       const outcome = JSON.parse(recorded.string()) as { ok: boolean; body?: string; error?: string; workflowId: string; stepId: number };
-      const item = this.requestItem(m, id, key, 0, outcome);
-      if (!outcome.ok) return this.respondError(m, 500, outcome.error ?? 'failed', item);
+      const item = this.requestItem(m, id, key, 0, trigger, outcome);
+      if (!outcome.ok) return fail(500, outcome.error ?? 'failed', item);
       const h = this.headersOf(item, item.stepId);
       h.set(DUPLICATE_HEADER, 'true');
-      m.respond(Buffer.from(outcome.body ?? '', 'base64'), { headers: h });
+      answer(Buffer.from(outcome.body ?? '', 'base64'), h);
       return;
     }
     const claim = await this.claim(key);
     if (!claim) {
       this.counters.requestsRefused++;
-      return this.respondError(m, 409, 'in progress in another task: retry later');
+      return fail(409, 'in progress in another task: retry later');
     }
     const renew = setInterval(() => void claim.renew().catch(() => undefined), Math.max(100, Math.floor(this.config.requestLeaseMs / 3)));
     try {
       let attempts = claim.attempts;
-      const base = this.requestItem(m, id, key, attempts + 1);
+      const base = this.requestItem(m, id, key, attempts + 1, trigger);
       const record = async (outcome: { ok: boolean; body?: string; error?: string }) =>
         this.processedKv.put(key, JSON.stringify({ ...outcome, workflowId: base.workflowId, stepId: base.stepId }));
       if (attempts >= this.config.maxDeliver) {
@@ -387,7 +403,7 @@ export class RuntimeHost {
         await this.deadLetter(a, reason, attempts);
         await record({ ok: false, error: reason });
         await this.stepRecord(a, 'dead-lettered', 504, { startedAt: Date.now(), durationMs: 0, tokensIn: 0, tokensOut: 0 });
-        return this.respondError(m, 504, reason, base);
+        return fail(504, reason, base);
       }
       for (;;) {
         attempts++;
@@ -397,22 +413,23 @@ export class RuntimeHost {
         if (r.ok) {
           await record({ ok: true, body: Buffer.from(r.reply!).toString('base64') });
           await this.stepRecord(a, 'succeeded', 200, r);
-          m.respond(r.reply!, { headers: this.headersOf(a.item, a.item.stepId) });
+          answer(r.reply!, this.headersOf(a.item, a.item.stepId));
           this.counters.processed++;
-          this.counters.requests++;
+          if (reply) this.counters.requests++;
+          else this.counters.inbound++;
           return;
         }
         if (attempts >= this.config.maxDeliver) {
           await this.deadLetter(a, r.reason!, attempts);
           await record({ ok: false, error: r.reason });
           await this.stepRecord(a, 'dead-lettered', 500, r);
-          return this.respondError(m, 500, r.reason!, a.item);
+          return fail(500, r.reason!, a.item);
         }
         this.counters.retried++;
         this.ctx.log.warn({ agent: this.config.agent, id, requestId: a.item.requestId, attempt: attempts, reason: r.reason }, 'request failed, will be retried');
         await this.stepRecord(a, 'retried', 500, r);
         await sleep(this.backoff(attempts));
-        if (this.stopping) return this.respondError(m, 503, 'the agent is stopping: retry', a.item);
+        if (this.stopping && reply) return fail(503, 'the agent is stopping: retry', a.item);
       }
     } finally {
       clearInterval(renew);
@@ -420,9 +437,9 @@ export class RuntimeHost {
     }
   }
 
-  private requestItem(m: Msg, id: string, key: string, attempt: number, recorded?: { workflowId: string; stepId: number }): WorkItem {
+  private requestItem(m: Msg, id: string, key: string, attempt: number, trigger: StepTrigger, recorded?: { workflowId: string; stepId: number }): WorkItem {
     const workflow = recorded ?? this.workflowOf(m.headers, key, Date.now());
-    return { id, subject: m.subject, data: m.data, requestId: m.headers?.get(WORKFLOW_HEADERS.requestId) || id, attempt, trigger: 'request', ...workflow };
+    return { id, subject: m.subject, data: m.data, requestId: m.headers?.get(WORKFLOW_HEADERS.requestId) || id, attempt, trigger, ...workflow };
   }
 
   /**
@@ -485,7 +502,7 @@ export class RuntimeHost {
   public async stop(): Promise<void> {
     this.stopping = true;
     this.scheduler?.stop();
-    await this.requests?.drain().catch(() => undefined);
+    await Promise.all([this.requests, ...this.inboxes].map((sub) => sub?.drain().catch(() => undefined)));
     const inFlight = [...this.inFlight];
     if (inFlight.length > 0) {
       let timer: NodeJS.Timeout | undefined;

@@ -393,6 +393,26 @@ describe('step records', () => {
   });
 });
 
+describe('inbound boundary kinds', () => {
+  test('a control message from the gateway is handled by one task of the agent that declared it, once however often it arrives', async () => {
+    const agent = 'workflow-orchestrator'; // declares boundary.inbox.control
+    const [a, b] = await Promise.all([startRuntime(agent), startRuntime(agent)]);
+    const gateway = await link.gatewayLocal(); // the only source of boundary.inbox.<kind>
+    const body = JSON.stringify({ action: 'pause-workflow', probe: 'inbound-1' });
+    gateway.publish('boundary.inbox.control', body);
+    await gateway.flush();
+    const id = `inbox:${sha256(Buffer.from(body).toString('base64'))}`;
+    await eventually(() => hasResult(agent, id), 10000, 'the control message handled');
+    gateway.publish('boundary.inbox.control', body);
+    await gateway.flush();
+    await sleep(500);
+    const [ca, cb] = [await stopRuntime(a), await stopRuntime(b)];
+    expect(ca.inbound + cb.inbound).toBe(1);
+    expect(ca.duplicates + cb.duplicates).toBeGreaterThanOrEqual(1);
+    expect(a.output() + b.output()).not.toMatch(/result already recorded/);
+  });
+});
+
 describe('leaf permissions per path', () => {
   test('an agent uses only its own event durables, gets events only through them, serves only its own service subject in its queue group, publishes ticks only when scheduled', async () => {
     const reviewer = await link.agent('code-reviewer'); // event agent: events.change.proposed
