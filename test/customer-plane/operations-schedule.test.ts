@@ -1,7 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { App } from 'aws-cdk-lib';
-import { AGENT_CATALOG, AgentTrigger } from '../../agents/catalog';
+import { AGENT_CATALOG, AgentSpec, AgentTrigger, DataStore } from '../../agents/catalog';
+import { MAX_AGENTS_PER_GROUP } from '../../customer-plane/props';
 import { buildCustomerPlaneApp } from '../../bin/customer-plane';
 import { BusinessHours, resolveBusinessHours } from '../../customer-plane/operations';
 import { projectRoot } from '../../lib/app';
@@ -134,4 +135,30 @@ describe('schedule is validated at synth, naming the element and the fix', () =>
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+test(`a full group (${MAX_AGENTS_PER_GROUP} agents) with business hours and Spot stays within CloudFormation's 500 resources per stack`, () => {
+  const catalog: AgentSpec[] = Array.from({ length: MAX_AGENTS_PER_GROUP }, (_, i) => ({
+    ...AGENT_CATALOG[0],
+    name: `agent-${String(i).padStart(3, '0')}`,
+    group: 'full',
+    trigger: AgentTrigger.REQUEST,
+    dataStores: [DataStore.POSTGRES, DataStore.REDIS],
+    secrets: ['llm-primary', 'llm-secondary'],
+    interruptible: true,
+    subjects: { subscribe: [`work.agent-${i}`], publish: ['events.workflow.status'] },
+  }));
+  // Three windows and twelve holidays, every one on a weekday: 6 + 12 to 24 scheduled actions per agent.
+  const holidays = ['2026-01-01', '2026-04-03', '2026-04-06', '2026-05-01', '2026-05-14', '2026-05-25', '2026-10-03', '2026-12-24', '2026-12-25', '2026-12-31', '2027-01-01', '2027-03-26'];
+  const plane = synthCustomerPlane(exampleProps({ catalog, schedule: { ...HOURS, holidays }, capacity: { spot: true } }));
+  const [file, group] = Object.entries(plane.templates).find(([f]) => f.includes('.nested.'))!;
+  // Written without indentation: under CDK's warning at 80 % of CloudFormation's 1 MB (synth would have stopped on it).
+  const bytes = fs.statSync(path.join(plane.outdir, file)).size;
+  expect(bytes).toBeLessThan(800 * 1000);
+  expect(fs.readFileSync(path.join(plane.outdir, file), 'utf8')).not.toContain('\n');
+  const count = (type: string) => Object.values<any>(group.Resources).filter((r) => r.Type === type).length;
+  expect(count('AWS::ApplicationAutoScaling::ScalableTarget')).toBe(MAX_AGENTS_PER_GROUP);
+  expect(count('AWS::CloudWatch::Alarm')).toBe(MAX_AGENTS_PER_GROUP);
+  expect(count('AWS::Logs::MetricFilter')).toBe(MAX_AGENTS_PER_GROUP);
+  expect(Object.keys(group.Resources).length).toBeLessThanOrEqual(500);
 });
