@@ -42,7 +42,7 @@ function spawnRuntime(env: Record<string, string | undefined> = {}): Runtime {
   const child = spawn(process.execPath, [path.join(projectRoot(), 'dist', 'agent-runtime.js')], {
     env: {
       PATH: process.env.PATH, ...moto.env,
-      BYOC_AGENT: AGENT, BYOC_TRIGGER: AGENT_CATALOG.find((a) => a.name === agent)?.trigger ?? 'event', BYOC_CUSTOMER: 'example', NATS_URL: `127.0.0.1:${link.leafPort}`, NATS_INBOX_PREFIX: `_INBOX_example.${agent}`,
+      BYOC_AGENT: AGENT, BYOC_AGENT_IMPL: 'reference', BYOC_TRIGGER: AGENT_CATALOG.find((a) => a.name === agent)?.trigger ?? 'event', BYOC_CUSTOMER: 'example', NATS_URL: `127.0.0.1:${link.leafPort}`, NATS_INBOX_PREFIX: `_INBOX_example.${agent}`,
       NATS_PASSWORD_SECRET_ARN: secretArns[agent] ?? secretArns[AGENT], BYOC_MAX_DELIVER: '3', BYOC_BACKOFF_MS: '50,100', BYOC_STOP_TIMEOUT_MS: '5000',
       ...env,
     } as Record<string, string>,
@@ -170,9 +170,10 @@ describe('work from JetStream', () => {
       await eventually(() => runtime.output().includes('"attempt":1'), 10000, 'the failing item tried');
       runtime.child.kill('SIGTERM');
       expect(await runtime.exited).toBe(0);
-      await eventually(() => received.length > 0, 5000, 'metrics at the collector');
-      expect(received[0]).toMatchObject({ path: '/v1/metrics', type: expect.stringMatching(/application\/json/) });
-      const metrics = received.flatMap((r) => r.body.resourceMetrics.flatMap((rm: any) => rm.scopeMetrics.flatMap((sm: any) => sm.metrics)));
+      await eventually(() => received.some((r) => r.path === '/v1/metrics'), 5000, 'metrics at the collector');
+      expect(received.map((r) => r.path).filter((p) => p !== '/v1/traces').every((p) => p === '/v1/metrics')).toBe(true);
+      expect(received.find((r) => r.path === '/v1/metrics')).toMatchObject({ type: expect.stringMatching(/application\/json/) });
+      const metrics = received.filter((r) => r.path === '/v1/metrics').flatMap((r) => r.body.resourceMetrics.flatMap((rm: any) => rm.scopeMetrics.flatMap((sm: any) => sm.metrics)));
       const { METRIC_ATTRIBUTES, METRIC_NAMES } = await import('../../lib/boundary-contract');
       expect(metrics.length).toBeGreaterThan(0);
       for (const m of metrics) expect(METRIC_NAMES).toContain(m.name);
