@@ -58,6 +58,10 @@ export class CustomerPlane extends Construct {
     const dataRemoval = p.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
     if (p.retainData) declareRetainedData(this, 'retainData: true keeps the database, cache, file system, key, secrets, logs and backups when the stack is deleted.');
     this.requireImagesInStackRegion(p);
+    const topicRegion = p.alarms.topicArn?.split(':')[3];
+    if (topicRegion && !Token.isUnresolved(p.alarms.topicArn) && !Token.isUnresolved(stack.region) && topicRegion !== stack.region) {
+      throw new PropError('alarms.topicArn', `is in ${topicRegion}, but the plane runs in ${stack.region}`, `give a topic in ${stack.region}: CloudWatch alarms notify topics of their own region only`);
+    }
 
     this.key = new kms.Key(this, 'Key', {
       alias: `alias/byoc/${p.customerId}`,

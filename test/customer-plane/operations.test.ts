@@ -9,6 +9,8 @@ import {
   connectedToPortScript, COUNTED_LOG_LINES, listeningOnPortCommand, PLANE_METRICS, PLANE_METRICS_NAMESPACE, procNetPort, rdsMaxConnections, rdsMemoryGiB,
 } from '../../customer-plane/operations';
 import { resolveProps } from '../../customer-plane/props';
+import { CustomerPlaneStack } from '../../customer-plane/stack';
+import { App } from 'aws-cdk-lib';
 import { projectRoot } from '../../lib/app';
 import { allResources, exampleProps, SynthesizedPlane, synthCustomerPlane } from '../synth';
 
@@ -228,5 +230,11 @@ describe('alarms settings are validated', () => {
     [{ email: 42 }, `Invalid prop 'alarms.email': is not a string`],
   ])('%j', (alarms, message) => {
     expect(() => resolveProps({ ...exampleProps(), alarms } as any)).toThrow(message);
+  });
+
+  test('a topic of another region is refused: alarms notify topics of their own region only', () => {
+    const props = exampleProps({ env: { account: '111122223333', region: 'eu-west-1' }, alarms: { topicArn: 'arn:aws:sns:us-east-1:111122223333:pager' } });
+    expect(() => new CustomerPlaneStack(new App(), 'Plane', props))
+      .toThrow(`Invalid prop 'alarms.topicArn': is in us-east-1, but the plane runs in eu-west-1. Fix: give a topic in eu-west-1`);
   });
 });
