@@ -479,29 +479,54 @@ export function resolveBusinessHours(prop: string, hours: BusinessHours): Resolv
   return { timeZone: hours.timeZone, windows, holidays: holidays.sort(), warmUpMinutes };
 }
 
+/** The UTC instant of local midnight starting `date` (`YYYY-MM-DD`) in `timeZone` (daylight saving time followed). */
+export function localMidnightUtc(date: string, timeZone: string): Date {
+  const [y, m, d] = date.split('-').map(Number);
+  const offsetAt = (utcMs: number) => {
+    const parts = Object.fromEntries(new Intl.DateTimeFormat('en-US', {
+      timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+    }).formatToParts(new Date(utcMs)).map((p) => [p.type, p.value]));
+    const local = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute), Number(parts.second));
+    return local - utcMs;
+  };
+  const guess = Date.UTC(y, m - 1, d);
+  let utc = guess - offsetAt(guess);
+  utc = guess - offsetAt(utc);
+  return new Date(utc);
+}
+
+/** The next calendar date after `date` (`YYYY-MM-DD`). */
+function nextDate(date: string): string {
+  const [y, m, d] = date.split('-').map(Number);
+  return new Date(Date.UTC(y, m - 1, d + 1)).toISOString().slice(0, 10);
+}
+
 /**
  * Scales `service` between 0 and 1 task on business hours with Application Auto Scaling scheduled actions (in the
- * schedule's time zone): to one task `warmUpMinutes` before each window opens, to zero when it closes. On a holiday,
- * a one-time action one minute after each warm-up of that day sets it back to zero (a weekly action cannot skip a
- * date): the task ECS began to start is stopped before it serves anything.
+ * schedule's time zone): to one task `warmUpMinutes` before each window opens, to zero when it closes. A weekly
+ * action cannot skip a date, so a window that falls on holidays opens through several actions, each bounded by
+ * StartTime and EndTime (UTC instants of the holidays' local midnights) so that none of them covers a holiday.
  */
 export function scaleOnBusinessHours(service: ecs.FargateService, hours: ResolvedBusinessHours): ecs.ScalableTaskCount {
   const scaling = service.autoScaleTaskCount({ minCapacity: 0, maxCapacity: 1 });
   const timeZone = TimeZone.of(hours.timeZone);
   const cron = (minutes: number, days: Weekday[]) => appscaling.Schedule.cron({ minute: String(minutes % 60), hour: String(Math.floor(minutes / 60)), weekDay: days.join(',') });
   hours.windows.forEach((w, i) => {
-    scaling.scaleOnSchedule(`Open${i}`, { schedule: cron(w.start - hours.warmUpMinutes, w.days), timeZone, minCapacity: 1, maxCapacity: 1 });
+    const open = cron(w.start - hours.warmUpMinutes, w.days);
+    const closed = hours.holidays.filter((h) => {
+      const [y, m, d] = h.split('-').map(Number);
+      return w.days.includes(weekdayOf(y, m, d));
+    });
+    // Open{i} until the first holiday, then one action from the end of each holiday to the start of the next.
+    const bounds = [undefined, ...closed].map((after, k) => ({
+      name: after === undefined ? `Open${i}` : `Open${i}After${after.replace(/-/g, '')}`,
+      startTime: after === undefined ? undefined : localMidnightUtc(nextDate(after), hours.timeZone),
+      endTime: k < closed.length ? localMidnightUtc(closed[k], hours.timeZone) : undefined,
+    }));
+    for (const b of bounds) {
+      scaling.scaleOnSchedule(b.name, { schedule: open, timeZone, minCapacity: 1, maxCapacity: 1, startTime: b.startTime, endTime: b.endTime });
+    }
     scaling.scaleOnSchedule(`Close${i}`, { schedule: cron(w.end, w.days), timeZone, minCapacity: 0, maxCapacity: 0 });
   });
-  for (const date of hours.holidays) {
-    const [y, m, d] = date.split('-').map(Number);
-    hours.windows.forEach((w, i) => {
-      if (!w.days.includes(weekdayOf(y, m, d))) return;
-      const minute = w.start - hours.warmUpMinutes + 1;
-      // Schedule.at writes the Date's UTC fields; the action's time zone makes them local time.
-      const at = new Date(Date.UTC(y, m - 1, d, Math.floor(minute / 60), minute % 60));
-      scaling.scaleOnSchedule(`Holiday${date.replace(/-/g, '')}Window${i}`, { schedule: appscaling.Schedule.at(at), timeZone, minCapacity: 0, maxCapacity: 0 });
-    });
-  }
   return scaling;
 }

@@ -4,7 +4,7 @@ import { App } from 'aws-cdk-lib';
 import { AGENT_CATALOG, AgentSpec, AgentTrigger, DataStore } from '../../agents/catalog';
 import { MAX_AGENTS_PER_GROUP } from '../../customer-plane/props';
 import { buildCustomerPlaneApp } from '../../bin/customer-plane';
-import { BusinessHours, resolveBusinessHours } from '../../customer-plane/operations';
+import { BusinessHours, localMidnightUtc, resolveBusinessHours } from '../../customer-plane/operations';
 import { projectRoot } from '../../lib/app';
 import { PropError } from '../../lib/errors';
 import { allResources, exampleProps, SynthesizedPlane, synthCustomerPlane } from '../synth';
@@ -56,7 +56,8 @@ describe('schedule on the synthesized plane', () => {
 
   test('each window: up to one task warmUpMinutes before it opens, down to zero when it closes, in the schedule\'s time zone', () => {
     const actions = targetOf('planner')!.props.ScheduledActions as any[];
-    const byName = Object.fromEntries(actions.map((a) => [a.ScheduledActionName, a]));
+    // Bounds (StartTime, EndTime) come from holidays: see the next test.
+    const byName = Object.fromEntries(actions.map(({ StartTime: _s, EndTime: _e, ...a }) => [a.ScheduledActionName, a]));
     const expectAction = (name: string, schedule: string, capacity: number) => expect(byName[name]).toEqual({
       ScheduledActionName: name, Schedule: schedule, Timezone: 'Europe/Berlin', ScalableTargetAction: { MinCapacity: capacity, MaxCapacity: capacity },
     });
@@ -68,15 +69,27 @@ describe('schedule on the synthesized plane', () => {
     expectAction('Close2', 'cron(0 13 ? * SAT *)', 0);
   });
 
-  test('holidays: back to zero one minute after each warm-up of that day; a day with no window needs nothing', () => {
+  test('holidays: each window that falls on one opens through actions bounded by the holidays\' local midnights (UTC); a day with no window needs nothing', () => {
     const actions = targetOf('planner')!.props.ScheduledActions as any[];
-    const holiday = actions.filter((a) => a.ScheduledActionName.startsWith('Holiday')).map((a) => [a.ScheduledActionName, a.Schedule, a.Timezone, a.ScalableTargetAction]);
-    expect(holiday).toEqual([
-      ['Holiday20261225Window0', 'at(2026-12-25T07:46:00)', 'Europe/Berlin', { MinCapacity: 0, MaxCapacity: 0 }],
-      ['Holiday20261225Window1', 'at(2026-12-25T13:16:00)', 'Europe/Berlin', { MinCapacity: 0, MaxCapacity: 0 }],
-      ['Holiday20261226Window2', 'at(2026-12-26T08:46:00)', 'Europe/Berlin', { MinCapacity: 0, MaxCapacity: 0 }],
+    const opens = actions.filter((a) => a.ScheduledActionName.startsWith('Open')).map((a) => [a.ScheduledActionName, a.Schedule, a.StartTime, a.EndTime]);
+    // Europe/Berlin in December is UTC+1: local midnight of the 25th is 23:00 UTC on the 24th.
+    expect(opens).toEqual([
+      ['Open0', 'cron(45 7 ? * MON,TUE,WED,THU,FRI *)', undefined, '2026-12-24T23:00:00Z'],
+      ['Open0After20261225', 'cron(45 7 ? * MON,TUE,WED,THU,FRI *)', '2026-12-25T23:00:00Z', undefined],
+      ['Open1', 'cron(15 13 ? * MON,TUE,WED,THU,FRI *)', undefined, '2026-12-24T23:00:00Z'],
+      ['Open1After20261225', 'cron(15 13 ? * MON,TUE,WED,THU,FRI *)', '2026-12-25T23:00:00Z', undefined],
+      ['Open2', 'cron(45 8 ? * SAT *)', undefined, '2026-12-25T23:00:00Z'],
+      ['Open2After20261226', 'cron(45 8 ? * SAT *)', '2026-12-26T23:00:00Z', undefined],
     ]);
+    for (const a of actions.filter((x) => x.ScheduledActionName.startsWith('Open'))) expect(a.ScalableTargetAction).toEqual({ MinCapacity: 1, MaxCapacity: 1 });
     expect(actions).toHaveLength(6 + 3);
+  });
+
+  test('local midnight in UTC follows the zone and its daylight saving time', () => {
+    expect([
+      localMidnightUtc('2026-07-01', 'Europe/Berlin'), localMidnightUtc('2026-03-29', 'Europe/Berlin'), localMidnightUtc('2026-12-25', 'America/New_York'),
+      localMidnightUtc('2026-12-25', 'Asia/Kolkata'), localMidnightUtc('2026-12-25', 'UTC'),
+    ].map((d) => d.toISOString())).toEqual(['2026-06-30T22:00:00.000Z', '2026-03-28T23:00:00.000Z', '2026-12-25T05:00:00.000Z', '2026-12-24T18:30:00.000Z', '2026-12-25T00:00:00.000Z']);
   });
 
   test('the scalable targets use the ECS service-linked role: no role of the plane\'s', () => {
