@@ -14,7 +14,7 @@ import { LLM_PROXY_PORT, llmProxyHost } from '../control-plane/llm-proxy/endpoin
 import { declareNatsConfig, declareNoInternetEgress } from '../lib/byoc-checks';
 import { acknowledgeFinding, cfnOf, limitKeyGrantsToAwsServices } from '../lib/compliance';
 import { PropError } from '../lib/errors';
-import { agentIdentities, leafConfig, secretVariables } from '../lib/nats-config';
+import { agentIdentities, leafConfig, secretVariables, eventSubscriptionsOf } from '../lib/nats-config';
 import { DataStores } from './data-stores';
 import { CONTAINER_USER, HardenedService } from './hardened-service';
 import { Network } from './network';
@@ -273,6 +273,8 @@ export class NarrowLink extends Construct {
         BYOC_AUDIT_LOG: `${AUDIT_DIR}/boundary-audit.log`,
         BYOC_AUDIT_KEY: this.auditKey.keyArn,
         BYOC_AGENTS: JSON.stringify(outbox),
+        // The provisioner (run by the gateway at start) gives each of these a durable consumer per event subject.
+        BYOC_AGENT_EVENTS: JSON.stringify(Object.fromEntries(identities.map((a) => [a.name, eventSubscriptionsOf(a.subscribe)]).filter(([, e]) => e.length > 0))),
       },
       secrets: {
         [vars.gatewayLocal]: ecs.Secret.fromSecretsManager(this.secrets.gatewayLocalPassword),

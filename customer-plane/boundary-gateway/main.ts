@@ -34,9 +34,29 @@ function agentsFrom(json: string): Record<string, string[]> {
   return parsed as Record<string, string[]>;
 }
 
+/** `BYOC_AGENT_EVENTS`: each agent and the `events.*` subjects it consumes (one durable each on the events stream). */
+function eventsFrom(json: string | undefined, agents: Record<string, string[]>): Record<string, string[]> {
+  if (json === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    throw new ConfigError('BYOC_AGENT_EVENTS is not JSON');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError('BYOC_AGENT_EVENTS is not an object of agent name to event subjects');
+  for (const [agent, subjects] of Object.entries(parsed)) {
+    if (!Object.prototype.hasOwnProperty.call(agents, agent)) throw new ConfigError(`BYOC_AGENT_EVENTS: ${JSON.stringify(agent).slice(0, 40)} is not an agent of BYOC_AGENTS`);
+    if (!Array.isArray(subjects) || subjects.some((x) => typeof x !== 'string' || !/^events(\.[a-z0-9-]+)+$/.test(x))) {
+      throw new ConfigError(`BYOC_AGENT_EVENTS: ${agent}'s entry is not a list of events.<...> subjects`);
+    }
+  }
+  return parsed as Record<string, string[]>;
+}
+
 async function main(): Promise<void> {
   const log = pino({ base: { service: 'boundary-gateway' } });
   let agents: Record<string, string[]>;
+  let events: Record<string, string[]> = {};
   let rateScale = 1;
   let maxInFlight = 4096;
   const env = process.env as Record<(typeof REQUIRED)[number], string>;
@@ -45,6 +65,7 @@ async function main(): Promise<void> {
     if (missing.length > 0) throw new ConfigError(`missing ${missing.join(', ')}`);
     if (!CUSTOMER_ID.test(env.BYOC_CUSTOMER)) throw new ConfigError('BYOC_CUSTOMER is not a customer identifier');
     agents = agentsFrom(env.BYOC_AGENTS);
+    events = eventsFrom(process.env.BYOC_AGENT_EVENTS, agents);
     if (process.env.BYOC_RATE_SCALE !== undefined) {
       rateScale = Number(process.env.BYOC_RATE_SCALE);
       if (!(rateScale > 0 && rateScale <= 1e6)) throw new ConfigError('BYOC_RATE_SCALE is not a number from 0 to 1000000');
@@ -68,7 +89,7 @@ async function main(): Promise<void> {
   const base = { servers: env.NATS_URL, maxReconnectAttempts: -1, reconnectTimeWait: 1000 };
   // The agents' streams and consumers exist before the gateway relays anything; the provisioner is then closed.
   const provisioner = await connect({ ...base, user: LEAF_USERS.provisioner, pass: env.BYOC_PROVISIONER_PASSWORD, inboxPrefix: inboxPrefix(customerId, LEAF_USERS.provisioner), name: 'provisioner' });
-  await provisionAgents(provisioner, Object.keys(agents));
+  await provisionAgents(provisioner, Object.keys(agents).map((name) => ({ name, subscribe: events[name] ?? [] })));
   await provisioner.close();
 
   const local = await connect({ ...base, user: LEAF_USERS.gatewayLocal, pass: env.BYOC_GATEWAY_LOCAL_PASSWORD, inboxPrefix: inboxPrefix(customerId, LEAF_USERS.gatewayLocal), name: 'boundary-gateway-local' });

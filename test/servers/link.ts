@@ -124,7 +124,7 @@ export async function startLink(options: LinkOptions): Promise<Link> {
     provisioner,
     provision: async (consumer = {}) => {
       const nc = await provisioner();
-      await provisionAgents(nc, agents.map((a) => a.name), consumer);
+      await provisionAgents(nc, agents.map((a) => ({ name: a.name, subscribe: a.subscribe })), consumer);
     },
     gatewayLocal: () => open(leafPort, LEAF_USERS.gatewayLocal, secrets[vars.gatewayLocal], inboxPrefix(customerId, LEAF_USERS.gatewayLocal)),
     // A single-instance identity: one shared connection while it is open.
