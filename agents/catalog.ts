@@ -10,7 +10,7 @@ import { INBOX_PREFIX, OUTBOX_PREFIX } from '../lib/nats-config';
 
 /** How an agent is started. */
 export enum AgentTrigger {
-  /** Stateless request/response: a caller sends a request on the agent's work subject and waits for the reply. */
+  /** Stateless request/response: a caller sends a request on the agent's service subject (`svc.<name>`) and waits for the reply. */
   REQUEST = 'request',
   /** Event-driven: the agent consumes events published by other agents. */
   EVENT = 'event',

@@ -150,6 +150,8 @@ export interface CostItem {
 
 /** Resource types that cost nothing by themselves (or are priced through another resource). */
 const FREE_TYPES = new Set([
+  // Configuration without an hourly or monthly charge of its own (a metric filter's custom metrics are priced with the alarms).
+  'AWS::Logs::MetricFilter', 'AWS::ECS::ClusterCapacityProviderAssociations',
   'AWS::CDK::Metadata', 'AWS::CloudFormation::Stack', 'AWS::IAM::Role', 'AWS::IAM::ManagedPolicy', 'AWS::IAM::Policy', 'AWS::IAM::InstanceProfile',
   'AWS::EC2::VPC', 'AWS::EC2::Subnet', 'AWS::EC2::RouteTable', 'AWS::EC2::SubnetRouteTableAssociation', 'AWS::EC2::Route', 'AWS::EC2::InternetGateway',
   'AWS::EC2::VPCGatewayAttachment', 'AWS::EC2::SecurityGroup', 'AWS::EC2::SecurityGroupIngress', 'AWS::EC2::SecurityGroupEgress',

@@ -101,7 +101,7 @@ describe('IAM: least privilege', () => {
     }
   });
 
-  test('the only `Resource: *` are actions with no resource-level permissions: ecr:GetAuthorizationToken, and the deploy-time function\'s EC2 Describe calls', () => {
+  test('the only `Resource: *` are actions with no resource-level permissions: ecr:GetAuthorizationToken, the deploy-time function\'s EC2 Describe calls, the collector\'s xray:PutTraceSegments', () => {
     const starred = new Set<string>();
     const describe = ['ec2:DescribeManagedPrefixLists', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSecurityGroups', 'ec2:DescribeSubnets'];
     for (const { id, doc } of policies()) {
@@ -110,13 +110,16 @@ describe('IAM: least privilege', () => {
         const actions = [st.Action].flat();
         if (actions.includes('ec2:DescribeManagedPrefixLists')) {
           expect({ id, actions }).toEqual({ id: expect.stringMatching(/^PlaneNetworkDeployTimeRolePermissions/), actions: describe });
+        } else if (actions.includes('xray:PutTraceSegments')) {
+          // X-Ray has no resource type for it; only the collector's task role has it.
+          expect({ id, actions }).toEqual({ id: expect.stringMatching(/^PlaneCollectorTaskRole/), actions: ['xray:PutTraceSegments'] });
         } else {
           expect(actions).toEqual(['ecr:GetAuthorizationToken']);
         }
         actions.forEach((a: string) => starred.add(a));
       }
     }
-    expect([...starred].sort()).toEqual([...describe, 'ecr:GetAuthorizationToken']);
+    expect([...starred].sort()).toEqual([...describe, 'ecr:GetAuthorizationToken', 'xray:PutTraceSegments']);
   });
 
   test('no plane-owned IAM entity is an inline policy: permissions live in one managed policy per role', () => {

@@ -17,7 +17,7 @@ describe('bring-your-own-VPC', () => {
     expect(types).not.toContain('AWS::EC2::VPC');
     expect(types).not.toContain('AWS::EC2::Subnet');
     plane.root.hasResourceProperties('AWS::EC2::FlowLog', { ResourceId: existingVpc.vpcId });
-    plane.root.resourceCountIs('AWS::EC2::VPCEndpoint', 8); // 6 interface, the S3 gateway, the vendor hub's
+    plane.root.resourceCountIs('AWS::EC2::VPCEndpoint', 9); // 7 interface, the S3 gateway, the vendor hub's
     plane.root.hasResourceProperties('AWS::RDS::DBSubnetGroup', { SubnetIds: existingVpc.privateSubnetIds });
     plane.root.hasResourceProperties('AWS::EC2::SecurityGroupEgress', { DestinationPrefixListId: 'pl-6da54004', FromPort: 443, ToPort: 443 });
     const anywhere = allResources(plane.templates).flatMap((r) => r.type === 'AWS::EC2::SecurityGroup' ? r.props.SecurityGroupEgress ?? [] : [])
