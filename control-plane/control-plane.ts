@@ -86,6 +86,9 @@ export class ControlPlane extends Construct {
       encryption: ecr.RepositoryEncryption.KMS,
       encryptionKey: this.imageKey,
       removalPolicy: releaseRemoval,
+      // Without retainReleases the repository goes with the stack: CloudFormation deletes its images first
+      // (a repository holding images cannot be deleted otherwise).
+      emptyOnDelete: !p.retainReleases,
       lifecycleRules: imageLifecycleRules(),
     });
     this.repositories = IMAGE_REPOSITORIES.map((name) => {
