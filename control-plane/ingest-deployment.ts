@@ -6,6 +6,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { acknowledgeFinding, cfnOf, limitKeyGrantsToAwsServices } from '../lib/compliance';
+import { declareRetainedData } from '../lib/byoc-checks';
 import { PropError } from '../lib/errors';
 import { allowLogsOfThisAccount } from '../lib/iam';
 import { HardenedService } from '../customer-plane/hardened-service';
@@ -114,6 +115,7 @@ export class IngestDeployment extends Construct {
     const namespace = hub.cluster.defaultCloudMapNamespace;
     if (!namespace) throw new PropError('hub', 'has no Cloud Map namespace: its nodes have no names', 'give the NatsHub of the control plane (its cluster names the nodes node-N.<host>)');
     const removalPolicy = props.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    if (props.retainData) declareRetainedData(this, 'retainData: true keeps the ingest tables, their key, the backup vault and the service\'s logs on cdk destroy.');
 
     this.key = new kms.Key(this, 'Key', {
       description: 'BYOC vendor ingest: its DynamoDB tables, their backups and its logs',

@@ -9,6 +9,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { HardenedService } from '../customer-plane/hardened-service';
 import { acknowledgeFinding, cfnOf, limitKeyGrantsToAwsServices } from '../lib/compliance';
+import { declareEgress, declareRetainedData } from '../lib/byoc-checks';
 import { PropError } from '../lib/errors';
 import { accountOnlyInterfaceEndpoints, HTTPS_PORT, s3GatewayEndpoint } from '../lib/network';
 import { NatsHub } from './hub';
@@ -148,6 +149,9 @@ export class LlmProxy extends Construct {
     const { hub } = props;
     const removalPolicy = props.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
     this.validate(props);
+    // Declared here, where they are chosen, so the kit's own checks (ByocChecks) accept the construct wherever it is used.
+    declareEgress(this, 'egress is nat: the proxy reaches the LLM providers through its own internet and NAT gateways.');
+    if (props.retainData) declareRetainedData(this, 'retainData: true keeps the proxy\'s limits table, its key, the token signing key and the service\'s logs on cdk destroy.');
     const vpc = hub.network.vpc;
     this.audience = llmProxyAudience(props.host);
     this.url = `https://${llmProxyHost(props.host)}`;
