@@ -36,13 +36,13 @@ test('an acknowledgement is recorded and reaches the resource as CDK validation 
   expect(JSON.stringify(meta?.data)).toContain('AwsSolutions-SQS3');
 });
 
-test('every app loads the feature flags of cdk.json, the four nag packs and the Control Tower controls', () => {
+test('every app loads the feature flags of cdk.json, the four nag packs, the kit\'s own ByocChecks and the Control Tower controls', () => {
   const flags = cdkJsonContext();
   expect(Object.keys(flags).length).toBeGreaterThan(50);
   const app = createApp();
   for (const [key, value] of Object.entries(flags)) expect(app.node.tryGetContext(key)).toEqual(value);
   const plugins = (app as any)._validationPlugins.map((p: any) => p.name).sort();
-  expect(plugins).toEqual(['AwsSolutions', 'HIPAA.Security', 'NIST.800.53.R5', 'PCI.DSS.321', CONTROL_TOWER_PLUGIN].sort());
+  expect(plugins).toEqual(['AwsSolutions', 'Byoc', 'HIPAA.Security', 'NIST.800.53.R5', 'PCI.DSS.321', CONTROL_TOWER_PLUGIN].sort());
 });
 
 // Control Tower proactive controls ------------------------------------------------------------------
