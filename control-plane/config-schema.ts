@@ -1,6 +1,7 @@
 import { ErrorObject } from 'ajv';
 import { AWS_REGIONS, bool, int, list, LOG_RETENTION_DAYS, obj, SettingSchema, schemaValidator, settingSchemaError, str } from '../lib/config-schema';
 import { PropError } from '../lib/errors';
+import { DEPLOYMENT_MODES } from './ingest/settings';
 import { HUB_NODE_COUNTS } from './props';
 
 /**
@@ -42,6 +43,7 @@ export function controlPlaneConfigSchema(): SettingSchema {
       str('An IAM role or user ARN.', undefined, 'give arn:aws:iam::ACCOUNT:role/NAME or arn:aws:iam::ACCOUNT:user/NAME'), 1, undefined,
       'give a list of IAM role or user ARNs of the vendor\'s account, each once, or leave it out'),
     retainData: bool('Keep the hub\'s data, keys, secrets and logs when the stack is deleted.'),
+    deploymentMode: { type: 'string', enum: [...DEPLOYMENT_MODES], description: 'What the ingest tables keep: byoc (everything), trial (14 days, deleted at 22) or starter (90-day window, 30-day grace).', fix: 'use "byoc", "trial" or "starter"' },
     logRetentionDays: { type: 'integer', enum: LOG_RETENTION_DAYS, description: 'Retention of every log group, days (never infinite).', fix: `use one of CloudWatch Logs' retention periods: ${LOG_RETENTION_DAYS.join(', ')}` },
     hub: obj('The NATS hub customers\' leaf nodes connect to.', {
       image: str('The nats-server image (-alpine), pinned by digest, ARM64.', undefined, imageFix),

@@ -4,6 +4,7 @@ import { settingError } from '../lib/errors';
 import { controlPlaneConfigErrors, controlPlaneSchemaError } from './config-schema';
 import { BundleRegistryProps, HubTlsProps, NatsHubProps, VendorServicesProps } from './props';
 import { ControlPlaneStackProps } from './stack';
+import type { DeploymentMode } from './ingest/settings';
 
 /**
  * The control plane's settings as the vendor keeps them (JSON), turned into stack props. Validated against
@@ -21,6 +22,7 @@ export interface ControlPlaneConfig {
   readonly bundleRegistry?: BundleRegistryProps;
   readonly releaseSigners?: string[];
   readonly retainData?: boolean;
+  readonly deploymentMode?: DeploymentMode;
   /** Days, one of CloudWatch Logs' retention values (never infinite). */
   readonly logRetentionDays?: number;
   readonly hub?: HubConfig;

@@ -149,6 +149,7 @@ export class ControlPlane extends Construct {
           image,
           refreshInterval: ingestRefreshSeconds === undefined ? undefined : Duration.seconds(ingestRefreshSeconds),
           retainData: p.retainData,
+          deploymentMode: p.deploymentMode,
           logRetention: p.logRetention,
         });
         if (llmProxy) {

@@ -14,7 +14,7 @@ import { HUB_PORTS, hubNodeName } from './hub-config';
 import { NatsHub } from './hub';
 import {
   CUSTOMER_SECRET_PREFIX, healthCheckCommand, INGEST_DEFAULTS, INGEST_ENTRY_POINT, INGEST_ENV, INGEST_SECRET, IngestTables, TABLE_ACTIONS,
-  TABLE_ENV, TABLE_KEYS,
+  TABLE_ENV, TABLE_KEYS, DEPLOYMENT_MODES, DeploymentMode, RETENTION, RETENTION_ACTIONS, SWEPT_TABLES, TTL_ATTRIBUTE,
 } from './ingest/settings';
 
 /** Fargate sizes the ingest service accepts: CPU units to the memory (MiB) each allows. */
@@ -50,6 +50,13 @@ export interface IngestDeploymentProps {
    * daily and monthly recovery points in a retained backup vault (`byoc-ingest`) besides point-in-time recovery.
    */
   readonly retainData: boolean;
+  /**
+   * What the tables keep and for how long (`RETENTION` in `ingest/settings.ts`): `byoc` keeps everything (the
+   * vendor's own policies); `trial` and `starter` turn on the tables' TTL (`expiresAt`, written by the store) and
+   * the service's retention sweep (soft and hard deletes), with the permissions it needs.
+   * @default 'byoc'
+   */
+  readonly deploymentMode?: DeploymentMode;
   /** Retention of the service's log group. */
   readonly logRetention: logs.RetentionDays;
   /**
@@ -114,6 +121,9 @@ export class IngestDeployment extends Construct {
     if (!INGEST_SIZES[cpu].includes(memoryMiB)) throw new PropError('memoryMiB', `${memoryMiB} MiB is not a Fargate size with cpu ${cpu}`, `use one of ${INGEST_SIZES[cpu].join(', ')}`);
     const namespace = hub.cluster.defaultCloudMapNamespace;
     if (!namespace) throw new PropError('hub', 'has no Cloud Map namespace: its nodes have no names', 'give the NatsHub of the control plane (its cluster names the nodes node-N.<host>)');
+    const mode = props.deploymentMode ?? 'byoc';
+    if (!DEPLOYMENT_MODES.includes(mode)) throw new PropError('deploymentMode', `"${mode}" is not a deployment mode`, `use one of ${DEPLOYMENT_MODES.join(', ')}`);
+    const retention = RETENTION[mode];
     const removalPolicy = props.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
     if (props.retainData) declareRetainedData(this, 'retainData: true keeps the ingest tables, their key, the backup vault and the service\'s logs on cdk destroy.');
 
@@ -137,6 +147,8 @@ export class IngestDeployment extends Construct {
         pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
         deletionProtection: props.retainData,
         removalPolicy,
+        // DynamoDB deletes an item once its expiresAt (epoch seconds) is past, in the modes that write one.
+        timeToLiveAttribute: retention.ttlDays !== undefined && role !== 'learningPool' ? TTL_ATTRIBUTE : undefined,
       });
     }
     this.tables = tables;
@@ -191,6 +203,7 @@ export class IngestDeployment extends Construct {
         [INGEST_ENV.refreshSeconds]: String(refreshSeconds),
         [INGEST_ENV.dynamoDbEndpoint]: `https://${dynamoDbHost}`,
         [INGEST_ENV.healthPort]: String(INGEST_DEFAULTS.healthPort),
+        [INGEST_ENV.deploymentMode]: mode,
         ...Object.fromEntries((Object.keys(tables) as (keyof IngestTables)[]).map((role) => [TABLE_ENV[role], tables[role].tableName])),
       },
       desiredCount,
@@ -222,6 +235,10 @@ export class IngestDeployment extends Construct {
       for (const action of actions) byAction.set(action, [...(byAction.get(action) ?? []), tables[tableRole].tableArn]);
     }
     for (const [action, arns] of byAction) role.grantActions([action], arns);
+    if (mode !== 'byoc') {
+      // The retention sweep of the vendor-hosted modes: reads the customer-keyed tables, marks and deletes their items.
+      role.grantActions([...RETENTION_ACTIONS], SWEPT_TABLES.map((t) => tables[t].tableArn));
+    }
     // Lets DynamoDB use the tables' key on the service's behalf (kms:ViaService), never the service itself.
     role.grantActions(['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'], [this.key.keyArn], {
       StringEquals: { 'kms:ViaService': `dynamodb.${Aws.REGION}.amazonaws.com` },

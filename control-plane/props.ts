@@ -5,6 +5,7 @@ import { decode } from '@nats-io/jwt';
 import { PropError } from '../lib/errors';
 import { parseImageRef } from '../customer-plane/props';
 import type { LlmProviderProps, LlmProxyEgress } from './llm-proxy';
+import { DEPLOYMENT_MODES, DeploymentMode } from './ingest/settings';
 
 /** How the hub's nodes prove who they are: their certificate and key, and the vendor's CA. */
 export interface HubTlsProps {
@@ -259,6 +260,15 @@ export interface ControlPlaneProps {
   readonly retainData?: boolean;
 
   /**
+   * How the vendor runs this control plane, which sets what the ingest tables keep (`RETENTION` in
+   * `ingest/settings.ts`): `byoc` keeps everything (the vendor's own policies: log retention, backups);
+   * `trial`: items are marked deleted at 14 days and deleted at 22; `starter`: a 90-day rolling window, the
+   * rejection records (audit metadata) kept, 30 days of grace after a cancellation.
+   * @default 'byoc'
+   */
+  readonly deploymentMode?: DeploymentMode;
+
+  /**
    * Retention of every log group of the control plane.
    * @default logs.RetentionDays.ONE_YEAR
    */
@@ -290,6 +300,7 @@ export interface ResolvedControlPlaneProps {
   /** Empty: the vendor account's principals, with MFA. */
   readonly releaseSigners: readonly string[];
   readonly retainData: boolean;
+  readonly deploymentMode: DeploymentMode;
   readonly logRetention: logs.RetentionDays;
 }
 
@@ -517,6 +528,14 @@ function checkServices(services: VendorServicesProps, hub: boolean): VendorServi
   return services;
 }
 
+function checkDeploymentMode(mode: DeploymentMode | undefined): DeploymentMode {
+  if (mode === undefined) return 'byoc';
+  if (!DEPLOYMENT_MODES.includes(mode)) {
+    throw new PropError('deploymentMode', `${JSON.stringify(mode)} is not a deployment mode`, `use one of ${DEPLOYMENT_MODES.join(', ')} (byoc keeps the vendor's own policies)`);
+  }
+  return mode;
+}
+
 export function resolveControlPlaneProps(props: ControlPlaneProps): ResolvedControlPlaneProps {
   const customerAccounts = props.customerAccounts ?? [];
   checkCustomerAccounts(customerAccounts);
@@ -529,6 +548,7 @@ export function resolveControlPlaneProps(props: ControlPlaneProps): ResolvedCont
     bundleRegistry: resolveBundleRegistry(props.bundleRegistry),
     releaseSigners: [...(props.releaseSigners ?? [])],
     retainData: props.retainData ?? true,
+    deploymentMode: checkDeploymentMode(props.deploymentMode),
     logRetention: props.logRetention ?? logs.RetentionDays.ONE_YEAR,
   };
 }

@@ -25,9 +25,10 @@ import pino from 'pino';
 import { Registry, RegistryReader } from './registry';
 import { ConsumerState, IngestService, ReconcileReport } from './service';
 import {
-  CUSTOMER_SECRET_PREFIX, HEALTH_PATH, INGEST_DEFAULTS, INGEST_ENV, IngestTables, TABLE_ENV,
+  CUSTOMER_SECRET_PREFIX, DEPLOYMENT_MODES, DeploymentMode, HEALTH_PATH, INGEST_DEFAULTS, INGEST_ENV, IngestTables, TABLE_ENV,
 } from './settings';
 import { IngestStore } from './store';
+import { sweepRetention } from './retention';
 import { LearningPoolPublisher } from './pool';
 
 class ConfigError extends Error {}
@@ -43,6 +44,9 @@ interface IngestConfig {
   readonly poolPublishMs: number;
   readonly dynamoDbEndpoint?: string;
   readonly healthPort: number;
+  readonly mode: DeploymentMode;
+  /** Milliseconds between two retention sweeps (modes other than byoc). */
+  readonly sweepMs: number;
 }
 
 const HUB_URL = /^(nats|tls):\/\/([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/;
@@ -76,7 +80,11 @@ function readConfig(env: NodeJS.ProcessEnv): IngestConfig {
   if (!/^[A-Za-z0-9/_+=.@-]+\/$/.test(prefix)) throw new ConfigError(`${INGEST_ENV.registryPrefix} is not a secret name prefix ending in /`);
   const poolSeconds = Number(env[INGEST_ENV.poolPublishSeconds] ?? INGEST_DEFAULTS.poolPublishSeconds);
   if (!(poolSeconds >= 1 && poolSeconds <= 86400)) throw new ConfigError(`${INGEST_ENV.poolPublishSeconds} is not a number of seconds from 1 to 86400`);
-  return { servers, tlsCa, tables, region, prefix, refreshMs: refreshSeconds * 1000, dynamoDbEndpoint: endpoint, healthPort, poolPublishMs: poolSeconds * 1000 };
+  const mode = (env[INGEST_ENV.deploymentMode] || 'byoc') as DeploymentMode;
+  if (!DEPLOYMENT_MODES.includes(mode)) throw new ConfigError(`${INGEST_ENV.deploymentMode} is not one of ${DEPLOYMENT_MODES.join(', ')}`);
+  const sweepSeconds = Number(env[INGEST_ENV.retentionSweepSeconds] ?? INGEST_DEFAULTS.retentionSweepSeconds);
+  if (!(sweepSeconds >= 60 && sweepSeconds <= 86400)) throw new ConfigError(`${INGEST_ENV.retentionSweepSeconds} is not a number of seconds from 60 to 86400`);
+  return { servers, tlsCa, tables, region, prefix, refreshMs: refreshSeconds * 1000, dynamoDbEndpoint: endpoint, healthPort, poolPublishMs: poolSeconds * 1000, mode, sweepMs: sweepSeconds * 1000 };
 }
 
 const short = (e: unknown) => ((e as Error)?.message ?? String(e)).slice(0, 300);
@@ -98,7 +106,7 @@ async function main(): Promise<void> {
   const service = new IngestService({
     servers: config.servers,
     tlsCa: config.tlsCa,
-    store: new IngestStore(ddb, config.tables),
+    store: new IngestStore(ddb, config.tables, config.mode),
     onError: (customerId, error) => log.error({ customer: customerId, error: short(error) }, 'message not stored; the hub redelivers it'),
   });
 
@@ -183,6 +191,19 @@ async function main(): Promise<void> {
     }, config.poolPublishMs);
   };
 
+  // The retention sweep of the vendor-hosted modes (retention.ts). Cancellation times are not in the registry yet,
+  // so only the age rules run here.
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let sweepInFlight: Promise<void> = Promise.resolve();
+  const scheduleSweep = () => {
+    if (stopping || config.mode === 'byoc') return;
+    sweepTimer = setTimeout(() => {
+      sweepInFlight = sweepRetention(ddb, config.tables, config.mode, Date.now())
+        .then((r) => log.info({ retention: r, mode: config.mode }, 'retention swept'))
+        .catch((e) => log.error({ error: short(e) }, 'retention not swept')).finally(scheduleSweep);
+    }, config.sweepMs);
+  };
+
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -194,7 +215,9 @@ async function main(): Promise<void> {
     deadline.unref();
     clearTimeout(timer);
     clearTimeout(poolTimer);
+    clearTimeout(sweepTimer);
     pool.stop();
+    await sweepInFlight.catch(() => undefined);
     await inFlight.catch(() => undefined);
     await poolInFlight.catch(() => undefined);
     await service.stop();
@@ -214,6 +237,7 @@ async function main(): Promise<void> {
   log.info({ customers: Object.keys(service.states()).length, healthPort: config.healthPort, refreshSeconds: config.refreshMs / 1000 }, 'ready');
   schedule();
   schedulePool();
+  scheduleSweep();
 }
 
 main().catch((e) => {

@@ -66,6 +66,10 @@ export const INGEST_ENV = {
   dynamoDbEndpoint: 'BYOC_INGEST_DYNAMODB_ENDPOINT',
   /** The loopback port of the health endpoint. Default: `INGEST_DEFAULTS.healthPort`. */
   healthPort: 'BYOC_INGEST_HEALTH_PORT',
+  /** The deployment mode (`DEPLOYMENT_MODES`): what `RETENTION` keeps and for how long. Default: `byoc`. */
+  deploymentMode: 'BYOC_INGEST_DEPLOYMENT_MODE',
+  /** Seconds between two retention sweeps (`retention.ts`), in the modes that have one. Default: `INGEST_DEFAULTS.retentionSweepSeconds`. */
+  retentionSweepSeconds: 'BYOC_INGEST_RETENTION_SWEEP_SECONDS',
   /** Seconds between two publications of the learning pool to every active customer (60 to 86400). Default: `INGEST_DEFAULTS.poolPublishSeconds`. */
   poolPublishSeconds: 'BYOC_INGEST_POOL_PUBLISH_SECONDS',
 } as const;
@@ -79,7 +83,45 @@ export const TABLE_ENV: Record<keyof IngestTables, string> = {
   rejections: 'BYOC_INGEST_TABLE_REJECTIONS',
 };
 
-export const INGEST_DEFAULTS = { refreshSeconds: 60, healthPort: 8081, poolPublishSeconds: 3600 } as const;
+export const INGEST_DEFAULTS = { refreshSeconds: 60, healthPort: 8081, poolPublishSeconds: 3600, retentionSweepSeconds: 3600 } as const;
+
+/** How the control plane is run: `byoc` (the vendor's own policies), or a vendor-hosted mode with fixed retention. */
+export const DEPLOYMENT_MODES = ['byoc', 'trial', 'starter'] as const;
+export type DeploymentMode = typeof DEPLOYMENT_MODES[number];
+
+/** The item attribute DynamoDB's TTL deletes by (epoch seconds), in the modes that set one. */
+export const TTL_ATTRIBUTE = 'expiresAt';
+/** The item attribute a soft delete sets (epoch ms): the item is no longer served and goes at the hard delete. */
+export const SOFT_DELETED_ATTRIBUTE = 'deletedAt';
+
+/**
+ * What each mode keeps of the customer-keyed tables (usage, metrics, workflow, rejections); the learning pool
+ * carries no customer identifier and is not governed by a mode.
+ *
+ * - `softDeleteDays`: an item this old (by the time it was stored) is marked deleted by the sweep.
+ * - `ttlDays`: the TTL written with each item (DynamoDB deletes it after, usually within days); the sweep deletes
+ *   what is overdue, so the bound holds without waiting for TTL.
+ * - `auditKept`: the rejections table (audit metadata: what was refused and why) gets no TTL.
+ * - `cancellationGraceDays`: a cancelled customer's items are marked deleted at once and deleted this many days
+ *   after the cancellation (audit metadata too, unless `auditKept`).
+ */
+export interface RetentionRule {
+  readonly softDeleteDays?: number;
+  readonly ttlDays?: number;
+  readonly auditKept: boolean;
+  readonly cancellationGraceDays?: number;
+}
+
+/** The customer-keyed tables the retention sweep (`retention.ts`) walks. */
+export const SWEPT_TABLES = ['usage', 'metrics', 'workflow', 'rejections'] as const satisfies readonly (keyof IngestTables)[];
+/** The DynamoDB actions the sweep needs on each swept table (granted only in the modes that sweep). */
+export const RETENTION_ACTIONS = ['dynamodb:Scan', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'] as const;
+
+export const RETENTION: Record<DeploymentMode, RetentionRule> = {
+  byoc: { auditKept: true },
+  trial: { softDeleteDays: 14, ttlDays: 22, auditKept: false, cancellationGraceDays: 8 },
+  starter: { ttlDays: 90, auditKept: true, cancellationGraceDays: 30 },
+};
 
 /** The bundle's file name in `dist/control-plane/` (scripts/postbuild.js) and in the image's `/app/`. */
 export const INGEST_BUNDLE = 'byoc-ingest.js';

@@ -5,7 +5,8 @@ import {
 import { MessageKind } from '../../lib/boundary-contract';
 import { ContractValue } from '../../lib/contract-validator';
 import { IngestRejectionReason, sha256Hex } from './check';
-import { IngestTables, TABLE_KEYS } from './settings';
+import { expiresAt } from './retention';
+import { DeploymentMode, IngestTables, TABLE_KEYS, TTL_ATTRIBUTE } from './settings';
 
 /**
  * Where the ingest service keeps what crossed, in DynamoDB (the tables and their keys: `IngestTables` in
@@ -53,7 +54,14 @@ const N = (n: number): AttributeValue => ({ N: String(n) });
 const pad = (n: number, width: number) => String(n).padStart(width, '0');
 
 export class IngestStore {
-  constructor(private readonly client: DynamoDBClient, private readonly tables: IngestTables) {}
+  /** `mode` sets the TTL each item is written with (`RETENTION` in `settings.ts`; none in `byoc`). */
+  constructor(private readonly client: DynamoDBClient, private readonly tables: IngestTables, private readonly mode: DeploymentMode = 'byoc') {}
+
+  /** The TTL attribute of an item of table `role` stored at `storedAtMs`, when the mode has one. */
+  private ttl(role: keyof IngestTables, storedAtMs: number): Record<string, AttributeValue> {
+    const at = expiresAt(this.mode, role, storedAtMs);
+    return at === undefined ? {} : { [TTL_ATTRIBUTE]: N(at) };
+  }
 
   /** Stores an accepted crossing. Resolves once DynamoDB has it; throws otherwise (the caller does not acknowledge). */
   public async store(kind: MessageKind, value: ContractValue, canonical: Buffer, from: Provenance): Promise<void> {
@@ -81,7 +89,7 @@ export class IngestStore {
           periodStart: N(v.periodStart as number), periodEnd: N(v.periodEnd as number), agent: S(v.agent as string),
           invocations: N(v.invocations as number), computeSeconds: N(v.computeSeconds as number),
           llmTokensIn: N(v.llmTokensIn as number), llmTokensOut: N(v.llmTokensOut as number),
-          streamSeq: N(from.streamSeq), storedAt: N(from.storedAtMs),
+          streamSeq: N(from.streamSeq), storedAt: N(from.storedAtMs), ...this.ttl('usage', from.storedAtMs),
         },
         ConditionExpression: 'attribute_not_exists(customerId) OR streamSeq <= :seq',
         ExpressionAttributeValues: { ':seq': N(from.streamSeq) },
@@ -103,7 +111,7 @@ export class IngestStore {
         series: S(series), point: S(point), customerId: S(from.customerId), agent: S(p.agent), metric: S(p.metric),
         windowStart: N(v.windowStart as number), windowEnd: N(v.windowEnd as number), value: N(p.value),
         ...(p.statusCode !== undefined ? { statusCode: N(p.statusCode) } : {}), ...(p.trigger !== undefined ? { trigger: S(p.trigger) } : {}),
-        streamSeq: N(from.streamSeq),
+        streamSeq: N(from.streamSeq), storedAt: N(from.storedAtMs), ...this.ttl('metrics', from.storedAtMs),
       } } });
     }
     await this.batchWrite(this.tables.metrics, [...byKey.values()]);
@@ -116,6 +124,7 @@ export class IngestStore {
       event: S(`${v.workflowId as string}#${pad(v.startedAt as number, 13)}#${sha256Hex(canonical).slice(0, 32)}`),
       workflowId: S(v.workflowId as string), status: S(v.status as string), statusCode: N(v.statusCode as number),
       startedAt: N(v.startedAt as number), durationMs: N(v.durationMs as number), streamSeq: N(from.streamSeq), storedAt: N(from.storedAtMs),
+      ...this.ttl('workflow', from.storedAtMs),
     };
     if (v.agent !== undefined) item.agent = S(v.agent as string);
     if (v.stepId !== undefined) item.stepId = N(v.stepId as number);
@@ -143,6 +152,7 @@ export class IngestStore {
    * stored nor counted twice. Returns false when it was already recorded.
    */
   public async reject(r: RejectionRecord, from: Provenance): Promise<boolean> {
+    const counterTtl = expiresAt(this.mode, 'rejections', from.storedAtMs);
     try {
       await this.client.send(new TransactWriteItemsCommand({
         TransactItems: [
@@ -151,16 +161,18 @@ export class IngestStore {
             Item: {
               customerId: S(from.customerId), entry: S(`seq#${pad(from.streamSeq, 20)}`),
               kind: S(r.kind), subject: S(r.subject), size: N(r.size), sha256: S(r.sha256), reason: S(r.reason), detail: S(r.detail),
-              streamSeq: N(from.streamSeq), storedAt: N(from.storedAtMs),
+              streamSeq: N(from.streamSeq), storedAt: N(from.storedAtMs), ...this.ttl('rejections', from.storedAtMs),
             },
             ConditionExpression: 'attribute_not_exists(entry)',
           } },
           { Update: {
             TableName: this.tables.rejections,
             Key: { customerId: S(from.customerId), entry: S(`count#${r.reason}`) },
-            UpdateExpression: 'ADD #n :one',
-            ExpressionAttributeNames: { '#n': 'count' },
-            ExpressionAttributeValues: { ':one': N(1) },
+            // With a TTL, the counter lives as long as its latest rejection.
+            ...(counterTtl === undefined
+              ? { UpdateExpression: 'ADD #n :one', ExpressionAttributeNames: { '#n': 'count' }, ExpressionAttributeValues: { ':one': N(1) } }
+              : { UpdateExpression: 'ADD #n :one SET #t = :ttl', ExpressionAttributeNames: { '#n': 'count', '#t': TTL_ATTRIBUTE },
+                ExpressionAttributeValues: { ':one': N(1), ':ttl': N(counterTtl) } }),
           } },
         ],
       }));
