@@ -155,7 +155,18 @@ export function secretVariables(_customerId: string) {
 }
 
 /** User names on the leaf. */
-export const LEAF_USERS = { gatewayLocal: 'gateway-local', gatewayRemote: 'gateway', provisioner: 'provisioner', agent: (a: string) => `agent-${a}` } as const;
+export const LEAF_USERS = { gatewayLocal: 'gateway-local', gatewayRemote: 'gateway', provisioner: 'provisioner', backlog: 'backlog-reporter', agent: (a: string) => `agent-${a}` } as const;
+
+/**
+ * What the gateway's backlog reporter may do: read the consumer info of each agent's durables (its work durable, one per
+ * declared event subject), nothing else: no fetch, no acknowledgement, no stream or account information.
+ */
+export function backlogReaderSubjects(agents: readonly { readonly name: string; readonly subscribe: readonly string[] }[]): string[] {
+  return agents.flatMap((a) => [
+    `$JS.API.CONSUMER.INFO.${WORK_STREAM}.${durableOf(a.name)}`,
+    ...eventSubscriptionsOf(a.subscribe).map((s) => `$JS.API.CONSUMER.INFO.${EVENTS_STREAM}.${eventDurableOf(a.name, s)}`),
+  ]);
+}
 
 /** The hub the leaf connects to: its address is pinned in the configuration, never discovered. */
 export interface HubAddress {
@@ -264,6 +275,12 @@ ${agentUsers.join('\n')}
         # Creates the streams, consumers and buckets agents use; the only identity here allowed the JetStream API.
         user: ${q(LEAF_USERS.provisioner)}, password: $${vars.provisioner}
         permissions: { publish: { allow: ["$JS.API.>"] }, subscribe: { allow: [${q(`${inboxPrefix(o.customerId, LEAF_USERS.provisioner)}.>`)}] } }
+      }
+      {
+        # The gateway's backlog reporter: reads its durables' pending counts (consumer info) and nothing else. It uses the
+        # provisioner's secret (the gateway holds it already), but its long-lived connection can only read.
+        user: ${q(LEAF_USERS.backlog)}, password: $${vars.provisioner}
+        permissions: { publish: { allow: ${list(backlogReaderSubjects(o.agents))} }, subscribe: { allow: [${q(`${inboxPrefix(o.customerId, LEAF_USERS.backlog)}.>`)}] } }
       }
     ]
     exports: [ { stream: ${q(`${OUTBOX_PREFIX}.>`)}, accounts: ["GATEWAY"] } ]

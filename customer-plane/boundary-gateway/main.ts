@@ -13,6 +13,7 @@ import { inboxPrefix, LEAF_USERS } from '../../lib/nats-config';
 import { signerFor } from '../../lib/signer';
 import { BoundaryGateway } from './gateway';
 import { provisionAgents } from './provision';
+import { startBacklogReporter } from './backlog';
 
 const REQUIRED = ['BYOC_CUSTOMER', 'NATS_URL', 'BYOC_GATEWAY_LOCAL_PASSWORD', 'BYOC_GATEWAY_REMOTE_PASSWORD', 'BYOC_PROVISIONER_PASSWORD', 'BYOC_AUDIT_LOG', 'BYOC_AUDIT_KEY', 'BYOC_AGENTS'] as const;
 
@@ -91,6 +92,12 @@ async function main(): Promise<void> {
   const provisioner = await connect({ ...base, user: LEAF_USERS.provisioner, pass: env.BYOC_PROVISIONER_PASSWORD, inboxPrefix: inboxPrefix(customerId, LEAF_USERS.provisioner), name: 'provisioner' });
   await provisionAgents(provisioner, Object.keys(agents).map((name) => ({ name, subscribe: events[name] ?? [] })));
   await provisioner.close();
+  // Each agent's backlog as a CloudWatch metric (EMF lines on stdout) every minute: what event agents scale on. Its own
+  // identity may read the durables' consumer info and nothing else.
+  const backlogConnection = await connect({ ...base, user: LEAF_USERS.backlog, pass: env.BYOC_PROVISIONER_PASSWORD, inboxPrefix: inboxPrefix(customerId, LEAF_USERS.backlog), name: 'backlog-reporter' });
+  const backlog = await startBacklogReporter(backlogConnection, Object.keys(agents).map((name) => ({ name, subscribe: events[name] ?? [] })), {
+    onError: (agent, e) => log.warn({ agent, error: e.message }, 'agent backlog not read'),
+  });
 
   const local = await connect({ ...base, user: LEAF_USERS.gatewayLocal, pass: env.BYOC_GATEWAY_LOCAL_PASSWORD, inboxPrefix: inboxPrefix(customerId, LEAF_USERS.gatewayLocal), name: 'boundary-gateway-local' });
   const boundary = await connect({ ...base, user: LEAF_USERS.gatewayRemote, pass: env.BYOC_GATEWAY_REMOTE_PASSWORD, inboxPrefix: inboxPrefix(customerId, LEAF_USERS.gatewayRemote), name: 'boundary-gateway-remote' });
@@ -109,8 +116,9 @@ async function main(): Promise<void> {
   await gateway.start();
   const shutdown = async (signal: string) => {
     log.info({ signal, counters: gateway.counters }, 'stopping');
+    backlog.stop();
     await gateway.stop();
-    await Promise.all([local.drain(), boundary.drain()]);
+    await Promise.all([local.drain(), boundary.drain(), backlogConnection.close()]);
     log.info({ counters: gateway.counters }, 'stopped');
     process.exit(0);
   };
