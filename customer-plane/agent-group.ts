@@ -12,7 +12,7 @@ import { inboxPrefix, LEAF_USERS } from '../lib/nats-config';
 import { DataStores, DB_NAME, dbUserOf, redisUserOf } from './data-stores';
 import { CONTAINER_USER, HardenedService, STOP_TIMEOUT_SECONDS } from './hardened-service';
 import { NATS_CLIENT_PORT } from './link';
-import { AlarmTopic, countLogLine, COUNTED_LOG_LINES, natsClientHealthCheck, PLANE_METRICS, ResolvedBusinessHours, scaleOnBusinessHours } from './operations';
+import { AlarmTopic, countLogLine, COUNTED_LOG_LINES, natsClientHealthCheck, PLANE_METRICS, ResolvedBusinessHours, ResolvedScaling, scaleOnBacklog, scaleOnBusinessHours } from './operations';
 
 /** What every agent of every group shares: built once in the root stack. */
 export interface AgentEnvironment {
@@ -41,6 +41,8 @@ export interface AgentEnvironment {
   readonly spot?: { readonly onDemandBase: number };
   /** With `schedule`: request and event agents run only in these business hours. */
   readonly businessHours?: ResolvedBusinessHours;
+  /** With `scaling`: event agents scale from zero on their backlog, request agents keep a floor. */
+  readonly scaling?: ResolvedScaling;
 }
 
 export interface AgentServiceProps {
@@ -147,9 +149,18 @@ export class AgentService extends Construct {
       healthCheck: natsClientHealthCheck(NATS_CLIENT_PORT),
       alarms: env.alarms,
       spot: spec.interruptible ? env.spot : undefined,
+      // scaling.requestFloor: the tasks a request agent keeps.
+      desiredCount: env.scaling && spec.trigger === AgentTrigger.REQUEST ? env.scaling.requestFloor : undefined,
     });
     // Business hours: request and event agents scale to zero outside them; a scheduled agent must be up when its cron fires.
-    if (env.businessHours && spec.trigger !== AgentTrigger.SCHEDULE) scaleOnBusinessHours(this.workload.service, env.businessHours);
+    // With scaling, an event agent runs 0 or 1 task on its backlog (within the window, with business hours) and a request agent its floor.
+    const scaled = env.scaling && spec.trigger === AgentTrigger.EVENT;
+    const floor = env.scaling && spec.trigger === AgentTrigger.REQUEST ? env.scaling.requestFloor : 1;
+    const open = scaled ? { min: 0, max: 1 } : { min: floor, max: floor };
+    const counted = env.businessHours && spec.trigger !== AgentTrigger.SCHEDULE
+      ? scaleOnBusinessHours(this.workload.service, env.businessHours, open)
+      : scaled ? this.workload.service.autoScaleTaskCount({ minCapacity: 0, maxCapacity: 1 }) : undefined;
+    if (scaled) scaleOnBacklog(this, counted!, spec.name, env.scaling!.idleMinutes);
     // Dead-lettered items, counted from the runtime's log line into one metric for the plane (and its alarm).
     countLogLine(this, 'DeadLettered', this.workload.logGroup, COUNTED_LOG_LINES.deadLettered, PLANE_METRICS.deadLettered);
 

@@ -113,6 +113,10 @@ export function customerPlaneConfigSchema(): SettingSchema {
       holidays: list('Dates on which no window opens.', str('A date.', '^\\d{4}-\\d{2}-\\d{2}$', 'give YYYY-MM-DD, such as "2026-12-25"'), 0, undefined, 'give a list of dates YYYY-MM-DD'),
       warmUpMinutes: int('Minutes before a window opens that the agents start.', 0, 120),
     }, ['timeZone', 'windows'], 'give { "timeZone": "Europe/Berlin", "windows": [{ "days": ["MON", "TUE", "WED", "THU", "FRI"], "start": "08:00", "end": "18:00" }] }, or leave schedule out'),
+    scaling: obj('Agents\' task counts: event agents scale from zero on their backlog, request agents keep a floor.', {
+      idleMinutes: int('Minutes an event agent\'s backlog stays empty before it scales back to zero.', 1, 1440),
+      requestFloor: int('Tasks each request/response agent keeps.', 0, 10),
+    }, [], 'give { "idleMinutes": 15, "requestFloor": 1 } (both optional), or leave scaling out (every agent runs one task)'),
   }, ['customerId', 'images', 'vendorHub'], 'give a JSON object of settings'),
 };
   return cached;

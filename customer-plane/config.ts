@@ -3,7 +3,7 @@ import * as path from 'path';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { PropError, settingError } from '../lib/errors';
 import { configSchemaErrors, schemaError } from './config-schema';
-import { BusinessHours } from './operations';
+import { BusinessHours, ScalingOptions } from './operations';
 import { cidrProblem, EgressMode, LlmAccess } from './props';
 import { CustomerPlaneStackProps } from './stack';
 
@@ -43,6 +43,8 @@ export interface CustomerPlaneConfig {
   readonly capacity?: { spot?: boolean; onDemandBase?: number };
   /** As `schedule`: `{ "timeZone": "Europe/Berlin", "windows": [{ "days": ["MON"], "start": "08:00", "end": "18:00" }], "holidays": ["2026-12-25"] }`. */
   readonly schedule?: BusinessHours;
+  /** As `scaling`: `{ "idleMinutes": 15, "requestFloor": 1 }`. */
+  readonly scaling?: ScalingOptions;
 }
 
 /** The checks a schema cannot express: CIDRs, AZs of the configured region, settings that conflict. */

@@ -249,6 +249,7 @@ export class CustomerPlane extends Construct {
       alarms,
       spot: p.capacity.spot ? { onDemandBase: p.capacity.onDemandBase } : undefined,
       businessHours: p.schedule,
+      scaling: p.scaling,
       llm: llmClients && {
         securityGroup: llmClients,
         // vendor-proxy: the proxy's base URL for this customer and the vendor CA its certificate chains to (the

@@ -2,6 +2,7 @@ import { Aws, Duration, Fn, TimeZone } from 'aws-cdk-lib';
 import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { ApplicationScalingAction as appscalingAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as elasticache from 'aws-cdk-lib/aws-elasticache';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -503,16 +504,17 @@ function nextDate(date: string): string {
 
 /**
  * Scales `service` between 0 and 1 task on business hours with Application Auto Scaling scheduled actions (in the
- * schedule's time zone): to one task `warmUpMinutes` before each window opens, to zero when it closes. A weekly
+ * schedule's time zone): to `open` (one task by default; 0 to 1 for an agent that scales on its backlog, the floor for a
+ * request agent) `warmUpMinutes` before each window opens, to zero when it closes. A weekly
  * action cannot skip a date, so a window that falls on holidays opens through several actions, each bounded by
  * StartTime and EndTime (UTC instants of the holidays' local midnights) so that none of them covers a holiday.
  */
-export function scaleOnBusinessHours(service: ecs.FargateService, hours: ResolvedBusinessHours): ecs.ScalableTaskCount {
-  const scaling = service.autoScaleTaskCount({ minCapacity: 0, maxCapacity: 1 });
+export function scaleOnBusinessHours(service: ecs.FargateService, hours: ResolvedBusinessHours, open: { min: number; max: number } = { min: 1, max: 1 }): ecs.ScalableTaskCount {
+  const scaling = service.autoScaleTaskCount({ minCapacity: 0, maxCapacity: Math.max(1, open.max) });
   const timeZone = TimeZone.of(hours.timeZone);
   const cron = (minutes: number, days: Weekday[]) => appscaling.Schedule.cron({ minute: String(minutes % 60), hour: String(Math.floor(minutes / 60)), weekDay: days.join(',') });
   hours.windows.forEach((w, i) => {
-    const open = cron(w.start - hours.warmUpMinutes, w.days);
+    const opening = cron(w.start - hours.warmUpMinutes, w.days);
     const closed = hours.holidays.filter((h) => {
       const [y, m, d] = h.split('-').map(Number);
       return w.days.includes(weekdayOf(y, m, d));
@@ -524,9 +526,83 @@ export function scaleOnBusinessHours(service: ecs.FargateService, hours: Resolve
       endTime: k < closed.length ? localMidnightUtc(closed[k], hours.timeZone) : undefined,
     }));
     for (const b of bounds) {
-      scaling.scaleOnSchedule(b.name, { schedule: open, timeZone, minCapacity: 1, maxCapacity: 1, startTime: b.startTime, endTime: b.endTime });
+      scaling.scaleOnSchedule(b.name, { schedule: opening, timeZone, minCapacity: open.min, maxCapacity: open.max, startTime: b.startTime, endTime: b.endTime });
     }
     scaling.scaleOnSchedule(`Close${i}`, { schedule: cron(w.end, w.days), timeZone, minCapacity: 0, maxCapacity: 0 });
   });
   return scaling;
+}
+
+// Scaling on backlog ------------------------------------------------------------------------------------
+
+/** The metric the gateway writes (EMF) per agent: items pending or unacknowledged on its durables (boundary-gateway/backlog.ts). */
+export const BACKLOG_METRIC = 'AgentBacklog';
+
+/** Agents' task counts (`scaling`): event agents from zero on their backlog, request agents at a floor. */
+export interface ScalingOptions {
+  /**
+   * Minutes an event agent's backlog must stay empty before it scales back to zero.
+   * @default 15
+   */
+  readonly idleMinutes?: number;
+  /**
+   * Tasks each request/response agent keeps (0 stops them: requests then get no responder).
+   * @default 1
+   */
+  readonly requestFloor?: number;
+}
+
+export type ResolvedScaling = Required<ScalingOptions>;
+
+/** Validates `scaling`; a problem is a `PropError` naming the setting and the fix. */
+export function resolveScaling(prop: string, scaling: ScalingOptions): ResolvedScaling {
+  if (!scaling || typeof scaling !== 'object' || Array.isArray(scaling)) throw new PropError(prop, 'is not an object', 'give { idleMinutes, requestFloor } (both optional), or leave scaling out (every agent runs one task)');
+  const idleMinutes = scaling.idleMinutes ?? 15;
+  if (!Number.isInteger(idleMinutes) || idleMinutes < 1 || idleMinutes > 1440) {
+    throw new PropError(`${prop}.idleMinutes`, `${idleMinutes} is out of range`, 'use a whole number of minutes from 1 to 1440 (one day)');
+  }
+  const requestFloor = scaling.requestFloor ?? 1;
+  if (!Number.isInteger(requestFloor) || requestFloor < 0 || requestFloor > 10) {
+    throw new PropError(`${prop}.requestFloor`, `${requestFloor} is out of range`, 'use a whole number of tasks from 0 to 10');
+  }
+  return { idleMinutes, requestFloor };
+}
+
+/** One agent's backlog, the highest value the gateway reported in each minute. */
+export function agentBacklogMetric(agent: string): cloudwatch.Metric {
+  return new cloudwatch.Metric({ namespace: PLANE_METRICS_NAMESPACE, metricName: BACKLOG_METRIC, dimensionsMap: { Agent: agent }, statistic: 'Maximum', period: Duration.minutes(1) });
+}
+
+/**
+ * Step scaling of an event agent on its backlog, within the bounds `scaling` has at the time (with business hours
+ * the schedule sets them: 0 to 1 in a window, 0 outside, so the backlog cannot start a task outside a window):
+ * to one task in the first minute the backlog is above zero, to zero once it has been zero for `idleMinutes`.
+ * Missing data (the gateway not reporting) changes nothing.
+ */
+export function scaleOnBacklog(scope: Construct, scaling: ecs.ScalableTaskCount, agent: string, idleMinutes: number): void {
+  const metric = agentBacklogMetric(agent);
+  const busy = new appscaling.StepScalingAction(scope, 'BacklogScaleOut', {
+    scalingTarget: scaling,
+    adjustmentType: appscaling.AdjustmentType.EXACT_CAPACITY,
+    metricAggregationType: appscaling.MetricAggregationType.MAXIMUM,
+    cooldown: Duration.minutes(1),
+  });
+  busy.addAdjustment({ lowerBound: 0, adjustment: 1 });
+  new cloudwatch.Alarm(scope, 'BacklogAlarm', {
+    alarmDescription: `${agent}: work waiting (backlog above zero); scales the agent to one task.`,
+    metric, threshold: 0, comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    evaluationPeriods: 1, treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+  }).addAlarmAction(new appscalingAction(busy));
+  const idle = new appscaling.StepScalingAction(scope, 'BacklogScaleIn', {
+    scalingTarget: scaling,
+    adjustmentType: appscaling.AdjustmentType.EXACT_CAPACITY,
+    metricAggregationType: appscaling.MetricAggregationType.MAXIMUM,
+    cooldown: Duration.minutes(1),
+  });
+  idle.addAdjustment({ upperBound: 0, adjustment: 0 });
+  new cloudwatch.Alarm(scope, 'IdleAlarm', {
+    alarmDescription: `${agent}: no work for ${idleMinutes} minutes (backlog zero); scales the agent to zero.`,
+    metric, threshold: 1, comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+    evaluationPeriods: idleMinutes, datapointsToAlarm: idleMinutes, treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+  }).addAlarmAction(new appscalingAction(idle));
 }

@@ -8,7 +8,7 @@ import { PropError } from '../lib/errors';
 import { CollectorExportOptions, otlpEndpointProblem } from './collector-config';
 import { configSchemaErrors, schemaError } from './config-schema';
 import { VendorHub } from './link';
-import { AlarmOptions, BusinessHours, resolveBusinessHours, ResolvedBusinessHours } from './operations';
+import { AlarmOptions, BusinessHours, resolveBusinessHours, ResolvedBusinessHours, ResolvedScaling, resolveScaling, ScalingOptions } from './operations';
 
 /** Outbound internet access of the plane's subnets. */
 export enum EgressMode {
@@ -291,6 +291,13 @@ export interface CustomerPlaneProps {
    * @default - every agent runs always
    */
   readonly schedule?: BusinessHours;
+  /**
+   * Agents' task counts: event agents run no task until their backlog (the gateway's `BYOC/Plane AgentBacklog`
+   * metric) is above zero and go back to zero after `idleMinutes` without work; request agents keep `requestFloor`
+   * tasks. With `schedule`, both apply inside the windows only. The leaf and the gateway never scale.
+   * @default - every agent runs one task
+   */
+  readonly scaling?: ScalingOptions;
 }
 
 /** Fargate capacity of the agents (see `CustomerPlaneProps.capacity`). */
@@ -332,6 +339,7 @@ export interface ResolvedProps {
   readonly alarms: AlarmOptions;
   readonly capacity: Required<CapacityOptions>;
   readonly schedule?: ResolvedBusinessHours;
+  readonly scaling?: ResolvedScaling;
 }
 
 /** Most agents one group (one nested stack) may hold: 10 resources each stays far below 500 per stack. */
@@ -413,7 +421,7 @@ function checkTypes(props: CustomerPlaneProps): void {
     vpcCidr: props.vpcCidr, vpcEndpoints: props.vpcEndpoints, s3PrefixListId: props.s3PrefixListId, egress: props.egress,
     llm: props.llm, telemetry: props.telemetry, database: props.database ? database : undefined, cache: props.cache, shareLearning: props.shareLearning,
     vendorHub: props.vendorHub, retainData: props.retainData, logRetentionDays: props.logRetention,
-    createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup, alarms: props.alarms, capacity: props.capacity, schedule: props.schedule,
+    createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup, alarms: props.alarms, capacity: props.capacity, schedule: props.schedule, scaling: props.scaling,
   });
   const wrongTypes = configSchemaErrors(plain).filter((e) => e.keyword === 'type');
   if (wrongTypes.length > 0) throw schemaError(wrongTypes, 'prop', { logRetentionDays: 'logRetention' });
@@ -551,6 +559,7 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     alarms: resolveAlarms(props.alarms),
     capacity: resolveCapacity(props.capacity),
     schedule: props.schedule === undefined ? undefined : resolveBusinessHours('schedule', props.schedule),
+    scaling: props.scaling === undefined ? undefined : resolveScaling('scaling', props.scaling),
   };
 }
 
