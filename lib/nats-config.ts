@@ -280,7 +280,7 @@ ${agentUsers.join('\n')}
         # The gateway's backlog reporter: reads its durables' pending counts (consumer info) and nothing else. It uses the
         # provisioner's secret (the gateway holds it already), but its long-lived connection can only read.
         user: ${q(LEAF_USERS.backlog)}, password: $${vars.provisioner}
-        permissions: { publish: { allow: ${list(backlogReaderSubjects(o.agents))} }, subscribe: { allow: [${q(`${inboxPrefix(o.customerId, LEAF_USERS.backlog)}.>`)}] } }
+        permissions: { publish: ${backlogReaderSubjects(o.agents).length > 0 ? `{ allow: ${list(backlogReaderSubjects(o.agents))} }` : '{ deny: [">"] }'}, subscribe: { allow: [${q(`${inboxPrefix(o.customerId, LEAF_USERS.backlog)}.>`)}] } }
       }
     ]
     exports: [ { stream: ${q(`${OUTBOX_PREFIX}.>`)}, accounts: ["GATEWAY"] } ]

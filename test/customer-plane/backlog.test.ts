@@ -95,3 +95,19 @@ test('the reporter identity can do nothing else: no fetch, no stream info, no cr
   expect(metricsOf(lines).triage).toBe(3);
   expect(reporter.isClosed()).toBe(false);
 }, 30000);
+
+test('with no agent the reporter identity may publish nothing (an empty allow list would allow everything)', async () => {
+  const empty = await startLink({ customerId: 'nobody', agents: [] });
+  try {
+    const nc = await connect({
+      servers: `127.0.0.1:${empty.leafPort}`, user: LEAF_USERS.backlog, pass: empty.secrets[secretVariables('nobody').provisioner],
+      inboxPrefix: inboxPrefix('nobody', LEAF_USERS.backlog), maxReconnectAttempts: 0,
+    });
+    const errors = permissionErrors(nc);
+    await expect(nc.request('$JS.API.INFO', '', { timeout: 500 })).rejects.toThrow();
+    await eventually(() => errors.length > 0, 5000, 'a permission error');
+    await nc.close();
+  } finally {
+    await empty.stop();
+  }
+}, 60000);
