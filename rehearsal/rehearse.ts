@@ -269,12 +269,23 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     // The database as RDS creates it (TLS, the master user, rds_iam, the plane's database), then the plane's
     // deploy-time function creates the agents' roles from the template's Custom::DatabaseRoles, as CloudFormation
     // would invoke it.
-    await checkDatabaseRoles(root, databases, pg.port, o.workDir, aws, sm, check, substitutions);
+    const databaseCa = await checkDatabaseRoles(root, databases, pg.port, o.workDir, aws, sm, check, substitutions);
 
     // ElastiCache's users, as the template defines them (access strings, passwords from their secrets), on a
     // real Redis over TLS: an access string Redis refuses would fail the deploy; each agent's user must reach
     // its own keys only, and the default user nothing.
-    await checkRedisUsers(root, sm, check, cleanup, substitutions);
+    const cache = await checkRedisUsers(root, sm, check, cleanup, substitutions, o.workDir);
+    // The agents open the stores they declared at start: they reach these servers, trusting their CAs.
+    const REDIS_CA_IN_CONTAINER = '/run/rehearsal/redis-ca.pem';
+    const storesEnv = (env: Record<string, string>): Record<string, string> => ({
+      ...(env.PGHOST && databaseCa ? { PGPORT: String(pg.port) } : {}),
+      ...(env.REDIS_HOST && cache ? { REDIS_PORT: String(cache.port), NODE_EXTRA_CA_CERTS: REDIS_CA_IN_CONTAINER } : {}),
+    });
+    const storesMounts = (env: Record<string, string>) => [
+      ...(env.PGHOST && env.PGSSLROOTCERT && databaseCa ? [{ source: databaseCa, target: env.PGSSLROOTCERT, readOnly: true }] : []),
+      ...(env.REDIS_HOST && cache ? [{ source: cache.ca, target: REDIS_CA_IN_CONTAINER, readOnly: true }] : []),
+    ];
+    substitutions.push('The agents\' stores: PGPORT and REDIS_PORT point at the loopback servers; the rehearsal CA is mounted over the image\'s RDS CA bundle (PGSSLROOTCERT), and added for the cache with NODE_EXTRA_CA_CERTS (ElastiCache\'s certificates chain to the system roots); PostgreSQL accepts the agents\' IAM tokens without checking them');
 
     // Services and their containers.
     const services: ServiceDef[] = [];
@@ -342,10 +353,10 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
         image: local,
         entryPoint: c.EntryPoint,
         command: c.Command,
-        env: { ...env, ...awsEnv },
+        env: { ...env, ...awsEnv, ...storesEnv(env) },
         user: c.User,
         readonlyRootFilesystem: c.ReadonlyRootFilesystem === true,
-        mounts,
+        mounts: [...mounts, ...storesMounts(env)],
         hosts: [...hosts],
       };
     };
@@ -570,7 +581,7 @@ async function resolveDynamic(value: string, sm: SecretsManagerClient): Promise<
 }
 
 async function checkRedisUsers(root: StackTemplate, sm: SecretsManagerClient, check: (n: string, ok: boolean, d: string) => void,
-  cleanup: Array<() => Promise<void>>, substitutions: string[]): Promise<void> {
+  cleanup: Array<() => Promise<void>>, substitutions: string[], workDir: string): Promise<{ port: number; ca: string } | undefined> {
   const users: Array<{ name: string; access: string; passwords: string[]; nopass: boolean }> = [];
   for (const t of root.all()) {
     for (const [, r] of t.ofType('AWS::ElastiCache::User')) {
@@ -578,9 +589,11 @@ async function checkRedisUsers(root: StackTemplate, sm: SecretsManagerClient, ch
       users.push({ name: p.UserName, access: p.AccessString, nopass: p.NoPasswordRequired === true, passwords: await Promise.all((p.Passwords ?? []).map((x: string) => resolveDynamic(x, sm))) });
     }
   }
-  if (users.length === 0) return;
+  if (users.length === 0) return undefined;
   const admin = randomBytes(24).toString('hex');
-  const server = await startRedisTls(admin);
+  // Its certificate names the replication group's endpoint, as ElastiCache's does (the agents check it).
+  const endpoints = [...root.all()].flatMap((t) => t.ofType('AWS::ElastiCache::ReplicationGroup').map(([id]) => String(t.physical[id]?.attributes?.['PrimaryEndPoint.Address'] ?? ''))).filter(Boolean);
+  const server = await startRedisTls(admin, endpoints);
   cleanup.push(() => server.stop());
   substitutions.push(`ElastiCache Redis: redis-server from Debian over TLS on loopback, with the template's ${users.length} users applied as ACL users`);
   const client = (username: string | undefined, password: string) => new Redis({
@@ -625,6 +638,9 @@ async function checkRedisUsers(root: StackTemplate, sm: SecretsManagerClient, ch
   anonymous.disconnect();
   if (!defaultRefused) problems.push('the default user can run commands');
   check('redis users', problems.length === 0, problems.length ? problems.join('; ') : `${agents} agents' users each write their own keys and no other agent's; the default user is off`);
+  const ca = path.join(workDir, 'rehearsal-redis-ca.pem');
+  fs.writeFileSync(ca, server.ca, { mode: 0o644 });
+  return { port: server.port, ca };
 }
 
 /**
@@ -635,11 +651,11 @@ async function checkRedisUsers(root: StackTemplate, sm: SecretsManagerClient, ch
  */
 async function checkDatabaseRoles(root: StackTemplate, databases: Array<{ host: string; master: string; password: string; database: string }>, port: number, workDir: string,
   aws: { region: string; endpoint: string; credentials: { accessKeyId: string; secretAccessKey: string } }, sm: SecretsManagerClient,
-  check: (n: string, ok: boolean, d: string) => void, substitutions: string[]): Promise<void> {
+  check: (n: string, ok: boolean, d: string) => void, substitutions: string[]): Promise<string | undefined> {
   const resources = [...root.all()].flatMap((t) => t.ofType(DATABASE_ROLES).map(([id, r]) => ({ t, id, props: t.resolve(r.Properties) as Record<string, any> })));
   if (databases.length !== 1 || resources.length === 0) {
     check('database roles', false, `the plane has ${databases.length} database instances and ${resources.length} ${DATABASE_ROLES} resources; the rehearsal expects one of each`);
-    return;
+    return undefined;
   }
   const db = databases[0];
   const tls = testCertificates(workDir, `DNS:${db.host}`);
@@ -689,14 +705,20 @@ async function checkDatabaseRoles(root: StackTemplate, databases: Array<{ host: 
     const c = new Client({ host: '127.0.0.1', port, user: 'postgres', database: db.database });
     await c.connect();
     const roles = (await c.query(`SELECT rolname FROM pg_roles WHERE rolcanlogin AND pg_has_role(oid, 'rds_iam', 'MEMBER') AND rolname LIKE 'agent\\_%'`)).rows.map((x) => x.rolname as string);
-    const schemas = (await c.query(`SELECT nspname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE r.rolname = n.nspname`)).rows.map((x) => x.nspname as string);
+    // Each agent's schema is owned by its NOLOGIN owner role (the agent's own role may not change its tables).
+    const schemas = (await c.query(`SELECT nspname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE r.rolname = 'byoc_owner_' || n.nspname AND NOT r.rolcanlogin`)).rows.map((x) => x.nspname as string);
     await c.end();
     const missing = agents.filter((a) => !roles.includes(dbUserOf(a)));
     if (missing.length) problems.push(`no IAM login role for ${missing.join(', ')}`);
     const ownSchemas = roles.filter((r) => schemas.includes(r)).length;
     check('database roles', problems.length === 0, problems.length ? problems.join('; ')
-      : `the deploy-time handler answered SUCCESS; ${roles.length} agents have an IAM-only login role (member of rds_iam) and ${ownSchemas} own their schema, over TLS verify-full as the RDS master user`);
+      : `the deploy-time handler answered SUCCESS; ${roles.length} agents have an IAM-only login role (member of rds_iam) and ${ownSchemas} a schema of their own, owned by a role that cannot log in, over TLS verify-full as the RDS master user`);
   } finally {
     server.close();
   }
+  // The agents' containers trust this CA in place of the RDS CA bundle of their image (PGSSLROOTCERT).
+  const ca = path.join(workDir, 'rehearsal-rds-ca.pem');
+  fs.copyFileSync(tls.ca, ca);
+  fs.chmodSync(ca, 0o644);
+  return ca;
 }

@@ -71,7 +71,8 @@ export function startContainer(spec: ContainerSpec, workDir: string): RunningCon
   const bind = (source: string, target: string, readOnly: boolean) => {
     const at = path.join(root, target);
     if (fs.statSync(source).isDirectory()) fs.mkdirSync(at, { recursive: true });
-    else {
+    else if (!fs.existsSync(at)) {
+      // A file already there (an image file a mount replaces) is mounted over as it is.
       fs.mkdirSync(path.dirname(at), { recursive: true });
       fs.writeFileSync(at, '');
     }

@@ -7,18 +7,16 @@ import * as path from 'path';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders, NatsConnection } from '@nats-io/nats-core';
-import { Client } from 'pg';
 import { AGENT_CATALOG } from '../../agents/catalog';
 import { CustomerCheck } from '../../control-plane/ingest/check';
 import { projectRoot } from '../../lib/app';
-import { ensureAgentRoles } from '../../lib/database-roles';
 import { HUB_INGEST_STREAM, inboxPrefix, requestSubjectOf, secretVariables } from '../../lib/nats-config';
 import { parseStepStatus, STEP_STATUS_SUBJECT, StepStatus, WORKFLOW_HEADERS } from '../../lib/step-status';
 import { GatewayProcess, startGateway } from '../servers/gateway';
 import { eventually, Link, startLink } from '../servers/link';
 import { MotoServer, startMoto } from '../servers/moto';
 import { testCertificates } from '../servers/nats';
-import { PostgresServer, startPostgres } from '../servers/postgres';
+import { agentDatabase, PostgresServer, startPostgres } from '../servers/postgres';
 
 /**
  * One flow through a plane of real servers, as the plane runs it: a request enters the code-generator through its
@@ -62,19 +60,7 @@ beforeAll(async () => {
   tls = testCertificates(tmp, 'DNS:localhost');
   [link, moto, pg] = await Promise.all([startLink({ customerId: C }), startMoto(), startPostgres({ tls, hba: HBA })]);
   // The database as the plane's deploy-time function sets RDS up: the master user makes each agent's roles.
-  const root = new Client({ connectionString: pg.url });
-  await root.connect();
-  await root.query('CREATE ROLE rds_iam');
-  await root.query('CREATE ROLE byoc_admin WITH LOGIN CREATEROLE CREATEDB');
-  await root.end();
-  const master = new Client({ connectionString: pg.url.replace('postgres@', 'byoc_admin@') });
-  await master.connect();
-  await master.query('CREATE DATABASE byoc');
-  await master.end();
-  const admin = new Client({ connectionString: pg.url.replace('postgres@', 'byoc_admin@').replace(/\/postgres$/, '/byoc') });
-  await admin.connect();
-  await ensureAgentRoles(admin, { database: 'byoc', agents: ['usage-meter'] });
-  await admin.end();
+  await agentDatabase(pg, ['usage-meter']);
   const sm = new SecretsManagerClient({ endpoint: moto.endpoint, region: moto.env.AWS_REGION, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
   for (const a of AGENTS) {
     secretArns[a] = (await sm.send(new CreateSecretCommand({ Name: `byoc/${C}/nats/${a}`, SecretString: link.secrets[secretVariables(C).agent(a)] }))).ARN!;

@@ -5,14 +5,14 @@ import { CreateSecretCommand, GetSecretValueCommand, SecretsManagerClient } from
 import { Signer, SignerConfig } from '@aws-sdk/rds-signer';
 import Redis from 'ioredis';
 import { Client } from 'pg';
-import { ensureAgentRoles, quoteLiteral } from '../../lib/database-roles';
+import { quoteLiteral } from '../../lib/database-roles';
 import { redisAccessStringOf } from '../../customer-plane/data-stores';
 import { ConfigError } from '../../agents/runtime/config';
 import { Migration, TENANT_COLUMN_SQL, tenantIsolationSql } from '../../agents/runtime/state';
 import { openStores, secretsByName, Stores } from '../../agents/runtime/stores';
 import { MotoServer, startMoto } from '../servers/moto';
 import { siblingCertificate, testCertificates } from '../servers/nats';
-import { PostgresServer, startPostgres } from '../servers/postgres';
+import { agentDatabase, PostgresServer, startPostgres } from '../servers/postgres';
 import { startRedisTls } from '../servers/redis';
 
 /**
@@ -93,20 +93,8 @@ beforeAll(async () => {
   [pg, moto, redis] = await Promise.all([startPostgres({ tls, hba: HBA }), startMoto(), startRedisTls('redis-admin-password')]);
   secrets = new SecretsManagerClient({ endpoint: moto.endpoint, region: moto.env.AWS_REGION, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
   redisSecretArn = (await secrets.send(new CreateSecretCommand({ Name: 'byoc/acme/redis/planner', SecretString: REDIS_PASSWORD }))).ARN!;
-  root = new Client({ connectionString: pg.url });
-  await root.connect();
-  await root.query('CREATE ROLE rds_iam');
-  await root.query('CREATE ROLE byoc_admin WITH LOGIN CREATEROLE CREATEDB');
-  const master = new Client({ connectionString: pg.url.replace('postgres@', 'byoc_admin@') });
-  await master.connect();
-  await master.query('CREATE DATABASE byoc');
-  await master.end();
   // As the plane's deploy-time function does on RDS: the master user (not a superuser) sets the agents' roles up.
-  const admin = new Client({ connectionString: pg.url.replace('postgres@', 'byoc_admin@').replace(/\/postgres$/, '/byoc') });
-  await admin.connect();
-  await ensureAgentRoles(admin, { database: 'byoc', agents: [AGENT, 'triage'] });
-  await admin.end();
-  await root.end();
+  await agentDatabase(pg, [AGENT, 'triage']);
   root = new Client({ connectionString: pg.url.replace(/\/postgres$/, '/byoc') });
   await root.connect();
   const redisAdmin = new Redis({ host: 'localhost', port: redis.port, password: 'redis-admin-password', tls: { ca: redis.ca } });

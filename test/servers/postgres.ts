@@ -67,3 +67,26 @@ export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresSe
     },
   };
 }
+
+/**
+ * The agents' database as the plane's deploy-time function sets RDS up: an `rds_iam` role, a master user that is
+ * not a superuser (`byoc_admin`, CREATEROLE CREATEDB), the `byoc` database, and each agent's roles made by that
+ * master user (lib/database-roles.ts). Returns the URL of the `byoc` database as the superuser.
+ */
+export async function agentDatabase(pg: PostgresServer, agents: readonly string[]): Promise<string> {
+  const { Client } = await import('pg');
+  const { ensureAgentRoles } = await import('../../lib/database-roles');
+  const run = async (url: string, fn: (c: InstanceType<typeof Client>) => Promise<unknown>) => {
+    const c = new Client({ connectionString: url });
+    await c.connect();
+    try { await fn(c); } finally { await c.end(); }
+  };
+  const admin = pg.url.replace('postgres@', 'byoc_admin@');
+  await run(pg.url, async (c) => {
+    await c.query('CREATE ROLE rds_iam');
+    await c.query('CREATE ROLE byoc_admin WITH LOGIN CREATEROLE CREATEDB');
+  });
+  await run(admin, (c) => c.query('CREATE DATABASE byoc'));
+  await run(admin.replace(/\/postgres$/, '/byoc'), (c) => ensureAgentRoles(c, { database: 'byoc', agents }));
+  return pg.url.replace(/\/postgres$/, '/byoc');
+}

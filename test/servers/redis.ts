@@ -4,10 +4,10 @@ import * as os from 'os';
 import * as path from 'path';
 import { freePort, listening, testCertificates } from './nats';
 
-/** A real redis-server on loopback, TLS only (no plaintext port), with an AUTH password. */
-export async function startRedisTls(password: string): Promise<{ port: number; ca: string; stop: () => Promise<void> }> {
+/** A real redis-server on loopback, TLS only (no plaintext port), with an AUTH password; its certificate also names `names`. */
+export async function startRedisTls(password: string, names: readonly string[] = []): Promise<{ port: number; ca: string; stop: () => Promise<void> }> {
   const port = await freePort();
-  const tls = testCertificates();
+  const tls = testCertificates(os.tmpdir(), ['IP:127.0.0.1', 'DNS:localhost', ...names.map((n) => `DNS:${n}`)].join(','));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-redis-'));
   const child: ChildProcess = spawn('redis-server', [
     '--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1',
