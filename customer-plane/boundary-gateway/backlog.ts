@@ -55,7 +55,7 @@ export function backlogEmf(agent: string, backlog: number, at: number): string {
  */
 export async function startBacklogReporter(nc: NatsConnection, agents: readonly BacklogAgent[], opts: {
   intervalMs?: number; write?: (line: string) => void; onError?: (agent: string, e: Error) => void;
-} = {}): Promise<{ report: () => Promise<void>; stop: () => void }> {
+} = {}): Promise<{ first: Promise<void>; report: () => Promise<void>; stop: () => void }> {
   const jsm = await jetstreamManager(nc, { checkAPI: false });
   const write = opts.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const report = async () => {
@@ -68,8 +68,10 @@ export async function startBacklogReporter(nc: NatsConnection, agents: readonly 
       }
     }
   };
-  let running = Promise.resolve();
+  // The first report at once (not awaited: the gateway's start does not wait for it), then one per interval.
+  const first = report();
+  let running = first;
   const timer = setInterval(() => { running = running.then(report); }, opts.intervalMs ?? 60000);
   timer.unref();
-  return { report, stop: () => clearInterval(timer) };
+  return { first, report, stop: () => clearInterval(timer) };
 }

@@ -4,6 +4,8 @@ import { connect } from '@nats-io/transport-node';
 import { BACKLOG_METRIC, BACKLOG_NAMESPACE, startBacklogReporter } from '../../customer-plane/boundary-gateway/backlog';
 import { PLANE_METRICS_NAMESPACE } from '../../customer-plane/operations';
 import { backlogReaderSubjects, inboxPrefix, LEAF_USERS, secretVariables } from '../../lib/nats-config';
+import { generateKeyPairSync } from 'crypto';
+import { startGateway } from '../servers/gateway';
 import { eventually, Link, permissionErrors, startLink } from '../servers/link';
 
 const C = 'example';
@@ -52,7 +54,7 @@ test('backlog per agent: pending plus delivered-unacknowledged over its work and
   const r = await startBacklogReporter(reporter, link.agentIdentities.map((a) => ({ name: a.name, subscribe: a.subscribe })), {
     write: (l) => lines.push(l), onError: (a, e) => errors.push(`${a}: ${e.message}`), intervalMs: 3600000,
   });
-  await r.report();
+  await r.first;
   r.stop();
   expect(errors).toEqual([]);
   expect(lines).toHaveLength(link.agentIdentities.length);
@@ -70,7 +72,7 @@ test('backlog per agent: pending plus delivered-unacknowledged over its work and
   await second!.ackAck();
   const after: string[] = [];
   const r2 = await startBacklogReporter(reporter, [{ name: 'triage', subscribe: ['events.ticket.opened'] }], { write: (l) => after.push(l), intervalMs: 3600000 });
-  await r2.report();
+  await r2.first;
   r2.stop();
   expect(metricsOf(after).triage).toBe(1 + 2);
 }, 30000);
@@ -90,7 +92,7 @@ test('the reporter identity can do nothing else: no fetch, no stream info, no cr
   // Nothing was taken from the streams: triage's backlog is what it was.
   const lines: string[] = [];
   const r = await startBacklogReporter(reporter, [{ name: 'triage', subscribe: ['events.ticket.opened'] }], { write: (l) => lines.push(l), intervalMs: 3600000 });
-  await r.report();
+  await r.first;
   r.stop();
   expect(metricsOf(lines).triage).toBe(3);
   expect(reporter.isClosed()).toBe(false);
@@ -109,5 +111,20 @@ test('with no agent the reporter identity may publish nothing (an empty allow li
     await nc.close();
   } finally {
     await empty.stop();
+  }
+}, 60000);
+
+test('the bundled gateway writes one EMF line per agent at start, with the backlog of each (its own identity)', async () => {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const gateway = await startGateway(link, { privateKey });
+  try {
+    const emf = () => gateway.records().filter((r) => r._aws && r.msg === 'agent backlog');
+    await eventually(() => emf().length >= link.agentIdentities.length, 10000, 'EMF lines');
+    const m = Object.fromEntries(emf().map((r) => [r.Agent, r[BACKLOG_METRIC]]));
+    expect(Object.keys(m).sort()).toEqual(link.agentIdentities.map((a) => a.name).sort());
+    expect([m.triage, m['code-reviewer'], m['code-generator']]).toEqual([3, 4, 0]);
+    expect(gateway.records().filter((r) => r.msg === 'agent backlog not read')).toEqual([]);
+  } finally {
+    expect(await gateway.stop()).toBe(0);
   }
 }, 60000);
