@@ -63,7 +63,9 @@ export class Cache {
     await this.redis.del(key);
   }
 
+  /** Closes the connection: QUIT when it is up, else just disconnects (a connection already lost is closed). */
   public async close(): Promise<void> {
-    await this.redis.quit();
+    if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
+    else this.redis.disconnect();
   }
 }

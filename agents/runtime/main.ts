@@ -68,12 +68,23 @@ async function main(): Promise<void> {
   await host.start();
   const shutdown = async (signal: string) => {
     log.info({ signal }, 'draining');
-    await host.stop();
-    await telemetry?.shutdown(); // flushes the last spans and metrics
-    await stores?.close();
-    await nc.drain();
+    // Each step runs whatever the one before did: a failed telemetry flush or an already closed cache connection
+    // must not keep the rest from closing. The exit code says whether the items in flight were drained.
+    let drained = true;
+    const step = async (what: string, fn: () => Promise<unknown> | undefined) => {
+      try {
+        await fn();
+      } catch (e) {
+        if (what === 'host') drained = false;
+        log.warn({ step: what, error: (e as Error).message }, 'shutdown step failed');
+      }
+    };
+    await step('host', () => host.stop());
+    await step('telemetry', () => telemetry?.shutdown()); // flushes the last spans and metrics
+    await step('stores', () => stores?.close());
+    await step('nats', () => nc.drain());
     log.info({ counters: host.counters }, 'stopped');
-    process.exit(0);
+    process.exit(drained ? 0 : 1);
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
