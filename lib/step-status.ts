@@ -5,7 +5,9 @@
  * counters and its `metrics` windows, the pattern-miner its fingerprints. It carries no payload, only what
  * those three need. Parsed strictly (`parseStepStatus`): a malformed record is refused with a reason.
  */
+import { randomBytes } from 'crypto';
 import { canonicalBytes } from './contract-validator';
+import { AGENT_NAME_PATTERN } from './database-roles';
 
 /** Subject every runtime publishes its step records on (declared for every agent by the catalog). */
 export const STEP_STATUS_SUBJECT = 'events.workflow.status';
@@ -46,11 +48,10 @@ export interface StepStatus {
 }
 
 export const ULID_PATTERN = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
-const AGENT_PATTERN = /^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){2,27}$/;
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
 /** A new ULID (48-bit time, 80 random bits), as the contract's `workflowId` requires. */
-export function newWorkflowId(now = Date.now(), random: (n: number) => Uint8Array = (n) => require('crypto').randomBytes(n)): string {
+export function newWorkflowId(now = Date.now(), random: (n: number) => Uint8Array = randomBytes): string {
   let time = '';
   let t = now;
   for (let i = 0; i < 10; i++) { time = CROCKFORD[t % 32] + time; t = Math.floor(t / 32); }
@@ -74,7 +75,7 @@ export function parseStepStatus(data: Uint8Array | string): StepStatus {
   if (v.v !== 1) throw new Error('step record: unsupported version');
   if (typeof v.workflowId !== 'string' || !ULID_PATTERN.test(v.workflowId)) throw new Error('step record: workflowId is not a ULID');
   if (!wholeIn(v.stepId, 0, 999)) throw new Error('step record: stepId is not a whole number from 0 to 999');
-  if (typeof v.agent !== 'string' || !AGENT_PATTERN.test(v.agent)) throw new Error('step record: agent is not an agent name');
+  if (typeof v.agent !== 'string' || !AGENT_NAME_PATTERN.test(v.agent)) throw new Error('step record: agent is not an agent name');
   if (!(STEP_TRIGGERS as readonly unknown[]).includes(v.trigger)) throw new Error('step record: trigger is not request, event or schedule');
   if (!(STEP_STATUSES as readonly unknown[]).includes(v.status)) throw new Error('step record: status is not a step status');
   if (!wholeIn(v.statusCode, 0, 999)) throw new Error('step record: statusCode is not 0 to 999');
