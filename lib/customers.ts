@@ -16,8 +16,10 @@ import { HUB_PORTS } from '../control-plane/hub-config';
 import { resolveControlPlaneProps } from '../control-plane/props';
 import { IMAGE_REPOSITORIES } from '../control-plane/control-plane';
 import { parseAuditPublicKey } from '../control-plane/ingest/check';
-import { INGEST_RECORD_FORMAT, IngestRecord, ingestRecordJson, ingestSecretName, parseIngestRecord, REGISTRY_TAGS } from '../control-plane/ingest/registry';
-import { CUSTOMER_SECRET_PREFIX } from '../control-plane/ingest/settings';
+import {
+  EARLIEST_CANCELLATION, formatCancelledAt, INGEST_RECORD_FORMAT, IngestRecord, ingestRecordJson, ingestSecretName, parseCancelledAt, parseIngestRecord, REGISTRY_TAGS,
+} from '../control-plane/ingest/registry';
+import { CUSTOMER_SECRET_PREFIX, DeploymentMode, RETENTION } from '../control-plane/ingest/settings';
 import { llmProxyAudience } from '../control-plane/llm-proxy/endpoint';
 import { llmTokenSecretName, provisionLlmProxyCustomer } from '../control-plane/llm-proxy/provision';
 import { BudgetPeriod, CustomerLimits, DEFAULT_LIMITS, LlmStore } from '../control-plane/llm-proxy/store';
@@ -32,7 +34,7 @@ import {
 import { hubLeafPermissions, LinkSettings, vendorInboxPrefix } from './nats-config';
 
 /**
- * The vendor's onboarding of a customer, one idempotent command per step (`byoc customer add|list|revoke`):
+ * The vendor's onboarding of a customer, one idempotent command per step (`byoc customer add|list|revoke|cancel`):
  *
  * - the customer's AWS account in the control plane's `customerAccounts` (the endpoint service's allowed
  *   principals and the image repositories' pull policies come from it; the control plane is redeployed);
@@ -56,6 +58,12 @@ import { hubLeafPermissions, LinkSettings, vendorInboxPrefix } from './nats-conf
  * (`status` and the append-only `events`), next to the keys it concerns: the control plane's configuration
  * refuses keys it does not know, and it is public, while the secret is encrypted and each of its writes
  * is a CloudTrail event naming who made it.
+ *
+ * `cancel` records the end of the customer's subscription, which `revoke` does not: a revocation cuts credentials
+ * and is undone by `add --reinstate` (it is also how a customer moves to another AWS account), while a cancellation
+ * starts the deletion of the customer's data in the vendor-hosted modes (`RETENTION` in
+ * `control-plane/ingest/settings.ts`). It is the tag `byoc:cancelled-at` on the ingest secret, the only one the
+ * ingest service lists, where its retention sweep reads it with the grants it has; and an event in the history.
  */
 
 /** Prefix of every secret of a customer: `byoc/customers/<id>/...`. */
@@ -98,7 +106,7 @@ export type CustomerStatus = 'active' | 'revoked';
 /** One entry of a customer's history (append-only). */
 export interface CustomerEvent {
   readonly at: string;
-  readonly action: 'registered' | 'reissued' | 'leaf-issued' | 'ingest-issued' | 'audit-key-registered' | 'revoked' | 'reinstated';
+  readonly action: 'registered' | 'reissued' | 'leaf-issued' | 'ingest-issued' | 'audit-key-registered' | 'revoked' | 'reinstated' | 'cancelled';
   readonly awsAccount: string;
   readonly detail: string;
 }
@@ -164,6 +172,13 @@ export function parseBoolean(flag: string, value: string): boolean {
   throw new CustomerError(flag, `"${value}" is neither true nor false`, `write ${flag} false to opt the customer out (or true, the default)`);
 }
 
+/** `--reason`, recorded in a customer's history. */
+function checkReason(reason: string): void {
+  if (reason.length > 200 || /[\u0000-\u001f]/.test(reason)) {
+    throw new CustomerError('--reason', 'longer than 200 characters or holds control characters', 'give a short single-line reason, e.g. "contract ended"');
+  }
+}
+
 function parseHubUrl(url: string): { servers: string; tls: boolean } {
   const m = HUB_URL.exec(url);
   if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) {
@@ -180,6 +195,8 @@ export interface VendorConfig {
   readonly region?: string;
   readonly account?: string;
   readonly customerAccounts: readonly string[];
+  /** What the ingest tables keep (`deploymentMode`): how long a cancelled customer's data stays. */
+  readonly deploymentMode: DeploymentMode;
   readonly hub?: { readonly host: string; readonly image: string; readonly operatorJwt: string; readonly systemAccountPublicKey: string; readonly caCertificatePem: string };
 }
 
@@ -210,6 +227,7 @@ export function readVendorConfig(file: string): VendorConfig {
     region: raw.region,
     account: raw.account,
     customerAccounts: resolved.customerAccounts,
+    deploymentMode: resolved.deploymentMode,
     hub: hub ? { host: hub.host, image: hub.image, operatorJwt: hub.operatorJwt, systemAccountPublicKey: hub.systemAccountPublicKey, caCertificatePem: hub.tls.caCertificatePem } : undefined,
   };
 }
@@ -345,6 +363,8 @@ export interface CustomerSecrets {
   readonly ingestSecret: boolean;
   /** The registered audit public key's fingerprint (the ingest secret's tag), if any. */
   readonly auditKey?: string;
+  /** The ingest secret's `byoc:cancelled-at` tag, as written, if any. */
+  readonly cancelledAt?: string;
 }
 
 async function listCustomerSecrets(sm: Sm): Promise<Map<string, CustomerSecrets>> {
@@ -361,7 +381,7 @@ async function listCustomerSecrets(sm: Sm): Promise<Map<string, CustomerSecrets>
       out.set(m[1], m[2] === 'nats-account'
         ? { ...prev, accountSecret: true, awsAccount: tags[TAGS.awsAccount], status: tags[TAGS.status] as CustomerStatus | undefined }
         : m[2] === 'leaf-creds' ? { ...prev, leafCredsSecret: true }
-          : { ...prev, ingestSecret: true, auditKey: auditKey && auditKey !== 'none' ? auditKey : undefined });
+          : { ...prev, ingestSecret: true, auditKey: auditKey && auditKey !== 'none' ? auditKey : undefined, cancelledAt: tags[TAGS.cancelledAt] });
     }
     NextToken = page.NextToken;
   } while (NextToken);
@@ -841,6 +861,11 @@ async function addSteps(o: AddCustomerOptions, sm: SecretsManagerClient | undefi
   const accountsNow = config.customerAccounts.includes(o.account) ? config.customerAccounts : [...config.customerAccounts, o.account];
   const vendorChanged = writeIfChanged(config.file, accountsNow === config.customerAccounts ? config.text : withCustomerAccounts(config, accountsNow));
   steps.push({ step: 'vendor config', changed: vendorChanged, detail: `${vendorChanged ? 'added' : 'already lists'} ${o.account} in customerAccounts of ${config.file}` });
+  const cancelledAt = known.get(o.customer)?.cancelledAt;
+  if (cancelledAt !== undefined) {
+    const ms = Date.parse(cancelledAt);
+    next.push(`note: the subscription of ${o.customer} was cancelled at ${cancelledAt} (byoc customer cancel), and add does not undo that${Number.isFinite(ms) ? `: ${graceText(config.deploymentMode, ms)}` : ''}`);
+  }
   const sharing = [...known.values()].filter((k) => k.customerId !== o.customer && k.awsAccount === o.account && k.status === 'active').map((k) => k.customerId);
   if (sharing.length > 0) steps.push({ step: 'vendor config', changed: false, detail: `account ${o.account} is also the account of ${sharing.join(', ')}` });
   if (vendorChanged) next.push(`redeploy the control plane (allows ${o.account} on the hub's endpoint service and to pull the images): npm run synth && npx cdk deploy --app cdk.out/control-plane ByocControlPlane`);
@@ -1020,6 +1045,8 @@ export interface ListedCustomer {
   readonly auditKeyRegistered: boolean;
   /** That key's fingerprint (`sha256:<hex>`, as `byoc fingerprint` prints it). */
   readonly auditKeyFingerprint?: string;
+  /** When the customer's subscription was cancelled (`byoc customer cancel`), as recorded. */
+  readonly cancelledAt?: string;
 }
 
 /** Every customer with secrets, and every account of `customerAccounts` (with or without a customer). */
@@ -1036,6 +1063,7 @@ export async function listCustomers(o: { vendorConfig: string; region?: string }
     ingestSecret: k.ingestSecret,
     auditKeyRegistered: k.auditKey !== undefined,
     ...(k.auditKey ? { auditKeyFingerprint: k.auditKey } : {}),
+    ...(k.cancelledAt !== undefined ? { cancelledAt: k.cancelledAt } : {}),
   }));
   for (const a of config.customerAccounts) {
     if (!rows.some((r) => r.awsAccount === a)) rows.push({ awsAccount: a, status: 'unknown', inVendorConfig: true, accountSecret: false, leafCredsSecret: false, ingestSecret: false, auditKeyRegistered: false });
@@ -1053,6 +1081,7 @@ export function formatList(rows: ListedCustomer[]): string {
     if (r.status === 'revoked' && r.inVendorConfig) notes.push('revoked, account still allowed (shared, or not yet removed)');
     if (r.status === 'active' && !r.ingestSecret) notes.push('no ingest secret: run add again');
     else if (r.status === 'active' && !r.auditKeyRegistered) notes.push('audit key not registered: not ingested until add --audit-public-key');
+    if (r.cancelledAt !== undefined) notes.push(`subscription cancelled at ${r.cancelledAt}`);
     return notes.join('; ');
   };
   const table = [head, ...rows.map((r) => [r.customerId ?? '-', r.awsAccount || '-', r.status, yes(r.inVendorConfig), yes(r.accountSecret), yes(r.leafCredsSecret), yes(r.ingestSecret), yes(r.auditKeyRegistered), note(r)])];
@@ -1087,9 +1116,7 @@ export async function revokeCustomer(o: RevokeCustomerOptions, sm?: SecretsManag
       `give --hub-url nats://HUB:${HUB_PORTS.client} and --system-creds (the system user's .creds file or secret); or --no-push to only record it (the hub keeps admitting the customer until a later revoke pushes it)`);
   }
   if (o.hubUrl !== undefined) parseHubUrl(o.hubUrl);
-  if (o.reason !== undefined && (o.reason.length > 200 || /[\u0000-\u001f]/.test(o.reason))) {
-    throw new CustomerError('--reason', 'longer than 200 characters or holds control characters', 'give a short single-line reason, e.g. "contract ended"');
-  }
+  if (o.reason !== undefined) checkReason(o.reason);
   const config = readVendorConfig(o.vendorConfig);
   const hub = requireHub(config);
   const client = sm ?? secretsClient(o.region, config);
@@ -1191,6 +1218,121 @@ async function revokeSteps(o: RevokeCustomerOptions, client: Sm, config: VendorC
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// cancel
+
+export interface CancelCustomerOptions {
+  readonly customer: string;
+  readonly vendorConfig: string;
+  /**
+   * When the subscription ended: ISO 8601 in UTC, to the second or the millisecond (`2026-11-30T00:00:00Z`); not
+   * in the future, not before the customer was registered. Ignored once a cancellation is recorded (it is kept).
+   * @default - now
+   */
+  readonly at?: string;
+  readonly reason?: string;
+  readonly region?: string;
+}
+
+const DAY_MS = 86_400_000;
+
+/** What a cancellation at `cancelledAtMs` means in `mode`: when the retention sweep stops serving and deletes. */
+function graceText(mode: DeploymentMode, cancelledAtMs: number): string {
+  const rule = RETENTION[mode];
+  if (rule.cancellationGraceDays === undefined) return `deploymentMode ${mode} deletes nothing on a cancellation (the vendor's own policies apply)`;
+  const until = formatCancelledAt(cancelledAtMs + rule.cancellationGraceDays * DAY_MS);
+  return `in deploymentMode ${mode} the ingest service's retention sweep stops serving the customer's data from ${formatCancelledAt(cancelledAtMs)} `
+    + `and deletes it from ${until}, ${rule.cancellationGraceDays} days later${rule.auditKept ? ' (its rejection records, audit metadata, are kept)' : ''}`;
+}
+
+/** `--at`: a time in UTC (`Z`), to the second or millisecond, that exists, not in the future, not absurdly early. */
+function parseAt(value: string, nowMs: number): number {
+  const fix = 'give when the subscription ended in UTC, e.g. --at 2026-11-30T00:00:00Z (or no --at: now)';
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,3}))?Z$/.exec(value);
+  if (!m) throw new CustomerError('--at', `"${value.slice(0, 60)}" is not a time as YYYY-MM-DDTHH:MM:SSZ`, fix);
+  let ms: number;
+  try {
+    ms = parseCancelledAt(`${m[1]}.${(m[2] ?? '').padEnd(3, '0')}Z`);
+  } catch (e) {
+    throw new CustomerError('--at', (e as Error).message, fix);
+  }
+  if (ms > nowMs) throw new CustomerError('--at', `${value} is in the future`, 'record a cancellation once the subscription has ended (the retention sweep counts the grace period from this time)');
+  return ms;
+}
+
+/**
+ * Records that a customer's subscription is cancelled: the time on its ingest secret (the tag `byoc:cancelled-at`,
+ * which the ingest service's retention sweep reads) and an event in its history. Once recorded, the time is kept:
+ * running it again changes nothing. Revokes nothing.
+ */
+export async function cancelCustomer(o: CancelCustomerOptions, sm?: SecretsManagerClient): Promise<CommandResult> {
+  checkCustomerId(o.customer);
+  const now = Date.now();
+  const given = o.at !== undefined ? parseAt(o.at, now) : undefined;
+  if (o.reason !== undefined) checkReason(o.reason);
+  const config = readVendorConfig(o.vendorConfig);
+  const client = sm ?? secretsClient(o.region, config);
+  const names = customerSecretNames(o.customer);
+  const stored = await getSecret(client, names.account);
+  if (stored === undefined) {
+    throw new CustomerError('--customer', `there is no customer ${o.customer} (no secret ${names.account})`, 'check the identifier with byoc customer list --vendor-config FILE (and --region, the control plane\'s)');
+  }
+  let record = parseRecord(stored, o.customer);
+  let described;
+  try {
+    described = await client.send(new DescribeSecretCommand({ SecretId: names.ingest }));
+  } catch (e) {
+    if (!notFound(e)) throw e;
+  }
+  if (!described || described.DeletedDate) {
+    throw new CustomerError('--customer', `customer ${o.customer} has no ingest registration (no secret ${names.ingest}), where the ingest service reads a cancellation`,
+      `run byoc customer add for ${o.customer} again (it creates the secret), then cancel`);
+  }
+  const tagged = (described.Tags ?? []).find((t) => t.Key === TAGS.cancelledAt)?.Value;
+  let taggedMs: number | undefined;
+  if (tagged !== undefined) {
+    try {
+      taggedMs = parseCancelledAt(tagged);
+    } catch (e) {
+      throw new CustomerError('--customer', `the tag ${TAGS.cancelledAt} of ${names.ingest} is not a time: ${(e as Error).message}`,
+        `remove it (aws secretsmanager untag-resource --secret-id ${names.ingest} --tag-keys ${TAGS.cancelledAt}) and cancel again with --at <when the subscription ended>`);
+    }
+  }
+  // A run cut short between its two writes left the time in one of them.
+  const event = [...record.events].reverse().find((e) => e.action === 'cancelled' && Number.isFinite(Date.parse(e.at)));
+  const recorded = taggedMs ?? (event ? Date.parse(event.at) : undefined);
+  if (recorded !== undefined && given !== undefined && given !== recorded) {
+    throw new CustomerError('--at', `the subscription of ${o.customer} was cancelled at ${formatCancelledAt(recorded)}, not ${formatCancelledAt(given)}`,
+      `a recorded cancellation is kept (the grace period counts from it): run cancel without --at; to correct a mistake, remove the tag (aws secretsmanager untag-resource --secret-id ${names.ingest} --tag-keys ${TAGS.cancelledAt}) and cancel again with --at`);
+  }
+  const registered = record.events.find((e) => e.action === 'registered')?.at;
+  if (recorded === undefined && given !== undefined && registered !== undefined && given < Date.parse(registered)) {
+    throw new CustomerError('--at', `${o.at} is before ${o.customer} was registered (${registered})`, 'give when the subscription ended');
+  }
+  const at = recorded ?? given ?? now;
+  const atText = formatCancelledAt(at);
+  const steps: StepReport[] = [];
+  const next: string[] = [];
+
+  // 1. The tag the retention sweep reads, first: it is what takes effect.
+  if (tagged === undefined) await client.send(new TagResourceCommand({ SecretId: names.ingest, Tags: [{ Key: TAGS.cancelledAt, Value: atText }] }));
+  steps.push({
+    step: 'ingest', changed: tagged === undefined,
+    detail: `${names.ingest} ${tagged === undefined ? 'tagged' : 'already tagged'} ${TAGS.cancelledAt}=${atText}: ${graceText(config.deploymentMode, at)}`,
+  });
+  // 2. The history, next to the revocations.
+  if (!event) {
+    const detail = `subscription cancelled${given !== undefined ? ` (recorded at ${formatCancelledAt(now)})` : ''}${o.reason ? `; reason: ${o.reason}` : ''}`;
+    record = { ...record, events: [...record.events, { at: atText, action: 'cancelled', awsAccount: record.awsAccount, detail }] };
+    await client.send(new PutSecretValueCommand({ SecretId: names.account, SecretString: recordJson(record) }));
+  }
+  steps.push({ step: 'nats accounts', changed: !event, detail: `${event ? 'already recorded' : 'recorded'} the cancellation in ${names.account}` });
+  if (record.status === 'active') {
+    next.push(`${o.customer} is still registered: revoke it so its plane stops sending (what it sends meanwhile is not served, and goes with the rest): byoc customer revoke --customer ${o.customer} --vendor-config ${config.file} --hub-url nats://HUB:${HUB_PORTS.client} --system-creds <system user's .creds>`);
+  }
+  return { steps, next };
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // CLI
 
 const lines = (r: CommandResult) => [
@@ -1198,9 +1340,9 @@ const lines = (r: CommandResult) => [
   ...r.next.map((n) => `next: ${n}`),
 ].join('\n');
 
-/** Registers `byoc customer add|list|revoke` on the CLI (as its subcommands, so they inherit its error handling). */
+/** Registers `byoc customer add|list|revoke|cancel` on the CLI (as its subcommands, so they inherit its error handling). */
 export function registerCustomerCommands(cli: Command): Command {
-  const customer = cli.command('customer').description('the vendor\'s onboarding of customers: add, list, revoke (each step idempotent)');
+  const customer = cli.command('customer').description('the vendor\'s onboarding of customers: add, list, revoke, cancel (each step idempotent)');
   const aws = (c: Command) => c
     .option('--region <region>', 'region of the control plane\'s secrets (default: the vendor configuration\'s region, else the AWS SDK\'s)');
   const hubOptions = (c: Command) => c
@@ -1245,7 +1387,7 @@ export function registerCustomerCommands(cli: Command): Command {
     });
 
   aws(hubOptions(customer.command('revoke')
-    .description('revoke a customer: its NATS account revoked on the running hub (its leaf is cut off), its AWS account out of customerAccounts, the revocation recorded in its secret; with the LLM proxy, revoked in its table')
+    .description('revoke a customer: its NATS account revoked on the running hub (its leaf is cut off), its AWS account out of customerAccounts, the revocation recorded in its secret; with the LLM proxy, revoked in its table. Undone by add --reinstate; it does not end the subscription (see cancel)')
     .requiredOption('--customer <id>', 'customer identifier')
     .requiredOption('--vendor-config <file>', 'the control plane\'s configuration (customerAccounts is updated in it)')))
     .option('--reason <text>', 'recorded with the revocation')
@@ -1253,6 +1395,17 @@ export function registerCustomerCommands(cli: Command): Command {
     .option('--no-push', 'only record the revocation (the hub keeps admitting the customer until pushed)')
     .action(async (opts) => {
       console.log(lines(await revokeCustomer({ ...opts, noPush: opts.push === false })));
+    });
+
+  const graces = (['trial', 'starter'] as const).map((m) => `${m} ${RETENTION[m].cancellationGraceDays} days`).join(', ');
+  aws(customer.command('cancel')
+    .description(`record the end of a customer's subscription: the time on its ingest secret (tag ${TAGS.cancelledAt}), where the ingest service's retention sweep reads it, and in its history. In a vendor-hosted deploymentMode its data is no longer served from that time and is deleted after the mode's grace (${graces}); byoc deletes nothing. Once recorded, the time is kept. Revokes nothing: run revoke too`)
+    .requiredOption('--customer <id>', 'customer identifier')
+    .requiredOption('--vendor-config <file>', 'the control plane\'s configuration (read for its deploymentMode and region; not changed)')
+    .option('--at <time>', `when the subscription ended, in UTC: 2026-11-30T00:00:00Z; not in the future, not before ${EARLIEST_CANCELLATION.slice(0, 4)} or the customer's registration (default: now)`)
+    .option('--reason <text>', 'recorded with the cancellation'))
+    .action(async (opts: CancelCustomerOptions) => {
+      console.log(lines(await cancelCustomer(opts)));
     });
   return customer;
 }

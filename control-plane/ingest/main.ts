@@ -15,6 +15,10 @@
  *   service is not stopping; 503 otherwise. The answer comes from the live event loop, so a wedged process fails
  *   it as a dead one does. A customer whose consumer failed does not make the task unhealthy (a restart would not
  *   help it and would stop every other customer's): it is logged and retried on each refresh.
+ * - In `trial` and `starter`, the retention sweep (`retention.ts`) at start and every
+ *   `BYOC_INGEST_RETENTION_SWEEP_SECONDS`, with the cancellations recorded by `byoc customer cancel` (the tag
+ *   `byoc:cancelled-at` on each ingest secret, read fresh before each sweep). A tag that holds no time is logged
+ *   and counted, and its customer swept as not cancelled.
  * - SIGTERM (ECS stopping the task) or SIGINT: no new registry read, each consumer stores and acknowledges what
  *   it holds, connections drain, exit 0; exit 1 if that takes longer than 50 s (ECS kills at 60).
  */
@@ -191,17 +195,23 @@ async function main(): Promise<void> {
     }, config.poolPublishMs);
   };
 
-  // The retention sweep of the vendor-hosted modes (retention.ts). Cancellation times are not in the registry yet,
-  // so only the age rules run here.
+  // The retention sweep of the vendor-hosted modes (retention.ts), once at start and then every interval. The
+  // cancellations (byoc customer cancel's tags) are read before each run; a sweep whose cancellations cannot be
+  // read does not run. A recorded time that is not one is neither a cancellation nor ignored: logged, counted.
   let sweepTimer: NodeJS.Timeout | undefined;
   let sweepInFlight: Promise<void> = Promise.resolve();
+  const sweep = async () => {
+    const c = await reader.cancellations();
+    for (const m of c.malformed) log.error({ customer: m.customerId, reason: m.reason }, 'cancellation time unreadable: the customer is swept as not cancelled until it is repaired');
+    const r = await sweepRetention(ddb, config.tables, config.mode, Date.now(), c.cancelledAt);
+    log.info({ retention: r, mode: config.mode, cancelled: c.cancelledAt.size, malformedCancellations: c.malformed.length }, 'retention swept');
+  };
+  const runSweep = () => {
+    sweepInFlight = sweep().catch((e) => log.error({ error: short(e) }, 'retention not swept')).finally(scheduleSweep);
+  };
   const scheduleSweep = () => {
     if (stopping || config.mode === 'byoc') return;
-    sweepTimer = setTimeout(() => {
-      sweepInFlight = sweepRetention(ddb, config.tables, config.mode, Date.now())
-        .then((r) => log.info({ retention: r, mode: config.mode }, 'retention swept'))
-        .catch((e) => log.error({ error: short(e) }, 'retention not swept')).finally(scheduleSweep);
-    }, config.sweepMs);
+    sweepTimer = setTimeout(runSweep, config.sweepMs);
   };
 
   const shutdown = async (signal: string) => {
@@ -237,7 +247,8 @@ async function main(): Promise<void> {
   log.info({ customers: Object.keys(service.states()).length, healthPort: config.healthPort, refreshSeconds: config.refreshMs / 1000 }, 'ready');
   schedule();
   schedulePool();
-  scheduleSweep();
+  // A first sweep at once: a task replaced more often than the interval would otherwise never sweep.
+  if (config.mode !== 'byoc') runSweep();
 }
 
 main().catch((e) => {

@@ -5,11 +5,12 @@ import { IngestCustomerConfig } from './service';
 import { CUSTOMER_SECRET_PREFIX, INGEST_SECRET } from './settings';
 
 /**
- * The customer registry as the ingest service reads it. Registration (`byoc customer add|revoke`,
+ * The customer registry as the ingest service reads it. Registration (`byoc customer add|revoke|cancel`,
  * `lib/customers.ts`) keeps one secret per customer for it, `byoc/customers/<id>/ingest`, holding an
  * `IngestRecord`: the customer's settings, its status, the customer's audit public key once registered, and the
  * `.creds` of the customer's vendor ingest user. It is the only secret of a customer the service may read: the
- * NATS accounts' keys and the leaf's credentials stay in the registration's other secrets.
+ * NATS accounts' keys and the leaf's credentials stay in the registration's other secrets. A cancellation of the
+ * customer's subscription is a tag on that secret (`byoc:cancelled-at`), read by the retention sweep.
  *
  * The registry is listed (names, tags and version IDs, nothing decrypted) and each secret's value is read only when
  * its current version is one not read before, so a periodic re-read costs one ListSecrets call per 100 customers.
@@ -25,7 +26,35 @@ export const REGISTRY_TAGS = {
   role: 'byoc:role',
   /** On the ingest secret: the registered audit public key's fingerprint (`sha256:<hex>`), or `none`. */
   auditKey: 'byoc:audit-key',
+  /**
+   * On the ingest secret, once the customer's subscription is cancelled (`byoc customer cancel`): when, as
+   * `formatCancelledAt` writes it. The retention sweep (`retention.ts`) reads it; written once, never moved.
+   */
+  cancelledAt: 'byoc:cancelled-at',
 } as const;
+
+const CANCELLED_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+/** No cancellation this kit records is older: an earlier time is a mistake, and would delete a customer's data at once. */
+export const EARLIEST_CANCELLATION = '2020-01-01T00:00:00.000Z';
+
+/** The value of the `byoc:cancelled-at` tag: the time in ISO 8601, UTC, to the millisecond (`2026-11-23T22:07:59.000Z`). */
+export function formatCancelledAt(epochMs: number): string {
+  return new Date(epochMs).toISOString();
+}
+
+/**
+ * The time (epoch ms) a `byoc:cancelled-at` tag records. Throws an Error naming what is wrong with it: only
+ * the form `formatCancelledAt` writes is a time (no other spelling, no epoch number, no date that does not exist),
+ * and none before `EARLIEST_CANCELLATION`.
+ */
+export function parseCancelledAt(value: string): number {
+  const quoted = JSON.stringify(value.slice(0, 40));
+  if (!CANCELLED_AT.test(value)) throw new Error(`${quoted} is not a time as YYYY-MM-DDTHH:MM:SS.sssZ`);
+  const ms = Date.parse(value);
+  if (!Number.isFinite(ms) || formatCancelledAt(ms) !== value) throw new Error(`${quoted} is not a time that exists`);
+  if (ms < Date.parse(EARLIEST_CANCELLATION)) throw new Error(`${quoted} is before ${EARLIEST_CANCELLATION.slice(0, 10)}, earlier than any cancellation`);
+  return ms;
+}
 
 /** The name of a customer's ingest secret. */
 export const ingestSecretName = (customerId: string, prefix: string = CUSTOMER_SECRET_PREFIX) => `${prefix}${customerId}/${INGEST_SECRET}`;
@@ -77,6 +106,14 @@ export function parseIngestRecord(text: string, customerId: string): IngestRecor
   return r as IngestRecord;
 }
 
+/** The cancellations recorded on the registry's ingest secrets (their tags only: no value is read). */
+export interface Cancellations {
+  /** Customer ID to the time its subscription was cancelled (epoch ms), what `sweepRetention` takes. */
+  readonly cancelledAt: ReadonlyMap<string, number>;
+  /** Customers whose recorded time is not one, with why: neither cancelled nor ignored, reported by the caller. */
+  readonly malformed: readonly { readonly customerId: string; readonly reason: string }[];
+}
+
 /** The registry as read. */
 export interface Registry {
   /** Every customer the service can check: active ones get a consumer, revoked ones none. */
@@ -90,6 +127,13 @@ export interface Registry {
 export interface RegistryReaderOptions {
   /** @default CUSTOMER_SECRET_PREFIX */
   readonly prefix?: string;
+}
+
+interface Listed {
+  readonly customerId: string;
+  readonly arn: string;
+  readonly versionId?: string;
+  readonly tags: Readonly<Record<string, string>>;
 }
 
 interface Cached {
@@ -112,11 +156,11 @@ export class RegistryReader {
     this.prefix = o.prefix ?? CUSTOMER_SECRET_PREFIX;
   }
 
-  /** Lists the ingest secrets under the prefix and returns the registry. Throws when Secrets Manager cannot be read. */
-  public async load(): Promise<Registry> {
+  /** The ingest secrets under the prefix (not deleted ones): names, tags and version IDs, no value. */
+  private async list(): Promise<Listed[]> {
     const escaped = this.prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     const name = new RegExp(`^${escaped}([^/]+)/${INGEST_SECRET}$`);
-    const found: { customerId: string; arn: string; versionId?: string; tagRevoked: boolean }[] = [];
+    const found: Listed[] = [];
     let NextToken: string | undefined;
     do {
       const page = await this.sm.send(new ListSecretsCommand({ Filters: [{ Key: 'name', Values: [this.prefix] }], NextToken, MaxResults: 100 }));
@@ -124,14 +168,39 @@ export class RegistryReader {
         const m = name.exec(s.Name ?? '');
         if (!m || s.DeletedDate || !s.ARN) continue;
         const current = Object.entries(s.SecretVersionsToStages ?? {}).find(([, stages]) => stages.includes('AWSCURRENT'))?.[0];
-        const tagRevoked = (s.Tags ?? []).some((t) => t.Key === REGISTRY_TAGS.status && t.Value === 'revoked');
-        found.push({ customerId: m[1], arn: s.ARN, versionId: current, tagRevoked });
+        const tags = Object.fromEntries((s.Tags ?? []).filter((t) => t.Key !== undefined).map((t) => [t.Key!, t.Value ?? '']));
+        found.push({ customerId: m[1], arn: s.ARN, versionId: current, tags });
       }
       NextToken = page.NextToken;
     } while (NextToken);
+    return found.sort((a, b) => a.customerId.localeCompare(b.customerId));
+  }
 
+  /**
+   * The cancellations as recorded now (one ListSecrets call per 100 customers, nothing decrypted): what the
+   * retention sweep reads before each run. Throws when Secrets Manager cannot be read.
+   */
+  public async cancellations(): Promise<Cancellations> {
+    const cancelledAt = new Map<string, number>();
+    const malformed: { customerId: string; reason: string }[] = [];
+    for (const f of await this.list()) {
+      const value = f.tags[REGISTRY_TAGS.cancelledAt];
+      // A name without a customer identifier is reported by load(); no item of the tables can carry it.
+      if (value === undefined || !CUSTOMER_ID.test(f.customerId)) continue;
+      try {
+        cancelledAt.set(f.customerId, parseCancelledAt(value));
+      } catch (e) {
+        malformed.push({ customerId: f.customerId, reason: `the tag ${REGISTRY_TAGS.cancelledAt} ${(e as Error).message}` });
+      }
+    }
+    return { cancelledAt, malformed };
+  }
+
+  /** Lists the ingest secrets under the prefix and returns the registry. Throws when Secrets Manager cannot be read. */
+  public async load(): Promise<Registry> {
+    const found = await this.list();
     const registry: Registry = { customers: [], awaitingAuditKey: [], invalid: [] };
-    for (const f of found.sort((a, b) => a.customerId.localeCompare(b.customerId))) {
+    for (const f of found) {
       if (!CUSTOMER_ID.test(f.customerId)) {
         registry.invalid.push({ customerId: f.customerId, reason: 'the secret\'s name holds no customer identifier' });
         continue;
@@ -154,7 +223,7 @@ export class RegistryReader {
       const r = entry.record;
       // Revoked when either says so: revocation writes the tag, then the value; a revocation cut short between
       // the two still stops the consumer.
-      const status = r.status === 'revoked' || f.tagRevoked ? 'revoked' : 'active';
+      const status = r.status === 'revoked' || f.tags[REGISTRY_TAGS.status] === 'revoked' ? 'revoked' : 'active';
       if (r.auditPublicKeyPem === undefined) {
         if (status === 'active') registry.awaitingAuditKey.push(f.customerId);
         continue;

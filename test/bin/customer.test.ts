@@ -12,14 +12,14 @@ import { projectRoot } from '../../lib/app';
 import { BUNDLE_FORMAT } from '../../lib/bundle';
 import { customerSecretNames, CustomerRecord, formatJson, HUB_CA_FILE } from '../../lib/customers';
 import { HUB_INGEST_STREAM, outboundSubjects, vendorInboxPrefix } from '../../lib/nats-config';
-import { IngestRecord } from '../../control-plane/ingest/registry';
+import { IngestRecord, RegistryReader } from '../../control-plane/ingest/registry';
 import { loadCustomerPlaneConfig } from '../../customer-plane/config';
 import { MotoServer, startMoto } from '../servers/moto';
 import { CustomerLeaf, OperatorHub, startOperatorHub, waitFor } from '../servers/operator-hub';
 import { synthCustomerPlane } from '../synth';
 
 /**
- * `byoc customer add|list|revoke` as a vendor runs them (`node dist/bin/byoc.js`), against Secrets Manager
+ * `byoc customer add|list|revoke|cancel` as a vendor runs them (`node dist/bin/byoc.js`), against Secrets Manager
  * on moto_server and a real operator-mode nats-server 2.9 hub.
  */
 
@@ -385,6 +385,61 @@ describe('customer add, list, revoke on a running hub', () => {
     expect(list.filter((l: { customerId?: string }) => l.customerId).map((l: { customerId: string; status: string; inVendorConfig: boolean }) => [l.customerId, l.status, l.inVendorConfig]))
       .toEqual([[C, 'active', true], [lab, 'revoked', true]]);
   });
+
+  test('cancel records when the subscription ended on the ingest secret, where the retention sweep reads it, and in the history; again it changes nothing and keeps the first time; add keeps it', async () => {
+    const lab = 'acme-lab';
+    const cancel = (customer: string, ...extra: string[]) => byoc('customer', 'cancel', '--customer', customer, '--vendor-config', vendorConfig, ...extra);
+    const cancelledTag = async (customer: string) => (await tagsOf(customerSecretNames(customer).ingest))['byoc:cancelled-at'];
+    const before = Date.now();
+    const r = await cancel(lab, '--reason', 'trial ended');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const at = await cancelledTag(lab);
+    expect(at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    expect(Date.parse(at)).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(at)).toBeLessThanOrEqual(Date.now());
+    // The example vendor configuration is deploymentMode byoc: recorded, and it says nothing is deleted.
+    expect(r.out).toBe(`ingest: byoc/customers/${lab}/ingest tagged byoc:cancelled-at=${at}: deploymentMode byoc deletes nothing on a cancellation (the vendor's own policies apply)\n`
+      + `nats accounts: recorded the cancellation in byoc/customers/${lab}/nats-account\n`);
+    const labRecord: CustomerRecord = JSON.parse(await secret(customerSecretNames(lab).account));
+    expect(labRecord.events.at(-1)).toEqual({ at, action: 'cancelled', awsAccount: ACCOUNT, detail: 'subscription cancelled; reason: trial ended' });
+    const ingestVersions = await versions(customerSecretNames(lab).ingest);
+
+    // Again, without or with the same --at: nothing changes, the first time is kept. A different time is refused.
+    const again = await cancel(lab);
+    expect(again.code).toBe(0);
+    expect(again.out.split('\n').filter((l) => l && !l.endsWith('(unchanged)'))).toEqual([]);
+    expect((await cancel(lab, '--at', at)).out).toMatch(/^ingest: .* already tagged byoc:cancelled-at=.*\(unchanged\)$/m);
+    const moved = await cancel(lab, '--at', new Date(Date.parse(at) - 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'));
+    expect(moved.code).toBe(1);
+    expect(moved.err).toMatch(new RegExp(`^byoc: --at: the subscription of acme-lab was cancelled at ${at.replace(/\./g, '\\.')}, not \\S+\\. Fix: a recorded cancellation is kept`));
+    expect(await cancelledTag(lab)).toBe(at);
+    expect((JSON.parse(await secret(customerSecretNames(lab).account)) as CustomerRecord).events).toEqual(labRecord.events);
+    expect(await versions(customerSecretNames(lab).ingest)).toEqual(ingestVersions);
+
+    // An active customer, in a starter control plane, cancelled as of a given time: the grace's end is named, and revoke is the next step.
+    const starter = path.join(dir, 'vendor-starter.json');
+    fs.writeFileSync(starter, formatJson({ ...JSON.parse(fs.readFileSync(vendorConfig, 'utf8')), deploymentMode: 'starter' }));
+    const registered = Date.parse((await record()).events[0].at);
+    const cAt = new Date(registered + 1000).toISOString();
+    const active = await byoc('customer', 'cancel', '--customer', C, '--vendor-config', starter, '--at', cAt.replace('.000Z', 'Z'));
+    expect(active.code).toBe(0);
+    const grace = new Date(registered + 1000 + 30 * 86_400_000).toISOString();
+    expect(active.out).toMatch(new RegExp(`^ingest: byoc/customers/${C}/ingest tagged byoc:cancelled-at=${cAt.replace(/\./g, '\\.')}: in deploymentMode starter the ingest service's retention sweep stops serving the customer's data from \\S+ and deletes it from ${grace.replace(/\./g, '\\.')}, 30 days later \\(its rejection records, audit metadata, are kept\\)$`, 'm'));
+    expect(active.out).toMatch(/^next: acme-corp is still registered: revoke it so its plane stops sending .*byoc customer revoke --customer acme-corp/m);
+    expect((await record()).events.at(-1)).toMatchObject({ at: cAt, action: 'cancelled', detail: expect.stringMatching(/^subscription cancelled \(recorded at \S+\)$/) });
+
+    // What the ingest service's sweep reads: both, and nothing else.
+    expect([...(await new RegistryReader(sm).cancellations()).cancelledAt]).toEqual([[C, Date.parse(cAt)], [lab, Date.parse(at)]]);
+    // add (the tags it writes) keeps the cancellation, and says so; list shows it.
+    const readd = await add('--share-learning', 'false');
+    expect(readd.code).toBe(0);
+    expect(readd.out).toMatch(new RegExp(`^next: note: the subscription of acme-corp was cancelled at ${cAt.replace(/\./g, '\\.')} \\(byoc customer cancel\\), and add does not undo that: deploymentMode byoc deletes nothing`, 'm'));
+    expect(await cancelledTag(C)).toBe(cAt);
+    const list = JSON.parse((await byoc('customer', 'list', '--vendor-config', vendorConfig, '--json')).out);
+    expect(list.filter((l: { customerId?: string }) => l.customerId).map((l: { customerId: string; cancelledAt?: string }) => [l.customerId, l.cancelledAt])).toEqual([[C, cAt], [lab, at]]);
+    expect((await byoc('customer', 'list', '--vendor-config', vendorConfig)).out).toMatch(new RegExp(`^${lab}\\s.*revoked.*subscription cancelled at ${at.replace(/\./g, '\\.')}$`, 'm'));
+  });
 });
 
 describe('errors a person can act on, and nothing written', () => {
@@ -478,5 +533,21 @@ describe('errors a person can act on, and nothing written', () => {
     await refused([...base(C, '210987654321'), '--endpoint-service', ENDPOINT_SERVICE], /--account: customer acme-corp is registered with account 123456789012, not 210987654321\. Fix: give --account 123456789012, or move the customer/);
     await refused(['customer', 'revoke', '--customer', 'nobody', '--vendor-config', vendorConfig, '--no-push'], /--customer: there is no customer nobody \(no secret byoc\/customers\/nobody\/nats-account\)/);
     await refused(['customer', 'revoke', '--customer', C, '--vendor-config', vendorConfig], /--hub-url: missing: a revocation takes effect only when the running hub receives it\. Fix: .*--no-push/);
+  });
+
+  test('cancel: an unknown customer, a time that is not one, in the future or before the registration; nothing recorded', async () => {
+    const cancel = (customer: string, ...extra: string[]) => ['customer', 'cancel', '--customer', customer, '--vendor-config', vendorConfig, ...extra];
+    await refused(cancel('nobody'), /^byoc: --customer: there is no customer nobody \(no secret byoc\/customers\/nobody\/nats-account\)\. Fix: check the identifier with byoc customer list/);
+    const lab = 'second-lab';
+    const r = await byoc('customer', 'add', '--customer', lab, '--account', '333333333333', '--vendor-config', vendorConfig, '--out', out, '--control-plane-outputs', outputs, '--release', release);
+    expect(r.code).toBe(0);
+    await refused(cancel(lab, '--at', '2026-11-30'), /^byoc: --at: "2026-11-30" is not a time as YYYY-MM-DDTHH:MM:SSZ\. Fix: give when the subscription ended in UTC/);
+    await refused(cancel(lab, '--at', '2026-02-30T00:00:00Z'), /^byoc: --at: "2026-02-30T00:00:00\.000Z" is not a time that exists/);
+    await refused(cancel(lab, '--at', '2019-06-01T00:00:00Z'), /^byoc: --at: "2019-06-01T00:00:00\.000Z" is before 2020-01-01/);
+    await refused(cancel(lab, '--at', new Date(Date.now() + 86_400_000).toISOString()), /^byoc: --at: \S+ is in the future\. Fix: record a cancellation once the subscription has ended/);
+    await refused(cancel(lab, '--at', '2021-01-01T00:00:00Z'), /^byoc: --at: 2021-01-01T00:00:00Z is before second-lab was registered \(\S+\)\. Fix: give when the subscription ended/);
+    await refused(cancel(lab, '--reason', 'a\nb'), /^byoc: --reason: longer than 200 characters or holds control characters/);
+    expect((await tagsOf(customerSecretNames(lab).ingest))['byoc:cancelled-at']).toBeUndefined();
+    expect((JSON.parse(await secret(customerSecretNames(lab).account)) as CustomerRecord).events.map((e) => e.action)).not.toContain('cancelled');
   });
 });

@@ -1,7 +1,9 @@
 import { generateKeyPairSync, KeyObject } from 'crypto';
 import { CreateSecretCommand, DeleteSecretCommand, PutSecretValueCommand, SecretsManagerClient, TagResourceCommand } from '@aws-sdk/client-secrets-manager';
 import { operatorInit } from '../../lib/nats-auth';
-import { INGEST_RECORD_FORMAT, IngestRecord, ingestRecordJson, ingestSecretName, RegistryReader, REGISTRY_TAGS } from '../../control-plane/ingest';
+import {
+  EARLIEST_CANCELLATION, formatCancelledAt, INGEST_RECORD_FORMAT, IngestRecord, ingestRecordJson, ingestSecretName, parseCancelledAt, RegistryReader, REGISTRY_TAGS,
+} from '../../control-plane/ingest';
 import { MotoServer, startMoto } from '../servers/moto';
 
 /** The registry reader of the ingest service, against Secrets Manager on moto_server with the real AWS SDK. */
@@ -112,5 +114,55 @@ describe('the customer registry as the ingest service reads it (Secrets Manager 
     const r = await new RegistryReader(sm, { prefix }).load();
     expect(r.customers.map((c) => c.customerId)).toEqual(ids);
     expect(r.invalid).toEqual([]);
+  });
+});
+
+describe('cancellations: the byoc:cancelled-at tag byoc customer cancel puts on an ingest secret, read without any value', () => {
+  const at = Date.UTC(2026, 10, 23, 22, 7, 59, 120);
+
+  test('one spelling is a time: ISO 8601 in UTC to the millisecond, a date that exists, not before 2020', () => {
+    expect(formatCancelledAt(at)).toBe('2026-11-23T22:07:59.120Z');
+    expect(parseCancelledAt('2026-11-23T22:07:59.120Z')).toBe(at);
+    expect(parseCancelledAt(formatCancelledAt(Date.parse(EARLIEST_CANCELLATION)))).toBe(Date.UTC(2020, 0, 1));
+    const refused: [string, RegExp][] = [
+      ['1764000000000', /^"1764000000000" is not a time as YYYY-MM-DDTHH:MM:SS\.sssZ$/],
+      ['2026-11-23', /is not a time as/],
+      ['2026-11-23T22:07:59Z', /is not a time as/],
+      ['2026-11-23T23:07:59.120+01:00', /is not a time as/],
+      ['', /^"" is not a time as/],
+      ['2026-02-30T00:00:00.000Z', /^"2026-02-30T00:00:00\.000Z" is not a time that exists$/],
+      ['2026-11-23T24:00:00.000Z', /is not a time that exists$/],
+      ['0001-01-01T00:00:00.000Z', /^"0001-01-01T00:00:00\.000Z" is before 2020-01-01, earlier than any cancellation$/],
+    ];
+    for (const [value, message] of refused) expect(() => parseCancelledAt(value)).toThrow(message);
+  });
+
+  test('every ingest secret\'s tag, fresh on each call: times by customer, and the malformed ones named with why; no value read', async () => {
+    const prefix = 'cancel/customers/';
+    const cancel = (id: string, value: string) => sm.send(new TagResourceCommand({ SecretId: ingestSecretName(id, prefix), Tags: [{ Key: REGISTRY_TAGS.cancelledAt, Value: value }] }));
+    for (const id of ['acme', 'beta', 'gamma', 'delta', 'epsilon', 'Bad_Id', 'deleted']) await put(ingestSecretName(id, prefix), ingestRecordJson(record(id)), id);
+    await put(`${prefix}acme/nats-account`, '{}', 'acme');
+    await sm.send(new TagResourceCommand({ SecretId: `${prefix}acme/nats-account`, Tags: [{ Key: REGISTRY_TAGS.cancelledAt, Value: 'not read' }] }));
+    await cancel('acme', formatCancelledAt(at));
+    await cancel('gamma', '1764000000000');
+    await cancel('delta', '2026-02-30T00:00:00.000Z');
+    await cancel('Bad_Id', formatCancelledAt(at));
+    await cancel('deleted', formatCancelledAt(at));
+    await sm.send(new DeleteSecretCommand({ SecretId: ingestSecretName('deleted', prefix), RecoveryWindowInDays: 7 }));
+
+    const reader = new RegistryReader(sm, { prefix });
+    const c = await reader.cancellations();
+    expect([...c.cancelledAt]).toEqual([['acme', at]]);
+    expect(c.malformed).toEqual([
+      { customerId: 'delta', reason: 'the tag byoc:cancelled-at "2026-02-30T00:00:00.000Z" is not a time that exists' },
+      { customerId: 'gamma', reason: 'the tag byoc:cancelled-at "1764000000000" is not a time as YYYY-MM-DDTHH:MM:SS.sssZ' },
+    ]);
+    expect(reader.valuesRead).toBe(0);
+
+    // A later cancellation shows at the next call, without reading a value; the registry itself is as before.
+    await cancel('epsilon', formatCancelledAt(at + 1));
+    expect([...(await reader.cancellations()).cancelledAt]).toEqual([['acme', at], ['epsilon', at + 1]]);
+    expect(reader.valuesRead).toBe(0);
+    expect((await reader.load()).customers.map((c) => [c.customerId, c.status])).toEqual([['acme', 'active'], ['beta', 'active'], ['delta', 'active'], ['epsilon', 'active'], ['gamma', 'active']]);
   });
 });

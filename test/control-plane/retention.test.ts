@@ -1,9 +1,12 @@
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Match } from 'aws-cdk-lib/assertions';
 import { BOUNDARY_CONTRACT, MessageKind } from '../../lib/boundary-contract';
 import { canonicalBytes, ContractValue } from '../../lib/contract-validator';
 import { loadControlPlaneConfig } from '../../control-plane/config';
-import { createIngestTables, DeploymentMode, IngestStore, IngestTables, Provenance, RETENTION, TTL_ATTRIBUTE } from '../../control-plane/ingest';
+import {
+  createIngestTables, DeploymentMode, formatCancelledAt, IngestStore, IngestTables, ingestSecretName, Provenance, RegistryReader, REGISTRY_TAGS, RETENTION, TTL_ATTRIBUTE,
+} from '../../control-plane/ingest';
 import { expiresAt, isServed, sweepRetention } from '../../control-plane/ingest/retention';
 import { startMoto, MotoServer } from '../servers/moto';
 import { exampleAppProps, resourcesOf, synthControl } from './synth';
@@ -23,21 +26,24 @@ const rejection = (sha: string) => ({ kind: 'usage', subject: 'byoc.acme.out.usa
 describe('retention per deployment mode, on moto DynamoDB', () => {
   let moto: MotoServer;
   let ddb: DynamoDBClient;
+  let sm: SecretsManagerClient;
   let n = 0;
   beforeAll(async () => {
     moto = await startMoto();
-    ddb = new DynamoDBClient({ endpoint: moto.endpoint, region: 'eu-west-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+    const aws = { endpoint: moto.endpoint, region: 'eu-west-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+    ddb = new DynamoDBClient(aws);
+    sm = new SecretsManagerClient(aws);
   });
-  afterAll(async () => { ddb?.destroy(); await moto?.stop(); });
+  afterAll(async () => { ddb?.destroy(); sm?.destroy(); await moto?.stop(); });
 
-  /** Fresh tables, and a store of `mode` that wrote, for acme and beta, one item of each kind at `at`. */
-  async function seeded(mode: DeploymentMode, at: number): Promise<IngestTables> {
+  /** Fresh tables, and a store of `mode` that wrote, for each customer (acme and beta), one item of each kind at `at`. */
+  async function seeded(mode: DeploymentMode, at: number, customers: readonly string[] = ['acme', 'beta']): Promise<IngestTables> {
     n++;
     const tables: IngestTables = { usage: `u${n}`, metrics: `m${n}`, workflow: `w${n}`, learningPool: `p${n}`, rejections: `r${n}` };
     await createIngestTables(ddb, tables);
     const store = new IngestStore(ddb, tables, mode);
     let seq = 1;
-    for (const customerId of ['acme', 'beta']) {
+    for (const customerId of customers) {
       const from = (): Provenance => ({ customerId, streamSeq: seq++, storedAtMs: at });
       await store.store(kind('usage'), usage(at), Buffer.from('u'), from());
       await store.store(kind('workflow'), workflow(at), canonicalBytes(workflow(at)), from());
@@ -99,6 +105,69 @@ describe('retention per deployment mode, on moto DynamoDB', () => {
     expect(await sweepRetention(ddb, tables, 'starter', T0 + 90 * DAY, cancelled)).toEqual({ softDeleted: 0, hardDeleted: 3 });
     left = await all(tables);
     expect([count(left), left.rejections.length]).toEqual([4, 4]);
+  });
+
+  /**
+   * A registry under its own prefix whose ingest secrets carry the `byoc:cancelled-at` tags given, as byoc customer
+   * cancel writes them (or a hand-written value), and the reader the ingest service sweeps with. The reader lists
+   * names and tags only: the secrets' values are never read for cancellations.
+   */
+  async function registry(tags: Record<string, string | undefined>): Promise<RegistryReader> {
+    const prefix = `retention-${++n}/customers/`;
+    for (const [customerId, cancelledAt] of Object.entries(tags)) {
+      await sm.send(new CreateSecretCommand({
+        Name: ingestSecretName(customerId, prefix), SecretString: '{}',
+        Tags: [{ Key: REGISTRY_TAGS.customer, Value: customerId }, ...(cancelledAt !== undefined ? [{ Key: REGISTRY_TAGS.cancelledAt, Value: cancelledAt }] : [])],
+      }));
+    }
+    return new RegistryReader(sm, { prefix });
+  }
+  const of = (items: Record<string, any[]>, customerId: string) => Object.values(items).flat().filter((i) => i.customerId?.S === customerId);
+
+  test('starter, with the cancellations read from the registry: a cancelled customer\'s items are kept (not served) until day 30 after the cancellation, then deleted; the others are untouched, a malformed time counted', async () => {
+    const tables = await seeded('starter', T0, ['acme', 'beta', 'gamma']);
+    const cancelledAt = T0 + 10 * DAY;
+    const reader = await registry({ acme: formatCancelledAt(cancelledAt), beta: undefined, gamma: '2026-01-15' });
+    const c = await reader.cancellations();
+    expect([...c.cancelledAt]).toEqual([['acme', cancelledAt]]);
+    expect(c.malformed).toEqual([{ customerId: 'gamma', reason: 'the tag byoc:cancelled-at "2026-01-15" is not a time as YYYY-MM-DDTHH:MM:SS.sssZ' }]);
+    const sweep = async (at: number) => sweepRetention(ddb, tables, 'starter', at, (await reader.cancellations()).cancelledAt);
+
+    // Before the cancellation nothing happens; at it, acme's usage, metrics and workflow are marked (starter keeps audit metadata).
+    expect(await sweep(cancelledAt - 1)).toEqual({ softDeleted: 0, hardDeleted: 0 });
+    expect(await sweep(cancelledAt)).toEqual({ softDeleted: 3, hardDeleted: 0 });
+    // Day 29 of the grace: still there, not served.
+    expect(await sweep(cancelledAt + 29 * DAY)).toEqual({ softDeleted: 0, hardDeleted: 0 });
+    expect(await sweep(cancelledAt + 30 * DAY - 1)).toEqual({ softDeleted: 0, hardDeleted: 0 });
+    let left = await all(tables);
+    expect(of(left, 'acme').filter((i) => !isServed(i)).length).toBe(3);
+    expect(of(left, 'acme')).toHaveLength(5);
+    // Day 30: deleted, but its rejection record and counter (audit metadata, kept in starter).
+    expect(await sweep(cancelledAt + 30 * DAY)).toEqual({ softDeleted: 0, hardDeleted: 3 });
+    left = await all(tables);
+    expect(of(left, 'acme').map((i) => i.entry?.S?.replace(/#.*/, '')).sort()).toEqual(['count', 'seq']);
+    // beta (not cancelled) and gamma (its time unreadable: not taken as a cancellation) are untouched and served.
+    for (const customerId of ['beta', 'gamma']) {
+      expect(of(left, customerId)).toHaveLength(5);
+      expect(of(left, customerId).every(isServed)).toBe(true);
+    }
+  });
+
+  test('trial, with the cancellations read from the registry: 8 days of grace, then everything of the customer goes, audit metadata too', async () => {
+    const tables = await seeded('trial', T0);
+    const cancelledAt = T0 + 2 * DAY;
+    const reader = await registry({ acme: formatCancelledAt(cancelledAt), beta: undefined });
+    const sweep = async (at: number) => sweepRetention(ddb, tables, 'trial', at, (await reader.cancellations()).cancelledAt);
+    // Marked at the cancellation, the rejection counter too (no storage time needed: the cancellation marks all).
+    expect(await sweep(cancelledAt)).toEqual({ softDeleted: 5, hardDeleted: 0 });
+    expect(await sweep(cancelledAt + 8 * DAY - 1)).toEqual({ softDeleted: 0, hardDeleted: 0 });
+    expect(await sweep(cancelledAt + 8 * DAY)).toEqual({ softDeleted: 0, hardDeleted: 5 });
+    const left = await all(tables);
+    expect(of(left, 'acme')).toEqual([]);
+    // beta follows the age rules only: served until day 14 after storage.
+    expect(of(left, 'beta')).toHaveLength(5);
+    expect(of(left, 'beta').every(isServed)).toBe(true);
+    expect(RETENTION.trial.cancellationGraceDays).toBe(8);
   });
 
   test('the TTL of each mode and table', () => {
