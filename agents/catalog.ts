@@ -1,4 +1,4 @@
-import { BOUNDARY_CONTRACT, Direction } from '../lib/boundary-contract';
+import { BOUNDARY_CONTRACT, BoundaryContract, Direction } from '../lib/boundary-contract';
 import { INBOX_PREFIX, OUTBOX_PREFIX } from '../lib/nats-config';
 
 /**
@@ -148,10 +148,10 @@ const NAME = /^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){2,27}$/;
 const SUBJECT = /^(?:[a-z0-9-]+|\*)(?:\.(?:[a-z0-9-]+|\*))*$/;
 const CRON = /^cron\(\S+ \S+ \S+ \S+ \S+ \S+\)$/;
 /** The boundary subjects an agent may declare: an outbound kind to publish, an inbound kind to subscribe to. */
-const BOUNDARY_DECLARATIONS = {
-  publish: BOUNDARY_CONTRACT.kinds.filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR).map((k) => `${OUTBOX_PREFIX}.${k.name}`),
-  subscribe: BOUNDARY_CONTRACT.kinds.filter((k) => k.direction === Direction.VENDOR_TO_CUSTOMER).map((k) => `${INBOX_PREFIX}.${k.name}`),
-} as const;
+const boundaryDeclarations = (contract: BoundaryContract) => ({
+  publish: contract.kinds.filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR).map((k) => `${OUTBOX_PREFIX}.${k.name}`),
+  subscribe: contract.kinds.filter((k) => k.direction === Direction.VENDOR_TO_CUSTOMER).map((k) => `${INBOX_PREFIX}.${k.name}`),
+});
 /** Fargate's CPU units and, for each, the allowed memory sizes in MiB. */
 const FARGATE_SIZES: Record<number, number[]> = {
   256: [512, 1024, 2048],
@@ -175,7 +175,8 @@ export interface CatalogProblem {
 }
 
 /** Every problem in a catalog; empty when it is valid. */
-export function catalogProblems(catalog: readonly AgentSpec[]): CatalogProblem[] {
+export function catalogProblems(catalog: readonly AgentSpec[], contract: BoundaryContract = BOUNDARY_CONTRACT): CatalogProblem[] {
+  const declarations = boundaryDeclarations(contract);
   const problems: CatalogProblem[] = [];
   const seen = new Set<string>();
   if (catalog.length === 0) {
@@ -215,8 +216,8 @@ export function catalogProblems(catalog: readonly AgentSpec[]): CatalogProblem[]
       for (const s of a.subjects[dir]) {
         if (!SUBJECT.test(s) || s.length > 128) {
           problems.push({ field: at(`subjects.${dir}`), problem: `"${s}" is not a subject`, fix: 'use dot-separated lower-case tokens, `*` for one token, at most 128 characters; `>` is not allowed' });
-        } else if (s.startsWith('boundary.') && !BOUNDARY_DECLARATIONS[dir].includes(s)) {
-          problems.push({ field: at(`subjects.${dir}`), problem: `"${s}" is not a kind of the boundary contract an agent may ${dir === 'publish' ? 'send' : 'receive'}`, fix: `use one of ${BOUNDARY_DECLARATIONS[dir].join(', ')}` });
+        } else if (s.startsWith('boundary.') && !declarations[dir].includes(s)) {
+          problems.push({ field: at(`subjects.${dir}`), problem: `"${s}" is not a kind of the boundary contract an agent may ${dir === 'publish' ? 'send' : 'receive'}`, fix: `use one of ${declarations[dir].join(', ')}` });
         }
       }
     }

@@ -3,6 +3,7 @@ import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
+import { CONTRACT_METADATA, contractRecord } from '../lib/contract-input';
 import { declareEgress, declareRetainedData } from '../lib/byoc-checks';
 import { acknowledgeFinding, cfnOf, limitKeyGrantsToAwsServices } from '../lib/compliance';
 import { PropError } from '../lib/errors';
@@ -57,6 +58,8 @@ export class ControlPlane extends Construct {
   constructor(scope: Construct, id: string, props: ControlPlaneProps = {}) {
     super(scope, id);
     const p = resolveControlPlaneProps(props);
+    // What may cross, as this control plane enforces it: byoc review and the tests read it from the template.
+    Stack.of(this).addMetadata(CONTRACT_METADATA, contractRecord(p.contract));
     this.settings = p;
     const releaseRemoval = p.retainReleases ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
     const customers = p.customerAccounts.map((a) => new iam.AccountPrincipal(a));
@@ -140,6 +143,7 @@ export class ControlPlane extends Construct {
         customerAccounts: p.customerAccounts,
         retainData: p.retainData,
         logRetention: p.logRetention,
+        contract: p.contract,
       });
       if (p.services) {
         const { image, ingestRefreshSeconds, llmProxy } = p.services;
@@ -150,6 +154,7 @@ export class ControlPlane extends Construct {
           refreshInterval: ingestRefreshSeconds === undefined ? undefined : Duration.seconds(ingestRefreshSeconds),
           retainData: p.retainData,
           deploymentMode: p.deploymentMode,
+          contract: p.contract,
           logRetention: p.logRetention,
         });
         if (llmProxy) {

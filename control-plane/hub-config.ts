@@ -1,4 +1,5 @@
 import * as path from 'path';
+import { BoundaryContract } from '../lib/boundary-contract';
 import { hubAuthConfig } from '../lib/nats-auth';
 import { hubJwtConfig } from '../lib/nats-config';
 
@@ -51,6 +52,8 @@ export interface HubNodeOptions {
   readonly systemAccountPublicKey: string;
   /** The system account's JWT (public), preloaded into the resolver. */
   readonly systemAccountJwt?: string;
+  /** The boundary contract the customers' accounts are issued from. @default BOUNDARY_CONTRACT */
+  readonly contract?: BoundaryContract;
 }
 
 const q = (s: string) => JSON.stringify(s);
@@ -70,6 +73,7 @@ export function hubNodeConfig(o: HubNodeOptions): string {
   const routes = o.nodeHosts.map((_, i) => i).filter((i) => i !== o.index).map((i) => `$${hubRouteVariable(i)}`);
   const tls = `cert_file: ${q(HUB_TLS_FILES.cert)}, key_file: ${q(HUB_TLS_FILES.key)}, ca_file: ${q(HUB_TLS_FILES.ca)}`;
   const hub = hubJwtConfig({
+    contract: o.contract,
     serverName: hubServerName(o.index),
     listen: { host: '0.0.0.0', port: HUB_PORTS.client },
     // TLS ends at nats-server: the load balancer in front of this port passes TCP through.

@@ -9,6 +9,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { BoundaryContract } from '../lib/boundary-contract';
 import { allowLogsOfThisAccount } from '../lib/iam';
 import { declareNatsConfig } from '../lib/byoc-checks';
 import { acknowledgeControlTowerFinding, acknowledgeFinding, cfnOf, limitKeyGrantsToAwsServices } from '../lib/compliance';
@@ -30,6 +31,8 @@ export interface NatsHubProps extends ResolvedHubProps {
   /** Keep the file system, key, secrets, logs and Elastic IPs on delete; load balancers get deletion protection. */
   readonly retainData: boolean;
   readonly logRetention: logs.RetentionDays;
+  /** The boundary contract the customers' hub accounts are issued from (named in each node's configuration). @default BOUNDARY_CONTRACT */
+  readonly contract?: BoundaryContract;
 }
 
 const ROTATION_RULES = ['AwsSolutions-SMG4', 'HIPAA.Security-SecretsManagerRotationEnabled', 'NIST.800.53.R5-SecretsManagerRotationEnabled'];
@@ -202,6 +205,7 @@ export class NatsHub extends Construct implements ec2.IConnectable {
         operatorJwt: props.operatorJwt,
         systemAccountPublicKey: props.systemAccountPublicKey,
         systemAccountJwt: props.systemAccountJwt,
+        contract: props.contract,
       });
       const config = generateConfig();
       this.nodeConfigs.push(config);

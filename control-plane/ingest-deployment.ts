@@ -5,6 +5,8 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { BoundaryContract } from '../lib/boundary-contract';
+import { contractEnvironment } from '../lib/contract-input';
 import { acknowledgeFinding, cfnOf, limitKeyGrantsToAwsServices } from '../lib/compliance';
 import { declareRetainedData } from '../lib/byoc-checks';
 import { PropError } from '../lib/errors';
@@ -57,6 +59,8 @@ export interface IngestDeploymentProps {
    * @default 'byoc'
    */
   readonly deploymentMode?: DeploymentMode;
+  /** The boundary contract the service checks every crossing against (`BYOC_CONTRACT`, with its hash). @default BOUNDARY_CONTRACT */
+  readonly contract?: BoundaryContract;
   /** Retention of the service's log group. */
   readonly logRetention: logs.RetentionDays;
   /**
@@ -204,6 +208,7 @@ export class IngestDeployment extends Construct {
         [INGEST_ENV.dynamoDbEndpoint]: `https://${dynamoDbHost}`,
         [INGEST_ENV.healthPort]: String(INGEST_DEFAULTS.healthPort),
         [INGEST_ENV.deploymentMode]: mode,
+        ...contractEnvironment(props.contract),
         ...Object.fromEntries((Object.keys(tables) as (keyof IngestTables)[]).map((role) => [TABLE_ENV[role], tables[role].tableName])),
       },
       desiredCount,

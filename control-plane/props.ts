@@ -2,6 +2,8 @@ import { X509Certificate } from 'crypto';
 import { Token } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { decode } from '@nats-io/jwt';
+import { BOUNDARY_CONTRACT, BoundaryContract } from '../lib/boundary-contract';
+import { validateContract } from '../lib/contract-input';
 import { PropError } from '../lib/errors';
 import { parseImageRef } from '../customer-plane/props';
 import type { LlmProviderProps, LlmProxyEgress } from './llm-proxy';
@@ -269,6 +271,14 @@ export interface ControlPlaneProps {
   readonly deploymentMode?: DeploymentMode;
 
   /**
+   * The boundary contract the vendor's ingest checks every crossing against, and the stack records in its template
+   * metadata (`Byoc::BoundaryContract`). It must be the contract the customers' planes were built with (their
+   * `contract` prop) and their hub accounts issued from (`byoc customer add --contract`). Checked at synth.
+   * @default - the kit's own, `BOUNDARY_CONTRACT`
+   */
+  readonly contract?: BoundaryContract;
+
+  /**
    * Retention of every log group of the control plane.
    * @default logs.RetentionDays.ONE_YEAR
    */
@@ -301,6 +311,7 @@ export interface ResolvedControlPlaneProps {
   readonly releaseSigners: readonly string[];
   readonly retainData: boolean;
   readonly deploymentMode: DeploymentMode;
+  readonly contract: BoundaryContract;
   readonly logRetention: logs.RetentionDays;
 }
 
@@ -549,6 +560,7 @@ export function resolveControlPlaneProps(props: ControlPlaneProps): ResolvedCont
     releaseSigners: [...(props.releaseSigners ?? [])],
     retainData: props.retainData ?? true,
     deploymentMode: checkDeploymentMode(props.deploymentMode),
+    contract: props.contract === undefined ? BOUNDARY_CONTRACT : validateContract(props.contract, 'contract'),
     logRetention: props.logRetention ?? logs.RetentionDays.ONE_YEAR,
   };
 }

@@ -8,6 +8,8 @@ import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { AgentSpec, AgentTrigger, DataStore } from '../agents/catalog';
+import { BoundaryContract } from '../lib/boundary-contract';
+import { contractEnvironment } from '../lib/contract-input';
 import { inboxPrefix, LEAF_USERS } from '../lib/nats-config';
 import { DataStores, DB_NAME, dbUserOf, redisUserOf } from './data-stores';
 import { CONTAINER_USER, HardenedService, STOP_TIMEOUT_SECONDS } from './hardened-service';
@@ -37,6 +39,8 @@ export interface AgentEnvironment {
   readonly llm?: { readonly securityGroup: ec2.ISecurityGroup; readonly environment: Readonly<Record<string, string>> };
   /** Where each agent's running-task alarm goes, and the cluster's name for its metrics. */
   readonly alarms: { readonly topic: AlarmTopic; readonly clusterName: string };
+  /** The boundary contract: agents that send or receive its kinds get it (`BYOC_CONTRACT`, with its hash). */
+  readonly contract: BoundaryContract;
   /** With `capacity.spot`: interruptible agents run on Fargate Spot after this many on-demand tasks each. */
   readonly spot?: { readonly onDemandBase: number };
   /** With `schedule`: request and event agents run only in these business hours. */
@@ -129,6 +133,8 @@ export class AgentService extends Construct {
       });
     }
     if (uses(DataStore.WORKSPACE)) environment.BYOC_WORKSPACE = WORKSPACE_PATH;
+    // An agent that hands kinds to the gateway or receives them builds and reads them by the plane's contract.
+    if ([...spec.subjects.publish, ...spec.subjects.subscribe].some((s) => s.startsWith('boundary.'))) Object.assign(environment, contractEnvironment(env.contract));
     if (llm) Object.assign(environment, llm.environment);
 
     this.workload = new HardenedService(this, 'Workload', {

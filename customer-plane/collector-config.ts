@@ -1,4 +1,4 @@
-import { BOUNDARY_CONTRACT, contractHash, METRIC_ATTRIBUTES, METRIC_NAMES } from '../lib/boundary-contract';
+import { BOUNDARY_CONTRACT, BoundaryContract, contractHash, METRIC_ATTRIBUTES, METRIC_NAMES } from '../lib/boundary-contract';
 
 /** Port of the collector's `health_check` extension, bound to 127.0.0.1 (ADOT's `/healthcheck` probes it there). */
 export const COLLECTOR_HEALTH_PORT = 13133;
@@ -127,8 +127,8 @@ export function collectorPipelines(options: CollectorExportOptions = {}): Collec
  * The collector's configuration file (`collectorPipelines`), as the collector reads it from `BYOC_OTEL_CONFIG`:
  * a comment naming the contract it was generated from, then the configuration as JSON (which is YAML).
  */
-export function collectorConfig(options: CollectorExportOptions = {}): string {
-  return `# Generated from boundary contract v${BOUNDARY_CONTRACT.version} (${contractHash()}): do not edit.\n${JSON.stringify(collectorPipelines(options), null, 2)}\n`;
+export function collectorConfig(options: CollectorExportOptions = {}, contract: BoundaryContract = BOUNDARY_CONTRACT): string {
+  return `# Generated from boundary contract v${contract.version} (${contractHash(contract)}): do not edit.\n${JSON.stringify(collectorPipelines(options), null, 2)}\n`;
 }
 
 /**

@@ -9,6 +9,7 @@ import { declareDataKey, declareNoInternetEgress, declareRetainedData } from '..
 import { AgentSpec } from '../agents/catalog';
 import { llmProxyBaseUrl } from '../control-plane/llm-proxy/endpoint';
 import { acknowledgeFinding, cfnOf } from '../lib/compliance';
+import { CONTRACT_METADATA, contractRecord } from '../lib/contract-input';
 import { limitKeyGrantsToAwsServices } from '../lib/compliance';
 import { PropError } from '../lib/errors';
 import { AgentEnvironment, AgentGroupStack } from './agent-group';
@@ -51,6 +52,8 @@ export class CustomerPlane extends Construct {
     const p = resolveProps(props);
     this.settings = p;
     const stack = Stack.of(this);
+    // What may cross, as the plane was built from it: signing, byoc review and byoc diff read it from here.
+    stack.addMetadata(CONTRACT_METADATA, contractRecord(p.contract));
     if (!p.vpc && !p.availabilityZones && p.maxAzs === 3 && Token.isUnresolved(stack.region)) {
       throw new PropError('maxAzs', '3 AZs in a stack without an explicit region (CloudFormation can only be asked for 2)',
         'set env: { account, region } on the stack, or name the AZs in availabilityZones, or use maxAzs: 2');
@@ -186,7 +189,7 @@ export class CustomerPlane extends Construct {
       memoryMiB: 512,
       command: ['--config=env:BYOC_OTEL_CONFIG'],
       environment: {
-        BYOC_OTEL_CONFIG: collectorConfig({ otlpEndpoint }),
+        BYOC_OTEL_CONFIG: collectorConfig({ otlpEndpoint }, p.contract),
         ...(metricsLogs ? { [COLLECTOR_ENV.region]: Aws.REGION, [COLLECTOR_ENV.metricsLogGroup]: metricsLogs.logGroupName } : {}),
       },
       cloudMapName: 'otel',
@@ -216,6 +219,7 @@ export class CustomerPlane extends Construct {
     this.link = new NarrowLink(this, 'Link', {
       customerId: p.customerId,
       shareLearning: p.shareLearning,
+      contract: p.contract,
       cluster: this.cluster,
       network: this.network,
       stores: this.stores,
@@ -247,6 +251,7 @@ export class CustomerPlane extends Construct {
       natsPasswords: this.link.agentPasswords,
       otelEndpoint: `http://otel.${SERVICE_NAMESPACE}:${OTLP_HTTP_PORT}`,
       alarms,
+      contract: p.contract,
       spot: p.capacity.spot ? { onDemandBase: p.capacity.onDemandBase } : undefined,
       businessHours: p.schedule,
       scaling: p.scaling,

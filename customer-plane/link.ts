@@ -11,8 +11,10 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { AgentSpec } from '../agents/catalog';
 import { LLM_PROXY_PORT, llmProxyHost } from '../control-plane/llm-proxy/endpoint';
+import { BoundaryContract } from '../lib/boundary-contract';
 import { declareNatsConfig, declareNoInternetEgress } from '../lib/byoc-checks';
 import { acknowledgeFinding, cfnOf, limitKeyGrantsToAwsServices } from '../lib/compliance';
+import { contractEnvironment } from '../lib/contract-input';
 import { PropError } from '../lib/errors';
 import { agentIdentities, leafConfig, secretVariables, eventSubscriptionsOf } from '../lib/nats-config';
 import { DataStores } from './data-stores';
@@ -58,6 +60,8 @@ export interface VendorHub {
 export interface NarrowLinkProps {
   readonly customerId: string;
   readonly shareLearning: boolean;
+  /** The boundary contract: the leaf's rules and the gateway's checks are generated from it. */
+  readonly contract: BoundaryContract;
   readonly catalog: readonly AgentSpec[];
   readonly cluster: ecs.ICluster;
   readonly network: Network;
@@ -172,7 +176,7 @@ export class NarrowLink extends Construct {
     // The leaf node -------------------------------------------------------------------------------------
     const identities = agentIdentities(props.catalog, props);
     // From the boundary contract and the catalog; ByocChecks (Byoc-NatsFromContract) runs this again on the template's value.
-    const generateLeafConfig = () => leafConfig({ customerId, shareLearning: props.shareLearning, agents: agentIdentities(props.catalog, props), listen: { host: '0.0.0.0', port: NATS_CLIENT_PORT },
+    const generateLeafConfig = () => leafConfig({ customerId, shareLearning: props.shareLearning, contract: props.contract, agents: agentIdentities(props.catalog, props), listen: { host: '0.0.0.0', port: NATS_CLIENT_PORT },
       storeDir: JETSTREAM_DIR, hubCaFile: HUB_CA_FILE, hub: { host: hub.host, port: hub.port }, hubCredentialsFile: HUB_CREDENTIALS_FILE });
     this.leafConfig = generateLeafConfig();
     const leafBytes = Buffer.byteLength(this.leafConfig) + Buffer.byteLength(hub.caCertificatePem) + 160 * (identities.length + 4) + 2048;
@@ -269,6 +273,8 @@ export class NarrowLink extends Construct {
       environment: {
         BYOC_CUSTOMER: customerId,
         BYOC_SHARE_LEARNING: String(props.shareLearning),
+        // The contract the leaf's rules were generated from, with its hash: the gateway validates every crossing against it.
+        ...contractEnvironment(props.contract),
         NATS_URL: `nats://nats.byoc.internal:${NATS_CLIENT_PORT}`,
         BYOC_AUDIT_LOG: `${AUDIT_DIR}/boundary-audit.log`,
         BYOC_AUDIT_KEY: this.auditKey.keyArn,

@@ -3,7 +3,8 @@ import { Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { AGENT_CATALOG, AgentSpec, catalogProblems } from '../agents/catalog';
-import { CUSTOMER_ID } from '../lib/boundary-contract';
+import { BOUNDARY_CONTRACT, BoundaryContract, CUSTOMER_ID } from '../lib/boundary-contract';
+import { validateContract } from '../lib/contract-input';
 import { PropError } from '../lib/errors';
 import { CollectorExportOptions, otlpEndpointProblem } from './collector-config';
 import { configSchemaErrors, schemaError } from './config-schema';
@@ -199,6 +200,17 @@ export interface CustomerPlaneProps {
   readonly catalog?: readonly AgentSpec[];
 
   /**
+   * The boundary contract: every kind of message that may cross to and from the vendor, with its closed schema, size
+   * and rate limit. The leaf's rules, the gateway's checks and the agents' declarations are generated from it, and
+   * the stack records it (with its hash) in its template metadata under `Byoc::BoundaryContract`, where signing,
+   * `byoc review` and `byoc diff` read it. Checked at synth (`validateContract`): closed field types only, ranges in
+   * order, identifier patterns anchored and countable, so the leakage bound stays exact. A vendor with its own product
+   * gives its own, and registers its customers with the same contract (`byoc customer add --contract`).
+   * @default - the kit's own, `BOUNDARY_CONTRACT`
+   */
+  readonly contract?: BoundaryContract;
+
+  /**
    * Where the agents' LLM calls go: the vendor's LLM proxy through the hub's PrivateLink endpoint, or the
    * providers with the customer's own keys (needs `egress: nat`). See `LlmAccess`.
    * @default - none: no path to an LLM; the agents' LLM calls fail until one is chosen
@@ -327,6 +339,7 @@ export interface ResolvedProps {
   readonly s3PrefixListId?: string;
   readonly egress: EgressMode;
   readonly catalog: readonly AgentSpec[];
+  readonly contract: BoundaryContract;
   readonly llm?: LlmAccess;
   readonly telemetry: CollectorExportOptions;
   readonly database: Required<DatabaseOptions>;
@@ -481,8 +494,9 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
   const egress = props.egress ?? EgressMode.NONE;
   if (!Object.values(EgressMode).includes(egress)) throw new PropError('egress', `"${egress}" is not an egress mode`, `use ${Object.values(EgressMode).join(' or ')}`);
 
+  const contract = props.contract === undefined ? BOUNDARY_CONTRACT : validateContract(props.contract, 'contract');
   const catalog = props.catalog ?? AGENT_CATALOG;
-  const problems = catalogProblems(catalog);
+  const problems = catalogProblems(catalog, contract);
   if (problems.length > 0) {
     const p = problems[0];
     throw new PropError(p.field, p.problem + (problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : ''), p.fix);
@@ -547,6 +561,7 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     s3PrefixListId: props.s3PrefixListId,
     egress,
     catalog,
+    contract,
     llm,
     telemetry: otlpEndpoint === undefined ? {} : { otlpEndpoint },
     database,

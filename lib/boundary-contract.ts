@@ -87,7 +87,17 @@ const object = (fields: Record<string, Field>, required = Object.keys(fields)): 
 export const METRIC_NAMES = ['agent.request.duration', 'agent.request.errors', 'agent.requests', 'agent.cpu.utilization', 'agent.memory.utilization', 'agent.queue.depth'] as const;
 export const METRIC_ATTRIBUTES = ['agent', 'status_code', 'trigger'] as const;
 
-export const BOUNDARY_CONTRACT: { readonly version: number; readonly kinds: readonly MessageKind[] } = {
+/**
+ * A boundary contract: its version (raised with every change of what may cross) and its kinds. The kit's own is
+ * `BOUNDARY_CONTRACT`; a vendor may give its own to the constructs (checked by `validateContract` in
+ * `lib/contract-input.ts`).
+ */
+export interface BoundaryContract {
+  readonly version: number;
+  readonly kinds: readonly MessageKind[];
+}
+
+export const BOUNDARY_CONTRACT: BoundaryContract = {
   version: 3,
   kinds: [
     {
@@ -281,6 +291,16 @@ export const CUSTOMER_ID = /^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){2,19}$/;
 /** Subject of a kind for one customer: `byoc.<customer>.<out|in>.<kind>`. */
 export function subjectOf(kind: MessageKind, customerId: string): string {
   return `byoc.${customerId}.${kind.direction === Direction.CUSTOMER_TO_VENDOR ? 'out' : 'in'}.${kind.name}`;
+}
+
+/**
+ * An identifier pattern as validators apply it: `^(?:…)$` around what lies between the pattern's own anchors, so
+ * a top-level alternation (`^a|b$`) cannot leave one side unanchored. It admits exactly the strings the leakage
+ * bound counts (`lib/leakage.ts` reads `^…$` as anchoring the whole pattern).
+ */
+export function anchoredPattern(pattern: string): string {
+  const inner = pattern.startsWith('^') && pattern.endsWith('$') && !pattern.endsWith('\\$') ? pattern.slice(1, -1) : pattern;
+  return `^(?:${inner})$`;
 }
 
 /** SHA-256 (hex) of the contract's canonical JSON (RFC 8785): changes exactly when what may cross changes. */

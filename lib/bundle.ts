@@ -4,7 +4,8 @@ import * as os from 'os';
 import * as path from 'path';
 import canonicalize from 'canonicalize';
 import * as semver from 'semver';
-import { BOUNDARY_CONTRACT, contractHash, CUSTOMER_ID } from './boundary-contract';
+import { CUSTOMER_ID } from './boundary-contract';
+import { CONTRACT_METADATA, contractOfTemplate, ContractRecord } from './contract-input';
 import { Algorithm, BundleError, fingerprint, loadPublicKey, Signer, verifySignature } from './signer';
 
 /**
@@ -107,7 +108,7 @@ export function assemblyImages(dir: string): string[] {
 export const CUSTOMER_PLANE_OUTPUT = 'AgentSecretsPrefix';
 
 /** The customer plane in an assembly (or bundle) folder: its one root stack and its customer ID; anything else is refused. */
-export function customerPlaneOf(dir: string): { stack: string; customerId: string } {
+export function customerPlaneOf(dir: string): { stack: string; customerId: string; contract: ContractRecord } {
   let manifest: { artifacts?: Record<string, { type?: string; properties?: { templateFile?: string } }> };
   try {
     manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
@@ -121,7 +122,7 @@ export function customerPlaneOf(dir: string): { stack: string; customerId: strin
   }
   const [stack, artifact] = stacks[0];
   const templateFile = artifact.properties?.templateFile ?? `${stack}.template.json`;
-  let template: { Outputs?: Record<string, { Value?: unknown }> };
+  let template: { Outputs?: Record<string, { Value?: unknown }>; Metadata?: Record<string, unknown> };
   try {
     template = JSON.parse(fs.readFileSync(path.join(dir, templateFile), 'utf8'));
   } catch (e) {
@@ -133,7 +134,14 @@ export function customerPlaneOf(dir: string): { stack: string; customerId: strin
     throw new BundleError('not-customer-plane', `${dir} is not a customer-plane assembly: its stack ${stack} has no ${CUSTOMER_PLANE_OUTPUT} output naming a customer (byoc/<customer>/), which every customer plane has. Sign the customer plane (cdk.out/customer-plane), not the control plane or another app`);
   }
   if (!CUSTOMER_ID.test(m[1])) throw new BundleError('not-customer-plane', `${dir}: stack ${stack} names customer "${m[1]}" (output ${CUSTOMER_PLANE_OUTPUT}), which is not a valid customer ID`);
-  return { stack, customerId: m[1] };
+  let contract: ContractRecord | undefined;
+  try {
+    contract = contractOfTemplate(template);
+  } catch (e) {
+    throw new BundleError('bad-contract', `${dir}: stack ${stack}'s boundary contract (template metadata ${CONTRACT_METADATA}) is not valid: ${(e as Error).message}`);
+  }
+  if (!contract) throw new BundleError('not-customer-plane', `${dir}: stack ${stack} records no boundary contract (template metadata ${CONTRACT_METADATA}), which every customer plane of this kit records: synthesize it again with this kit`);
+  return { stack, customerId: m[1], contract };
 }
 
 /** Signs a synthesized customer-plane assembly into a new bundle folder; refuses any other assembly. */
@@ -167,8 +175,9 @@ export async function signAssembly(assembly: string, out: string, signer: Signer
     createdAt: now.toISOString(),
     expiresAt: new Date(now.getTime() + validDays * 86400000).toISOString(),
     images,
-    contractVersion: BOUNDARY_CONTRACT.version,
-    contractHash: contractHash(),
+    // The contract the plane was built from, as its template records it (the gateway's BYOC_CONTRACT is the same).
+    contractVersion: plane.contract.version,
+    contractHash: plane.contract.hash,
     hubEndpoint: options.hubEndpoint,
     signer: { algorithm: signer.algorithm, publicKeyFingerprint: fingerprint(publicKeyPem) },
   };
@@ -298,6 +307,9 @@ export function verifyBundle(dir: string, publicKeyFile: string, options: Verify
   const plane = customerPlaneOf(dir);
   if (plane.customerId !== release.customerId) {
     throw new BundleError('bad-release', `${RELEASE} names customer ${release.customerId}, but the templates are the plane of customer ${plane.customerId}`);
+  }
+  if (release.contractHash !== plane.contract.hash || release.contractVersion !== plane.contract.version) {
+    throw new BundleError('bad-release', `${RELEASE} names boundary contract v${release.contractVersion} ${String(release.contractHash).slice(0, 12)}, but the templates were built from v${plane.contract.version} ${plane.contract.hash.slice(0, 12)}`);
   }
   if (options.downgradeCheck !== false) checkDowngrade(release, publicKey.fingerprint, options);
   return { release, files: entries.length, publicKeyFingerprint: publicKey.fingerprint };

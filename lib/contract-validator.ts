@@ -1,12 +1,12 @@
 import { isUtf8 } from 'buffer';
 import Ajv, { ValidateFunction } from 'ajv';
 import canonicalize from 'canonicalize';
-import { Field, MessageKind, projectedOut, publishedSchema, senderSchema, ShareSettings } from './boundary-contract';
+import { anchoredPattern, Field, MessageKind, projectedOut, publishedSchema, senderSchema, ShareSettings } from './boundary-contract';
 
 /** JSON Schema of a contract field: every object closed, every string bounded and patterned. */
 export function jsonSchemaOf(field: Field): Record<string, unknown> {
   switch (field.type) {
-    case 'id': return { type: 'string', pattern: field.pattern, maxLength: field.maxLength };
+    case 'id': return { type: 'string', pattern: anchoredPattern(field.pattern), maxLength: field.maxLength };
     case 'enum': return { type: 'string', enum: [...field.values] };
     case 'integer': return { type: 'integer', minimum: field.minimum, maximum: field.maximum };
     case 'number': return { type: 'number', minimum: field.minimum, maximum: field.maximum };
@@ -180,7 +180,7 @@ function parserOf(field: Field): Parser {
     }
     case 'id': {
       // As Ajv checks it: the pattern with the `u` flag, maxLength in code points.
-      const re = new RegExp(field.pattern, 'u');
+      const re = new RegExp(anchoredPattern(field.pattern), 'u');
       return (text, p, out) => {
         const end = parseString(text, p, out);
         if (end < 0) return -1;

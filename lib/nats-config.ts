@@ -1,4 +1,4 @@
-import { BOUNDARY_CONTRACT, contractHash, Direction, MessageKind, subjectOf } from './boundary-contract';
+import { BOUNDARY_CONTRACT, BoundaryContract, contractHash, Direction, MessageKind, subjectOf } from './boundary-contract';
 
 /**
  * NATS configurations of the narrow link, generated from the boundary contract and the agent catalog: the
@@ -73,12 +73,17 @@ export interface LinkSettings {
   readonly customerId: string;
   /** Share anonymised fingerprints with the vendor. Off, fingerprints are absent from every rule. @default true */
   readonly shareLearning?: boolean;
+  /** The boundary contract of the link. @default BOUNDARY_CONTRACT (the kit's own) */
+  readonly contract?: BoundaryContract;
 }
+
+/** The link's contract: the one its settings name, or the kit's own. */
+export const contractOf = (settings: { readonly contract?: BoundaryContract }): BoundaryContract => settings.contract ?? BOUNDARY_CONTRACT;
 
 /** The contract's kinds that cross for this customer: opt-out kinds are removed, not filtered. */
 export function crossingKinds(settings: LinkSettings): MessageKind[] {
   const share = settings.shareLearning ?? true;
-  return BOUNDARY_CONTRACT.kinds.filter((k) => share || !k.optOut);
+  return contractOf(settings).kinds.filter((k) => share || !k.optOut);
 }
 
 export const outboundKinds = (s: LinkSettings) => crossingKinds(s).filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR);
@@ -254,7 +259,7 @@ export function leafConfig(o: LeafOptions): string {
         user: ${q(LEAF_USERS.agent(a.name))}, password: $${vars.agent(a.name)}
         ${agentPermissions(o.customerId, a)}
       }`);
-  return `# BYOC leaf node of customer ${o.customerId}. Generated from boundary contract v${BOUNDARY_CONTRACT.version} (${contractHash()}) and the agent catalog: do not edit.
+  return `# BYOC leaf node of customer ${o.customerId}. Generated from boundary contract v${contractOf(o).version} (${contractHash(contractOf(o))}) and the agent catalog: do not edit.
 server_name: ${q(`byoc-leaf-${o.customerId}`)}
 host: ${q(o.listen.host)}
 port: ${o.listen.port}
@@ -419,6 +424,8 @@ export interface HubJwtOptions {
    * Accounts, users and their permissions are not in the file: they are JWTs the resolver holds.
    */
   readonly auth: string;
+  /** The boundary contract the hub's accounts are issued from (named in the header). @default BOUNDARY_CONTRACT */
+  readonly contract?: BoundaryContract;
 }
 
 /**
@@ -429,7 +436,7 @@ export interface HubJwtOptions {
  * leaf-node slot within about a minute and a half.
  */
 export function hubJwtConfig(o: HubJwtOptions): string {
-  return `# BYOC vendor hub, operator mode. Generated from boundary contract v${BOUNDARY_CONTRACT.version} (${contractHash()}): do not edit.
+  return `# BYOC vendor hub, operator mode. Generated from boundary contract v${contractOf(o).version} (${contractHash(contractOf(o))}): do not edit.
 server_name: ${q(o.serverName ?? 'byoc-hub')}
 host: ${q(o.listen.host)}
 port: ${o.listen.port}

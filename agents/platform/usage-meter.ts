@@ -1,4 +1,4 @@
-import { BOUNDARY_CONTRACT, MessageKind } from '../../lib/boundary-contract';
+import { BOUNDARY_CONTRACT, BoundaryContract, MessageKind } from '../../lib/boundary-contract';
 import { canonicalBytes } from '../../lib/contract-validator';
 import { OUTBOX_PREFIX } from '../../lib/nats-config';
 import { parseStepStatus, STEP_STATUS_SUBJECT } from '../../lib/step-status';
@@ -19,8 +19,8 @@ export const USAGE_PERIOD_MS = 5 * 60_000;
 /** Windows and periods older than this are not sent any more (counted as expired, logged): the vendor's view is current, not archival. */
 export const MAX_BACKLOG_MS = 24 * 3600_000;
 
-const kind = (name: string): MessageKind => {
-  const k = BOUNDARY_CONTRACT.kinds.find((x) => x.name === name);
+const kind = (name: string, contract: BoundaryContract): MessageKind => {
+  const k = contract.kinds.find((x) => x.name === name);
   if (!k) throw new Error(`the boundary contract has no ${name} kind`);
   return k;
 };
@@ -102,8 +102,8 @@ export function metricPoints(rows: readonly StepRow[]): MetricPoint[] {
  * serialized with room for the gateway's signature, at most the kind's `maxBytes`. The vendor stores each point
  * by window and series, so a window sent in two messages is the same window.
  */
-export function metricsMessages(windowStart: number, windowEnd: number, points: readonly MetricPoint[]): Uint8Array[] {
-  const metrics = kind('metrics');
+export function metricsMessages(windowStart: number, windowEnd: number, points: readonly MetricPoint[], contract: BoundaryContract = BOUNDARY_CONTRACT): Uint8Array[] {
+  const metrics = kind('metrics', contract);
   const pointsField = metrics.schema.fields.points;
   const maxItems = pointsField.type === 'array' ? pointsField.maxItems : 200;
   // The signature field the gateway adds: `,"signature":"<86 base64url characters>"`.
@@ -152,7 +152,7 @@ export class UsageMeter implements Agent {
   public readonly name = USAGE_METER;
   public readonly counters: MeterCounters = { records: 0, duplicateRecords: 0, windowsSent: 0, periodsSent: 0, messages: 0, expired: 0 };
 
-  constructor(private readonly sql: Sql, private readonly agentName = USAGE_METER) {}
+  constructor(private readonly sql: Sql, private readonly agentName = USAGE_METER, private readonly contract: BoundaryContract = BOUNDARY_CONTRACT) {}
 
   public async handle(item: WorkItem, ctx: AgentContext): Promise<void> {
     if (item.subject === STEP_STATUS_SUBJECT) return this.record(item);
@@ -212,7 +212,7 @@ export class UsageMeter implements Agent {
         continue;
       }
       const rows = await this.sql<StepRow>(`SELECT agent, trigger, status, status_code, duration_ms, tokens_in, tokens_out FROM meter_steps WHERE ${column} = $1`, [start]);
-      const messages = k === 'metrics' ? metricsMessages(start, end, metricPoints(rows)) : usageMessages(start, end, rows);
+      const messages = k === 'metrics' ? metricsMessages(start, end, metricPoints(rows), this.contract) : usageMessages(start, end, rows);
       for (const m of messages) await ctx.publish(`${OUTBOX_PREFIX}.${this.agentName}.${k}`, m);
       await this.sql(`UPDATE meter_windows SET sent_at = clock_timestamp() WHERE kind = $1 AND start_ms = $2`, [k, start]);
       this.counters.messages += messages.length;

@@ -1,4 +1,4 @@
-import { BOUNDARY_CONTRACT, Direction } from '../../lib/boundary-contract';
+import { BOUNDARY_CONTRACT, BoundaryContract, Direction } from '../../lib/boundary-contract';
 import { canonicalBytes } from '../../lib/contract-validator';
 import { INBOX_PREFIX, OUTBOX_PREFIX } from '../../lib/nats-config';
 import { parseStepStatus, STEP_STATUS_SUBJECT } from '../../lib/step-status';
@@ -17,9 +17,11 @@ export const WORKFLOW_ORCHESTRATOR = 'workflow-orchestrator';
 export class WorkflowOrchestrator implements Agent {
   public readonly name = WORKFLOW_ORCHESTRATOR;
   public readonly counters = { workflowMessages: 0, controlMessages: 0 };
-  private readonly buckets = new TokenBuckets(BOUNDARY_CONTRACT.kinds.filter((k) => k.name === 'workflow' && k.direction === Direction.CUSTOMER_TO_VENDOR));
+  private readonly buckets: TokenBuckets;
 
-  constructor(private readonly agentName = WORKFLOW_ORCHESTRATOR, private readonly sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))) {}
+  constructor(private readonly agentName = WORKFLOW_ORCHESTRATOR, private readonly sleep = (ms: number) => new Promise((r) => setTimeout(r, ms)), contract: BoundaryContract = BOUNDARY_CONTRACT) {
+    this.buckets = new TokenBuckets(contract.kinds.filter((k) => k.name === 'workflow' && k.direction === Direction.CUSTOMER_TO_VENDOR));
+  }
 
   public async handle(item: WorkItem, ctx: AgentContext): Promise<void> {
     if (item.subject === STEP_STATUS_SUBJECT) {

@@ -1,3 +1,5 @@
+import { BoundaryContract } from '../../lib/boundary-contract';
+import { CONTRACT_ENV, contractFromEnvironment } from '../../lib/contract-input';
 import { CONSUMER_DEFAULTS, eventSubscriptionsOf, INBOX_PREFIX } from '../../lib/nats-config';
 import { STEP_TRIGGERS, StepTrigger } from '../../lib/step-status';
 import { parseSchedule, Schedule, ScheduleError } from './schedule';
@@ -29,6 +31,8 @@ export interface RuntimeConfig {
   readonly scheduleInput: Record<string, unknown>;
   /** How long a request's claim holds without renewal: a task that died mid-request is taken over after it. */
   readonly requestLeaseMs: number;
+  /** The plane's boundary contract (`BYOC_CONTRACT` with `BYOC_CONTRACT_HASH`; the kit's own when unset): what the platform agents build their crossings by. */
+  readonly contract: BoundaryContract;
 }
 
 export class ConfigError extends Error {
@@ -90,7 +94,14 @@ export function loadConfig(env: Record<string, string | undefined>): RuntimeConf
   if (trigger === 'schedule' && !schedule) throw new ConfigError('BYOC_SCHEDULE', 'is required for a scheduled agent');
   const scheduleInput = env.BYOC_SCHEDULE_INPUT === undefined ? {} : json('BYOC_SCHEDULE_INPUT', env.BYOC_SCHEDULE_INPUT);
   if (!scheduleInput || typeof scheduleInput !== 'object' || Array.isArray(scheduleInput)) throw new ConfigError('BYOC_SCHEDULE_INPUT', 'is not a JSON object');
+  let contract: BoundaryContract;
+  try {
+    contract = contractFromEnvironment(env);
+  } catch (e) {
+    throw new ConfigError(CONTRACT_ENV.contract, (e as Error).message);
+  }
   return {
+    contract,
     trigger: trigger as StepTrigger,
     eventSubjects: eventSubscriptionsOf(subscribe),
     inboxSubjects: subscribe.filter((s) => s.startsWith(`${INBOX_PREFIX}.`)),

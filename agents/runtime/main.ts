@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   // The stores the agent declared (its database as its own user with IAM tokens, its cache), opened before it
   // takes work; its migrations applied at start under the advisory lock.
   let stores: Stores | undefined;
-  const platform = platformAgent(config.agent, () => stores?.postgres);
+  const platform = platformAgent(config.agent, () => stores?.postgres, config.contract);
   let llm;
   try {
     stores = await openStores(process.env, {

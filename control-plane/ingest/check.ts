@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, KeyObject, verify as cryptoVerify } from 'crypto';
-import { BOUNDARY_CONTRACT, CUSTOMER_ID, Direction, kindsFor, MessageKind } from '../../lib/boundary-contract';
+import { BOUNDARY_CONTRACT, BoundaryContract, CUSTOMER_ID, Direction, kindsFor, MessageKind } from '../../lib/boundary-contract';
 import { ContractValidator, ContractValue, isRejection, RejectionReason, signedBody } from '../../lib/contract-validator';
 
 /**
@@ -44,6 +44,8 @@ export interface IngestCustomer {
    * onboarding: every metrics message must carry a signature that verifies with it.
    */
   readonly auditPublicKeyPem: string;
+  /** The boundary contract the customer's plane and hub account were built from. @default BOUNDARY_CONTRACT */
+  readonly contract?: BoundaryContract;
 }
 
 /** The customer's audit public key as registered: the key, its SPKI PEM, and which signatures it verifies. */
@@ -94,11 +96,13 @@ export class CustomerCheck {
   private readonly validator: ContractValidator;
   private readonly allowed: Map<string, MessageKind>;
   private readonly auditKey: KeyObject;
+  private readonly contract: BoundaryContract;
 
   constructor(private readonly customer: IngestCustomer) {
+    this.contract = customer.contract ?? BOUNDARY_CONTRACT;
     if (!CUSTOMER_ID.test(customer.customerId)) throw new Error(`ingest: customer ID "${customer.customerId}" must match ${CUSTOMER_ID}`);
     const settings = { shareLearning: customer.shareLearning ?? true };
-    const kinds = kindsFor(settings).filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR);
+    const kinds = kindsFor(settings, this.contract).filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR);
     this.allowed = new Map(kinds.map((k) => [k.name, k]));
     this.validator = new ContractValidator(kinds, { ...settings, schema: 'published' });
     try {
@@ -122,7 +126,7 @@ export class CustomerCheck {
     if (kindName === undefined) return { reason: 'wrong-subject', detail: `the subject is not byoc.${this.customer.customerId}.out.<kind>` };
     const kind = this.allowed.get(kindName);
     if (!kind) {
-      const inContract = BOUNDARY_CONTRACT.kinds.some((k) => k.name === kindName && k.direction === Direction.CUSTOMER_TO_VENDOR);
+      const inContract = this.contract.kinds.some((k) => k.name === kindName && k.direction === Direction.CUSTOMER_TO_VENDOR);
       return inContract
         ? { reason: 'opted-out', detail: `the customer opted out of the ${kindName} kind (shareLearning: false)` }
         : { reason: 'unknown-kind', detail: 'not an outbound kind of the contract' };

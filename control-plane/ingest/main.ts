@@ -33,7 +33,10 @@ import {
 } from './settings';
 import { IngestStore } from './store';
 import { sweepRetention } from './retention';
-import { LearningPoolPublisher } from './pool';
+import { LEARNING_KIND, LearningPoolPublisher } from './pool';
+import canonicalize from 'canonicalize';
+import { BoundaryContract } from '../../lib/boundary-contract';
+import { contractFromEnvironment } from '../../lib/contract-input';
 
 class ConfigError extends Error {}
 
@@ -51,6 +54,8 @@ interface IngestConfig {
   readonly mode: DeploymentMode;
   /** Milliseconds between two retention sweeps (modes other than byoc). */
   readonly sweepMs: number;
+  /** The boundary contract the customers' crossings are checked against (`BYOC_CONTRACT`; the kit's own when unset). */
+  readonly contract: BoundaryContract;
 }
 
 const HUB_URL = /^(nats|tls):\/\/([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/;
@@ -88,7 +93,13 @@ function readConfig(env: NodeJS.ProcessEnv): IngestConfig {
   if (!DEPLOYMENT_MODES.includes(mode)) throw new ConfigError(`${INGEST_ENV.deploymentMode} is not one of ${DEPLOYMENT_MODES.join(', ')}`);
   const sweepSeconds = Number(env[INGEST_ENV.retentionSweepSeconds] ?? INGEST_DEFAULTS.retentionSweepSeconds);
   if (!(sweepSeconds >= 60 && sweepSeconds <= 86400)) throw new ConfigError(`${INGEST_ENV.retentionSweepSeconds} is not a number of seconds from 60 to 86400`);
-  return { servers, tlsCa, tables, region, prefix, refreshMs: refreshSeconds * 1000, dynamoDbEndpoint: endpoint, healthPort, poolPublishMs: poolSeconds * 1000, mode, sweepMs: sweepSeconds * 1000 };
+  let contract: BoundaryContract;
+  try {
+    contract = contractFromEnvironment(env);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  return { servers, tlsCa, tables, region, prefix, refreshMs: refreshSeconds * 1000, dynamoDbEndpoint: endpoint, healthPort, poolPublishMs: poolSeconds * 1000, mode, sweepMs: sweepSeconds * 1000, contract };
 }
 
 const short = (e: unknown) => ((e as Error)?.message ?? String(e)).slice(0, 300);
@@ -110,6 +121,7 @@ async function main(): Promise<void> {
   const service = new IngestService({
     servers: config.servers,
     tlsCa: config.tlsCa,
+    contract: config.contract,
     store: new IngestStore(ddb, config.tables, config.mode),
     onError: (customerId, error) => log.error({ customer: customerId, error: short(error) }, 'message not stored; the hub redelivers it'),
   });
@@ -188,8 +200,12 @@ async function main(): Promise<void> {
     const r = await pool.publish(registry.customers.filter((c) => (c.status ?? 'active') === 'active'));
     log.info({ publication: r }, 'learning pool published');
   };
+  // The pool speaks the kit's learning kind: a contract without that exact kind has no learning pool to offer.
+  const poolKind = config.contract.kinds.find((k) => k.name === LEARNING_KIND.name && k.direction === LEARNING_KIND.direction);
+  const poolEnabled = poolKind !== undefined && canonicalize(poolKind) === canonicalize(LEARNING_KIND);
+  if (!poolEnabled) log.info({ kind: LEARNING_KIND.name }, 'the contract has not the kit\'s learning kind: no learning pool is published');
   const schedulePool = () => {
-    if (stopping) return;
+    if (stopping || !poolEnabled) return;
     poolTimer = setTimeout(() => {
       poolInFlight = publishPool().catch((e) => log.error({ error: short(e) }, 'learning pool not published')).finally(schedulePool);
     }, config.poolPublishMs);

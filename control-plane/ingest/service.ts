@@ -1,6 +1,7 @@
 import { AckPolicy, ConsumerMessages, DeliverPolicy, JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { credsAuthenticator, NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
+import { BoundaryContract } from '../../lib/boundary-contract';
 import { HUB_INGEST_STREAM, vendorInboxPrefix } from '../../lib/nats-config';
 import { CustomerCheck, IngestCustomer, IngestRejectionReason, sha256Hex } from './check';
 import { IngestStore, Provenance } from './store';
@@ -29,6 +30,8 @@ export interface IngestServiceOptions {
   readonly servers: string | string[];
   /** The vendor CA (PEM) that issued the hub nodes' certificates: the client port requires TLS. @default - no TLS unless a URL is tls:// (then the system's roots) */
   readonly tlsCa?: string;
+  /** The boundary contract every customer's crossings are checked against (one a customer's config names wins). @default BOUNDARY_CONTRACT */
+  readonly contract?: BoundaryContract;
   /** The customers to consume at `start` (`reconcile` changes them later). @default [] */
   readonly customers?: readonly IngestCustomerConfig[];
   readonly store: IngestStore;
@@ -69,7 +72,7 @@ class CustomerConsumer {
   private readonly check: CustomerCheck;
 
   constructor(public readonly config: IngestCustomerConfig, private readonly o: IngestServiceOptions) {
-    this.check = new CustomerCheck(config);
+    this.check = new CustomerCheck({ ...config, contract: config.contract ?? o.contract });
   }
 
   public async start(): Promise<void> {

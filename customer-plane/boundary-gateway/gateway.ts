@@ -3,9 +3,9 @@ import { DiscardPolicy, jetstream, jetstreamManager, JetStreamClient, RetentionP
 import { headers as natsHeaders, Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import { Logger } from 'pino';
 import { AuditLogWriter } from '../../lib/audit-log';
-import { BOUNDARY_CONTRACT, Direction, MessageKind, subjectOf } from '../../lib/boundary-contract';
+import { Direction, MessageKind, subjectOf } from '../../lib/boundary-contract';
 import { ContractValidator, isRejection } from '../../lib/contract-validator';
-import { crossingKinds, INBOX_PREFIX, LinkSettings, OUTBOX_PREFIX, REJECTION_LIMITS, REJECTION_PREFIX, REJECTION_STREAM } from '../../lib/nats-config';
+import { contractOf, crossingKinds, INBOX_PREFIX, LinkSettings, OUTBOX_PREFIX, REJECTION_LIMITS, REJECTION_PREFIX, REJECTION_STREAM } from '../../lib/nats-config';
 import { Signer } from '../../lib/signer';
 import { TokenBuckets } from './rate-limit';
 
@@ -84,7 +84,7 @@ export class BoundaryGateway {
 
   constructor(private readonly o: GatewayOptions) {
     this.kinds = crossingKinds(o);
-    this.optedOut = new Set(BOUNDARY_CONTRACT.kinds.filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR && !this.kinds.includes(k)).map((k) => k.name));
+    this.optedOut = new Set(contractOf(o).kinds.filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR && !this.kinds.includes(k)).map((k) => k.name));
     const settings = { shareLearning: o.shareLearning ?? true };
     this.outbound = new ContractValidator(this.kinds.filter((k) => k.direction === Direction.CUSTOMER_TO_VENDOR), settings);
     this.inbound = new ContractValidator(this.kinds.filter((k) => k.direction === Direction.VENDOR_TO_CUSTOMER), settings);

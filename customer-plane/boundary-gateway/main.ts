@@ -8,7 +8,8 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { connect } from '@nats-io/transport-node';
 import pino from 'pino';
 import { AuditLogWriter, StdoutAnchor } from '../../lib/audit-log';
-import { CUSTOMER_ID } from '../../lib/boundary-contract';
+import { BoundaryContract, CUSTOMER_ID } from '../../lib/boundary-contract';
+import { contractFromEnvironment } from '../../lib/contract-input';
 import { inboxPrefix, LEAF_USERS } from '../../lib/nats-config';
 import { signerFor } from '../../lib/signer';
 import { BoundaryGateway } from './gateway';
@@ -60,11 +61,18 @@ async function main(): Promise<void> {
   let events: Record<string, string[]> = {};
   let rateScale = 1;
   let maxInFlight = 4096;
+  let contract!: BoundaryContract;
   const env = process.env as Record<(typeof REQUIRED)[number], string>;
   try {
     const missing = REQUIRED.filter((k) => !process.env[k]);
     if (missing.length > 0) throw new ConfigError(`missing ${missing.join(', ')}`);
     if (!CUSTOMER_ID.test(env.BYOC_CUSTOMER)) throw new ConfigError('BYOC_CUSTOMER is not a customer identifier');
+    try {
+      // The contract the construct generated the leaf's rules from (BYOC_CONTRACT, with its hash); the kit's own when unset.
+      contract = contractFromEnvironment();
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
     agents = agentsFrom(env.BYOC_AGENTS);
     events = eventsFrom(process.env.BYOC_AGENT_EVENTS, agents);
     if (process.env.BYOC_RATE_SCALE !== undefined) {
@@ -112,7 +120,7 @@ async function main(): Promise<void> {
     onHeadError: (e) => log.error({ error: e.message }, 'audit head not signed or anchored; the next head covers these records'),
   });
   if (audit.recovery.tornBytes > 0 || audit.recovery.unknownOutcomes > 0) log.warn({ recovery: audit.recovery }, 'audit log recovered after an unclean stop');
-  const gateway = new BoundaryGateway({ customerId, shareLearning, local, boundary, audit, signer, log, agents, rateScale, maxInFlight });
+  const gateway = new BoundaryGateway({ customerId, shareLearning, contract, local, boundary, audit, signer, log, agents, rateScale, maxInFlight });
   await gateway.start();
   const shutdown = async (signal: string) => {
     log.info({ signal, counters: gateway.counters }, 'stopping');
