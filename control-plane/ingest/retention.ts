@@ -11,6 +11,9 @@ import { DeploymentMode, IngestTables, RETENTION, SOFT_DELETED_ATTRIBUTE, SWEPT_
  *   of a cancelled customer once the grace period after the cancellation is over.
  *
  * The learning pool carries no customer identifier and is not swept. In `byoc` the sweep does nothing.
+ *
+ * The cancellations are recorded by `byoc customer cancel` as a tag on each customer's ingest secret; the service
+ * (`main.ts`) reads them with `RegistryReader.cancellations` before each sweep and passes them in.
  */
 
 const DAY_MS = 86_400_000;

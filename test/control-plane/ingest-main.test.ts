@@ -5,7 +5,7 @@ import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
 import { DynamoDBClient, QueryCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
-import { CreateSecretCommand, GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateSecretCommand, GetSecretValueCommand, SecretsManagerClient, TagResourceCommand } from '@aws-sdk/client-secrets-manager';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createUser, decode, encodeUser, fromSeed, parseCreds } from '@nats-io/jwt';
 import { headers as natsHeaders, jwtAuthenticator, NatsConnection } from '@nats-io/nats-core';
@@ -17,7 +17,10 @@ import { canonicalBytes, signedBody } from '../../lib/contract-validator';
 import { customerSecretNames, CustomerRecord, formatJson } from '../../lib/customers';
 import { hubAuthConfig } from '../../lib/nats-auth';
 import { HUB_INGEST_STREAM, hubJwtConfig } from '../../lib/nats-config';
-import { createIngestTables, INGEST_BUNDLE, INGEST_DURABLE, INGEST_ENV, IngestTables, TABLE_ENV } from '../../control-plane/ingest';
+import {
+  createIngestTables, formatCancelledAt, INGEST_BUNDLE, INGEST_DURABLE, INGEST_ENV, IngestStore, IngestTables, REGISTRY_TAGS, TABLE_ENV,
+} from '../../control-plane/ingest';
+import { isServed } from '../../control-plane/ingest/retention';
 import { MotoServer, startMoto } from '../servers/moto';
 import { freePort, NatsServer, startNats } from '../servers/nats';
 import { CustomerLeaf, OperatorHub, startOperatorHub, waitFor } from '../servers/operator-hub';
@@ -362,6 +365,48 @@ describe('over TLS to the hub\'s client port, verifying the vendor CA, as the hu
     await jetstream(nc).publish('byoc.delta.out.usage', usage('tls-agent', 9));
     await waitFor(async () => (await usageOf('delta')).length === 1, 15000, 'delta\'s usage stored');
     expect(await usageOf('delta')).toEqual([['tls-agent', 9]]);
+    ingest.kill('SIGTERM');
+    expect(await ingest.exited).toBe(0);
+  });
+});
+
+describe('the retention sweep of a vendor-hosted mode, with the cancellations byoc customer cancel records', () => {
+  const swept: IngestTables = { usage: 'swept-usage', metrics: 'swept-metrics', workflow: 'swept-workflow', learningPool: 'swept-learning-pool', rejections: 'swept-rejections' };
+  let ingest: Ingest | undefined;
+
+  afterAll(async () => {
+    ingest?.kill('SIGKILL');
+    await ingest?.exited;
+  });
+
+  test('starter, at start: a customer cancelled 31 days ago loses its items, one cancelled now has them marked, an un-cancelled one keeps them; a malformed time is logged and counted, its customer untouched', async () => {
+    await createIngestTables(ddb, swept);
+    const store = new IngestStore(ddb, swept, 'starter');
+    const now = Date.now();
+    let seq = 0;
+    for (const customerId of ['acme', 'beta', 'gamma', 'delta']) {
+      const value = { periodStart: T0, periodEnd: T0 + 300000, agent: 'swept-agent', invocations: 1, computeSeconds: 2, llmTokensIn: 3, llmTokensOut: 4 };
+      await store.store(BOUNDARY_CONTRACT.kinds.find((k) => k.name === 'usage')! as MessageKind, value, Buffer.from(canonicalBytes(value)), { customerId, streamSeq: ++seq, storedAtMs: now });
+    }
+    // acme's cancellation as byoc customer cancel wrote it 31 days ago; beta cancelled now, with the command; delta's tag edited by hand.
+    const tag = (customerId: string, value: string) => sm.send(new TagResourceCommand({ SecretId: customerSecretNames(customerId).ingest, Tags: [{ Key: REGISTRY_TAGS.cancelledAt, Value: value }] }));
+    await tag('acme', formatCancelledAt(now - 31 * 86_400_000));
+    const r = await byoc('customer', 'cancel', '--customer', 'beta', '--vendor-config', vendorConfig, '--reason', 'plan ended');
+    expect(r.code).toBe(0);
+    await tag('delta', 'last tuesday');
+
+    const port = await freePort();
+    ingest = new Ingest(port, {
+      ...ingestEnv(port), ...Object.fromEntries((Object.keys(TABLE_ENV) as (keyof IngestTables)[]).map((role) => [TABLE_ENV[role], swept[role]])),
+      [INGEST_ENV.deploymentMode]: 'starter',
+    });
+    await waitFor(() => ingest!.lines.some((l) => l.msg === 'retention swept' || l.msg === 'retention not swept'), 30000, 'the first sweep');
+    expect(ingest.lines.find((l) => l.msg === 'retention swept')).toMatchObject({ retention: { softDeleted: 1, hardDeleted: 1 }, mode: 'starter', cancelled: 2, malformedCancellations: 1 });
+    expect(ingest.lines.filter((l) => l.msg?.startsWith('cancellation time unreadable'))).toEqual([expect.objectContaining({
+      level: 50, customer: 'delta', reason: 'the tag byoc:cancelled-at "last tuesday" is not a time as YYYY-MM-DDTHH:MM:SS.sssZ',
+    })]);
+    const items = (await ddb.send(new ScanCommand({ TableName: swept.usage }))).Items ?? [];
+    expect(items.map((i) => [i.customerId.S, isServed(i)]).sort()).toEqual([['beta', false], ['delta', true], ['gamma', true]]);
     ingest.kill('SIGTERM');
     expect(await ingest.exited).toBe(0);
   });

@@ -61,6 +61,7 @@ test('booleans and the list table: secrets, whether the audit key is registered,
     { customerId: 'beta', awsAccount: '123456789012', status: 'active', inVendorConfig: true, ...secrets, auditKeyRegistered: false },
     { customerId: 'gamma', awsAccount: '123456789012', status: 'active', inVendorConfig: true, ...secrets, ingestSecret: false, auditKeyRegistered: false },
     { customerId: 'delta', awsAccount: '123456789012', status: 'revoked', inVendorConfig: false, ...secrets, auditKeyRegistered: false },
+    { customerId: 'eps', awsAccount: '123456789012', status: 'revoked', inVendorConfig: true, ...secrets, auditKeyRegistered: true, cancelledAt: '2026-11-30T00:00:00.000Z' },
   ]).split('\n');
   expect(table[0]).toMatch(/^customer\s+account\s+status\s+customerAccounts\s+nats-account secret\s+leaf-creds secret\s+ingest secret\s+audit key\s+note$/);
   expect(table[1]).toMatch(/^acme\s+123456789012\s+active\s+no\s+yes\s+yes\s+yes\s+yes\s+missing from customerAccounts: run add again$/);
@@ -68,4 +69,5 @@ test('booleans and the list table: secrets, whether the audit key is registered,
   expect(table[3]).toMatch(/^beta\s+123456789012\s+active\s+yes\s+yes\s+yes\s+yes\s+no\s+audit key not registered: not ingested until add --audit-public-key$/);
   expect(table[4]).toMatch(/^gamma\s+.*\s+yes\s+yes\s+no\s+no\s+no ingest secret: run add again$/);
   expect(table[5]).toMatch(/^delta\s+123456789012\s+revoked\s+no\s+yes\s+yes\s+yes\s+no$/);
+  expect(table[6]).toMatch(/^eps\s+123456789012\s+revoked\s+yes\s+yes\s+yes\s+yes\s+yes\s+revoked, account still allowed \(shared, or not yet removed\); subscription cancelled at 2026-11-30T00:00:00\.000Z$/);
 });
