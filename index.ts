@@ -29,10 +29,14 @@ export {
 
 // The boundary contract: the only messages that cross the narrow link.
 export {
-  BOUNDARY_CONTRACT, checkContract, contractHash, CUSTOMER_ID, Direction, type Field, kindsFor, type MessageKind, METRIC_ATTRIBUTES, METRIC_NAMES,
+  BOUNDARY_CONTRACT, type BoundaryContract, checkContract, contractHash, CUSTOMER_ID, Direction, type Field, kindsFor, type MessageKind, METRIC_ATTRIBUTES, METRIC_NAMES,
   projectedOut, publishedSchema, type RateLimit, senderSchema, type ShareSettings, subjectOf,
 } from './lib/boundary-contract';
 export { ContractValidator, isRejection, type Rejection, type RejectionReason } from './lib/contract-validator';
+export {
+  CONTRACT_ENV, CONTRACT_JSON_SCHEMA, CONTRACT_METADATA, contractEnvironment, contractFromEnvironment, contractJson, contractOfTemplate, type ContractRecord, loadContractFile,
+  validateContract,
+} from './lib/contract-input';
 
 // The app factory (feature flags, nag packs, Control Tower controls), the acknowledgement helpers and the kit's own pack.
 export { createApp, KIT_FEATURE_FLAGS, type KitAppProps } from './lib/app';

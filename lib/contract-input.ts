@@ -1,3 +1,4 @@
+import * as fs from 'fs';
 import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
 import canonicalize from 'canonicalize';
 import { BOUNDARY_CONTRACT, BoundaryContract, checkContract, contractHash, Direction, Field } from './boundary-contract';
@@ -149,7 +150,9 @@ export function validateContract(value: unknown, prop = 'contract', kind: 'prop'
     const e = errors[0];
     fail(pathOf(e.instancePath), problemOf(e), 'write it as the boundary contract\'s JSON Schema (config/boundary-contract.schema.json) describes; the kit\'s own contract (BOUNDARY_CONTRACT) is a complete example');
   }
-  const contract = copy as BoundaryContract;
+  // An editor's `$schema` pointer is not part of what may cross (nor of the hash).
+  const { $schema: _schema, ...contract } = copy as BoundaryContract & { $schema?: string };
+  void _schema;
   try {
     checkContract(contract);
   } catch (e) {
@@ -169,6 +172,23 @@ export function validateContract(value: unknown, prop = 'contract', kind: 'prop'
     }
   });
   return contract;
+}
+
+/** Reads a contract file (JSON, as `config/boundary-contract.json`), checked by `validateContract`; errors name `option` and the file. */
+export function loadContractFile(file: string, option = '--contract'): BoundaryContract {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new PropError(option, `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'give the path of a boundary contract JSON file, such as config/boundary-contract.json', 'setting');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new PropError(option, `${file} is not JSON (${(e as Error).message})`, 'write the contract as JSON, as config/boundary-contract.json is written', 'setting');
+  }
+  return validateContract(value, option, 'setting');
 }
 
 /** The contract's canonical JSON (RFC 8785), as services receive it in `BYOC_CONTRACT`. */
@@ -209,16 +229,19 @@ export function contractFromEnvironment(env: NodeJS.ProcessEnv = process.env): B
   return contract;
 }
 
-/** What a template records about its contract (`CONTRACT_METADATA`). */
+/** What a template records about its contract (`CONTRACT_METADATA`), read back. */
 export interface ContractRecord {
   readonly version: number;
   readonly hash: string;
   readonly contract: BoundaryContract;
 }
 
-/** The record a stack puts in its template metadata. */
-export function contractRecord(contract: BoundaryContract): ContractRecord {
-  return { version: contract.version, hash: contractHash(contract), contract };
+/**
+ * The record a stack puts in its template metadata: version, hash and the contract as its canonical JSON text (a
+ * string: CloudFormation metadata takes no fractional numbers, and rate limits have them).
+ */
+export function contractRecord(contract: BoundaryContract): { version: number; hash: string; contract: string } {
+  return { version: contract.version, hash: contractHash(contract), contract: contractJson(contract) };
 }
 
 /**
@@ -226,9 +249,16 @@ export function contractRecord(contract: BoundaryContract): ContractRecord {
  * with the hash it states. Undefined when the template records none.
  */
 export function contractOfTemplate(template: { Metadata?: Record<string, unknown> }): ContractRecord | undefined {
-  const record = template.Metadata?.[CONTRACT_METADATA] as Partial<ContractRecord> | undefined;
+  const record = template.Metadata?.[CONTRACT_METADATA] as { version?: unknown; hash?: unknown; contract?: unknown } | undefined;
   if (record === undefined) return undefined;
-  const contract = validateContract(record.contract, `Metadata.${CONTRACT_METADATA}.contract`, 'setting');
+  let parsed: unknown;
+  try {
+    parsed = typeof record.contract === 'string' ? JSON.parse(record.contract) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined) throw new Error(`the template's ${CONTRACT_METADATA}.contract is not the contract's JSON text`);
+  const contract = validateContract(parsed, `Metadata.${CONTRACT_METADATA}.contract`, 'setting');
   const hash = contractHash(contract);
   if (record.hash !== hash || record.version !== contract.version) {
     throw new Error(`the template's ${CONTRACT_METADATA} states contract v${String(record.version)} ${String(record.hash).slice(0, 12)}, but the contract it holds is v${contract.version} ${hash.slice(0, 12)}`);

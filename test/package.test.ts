@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { KIT_FEATURE_FLAGS, cdkJsonContext, projectRoot } from '../lib/app';
+import { contractHash } from '../lib/boundary-contract';
 
 /**
  * The kit as a consumer gets it: `npm pack` of the built checkout, the tarball installed into an empty project
@@ -47,8 +48,11 @@ const catalog = [
   agent('ledger-sync', { purpose: 'Copies invoices into the ledger.', trigger: byoc.AgentTrigger.REQUEST, dataStores: [byoc.DataStore.POSTGRES] }),
   agent('nightly-report', { purpose: 'Writes the nightly summary.', trigger: byoc.AgentTrigger.SCHEDULE, schedule: 'cron(0 2 * * ? *)', dataStores: [byoc.DataStore.WORKSPACE] }),
 ];
-if (byoc.catalogProblems(catalog).length) throw new Error(JSON.stringify(byoc.catalogProblems(catalog)));
-new byoc.CustomerPlaneStack(app, 'ByocCustomerPlane', { ...props, catalog });
+// The vendor's own contract: the kit's, shipped as JSON, narrowed to what this product sends (no learning pool).
+const kit = byoc.loadContractFile(require.resolve(${JSON.stringify(`${PKG.name}/config/boundary-contract.json`)}));
+const contract = { version: 1, kinds: kit.kinds.filter((k) => k.name !== 'fingerprint' && k.name !== 'learning') };
+if (byoc.catalogProblems(catalog, contract).length) throw new Error(JSON.stringify(byoc.catalogProblems(catalog, contract)));
+new byoc.CustomerPlaneStack(app, 'ByocCustomerPlane', { ...props, catalog, contract });
 console.log(JSON.stringify({ flag: app.node.tryGetContext(${JSON.stringify(FLAG)}) }));
 app.synth();
 `;
@@ -151,6 +155,15 @@ test('a JavaScript app synthesizes a customer plane with its own two-agent catal
   expect({ ledger: text.includes('ledger-sync'), report: text.includes('nightly-report'), productAgent: text.includes('request-router') })
     .toEqual({ ledger: true, report: true, productAgent: false });
   expect(services.length).toBe(2 + 3);
+  // The vendor's own contract, recorded in the template and given to the gateway: not the kit's.
+  const root = JSON.parse(fs.readFileSync(path.join(outdir, 'ByocCustomerPlane.template.json'), 'utf8'));
+  const record = root.Metadata['Byoc::BoundaryContract'];
+  expect({ version: record.version, kinds: JSON.parse(record.contract).kinds.map((k: { name: string }) => k.name), kit: record.hash === contractHash() })
+    .toEqual({ version: 1, kinds: ['workflow', 'metrics', 'usage', 'control'], kit: false });
+  const hashes = Object.values(root.Resources as Record<string, { Type: string; Properties: any }>).filter((r) => r.Type === 'AWS::ECS::TaskDefinition')
+    .flatMap((r) => r.Properties.ContainerDefinitions).flatMap((c: { Environment?: { Name: string; Value: unknown }[] }) => c.Environment ?? [])
+    .filter((e) => e.Name === 'BYOC_CONTRACT_HASH').map((e) => e.Value);
+  expect(hashes).toEqual([record.hash]);
   // The deploy-time function's code came from the package's own dist/deploy-time.
   expect(fs.readdirSync(outdir).some((f) => f.startsWith('asset.') && fs.existsSync(path.join(outdir, f, 'index.js')))).toBe(true);
 });
