@@ -7,6 +7,10 @@ module.exports = {
   // the lock file holds no platform-specific native binaries that this machine's registry cannot serve.
   transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
   setupFiles: ['<rootDir>/test/setup.ts'],
+  // One temp folder for the run (the workers' and their children's TMPDIR): the cdk.out* folders of Apps built
+  // without an outdir are removed with it; anything else left there is named.
+  globalSetup: '<rootDir>/test/global-setup.ts',
+  globalTeardown: '<rootDir>/test/global-teardown.ts',
   snapshotSerializers: ['<rootDir>/test/asset-hash-serializer.ts'],
   testTimeout: 180000,
   // Synthesis is CPU-bound: one worker per core.

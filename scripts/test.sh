@@ -41,18 +41,23 @@ export TMPDIR="$run_tmp"
 results="$(mktemp)"
 status=0
 npx jest --json --outputFile="$results" "$@" || status=$?
-# Nothing of ours may appear outside the run's temp folder. Inside it, what the tests left (but the results
-# file and jest's cache) is counted and named by prefix: it is removed with the folder, and the list is the
-# work left (CDK apps built without an outdir leave cdk.out* folders).
+# Nothing of ours may appear outside the run's temp folder.
 after="$(ls -A "$parent_tmp" | grep -E '^(byoc|cdk\.out|tmp-)' | grep -v -x "$(basename "$run_tmp")" | sort || true)"
 outside="$(comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after") | grep -v '^$' || true)"
 if [ -n "$outside" ]; then
   echo "npm test: the tests left temporary files outside their temp folder:$(printf ' %s' $outside)" >&2
   status=1
 fi
-left="$(cd "$run_tmp" && ls -A | grep -v -x -e "$(basename "$results")" -e 'jest_[a-z0-9]*' || true)"
+# Nor inside it: jest's global teardown removes the cdk.out* folders of Apps built without an outdir (with jest's
+# own temp folder, test/global-setup.ts), and every test removes what it creates. Anything else fails the run,
+# named (with what a byoc-jest-* folder the teardown kept still holds).
+left="$(cd "$run_tmp" && ls -A | grep -v -x -e "$(basename "$results")" -e 'jest_[a-z0-9]*' | sort || true)"
 if [ -n "$left" ]; then
-  echo "npm test: left in the run's temp folder (removed with it): $(printf '%s\n' $left | sed -E 's/[-.]?[A-Za-z0-9]{6}$//' | sort | uniq -c | awk '{printf "%s %s, ", $1, $2}' | sed 's/, $//')" >&2
+  named="$(for entry in $left; do
+    if [ -d "$run_tmp/$entry" ] && [[ "$entry" == byoc-jest-* ]]; then ls -A "$run_tmp/$entry" | sed "s|^|$entry/|"; else echo "$entry"; fi
+  done | tr '\n' ' ')"
+  echo "npm test: the tests left temporary files in their temp folder: ${named% }" >&2
+  status=1
 fi
 node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
