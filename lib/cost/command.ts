@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { settingError } from '../errors';
-import { Assumptions, costSummary, estimateCost, formatCost, parseAssumption, readAssembly, Scenario } from './estimate';
+import { ASSUMPTIONS, Assumptions, costSummary, estimateCost, formatCost, parseAssumption, readAssembly, Scenario } from './estimate';
 
 /** `byoc cost ASSEMBLY`: the monthly cost of a synthesized plane, by component and agent. */
 export function registerCostCommand(cli: Command): Command {
@@ -14,10 +14,17 @@ export function registerCostCommand(cli: Command): Command {
         return v;
       }))
     .option('--spot', 'run the agents on Fargate Spot (leaf, gateway and the rest stay on-demand)')
+    .option('--busy-hours-per-day <hours>', `hours of work a day each backlog-scaled agent has (event agents with scaling: they run a task only while work waits, plus their idle minutes after each burst); default ${ASSUMPTIONS.busyHoursPerDay.default}: a team's tickets, changes and merges keep an event agent busy for a few minutes each, some tens a working day`,
+      (v: string) => {
+        const hours = Number(v);
+        if (v.trim() === '' || !Number.isFinite(hours) || hours < 0 || hours > 24) throw settingError('--busy-hours-per-day', `"${v}" is not a number of hours from 0 to 24`, `give e.g. --busy-hours-per-day ${ASSUMPTIONS.busyHoursPerDay.default}`);
+        return hours;
+      })
     .option('--assume <key=value>', 'change a usage assumption (repeatable; the output lists them with their defaults)', (v: string, prev?: Partial<Assumptions>) => parseAssumption(v, prev))
     .option('--json', 'print the estimate as JSON on stdout (the summary line goes to stderr)')
-    .action((dir: string, opts: { region?: string; schedule: Scenario['schedule']; spot?: boolean; assume?: Partial<Assumptions>; json?: boolean }) => {
-      const report = estimateCost(readAssembly(dir), { region: opts.region, schedule: opts.schedule, spot: opts.spot ?? false, assumptions: opts.assume });
+    .action((dir: string, opts: { region?: string; schedule: Scenario['schedule']; spot?: boolean; busyHoursPerDay?: number; assume?: Partial<Assumptions>; json?: boolean }) => {
+      const assumptions = { ...opts.assume, ...(opts.busyHoursPerDay !== undefined ? { busyHoursPerDay: opts.busyHoursPerDay } : {}) };
+      const report = estimateCost(readAssembly(dir), { region: opts.region, schedule: opts.schedule, spot: opts.spot ?? false, assumptions });
       if (opts.json) {
         console.log(JSON.stringify(report, (_k, v) => typeof v === 'number' ? Math.round(v * 1e4) / 1e4 : v, 2));
         console.error(costSummary(report));

@@ -42,6 +42,8 @@ export interface Assumptions {
   readonly dynamoDbGbPerTable: number;
   readonly containerInsightsMetricsPerService: number;
   readonly containerInsightsMetricsPerCluster: number;
+  readonly busyHoursPerDay: number;
+  readonly activationsPerDay: number;
 }
 
 /** Each assumption's default and meaning. */
@@ -61,6 +63,8 @@ export const ASSUMPTIONS: { readonly [K in keyof Assumptions]: { readonly defaul
   dynamoDbGbPerTable: { default: 1, meaning: 'GB stored per DynamoDB table (also backed up when point-in-time recovery is on)' },
   containerInsightsMetricsPerService: { default: 20, meaning: 'metrics Container Insights publishes per ECS service (service and task-family dimensions; fewer hours when its tasks run fewer)' },
   containerInsightsMetricsPerCluster: { default: 10, meaning: 'metrics Container Insights publishes per ECS cluster' },
+  busyHoursPerDay: { default: 2, meaning: 'hours of work (backlog above zero) a backlog-scaled agent has on each day it may run (--busy-hours-per-day)' },
+  activationsPerDay: { default: 4, meaning: 'bursts that hours of work come in a day; each ends with the agent\'s idle minutes at zero backlog before it scales in' },
 };
 
 export function defaultAssumptions(): Assumptions {
@@ -76,8 +80,8 @@ export function parseAssumption(text: string, previous: Partial<Assumptions> = {
   }
   const value = Number(m[2]);
   if (!Number.isFinite(value) || value < 0) throw settingError(`--assume ${m[1]}`, `"${m[2]}" is not a number of at least 0`, `give e.g. ${m[1]}=${ASSUMPTIONS[m[1] as keyof Assumptions].default}`);
-  if ((m[1] === 'businessHoursPerDay' && value > 24) || (m[1] === 'businessDaysPerWeek' && value > 7)) {
-    throw settingError(`--assume ${m[1]}`, `${value} is more than a ${m[1] === 'businessHoursPerDay' ? 'day has hours (24)' : 'week has days (7)'}`, 'give a smaller number');
+  if (((m[1] === 'businessHoursPerDay' || m[1] === 'busyHoursPerDay') && value > 24) || (m[1] === 'businessDaysPerWeek' && value > 7)) {
+    throw settingError(`--assume ${m[1]}`, `${value} is more than a ${m[1] === 'businessDaysPerWeek' ? 'week has days (7)' : 'day has hours (24)'}`, 'give a smaller number');
   }
   return { ...previous, [m[1]]: value };
 }
@@ -144,6 +148,8 @@ export interface CostItem {
   readonly detail: string;
   /** CPU architecture of a service's tasks (compute items). */
   readonly arch?: 'X86_64' | 'ARM64';
+  /** How an agent's task count is read from its template (agents' items). */
+  readonly capacity?: AgentCapacity;
   /** USD a month in a scenario. */
   cost(s: Scenario): number;
 }
@@ -215,6 +221,188 @@ function where(c: Ctx): string {
   return `${c.file}#${c.id}`;
 }
 
+/**
+ * How many tasks an agent runs and when, read from its service's template: its `DesiredCount`, the Application Auto
+ * Scaling target on it (MinCapacity, MaxCapacity), the target's scheduled actions (weekly windows) and its step-scaling
+ * policies with the alarms that drive them.
+ *
+ * - `count`: a fixed number of tasks whenever the agent may run: the `DesiredCount` (no scalable target; with
+ *   `scaling`, a request agent's floor), or the count a scalable target holds without policies (with business hours
+ *   in the template, the floor its window-opening actions set).
+ * - `backlog`: step scaling on work waiting: `idle` tasks (0 for the plane's event agents) until the backlog is above
+ *   zero, then `busy` tasks (the scale-out's exact capacity) until the backlog has been zero for `tailMinutes` (the
+ *   scale-in alarm's evaluation time). Priced with the busy-time assumption: `busyHoursPerDay` of work in
+ *   `activationsPerDay` bursts, each followed by the tail.
+ */
+export interface AgentCapacity {
+  readonly rule: 'count' | 'backlog';
+  /** Tasks with no work waiting (`count`: the count). */
+  readonly idle: number;
+  /** Tasks with work waiting (`count`: the count). */
+  readonly busy: number;
+  /** `backlog`: minutes at zero backlog before the scale-in. */
+  readonly tailMinutes?: number;
+  /** The weekly windows of the target's scheduled actions: days a week a window opens, hours each is open (warm-up included). */
+  readonly windows?: { readonly daysPerWeek: number; readonly hoursPerDay: number };
+  /** The scalable target's `<template>#<logical ID>`, if any. */
+  readonly target?: string;
+}
+
+const WEEK_DAYS = ['MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT', 'SUN'];
+
+/** The logical IDs a CloudFormation value references (`Ref`, `Fn::GetAtt`), anywhere inside it. */
+function referencedIds(v: unknown, out: Set<string> = new Set()): Set<string> {
+  if (Array.isArray(v)) v.forEach((x) => referencedIds(x, out));
+  else if (v && typeof v === 'object') {
+    for (const [k, x] of Object.entries(v)) {
+      if (k === 'Ref' && typeof x === 'string') out.add(x);
+      else if (k === 'Fn::GetAtt' && Array.isArray(x) && typeof x[0] === 'string') out.add(x[0]);
+      else referencedIds(x, out);
+    }
+  }
+  return out;
+}
+
+/** Days (0 = Monday) of an Application Auto Scaling cron's day-of-week field: `MON,TUE`, `MON-FRI`, `*`. */
+function cronDays(c: Ctx, field: string): number[] {
+  if (field === '*' || field === '?') return [0, 1, 2, 3, 4, 5, 6];
+  return field.split(',').flatMap((part) => {
+    const [from, to] = part.split('-').map((d) => WEEK_DAYS.indexOf(d.toUpperCase()));
+    if (from < 0 || (part.includes('-') && (to === undefined || to < from))) {
+      throw settingError(`${where(c)}.ScheduledActions`, `day-of-week "${field}" is not one the estimate reads`, 'use day names such as MON,TUE or MON-FRI');
+    }
+    return part.includes('-') ? Array.from({ length: to - from + 1 }, (_x, i) => from + i) : [from];
+  });
+}
+
+/**
+ * The weekly windows a target's scheduled actions make: an action whose MaxCapacity is above zero opens (its
+ * Min/MaxCapacity hold in the window), one whose MaxCapacity is zero closes. Weekly crons only
+ * (`cron(M H ? * DAYS *)`); actions bounded by StartTime/EndTime (the plane's holidays) count as every week.
+ */
+function scheduleWindows(c: Ctx, actions: unknown): { daysPerWeek: number; hoursPerDay: number; min: number; max: number } | undefined {
+  if (actions === undefined) return undefined;
+  if (!Array.isArray(actions)) throw settingError(`${where(c)}.ScheduledActions`, 'is not a list', 'synthesize with literal scheduled actions');
+  const events = new Map<string, { at: number; open: boolean; min: number; max: number }>();
+  for (const a of actions as any[]) {
+    const m = /^cron\((\d{1,2}) (\d{1,2}) [?*] \* ([A-Za-z,*?-]+)(?: \*)?\)$/.exec(String(a?.Schedule));
+    if (!m) {
+      throw settingError(`${where(c)}.ScheduledActions`, `schedule ${JSON.stringify(a?.Schedule)} of ${a?.ScheduledActionName ?? 'an action'} is not a weekly cron the estimate reads`,
+        'use cron(MINUTE HOUR ? * DAYS *) actions, or price this agent by hand');
+    }
+    const min = num(c, 'ScheduledActions.ScalableTargetAction.MinCapacity', a.ScalableTargetAction?.MinCapacity, 0);
+    const max = num(c, 'ScheduledActions.ScalableTargetAction.MaxCapacity', a.ScalableTargetAction?.MaxCapacity);
+    for (const d of cronDays(c, m[3])) {
+      const at = d * 1440 + Number(m[2]) * 60 + Number(m[1]);
+      events.set(`${at}:${max > 0}`, { at, open: max > 0, min, max });
+    }
+  }
+  const sorted = [...events.values()].sort((x, y) => x.at - y.at || Number(x.open) - Number(y.open));
+  if (sorted.length === 0) return undefined;
+  if (!sorted.some((e) => !e.open)) return { daysPerWeek: 7, hoursPerDay: 24, min: Math.max(...sorted.map((e) => e.min)), max: Math.max(...sorted.map((e) => e.max)) };
+  // A sweep around the week: the state at Monday 00:00 is the one the week's last action left.
+  let open = sorted[sorted.length - 1].open;
+  let since = 0;
+  let minutes = 0;
+  let openings = 0;
+  for (const e of sorted) {
+    if (open && !e.open) minutes += e.at - since;
+    if (!open && e.open) { openings++; since = e.at; }
+    open = e.open;
+  }
+  if (open) minutes += 7 * 1440 - since;
+  const opens = sorted.filter((e) => e.open);
+  return {
+    daysPerWeek: openings, hoursPerDay: openings ? minutes / 60 / openings : 0,
+    min: opens.length ? Math.max(...opens.map((e) => e.min)) : 0, max: opens.length ? Math.max(...opens.map((e) => e.max)) : 0,
+  };
+}
+
+/** An agent service's capacity, from its scalable target (same template), scheduled actions and step-scaling policies. */
+function agentCapacity(c: Ctx, desired: number): AgentCapacity {
+  const entry = Object.entries(c.resources).find(([, r]) => r.Type === 'AWS::ApplicationAutoScaling::ScalableTarget'
+    && r.Properties?.ServiceNamespace === 'ecs' && referencedIds(r.Properties?.ResourceId).has(c.id));
+  if (!entry) return { rule: 'count', idle: desired, busy: desired };
+  const [targetId, target] = entry;
+  const tc: Ctx = { ...c, id: targetId };
+  const p = target.Properties ?? {};
+  const windows = scheduleWindows(tc, p.ScheduledActions);
+  const min = windows ? windows.min : num(tc, 'MinCapacity', p.MinCapacity);
+  const max = windows ? windows.max : num(tc, 'MaxCapacity', p.MaxCapacity);
+  const where_ = `${c.file}#${targetId}`;
+  const win = windows && { daysPerWeek: windows.daysPerWeek, hoursPerDay: windows.hoursPerDay };
+  const policies = Object.entries(c.resources).filter(([, r]) => r.Type === 'AWS::ApplicationAutoScaling::ScalingPolicy'
+    && (r.Properties?.ScalingTargetId?.Ref === targetId || referencedIds(r.Properties?.ScalingTargetId).has(targetId)));
+  if (policies.length === 0) {
+    const count = windows ? min : Math.min(max, Math.max(min, desired));
+    return { rule: 'count', idle: count, busy: count, ...(win ? { windows: win } : {}), target: where_ };
+  }
+  let busy: number | undefined;
+  let tailMinutes: number | undefined;
+  for (const [policyId, policy] of policies) {
+    const pc: Ctx = { ...c, id: policyId };
+    const pp = policy.Properties ?? {};
+    const config = pp.StepScalingPolicyConfiguration;
+    if (pp.PolicyType !== 'StepScaling' || config?.AdjustmentType !== 'ExactCapacity' || !Array.isArray(config.StepAdjustments)) {
+      throw settingError(`${where(pc)}.PolicyType`, `${pp.PolicyType ?? 'a policy'} with ${config?.AdjustmentType ?? 'no'} adjustment is not a scaling the estimate models (step scaling to an exact capacity only)`,
+        'price this agent by hand, or scale it with ExactCapacity step policies');
+    }
+    const to = Math.max(...config.StepAdjustments.map((x: any) => num(pc, 'StepScalingPolicyConfiguration.StepAdjustments.ScalingAdjustment', x.ScalingAdjustment)));
+    if (to > min) {
+      busy = Math.max(busy ?? 0, Math.min(max, to));
+    } else {
+      // The scale-in: its alarm's evaluation time at zero backlog is the tail every burst of work ends with.
+      const alarms = Object.values(c.resources).filter((r) => r.Type === 'AWS::CloudWatch::Alarm' && referencedIds(r.Properties?.AlarmActions).has(policyId));
+      for (const alarm of alarms) {
+        const ap = alarm.Properties ?? {};
+        const ac = { ...c, id: Object.entries(c.resources).find(([, r]) => r === alarm)![0] };
+        const minutes = num(ac, 'DatapointsToAlarm', ap.DatapointsToAlarm ?? ap.EvaluationPeriods) * num(ac, 'Period', ap.Period, 60) / 60;
+        tailMinutes = Math.max(tailMinutes ?? 0, minutes);
+      }
+    }
+  }
+  if (busy === undefined) {
+    const count = windows ? min : Math.min(max, Math.max(min, desired));
+    return { rule: 'count', idle: count, busy: count, ...(win ? { windows: win } : {}), target: where_ };
+  }
+  // No scale-in alarm: once work arrives the agent keeps its busy tasks for the rest of the window.
+  return { rule: 'backlog', idle: min, busy, tailMinutes: tailMinutes ?? Infinity, ...(win ? { windows: win } : {}), target: where_ };
+}
+
+/** The days a month an agent may run and the hours on each, in a scenario: around the clock, its template's windows, or the assumed business hours. */
+function runDays(cap: AgentCapacity | undefined, s: Scenario, a: Assumptions): { days: number; hours: number } {
+  const w = s.schedule === 'always' ? { daysPerWeek: 7, hoursPerDay: 24 }
+    : cap?.windows ?? { daysPerWeek: a.businessDaysPerWeek, hoursPerDay: a.businessHoursPerDay };
+  return { days: w.daysPerWeek * HOURS_PER_MONTH / (7 * 24), hours: w.hoursPerDay };
+}
+
+/** Hours a day a backlog-scaled agent has its busy tasks: the work, plus the idle tail after each burst, within the day's window. */
+export function activeHoursPerDay(cap: AgentCapacity, windowHours: number, a: Assumptions): number {
+  if (cap.rule !== 'backlog') return windowHours;
+  const tail = cap.tailMinutes === undefined || !Number.isFinite(cap.tailMinutes) ? windowHours : a.activationsPerDay * cap.tailMinutes / 60;
+  return Math.min(windowHours, a.busyHoursPerDay + tail);
+}
+
+/** Task-hours a month of an agent in a scenario. */
+export function agentTaskHours(cap: AgentCapacity, s: Scenario, a: Assumptions): number {
+  const { days, hours } = runDays(cap, s, a);
+  return days * (cap.idle * hours + (cap.busy - cap.idle) * activeHoursPerDay(cap, hours, a));
+}
+
+/** Hours a month an agent has at least one task (Container Insights publishes its metrics then). */
+function agentServiceHours(cap: AgentCapacity, s: Scenario, a: Assumptions): number {
+  const { days, hours } = runDays(cap, s, a);
+  return cap.idle > 0 ? days * hours : cap.busy > 0 ? days * activeHoursPerDay(cap, hours, a) : 0;
+}
+
+/** What the breakdown adds to an agent's detail: `backlog: 3 h a day (2 h work + 4 x 15 min idle)`, the template's windows. */
+export function capacityDetail(cap: AgentCapacity, a: Assumptions): string {
+  const win = cap.windows ? `windows ${fmt(cap.windows.hoursPerDay)} h x ${cap.windows.daysPerWeek} days` : '';
+  if (cap.rule === 'count') return win;
+  const tail = cap.tailMinutes !== undefined && Number.isFinite(cap.tailMinutes) ? `${a.activationsPerDay} x ${fmt(cap.tailMinutes)} min idle` : 'no scale-in';
+  return `backlog: ${fmt(activeHoursPerDay(cap, 24, a))} h a day (${a.busyHoursPerDay} h work + ${tail})${win ? `, ${win}` : ''}`;
+}
+
 /** The ECS services of a template: compute (and logs) of each task, by component and agent. */
 function ecsService(c: Ctx, props: Record<string, any>): CostItem[] {
   const ref = props.TaskDefinition?.Ref;
@@ -243,7 +431,10 @@ function ecsService(c: Ctx, props: Record<string, any>): CostItem[] {
         : /collector/i.test(family) ? 'collector'
           : /nats-hub|NatsHub/.test(family) ? 'hub' : 'services';
   const name = agent ?? family;
-  const hours = (s: Scenario) => component === 'agents' ? scheduledHours(s.schedule, c.a) : HOURS_PER_MONTH;
+  // Agents: their task count and when it runs, read from the template's scaling; everything else runs its DesiredCount around the clock.
+  const capacity = component === 'agents' ? agentCapacity(c, tasks) : undefined;
+  const taskHours = (s: Scenario) => capacity ? agentTaskHours(capacity, s, c.a) : tasks * HOURS_PER_MONTH;
+  const serviceHours = (s: Scenario) => capacity ? agentServiceHours(capacity, s, c.a) : tasks ? HOURS_PER_MONTH : 0;
   const share = (s: Scenario) => component === 'agents' && s.spot ? 1 : templateSpot;
   const rate = (r: { vcpuHour: Price; gbHour: Price; ephemeralGbHour: Price }) => vcpu * r.vcpuHour.usd + gb * r.gbHour.usd + ephemeral * r.ephemeralGbHour.usd;
   const onDemand = rate(c.prices.fargate.onDemand[arch]);
@@ -252,20 +443,21 @@ function ecsService(c: Ctx, props: Record<string, any>): CostItem[] {
   const resources = [where(c), `${c.file}#${ref}`];
   return [
     {
-      component, name, agent, kind: 'compute', resources, arch,
-      detail: `${tasks} task${tasks === 1 ? '' : 's'} x ${fmt(vcpu)} vCPU, ${fmt(gb)} GB${ephemeral ? `, +${ephemeral} GB ephemeral` : ''}, ${arch}${templateSpot ? `, ${fmt(templateSpot * 100)}% Spot in the template` : ''}`,
-      cost: (s) => tasks * hours(s) * ((1 - share(s)) * onDemand + share(s) * spot),
+      component, name, agent, kind: 'compute', resources: capacity?.target ? [...resources, capacity.target] : resources, arch, ...(capacity ? { capacity } : {}),
+      detail: `${capacity?.rule === 'backlog' ? `${capacity.idle}-${capacity.busy}` : capacity ? capacity.idle : tasks} task${(capacity?.busy ?? tasks) === 1 ? '' : 's'} x ${fmt(vcpu)} vCPU, ${fmt(gb)} GB${ephemeral ? `, +${ephemeral} GB ephemeral` : ''}, ${arch}`
+        + `${templateSpot ? `, ${fmt(templateSpot * 100)}% Spot in the template` : ''}${capacity && capacityDetail(capacity, c.a) ? `, ${capacityDetail(capacity, c.a)}` : ''}`,
+      cost: (s) => taskHours(s) * ((1 - share(s)) * onDemand + share(s) * spot),
     },
     {
       component, name, agent, kind: 'logs', resources,
       detail: `${c.a.logGbPerTaskMonth} GB a task-month of logs`,
-      cost: (s) => tasks * (hours(s) / HOURS_PER_MONTH) * monthly(c.prices.logsIngestGb, c.a.logGbPerTaskMonth),
+      cost: (s) => (taskHours(s) / HOURS_PER_MONTH) * monthly(c.prices.logsIngestGb, c.a.logGbPerTaskMonth),
     },
     ...(c.containerInsights ? [{
       component, name, agent, kind: 'metrics', resources,
       detail: `${c.a.containerInsightsMetricsPerService} Container Insights metrics`,
       // Published while the service has tasks: an agent scaled to zero publishes none.
-      cost: (s: Scenario) => (tasks ? hours(s) / HOURS_PER_MONTH : 0) * monthly(c.prices.metricMonth, c.a.containerInsightsMetricsPerService),
+      cost: (s: Scenario) => (serviceHours(s) / HOURS_PER_MONTH) * monthly(c.prices.metricMonth, c.a.containerInsightsMetricsPerService),
     }] : []),
   ];
 }
@@ -432,6 +624,8 @@ export interface CostLine {
   readonly base: number;
   readonly chosen: number;
   readonly resources: string[];
+  /** Agents: the rule its task count is priced by, as read from the template. */
+  readonly capacity?: AgentCapacity;
 }
 
 export interface CostReport {
@@ -457,8 +651,16 @@ export interface CostReport {
   readonly ecsServices: number;
   readonly templates: number;
   readonly notPriced: NotPriced[];
+  /** The agents priced by each rule (`count`: a fixed count; `backlog`: the busy-time assumption). */
+  readonly byRule: { rule: AgentCapacity['rule']; meaning: string; agents: string[] }[];
   readonly notes: string[];
 }
+
+/** What each pricing rule of an agent's task count means, as the breakdown prints it. */
+export const RULES: Record<AgentCapacity['rule'], string> = {
+  count: 'a fixed task count whenever the agent may run: its DesiredCount (a request agent\'s floor with scaling), or what its scalable target holds in its windows',
+  backlog: 'step scaling on its backlog (from zero): its busy tasks for busyHoursPerDay of work a day, plus its idle minutes after each of activationsPerDay bursts',
+};
 
 export interface EstimateOptions {
   readonly region?: string;
@@ -495,6 +697,7 @@ export function estimateCost(assembly: Assembly, options: EstimateOptions = {}):
       component: l.component, name: l.name, ...(l.agent ? { agent: l.agent } : {}), count: Math.max(1, counted.length),
       detail: details.length === 1 ? details[0] : counted.length > 1 && l.items.every((i) => i.detail === l.items[0].detail) ? l.items[0].detail : details.join('; '),
       base: sum(l.items, ALWAYS_ON_DEMAND), chosen: sum(l.items, scenario), resources: [...new Set(l.items.flatMap((i) => i.resources))],
+      ...(l.items.find((i) => i.capacity) ? { capacity: l.items.find((i) => i.capacity)!.capacity } : {}),
     };
   }).sort((x, y) => COMPONENTS.indexOf(x.component) - COMPONENTS.indexOf(y.component) || y.base - x.base || x.name.localeCompare(y.name));
   const byComponent = COMPONENTS.map((component) => {
@@ -506,18 +709,29 @@ export function estimateCost(assembly: Assembly, options: EstimateOptions = {}):
   const baseTotal = total(ALWAYS_ON_DEMAND);
   const chosenTotal = total(scenario);
   const armAgentsOnSpot = scenario.spot && items.some((i) => i.component === 'agents' && i.arch === 'ARM64');
+  const agentLines = costLines.filter((l) => l.capacity);
+  const backlog = agentLines.filter((l) => l.capacity!.rule === 'backlog');
+  const windowed = agentLines.filter((l) => l.capacity!.windows);
+  const byRule = (['count', 'backlog'] as const).map((rule) => ({ rule, meaning: RULES[rule], agents: agentLines.filter((l) => l.capacity!.rule === rule).map((l) => l.name).sort() }))
+    .filter((r) => r.agents.length > 0);
   const notes = [
     `prices of ${PRICE_TABLE_DATE} from lib/cost/prices.ts: written from AWS's published prices as known on that date, not fetched; check the source pages before quoting`,
     ...(regionFrom === 'default' ? ['the assembly is environment-agnostic: priced in us-east-1 (give --region)'] : []),
     ...(armAgentsOnSpot ? ['Fargate Spot runs X86_64 tasks only: ARM64 agents on Spot are priced as X86_64 Spot tasks (their images must then be built for X86_64 too)'] : []),
     ...(schedule === 'business' ? ['business hours: agents scale to zero outside the windows; leaf, gateway, collector, hub, services, data stores and the network run around the clock'] : []),
+    ...(backlog.length ? [`${plural(backlog.length, 'agent')} ${backlog.length === 1 ? 'scales' : 'scale'} on the backlog (step scaling in the template), priced at ${a.busyHoursPerDay} h of work on each day it may run`
+      + ` in ${a.activationsPerDay} bursts, each followed by the idle minutes before the scale-in (${[...new Set(backlog.map((l) => fmt(l.capacity!.tailMinutes!)))].join(', ')} min in the template);`
+      + ' both are assumptions: --busy-hours-per-day, --assume activationsPerDay=N'] : []),
+    ...(windowed.length ? [schedule === 'business'
+      ? `${plural(windowed.length, 'agent')} ${windowed.length === 1 ? 'has' : 'have'} business hours in the template (scheduled actions): priced in those windows (warm-up included, holidays not subtracted), the other agents in the assumed ${a.businessHoursPerDay} h x ${a.businessDaysPerWeek} days`
+      : `${plural(windowed.length, 'agent')} ${windowed.length === 1 ? 'has' : 'have'} business hours in the template (scheduled actions): --schedule business prices their windows; always-on prices them around the clock`] : []),
   ];
   return {
     assembly: assembly.dir, region: regionName, regionFrom, priceTableDate: PRICE_TABLE_DATE, hoursPerMonth: HOURS_PER_MONTH, scenario,
     agentHoursPerMonth: scheduledHours(schedule, a), assumptions: a, lines: costLines, byComponent, byAgent,
     scenarios: (['always', 'business'] as const).flatMap((sch) => [false, true].map((spot) => ({ schedule: sch, spot, total: total({ schedule: sch, spot }) }))),
     baseTotal, chosenTotal, ratio: baseTotal ? chosenTotal / baseTotal : 1, ecsServices: ecsServices.length,
-    templates: Object.keys(assembly.templates).length, notPriced, notes,
+    templates: Object.keys(assembly.templates).length, notPriced, byRule, notes,
   };
 }
 
@@ -550,7 +764,7 @@ export function formatCost(r: CostReport): string {
     .map((k) => `  ${k}=${r.assumptions[k]}${r.assumptions[k] === ASSUMPTIONS[k].default ? '' : ` (default ${ASSUMPTIONS[k].default})`}: ${ASSUMPTIONS[k].meaning}`);
   return [
     `${r.assembly}: ${plural(r.templates, 'template')}, ${plural(r.ecsServices, 'ECS service')}, priced in ${r.region}${r.regionFrom === 'option' ? '' : r.regionFrom === 'assembly' ? ' (the assembly\'s region)' : ' (default)'}`,
-    `agents run ${r.agentHoursPerMonth.toFixed(1)} h a month (${r.scenario.schedule === 'always' ? 'always on' : `${r.assumptions.businessHoursPerDay} h x ${r.assumptions.businessDaysPerWeek} days a week`}), everything else ${r.hoursPerMonth} h`,
+    `agents run ${r.agentHoursPerMonth.toFixed(1)} h a month (${r.scenario.schedule === 'always' ? 'always on' : `${r.assumptions.businessHoursPerDay} h x ${r.assumptions.businessDaysPerWeek} days a week`}${r.byRule.some((x) => x.rule === 'backlog') ? `; backlog-scaled agents ${r.assumptions.busyHoursPerDay} h of work a day plus their idle tails` : ''}), everything else ${r.hoursPerMonth} h`,
     '',
     ...table,
     `ratio ${chosenName} / always-on: ${r.ratio.toFixed(3)}`,
@@ -560,6 +774,7 @@ export function formatCost(r: CostReport): string {
     '',
     'assumptions (--assume KEY=VALUE):',
     ...assumptions,
+    ...(r.byRule.length ? ['', 'agents by pricing rule:', ...r.byRule.flatMap((x) => [`  ${x.rule} (${x.agents.length}): ${x.meaning}`, `    ${x.agents.join(', ')}`])] : []),
     ...(r.notPriced.length ? ['', 'not priced (cost by use only):', ...r.notPriced.map((n) => `  ${n.count} x ${n.type}: ${n.reason}`)] : []),
     '',
     'notes:',
