@@ -25,7 +25,9 @@ import { llmTokenSecretName, provisionLlmProxyCustomer } from '../control-plane/
 import { BudgetPeriod, CustomerLimits, DEFAULT_LIMITS, LlmStore } from '../control-plane/llm-proxy/store';
 import { CustomerPlaneConfig, customerPlaneStackProps } from '../customer-plane/config';
 import { IMAGE_KEYS, LlmAccess, parseImageRef, ReleaseImages, resolveProps } from '../customer-plane/props';
-import { contractHash, CUSTOMER_ID } from './boundary-contract';
+import { BOUNDARY_CONTRACT, BoundaryContract, contractHash, CUSTOMER_ID } from './boundary-contract';
+import { contractJson, loadContractFile, validateContract } from './contract-input';
+import { PropError } from './errors';
 import { BUNDLE_FORMAT, RELEASE } from './bundle';
 import {
   CustomerAccountKeys, customerAccounts, CustomerAccounts, hubJwtIngestStream, leafUser, pushAccountJwt, revocationsOf, revokeAccount,
@@ -120,6 +122,8 @@ export interface CustomerRecord {
   readonly status: CustomerStatus;
   /** The contract the accounts were issued for (a changed contract re-issues them, same keys). */
   readonly contractHash: string;
+  /** A vendor's own contract (`--contract`), as its canonical JSON; absent for the kit's own. */
+  readonly contract?: string;
   /** Public key of the operator key that signed the accounts. */
   readonly issuer: string;
   readonly customerAccount: { readonly publicKey: string; readonly jwt: string };
@@ -405,7 +409,7 @@ function parseRecord(text: string, customerId: string): CustomerRecord {
 function recordJson(r: CustomerRecord): string {
   return formatJson({
     format: r.format, customerId: r.customerId, awsAccount: r.awsAccount, shareLearning: r.shareLearning, status: r.status,
-    contractHash: r.contractHash, issuer: r.issuer,
+    contractHash: r.contractHash, ...(r.contract !== undefined ? { contract: r.contract } : {}), issuer: r.issuer,
     customerAccount: { publicKey: r.customerAccount.publicKey, jwt: r.customerAccount.jwt },
     vendorAccount: { publicKey: r.vendorAccount.publicKey, jwt: r.vendorAccount.jwt },
     keys: {
@@ -608,6 +612,12 @@ export interface AddCustomerOptions {
   /** Register a revoked customer again (new leaf credentials; everything issued before the revocation stays revoked). */
   readonly reinstate?: boolean;
   /**
+   * A boundary contract file (JSON, as `config/boundary-contract.json`): the vendor's own, the one its control plane and
+   * the customer's plane are built with (their `contract` prop). The accounts' permissions are issued from it.
+   * @default - the kit's own contract
+   */
+  readonly contract?: string;
+  /**
    * A file with the public key of the customer's audit KMS key (PEM, as `byoc pubkey` writes it; or DER): the key
    * the vendor's ingest service verifies the customer's signed metrics with. Known once the customer has deployed.
    * @default - the key registered before, if any (until one is registered, the customer's crossings wait in the hub)
@@ -653,7 +663,17 @@ async function addSteps(o: AddCustomerOptions, sm: SecretsManagerClient | undefi
   }
   if (o.hubUrl !== undefined) parseHubUrl(o.hubUrl);
   const auditKey = o.auditPublicKey !== undefined ? readAuditPublicKey(o.auditPublicKey) : undefined;
-  const settings: LinkSettings = { customerId: o.customer, shareLearning: o.shareLearning ?? true };
+  let contract: BoundaryContract | undefined;
+  try {
+    contract = o.contract === undefined ? undefined : loadContractFile(o.contract, '--contract');
+  } catch (e) {
+    if (e instanceof PropError) {
+      const at = e.prop.replace(/^--contract\.?/, '');
+      throw new CustomerError('--contract', at ? `${o.contract}: ${at}: ${e.problem}` : e.problem, e.fix);
+    }
+    throw e;
+  }
+  const settings: LinkSettings = { customerId: o.customer, shareLearning: o.shareLearning ?? true, ...(contract ? { contract } : {}) };
   const config = readVendorConfig(o.vendorConfig);
   const hub = requireHub(config);
   const names = customerSecretNames(o.customer);
@@ -743,7 +763,7 @@ async function addSteps(o: AddCustomerOptions, sm: SecretsManagerClient | undefi
   const at = new Date().toISOString();
   const events: CustomerEvent[] = [...(record?.events ?? [])];
   let accounts: Pick<CustomerAccounts, 'customerId' | 'settings' | 'customer' | 'vendor'>;
-  const current = contractHash();
+  const current = contractHash(settings.contract ?? BOUNDARY_CONTRACT);
   if (!record) {
     const a = await customerAccounts(seed, settings);
     accounts = a;
@@ -923,11 +943,26 @@ async function usableVendorUser(creds: string, accounts: Pick<CustomerAccounts, 
 
 function toRecord(o: { customer: string; account: string }, settings: LinkSettings, status: CustomerStatus, hash: string, issuer: string, a: CustomerAccounts, leaf: string | undefined, events: CustomerEvent[]): CustomerRecord {
   return {
-    format: 'byoc-customer/1', customerId: o.customer, awsAccount: o.account, shareLearning: settings.shareLearning ?? true, status, contractHash: hash, issuer,
+    format: 'byoc-customer/1', customerId: o.customer, awsAccount: o.account, shareLearning: settings.shareLearning ?? true, status, contractHash: hash,
+    ...(settings.contract && hash !== contractHash() ? { contract: contractJson(settings.contract) } : {}), issuer,
     customerAccount: { publicKey: a.customer.publicKey, jwt: a.customer.jwt },
     vendorAccount: { publicKey: a.vendor.publicKey, jwt: a.vendor.jwt },
     keys: a.keys, leafUser: leaf, events,
   };
+}
+
+/** The vendor's own contract a record holds, checked against the hash it was issued for. */
+function recordContract(r: CustomerRecord): BoundaryContract {
+  let contract: BoundaryContract;
+  try {
+    contract = validateContract(JSON.parse(r.contract!), 'contract', 'setting');
+  } catch (e) {
+    throw new CustomerError('--customer', `the record of customer ${r.customerId} holds a contract that is not valid (${(e as Error).message})`, 'run byoc customer add again with --contract <the vendor\'s contract file>');
+  }
+  if (contractHash(contract) !== r.contractHash) {
+    throw new CustomerError('--customer', `the record of customer ${r.customerId} holds contract ${contractHash(contract).slice(0, 12)}, not ${r.contractHash.slice(0, 12)} it was issued for`, 'run byoc customer add again with --contract <the vendor\'s contract file>');
+  }
+  return contract;
 }
 
 /** The accounts as stored (the JWTs as issued, the signing keys from their seeds). */
@@ -936,7 +971,7 @@ function fromRecord(r: CustomerRecord): Pick<CustomerAccounts, 'customerId' | 's
   const name = (jwt: string) => decode(jwt).name;
   return {
     customerId: r.customerId,
-    settings: { customerId: r.customerId, shareLearning: r.shareLearning },
+    settings: { customerId: r.customerId, shareLearning: r.shareLearning, ...(r.contract !== undefined ? { contract: recordContract(r) } : {}) },
     customer: { name: name(r.customerAccount.jwt), ...material(r.keys.customer.seed), jwt: r.customerAccount.jwt, leafSigningKey: material(r.keys.customer.leafSigningKeySeed) },
     vendor: { name: name(r.vendorAccount.jwt), ...material(r.keys.vendor.seed), jwt: r.vendorAccount.jwt, serviceSigningKey: material(r.keys.vendor.serviceSigningKeySeed) },
   };
@@ -1366,6 +1401,7 @@ export function registerCustomerCommands(cli: Command): Command {
     .option('--otel-collector-image <ref>', 'OpenTelemetry collector image, pinned by digest (overrides the release)')
     .option('--kms-key <id>', 'KMS key the customer\'s secrets are created with (default: aws/secretsmanager)')
     .option('--reinstate', 'register a revoked customer again (new leaf credentials; what was issued before stays revoked)')
+    .option('--contract <file>', 'the vendor\'s own boundary contract (JSON, as config/boundary-contract.json), the one its control plane and the customer\'s plane are built with: the accounts\' permissions are issued from it (default: the kit\'s contract)')
     .option('--audit-public-key <file>', 'public key of the customer\'s audit KMS key (PEM from byoc pubkey --key <its ARN>), which its signed metrics must verify with; known once the customer has deployed (default: the one registered before)')
     .option('--llm-token-key <arn>', `the LLM proxy's token signing key (default: the ${CONTROL_PLANE_OUTPUTS.llmProxyTokenKey} output; with the proxy, the customer is registered and given a token)`)
     .option('--llm-table <name>', `the LLM proxy's table (default: the ${CONTROL_PLANE_OUTPUTS.llmProxyTable} output)`)

@@ -9,6 +9,7 @@ import { credsAuthenticator } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { decode, parseCreds, User } from '@nats-io/jwt';
 import { projectRoot } from '../../lib/app';
+import { BoundaryContract, contractHash } from '../../lib/boundary-contract';
 import { BUNDLE_FORMAT } from '../../lib/bundle';
 import { customerSecretNames, CustomerRecord, formatJson, HUB_CA_FILE } from '../../lib/customers';
 import { HUB_INGEST_STREAM, outboundSubjects, vendorInboxPrefix } from '../../lib/nats-config';
@@ -439,6 +440,46 @@ describe('customer add, list, revoke on a running hub', () => {
     const list = JSON.parse((await byoc('customer', 'list', '--vendor-config', vendorConfig, '--json')).out);
     expect(list.filter((l: { customerId?: string }) => l.customerId).map((l: { customerId: string; cancelledAt?: string }) => [l.customerId, l.cancelledAt])).toEqual([[C, cAt], [lab, at]]);
     expect((await byoc('customer', 'list', '--vendor-config', vendorConfig)).out).toMatch(new RegExp(`^${lab}\\s.*revoked.*subscription cancelled at ${at.replace(/\./g, '\\.')}$`, 'm'));
+  });
+});
+
+describe('a vendor\'s own boundary contract', () => {
+  test('add --contract issues the accounts from that contract, keeps it in the record, and the customer\'s leaf may publish exactly its kinds', async () => {
+    const own = 'scan-co';
+    const kit = JSON.parse(fs.readFileSync(path.join(projectRoot(), 'config', 'boundary-contract.json'), 'utf8'));
+    const contract = { version: 1, kinds: kit.kinds.filter((k: { name: string }) => k.name === 'usage' || k.name === 'control') };
+    const file = path.join(dir, 'scan-contract.json');
+    fs.writeFileSync(file, JSON.stringify(contract));
+    const r = await byoc('customer', 'add', '--customer', own, '--account', '210987654322', '--vendor-config', vendorConfig, '--out', out, '--control-plane-outputs', outputs,
+      '--release', release, '--hub-url', `nats://127.0.0.1:${hub.hubPort}`, '--system-creds', systemCreds, '--contract', file);
+    expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: '' });
+    const rec: CustomerRecord = JSON.parse(await secret(customerSecretNames(own).account));
+    expect(rec.contractHash).toBe(contractHash(contract as BoundaryContract));
+    expect(rec.contractHash).not.toBe(contractHash());
+    expect(JSON.parse(rec.contract!)).toEqual(contract);
+    const user = decode<User>((await parseCreds(new TextEncoder().encode(await secret(customerSecretNames(own).leafCreds)))).jwt);
+    expect(user.nats.pub?.allow).toEqual([`byoc.${own}.out.usage`]);
+    expect(await hubHolds(rec.customerAccount.publicKey)).toBe(rec.customerAccount.jwt);
+    // Without --contract, the kit's contract: the accounts are re-issued from it, and the record says why.
+    const back = await byoc('customer', 'add', '--customer', own, '--account', '210987654322', '--vendor-config', vendorConfig, '--out', out, '--control-plane-outputs', outputs,
+      '--release', release, '--hub-url', `nats://127.0.0.1:${hub.hubPort}`, '--system-creds', systemCreds);
+    expect(back.code).toBe(0);
+    const after = JSON.parse(await secret(customerSecretNames(own).account)) as CustomerRecord;
+    expect({ hash: after.contractHash, contract: after.contract }).toEqual({ hash: contractHash(), contract: undefined });
+    expect(after.events.find((e) => e.action === 'reissued')!.detail).toBe(`contract ${rec.contractHash.slice(0, 12)} -> ${contractHash().slice(0, 12)}`);
+  });
+
+  test('a contract file that is not one is refused, naming the flag and the path in it, and nothing is written', async () => {
+    const file = path.join(dir, 'loose-contract.json');
+    const kit = JSON.parse(fs.readFileSync(path.join(projectRoot(), 'config', 'boundary-contract.json'), 'utf8'));
+    kit.kinds[0].schema.fields.agent.pattern = '^.*$';
+    fs.writeFileSync(file, JSON.stringify(kit));
+    const before = fs.readFileSync(vendorConfig, 'utf8');
+    const r = await byoc('customer', 'add', '--customer', 'loose-co', '--account', '210987654323', '--vendor-config', vendorConfig, '--out', out, '--control-plane-outputs', outputs, '--release', release, '--contract', file);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^byoc: --contract: .*kinds\[0\]\.schema\.fields\.agent\.pattern.*not supported for counting.*\. Fix: /);
+    expect(fs.readFileSync(vendorConfig, 'utf8')).toBe(before);
+    await expect(sm.send(new GetSecretValueCommand({ SecretId: customerSecretNames('loose-co').account }))).rejects.toThrow();
   });
 });
 
