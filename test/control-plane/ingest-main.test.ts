@@ -1,4 +1,5 @@
 import { ChildProcess, spawn } from 'child_process';
+import { contractJson } from '../../lib/contract-input';
 import { generateKeyPairSync, KeyObject, sign as cryptoSign } from 'crypto';
 import * as fs from 'fs';
 import * as http from 'http';
@@ -421,6 +422,9 @@ describe('the entry point refuses a configuration it cannot run with', () => {
       [{ [INGEST_ENV.hubUrls]: 'http://hub:4222' }, /^BYOC_INGEST_HUB_URLS: "http:\/\/hub:4222" is not a NATS URL/],
       [{ [INGEST_ENV.refreshSeconds]: '0' }, /^BYOC_INGEST_REFRESH_SECONDS is not a number of seconds from 1 to 3600$/],
       [{ [INGEST_ENV.hubCa]: 'not a certificate' }, /^BYOC_INGEST_HUB_CA is not a PEM certificate/],
+      // A contract that is not the one its hash names (a task definition edited by hand, a mixed-up deployment).
+      [{ BYOC_CONTRACT: contractJson(), BYOC_CONTRACT_HASH: '0'.repeat(64) }, /^BYOC_CONTRACT has hash [0-9a-f]{12}, not 000000000000 as BYOC_CONTRACT_HASH says$/],
+      [{ BYOC_CONTRACT: '{"version":1,"kinds":[]}', BYOC_CONTRACT_HASH: '0'.repeat(64) }, /^Invalid setting 'BYOC_CONTRACT\.kinds': must NOT have fewer than 1 items/],
     ];
     for (const [change, message] of cases) {
       const env: NodeJS.ProcessEnv = { ...awsEnv(), ...base, ...change };

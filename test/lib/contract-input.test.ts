@@ -10,6 +10,7 @@ import { BOUNDARY_CONTRACT, BoundaryContract, contractHash, Direction } from '..
 import { verifyBundle, signAssembly } from '../../lib/bundle';
 import { CONTRACT_JSON_SCHEMA, CONTRACT_METADATA, contractEnvironment, loadContractFile, contractFromEnvironment, contractOfTemplate, validateContract } from '../../lib/contract-input';
 import { ContractValidator, isRejection } from '../../lib/contract-validator';
+import { CustomerCheck } from '../../control-plane/ingest/check';
 import { PropError } from '../../lib/errors';
 import { leakageBound } from '../../lib/leakage';
 import { agentIdentities } from '../../lib/nats-config';
@@ -191,6 +192,20 @@ describe('a third party\'s own contract and catalog through the construct API', 
     expect(() => synthCustomerPlane(exampleProps({ catalog: [kitAgent], contract: SCANNER_CONTRACT, llm: undefined }))).toThrow(/Invalid prop 'catalog\[0\]\.subjects\.publish'/);
     const loose = variant((c) => { c.kinds[0].schema.fields.scanner.pattern = '^.*$'; }) as BoundaryContract;
     expect(() => synthCustomerPlane(exampleProps({ catalog: SCANNER_CATALOG, contract: loose, llm: undefined }))).toThrow(/Invalid prop 'contract\.kinds\[0\]\.schema\.fields\.scanner\.pattern'/);
+  });
+});
+
+describe('the vendor\'s ingest checks each crossing against the contract it was given', () => {
+  test('the contract\'s kinds are accepted, the kit\'s kinds are unknown, values outside its schema refused', () => {
+    const key = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const check = new CustomerCheck({ customerId: 'example', auditPublicKeyPem: key, contract: SCANNER_CONTRACT });
+    const heartbeat = canonicalize({ at: 1790000000000, queueDepth: 7, scanner: 'alpha' })!;
+    expect(check.check('byoc.example.out.heartbeat', Buffer.from(heartbeat))).toMatchObject({ kind: { name: 'heartbeat' } });
+    expect(check.check('byoc.example.out.workflow', Buffer.from('{}'))).toMatchObject({ reason: 'unknown-kind' });
+    expect(check.check('byoc.example.out.heartbeat', Buffer.from(heartbeat.replace('alpha', 'ALPHA')))).toMatchObject({ reason: 'schema' });
+    // Without a contract of its own, the kit's: the vendor's kind is unknown there.
+    const kit = new CustomerCheck({ customerId: 'example', auditPublicKeyPem: key });
+    expect(kit.check('byoc.example.out.heartbeat', Buffer.from(heartbeat))).toMatchObject({ reason: 'unknown-kind' });
   });
 });
 
