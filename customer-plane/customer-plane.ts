@@ -18,7 +18,7 @@ import { HardenedService } from './hardened-service';
 import { COLLECTOR_ENV, collectorConfig, OTLP_HTTP_PORT, otlpEndpointPort } from './collector-config';
 import { NarrowLink, NATS_CLIENT_PORT } from './link';
 import { Network } from './network';
-import { AlarmTopic, collectorHealthCheck, PlaneAlarms, planeDashboard } from './operations';
+import { AlarmTopic, collectorHealthCheck, PlaneAlarms, planeDashboard, scalesOnBacklog } from './operations';
 import { CustomerPlaneProps, IMAGE_KEYS, parseImageRef, resolveProps, ResolvedProps } from './props';
 
 /** The plane's private DNS namespace for its own services. */
@@ -286,6 +286,11 @@ export class CustomerPlane extends Construct {
       database: this.stores.database,
       redisGroupId: this.stores.redis.ref,
       alarms: [...this.alarms.alarms, ...[this.link.leaf, this.link.gateway, this.collector].map((s) => s.runningTasksAlarm!)],
+      // Every agent's backlog; with scaling, the running tasks of those that scale on it.
+      agents: p.catalog.map((spec) => ({
+        name: spec.name,
+        ...(scalesOnBacklog(spec.trigger, p.scaling) ? { serviceName: this.agentGroups[spec.group].agents[spec.name].workload.service.serviceName } : {}),
+      })),
     });
   }
 

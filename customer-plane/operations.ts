@@ -12,6 +12,7 @@ import * as rds from 'aws-cdk-lib/aws-rds';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import { AgentTrigger } from '../agents/catalog';
 import { PropError } from '../lib/errors';
 import { COLLECTOR_HEALTH_PORT } from './collector-config';
 
@@ -321,8 +322,49 @@ export function runningTasksAlarm(scope: Construct, id: string, p: { alarmName: 
   }));
 }
 
-/** The plane's dashboard: services, data stores, and the counted log lines. Searches by cluster name, so it needs no cross-stack reference. */
-export function planeDashboard(scope: Construct, id: string, p: { customerId: string; clusterName: string; database: rds.DatabaseInstance; redisGroupId: string; alarms: cloudwatch.IAlarm[] }): cloudwatch.Dashboard {
+/** An agent on the dashboard: its backlog is graphed; `serviceName` when it scales on its backlog (its running tasks are graphed too). */
+export interface DashboardAgent {
+  readonly name: string;
+  /** The ECS service name of an agent that scales on its backlog (`scaling`: the event agents). */
+  readonly serviceName?: string;
+}
+
+/** An ECS service's running tasks (Container Insights, which the plane's cluster enables), the highest count in each minute. */
+export function runningTasksMetric(clusterName: string, serviceName: string, label: string): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: 'ECS/ContainerInsights', metricName: 'RunningTaskCount', dimensionsMap: { ClusterName: clusterName, ServiceName: serviceName },
+    statistic: 'Maximum', period: Duration.minutes(1), label,
+  });
+}
+
+/**
+ * The dashboard's widgets on the agents' backlog: each agent's `AgentBacklog` (what the gateway's backlog reporter
+ * writes), and when agents scale on it, their running tasks beside it.
+ */
+export function backlogWidgets(p: { clusterName: string; agents: readonly DashboardAgent[] }): cloudwatch.GraphWidget[] {
+  const scaled = p.agents.filter((a) => a.serviceName);
+  const backlog = new cloudwatch.GraphWidget({
+    title: 'Agent backlog (items waiting or unacknowledged, per agent)',
+    left: p.agents.map((a) => agentBacklogMetric(a.name).with({ label: a.name })),
+    leftYAxis: { min: 0 },
+    width: scaled.length ? 12 : 24,
+  });
+  if (!scaled.length) return [backlog];
+  return [backlog, new cloudwatch.GraphWidget({
+    title: 'Running tasks of the agents that scale on their backlog',
+    left: scaled.map((a) => runningTasksMetric(p.clusterName, a.serviceName!, a.name)),
+    leftYAxis: { min: 0 },
+    width: 12,
+  })];
+}
+
+/**
+ * The plane's dashboard: services, data stores, the counted log lines, the agents' backlog. Searches by cluster name,
+ * so it needs no cross-stack reference (the running tasks of backlog-scaled agents name their services).
+ */
+export function planeDashboard(scope: Construct, id: string, p: {
+  customerId: string; clusterName: string; database: rds.DatabaseInstance; redisGroupId: string; alarms: cloudwatch.IAlarm[]; agents?: readonly DashboardAgent[];
+}): cloudwatch.Dashboard {
   const search = (metricName: string, label: string) => new cloudwatch.MathExpression({
     expression: `SEARCH('{ECS/ContainerInsights,ClusterName,ServiceName} MetricName="${metricName}" ClusterName="${p.clusterName}"', 'Average', 300)`,
     label, usingMetrics: {}, period: Duration.minutes(5),
@@ -352,6 +394,7 @@ export function planeDashboard(scope: Construct, id: string, p: { customerId: st
     left: Object.values(PLANE_METRICS).map((m) => planeMetric(m)),
     width: 24,
   }));
+  if (p.agents?.length) dashboard.addWidgets(...backlogWidgets({ clusterName: p.clusterName, agents: p.agents }));
   return dashboard;
 }
 
@@ -537,6 +580,13 @@ export function scaleOnBusinessHours(service: ecs.FargateService, hours: Resolve
 
 /** The metric the gateway writes (EMF) per agent: items pending or unacknowledged on its durables (boundary-gateway/backlog.ts). */
 export const BACKLOG_METRIC = 'AgentBacklog';
+/** Its one dimension: the agent's name. */
+export const BACKLOG_DIMENSION = 'Agent';
+
+/** Does an agent scale on its backlog: with `scaling`, event agents do (from zero, see `scaleOnBacklog`). */
+export function scalesOnBacklog(trigger: AgentTrigger, scaling: ResolvedScaling | undefined): boolean {
+  return scaling !== undefined && trigger === AgentTrigger.EVENT;
+}
 
 /** Agents' task counts (`scaling`): event agents from zero on their backlog, request agents at a floor. */
 export interface ScalingOptions {
@@ -570,7 +620,7 @@ export function resolveScaling(prop: string, scaling: ScalingOptions): ResolvedS
 
 /** One agent's backlog, the highest value the gateway reported in each minute. */
 export function agentBacklogMetric(agent: string): cloudwatch.Metric {
-  return new cloudwatch.Metric({ namespace: PLANE_METRICS_NAMESPACE, metricName: BACKLOG_METRIC, dimensionsMap: { Agent: agent }, statistic: 'Maximum', period: Duration.minutes(1) });
+  return new cloudwatch.Metric({ namespace: PLANE_METRICS_NAMESPACE, metricName: BACKLOG_METRIC, dimensionsMap: { [BACKLOG_DIMENSION]: agent }, statistic: 'Maximum', period: Duration.minutes(1) });
 }
 
 /**

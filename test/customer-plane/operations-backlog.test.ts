@@ -4,7 +4,7 @@ import * as path from 'path';
 import { App } from 'aws-cdk-lib';
 import { AGENT_CATALOG, AgentTrigger } from '../../agents/catalog';
 import { buildCustomerPlaneApp } from '../../bin/customer-plane';
-import { BACKLOG_NAMESPACE, BACKLOG_METRIC as GATEWAY_METRIC } from '../../customer-plane/boundary-gateway/backlog';
+import { BACKLOG_NAMESPACE, BACKLOG_METRIC as GATEWAY_METRIC, backlogEmf } from '../../customer-plane/boundary-gateway/backlog';
 import { BACKLOG_METRIC, BusinessHours, PLANE_METRICS_NAMESPACE, resolveScaling } from '../../customer-plane/operations';
 import { projectRoot } from '../../lib/app';
 import { PropError } from '../../lib/errors';
@@ -19,13 +19,14 @@ const EVENT = names(AgentTrigger.EVENT);
 const REQUEST = names(AgentTrigger.REQUEST);
 const SCHEDULED = names(AgentTrigger.SCHEDULE);
 
+let plane: SynthesizedPlane;
+beforeAll(() => { plane = synthCustomerPlane(exampleProps({ schedule: HOURS, scaling: { idleMinutes: 20, requestFloor: 2 } })); });
+const serviceOf = (name: string) => {
+  const task = byType(plane, 'AWS::ECS::TaskDefinition').find((t) => t.props.Family === `byoc-example-${name}`)!;
+  return byType(plane, 'AWS::ECS::Service').find((s) => s.file === task.file && s.props.TaskDefinition.Ref === task.id)!;
+};
+
 describe('scaling with business hours on the synthesized plane', () => {
-  let plane: SynthesizedPlane;
-  beforeAll(() => { plane = synthCustomerPlane(exampleProps({ schedule: HOURS, scaling: { idleMinutes: 20, requestFloor: 2 } })); });
-  const serviceOf = (name: string) => {
-    const task = byType(plane, 'AWS::ECS::TaskDefinition').find((t) => t.props.Family === `byoc-example-${name}`)!;
-    return byType(plane, 'AWS::ECS::Service').find((s) => s.file === task.file && s.props.TaskDefinition.Ref === task.id)!;
-  };
   const targetOf = (name: string) => {
     const service = serviceOf(name);
     return byType(plane, 'AWS::ApplicationAutoScaling::ScalableTarget').find((t) => t.file === service.file && JSON.stringify(t.props.ResourceId).includes(`"${service.id}"`));
@@ -95,6 +96,59 @@ describe('scaling with business hours on the synthesized plane', () => {
 
   test('the metric scaled on is the one the gateway writes', () => {
     expect([BACKLOG_NAMESPACE, GATEWAY_METRIC]).toEqual([PLANE_METRICS_NAMESPACE, BACKLOG_METRIC]);
+  });
+});
+
+/** A dashboard's body as JSON, each CloudFormation token in it replaced by `<token N>` (kept in `tokens`). */
+function dashboardBody(plane: SynthesizedPlane): { widgets: any[]; tokens: any[] } {
+  const [dashboard] = byType(plane, 'AWS::CloudWatch::Dashboard');
+  const body = dashboard.props.DashboardBody;
+  const parts: unknown[] = typeof body === 'string' ? [body] : body['Fn::Join'][1];
+  const tokens: any[] = [];
+  const text = parts.map((x) => typeof x === 'string' ? x : `<token ${tokens.push(x) - 1}>`).join('');
+  return { widgets: JSON.parse(text).widgets, tokens };
+}
+const widget = (widgets: any[], title: RegExp) => widgets.filter((w) => title.test(w.properties?.title ?? ''));
+
+// What the gateway's backlog reporter writes, read from one of its EMF lines: namespace, metric name, dimension.
+const emitted = JSON.parse(backlogEmf('some-agent', 3, 0))._aws.CloudWatchMetrics[0] as { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] };
+
+describe('dashboard: the agents\' backlog', () => {
+  test('the reporter writes one metric with one dimension (what the widget graphs per agent)', () => {
+    expect(emitted.Dimensions).toHaveLength(1);
+    expect(emitted.Dimensions[0]).toHaveLength(1);
+    expect(emitted.Metrics).toHaveLength(1);
+  });
+
+  test('without scaling: every agent\'s backlog, by the reporter\'s namespace, name and dimension; no running-tasks widget', () => {
+    const { widgets } = dashboardBody(synthCustomerPlane());
+    const [backlog] = widget(widgets, /backlog/i);
+    expect(widget(widgets, /backlog/i)).toHaveLength(1);
+    expect(backlog.width).toBe(24);
+    const metrics = backlog.properties.metrics as any[];
+    expect(metrics.map((m) => m.slice(0, 4))).toEqual(AGENT_CATALOG.map((a) => [emitted.Namespace, emitted.Metrics[0].Name, emitted.Dimensions[0][0], a.name]));
+    for (const m of metrics) expect(m[4]).toMatchObject({ label: m[3], stat: 'Maximum', period: 60 });
+  });
+
+  test('with scaling: the backlog of every agent, and the running tasks (Container Insights) of each event agent\'s service', () => {
+    const { widgets, tokens } = dashboardBody(plane);
+    const [backlog] = widget(widgets, /^Agent backlog/);
+    expect(backlog.properties.metrics.map((m: any[]) => m.slice(0, 4))).toEqual(AGENT_CATALOG.map((a) => [emitted.Namespace, emitted.Metrics[0].Name, emitted.Dimensions[0][0], a.name]));
+    const [running] = widget(widgets, /^Running tasks of the agents that scale on their backlog/);
+    const metrics = running.properties.metrics as any[];
+    expect(metrics.map((m) => [m[0], m[1], m[2], m[3], m[4], m[6].label])).toEqual(EVENT.map((name) => ['ECS/ContainerInsights', 'RunningTaskCount', 'ClusterName', `byoc-${plane.stack.plane.settings.customerId}`, 'ServiceName', name]));
+    // The plane's cluster has Container Insights on: the metric exists.
+    expect(byType(plane, 'AWS::ECS::Cluster')[0].props.ClusterSettings).toEqual([{ Name: 'containerInsights', Value: 'enabled' }]);
+    // Each ServiceName is the agent's own service: the nested stack's output of that service's name.
+    for (const m of metrics) {
+      const token = tokens[Number(/^<token (\d+)>$/.exec(m[5])![1])];
+      const [stackId, output] = token['Fn::GetAtt'];
+      expect(output).toMatch(/^Outputs\./);
+      const key = output.slice('Outputs.'.length);
+      expect(byType(plane, 'AWS::CloudFormation::Stack').map((s) => s.id)).toContain(stackId);
+      const [value] = Object.values<any>(plane.templates).filter((t) => t.Outputs?.[key]).map((t) => t.Outputs[key].Value);
+      expect([m[6].label, value]).toEqual([m[6].label, { 'Fn::GetAtt': [serviceOf(m[6].label).id, 'Name'] }]);
+    }
   });
 });
 
