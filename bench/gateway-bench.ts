@@ -92,7 +92,7 @@ async function main() {
     gateway = spawn(process.execPath, [...(process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean), path.join(__dirname, '..', 'boundary-gateway.js')], {
       env: {
         PATH: process.env.PATH!, BYOC_CUSTOMER: C, NATS_URL: `127.0.0.1:${link.leafPort}`,
-        BYOC_GATEWAY_LOCAL_PASSWORD: link.secrets[vars.gatewayLocal], BYOC_GATEWAY_REMOTE_PASSWORD: link.secrets[vars.gatewayRemote], BYOC_PROVISIONER_PASSWORD: link.secrets[vars.provisioner],
+        BYOC_GATEWAY_LOCAL_PASSWORD: link.secrets[vars.gatewayLocal], BYOC_GATEWAY_REMOTE_PASSWORD: link.secrets[vars.gatewayRemote], BYOC_PROVISIONER_PASSWORD: link.secrets[vars.provisioner], BYOC_BACKLOG_REPORTER_PASSWORD: link.secrets[vars.backlogReporter],
         BYOC_AUDIT_LOG: path.join(link.dir, 'audit.log'), BYOC_AUDIT_KEY: keyFile,
         BYOC_AGENTS: JSON.stringify(Object.fromEntries(link.agentIdentities.map((a) => [a.name, a.outbox]))),
         // The contract's rate limits would refuse all but a burst: the benchmark measures the path, not the limit.

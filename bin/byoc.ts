@@ -135,7 +135,7 @@ export function program(): Command {
       fs.writeFileSync(path.join(opts.out, 'leaf.conf'), leafConfig({ ...settings, agents, listen: { host: '0.0.0.0', port: port('--leaf-port', opts.leafPort) }, storeDir: opts.storeDir,
         hubCaFile: opts.hubCaFile, hub: { host, port: port('--hub', hubPort) }, hubCredentialsFile: opts.hubCredentialsFile }));
       const vars = secretVariables(opts.customer);
-      console.log(`leaf needs: ${vars.gatewayLocal}, ${vars.gatewayRemote}, ${vars.provisioner} and ${vars.agent('<agent>')} per agent, the vendor CA at ${opts.hubCaFile} and the .creds at ${opts.hubCredentialsFile}; the vendor creates the ${HUB_INGEST_STREAM} stream in the customer's vendor account (subjects byoc.${opts.customer}.out.>)`);
+      console.log(`leaf needs: ${vars.gatewayLocal}, ${vars.gatewayRemote}, ${vars.provisioner}, ${vars.backlogReporter} and ${vars.agent('<agent>')} per agent, the vendor CA at ${opts.hubCaFile} and the .creds at ${opts.hubCredentialsFile}; the vendor creates the ${HUB_INGEST_STREAM} stream in the customer's vendor account (subjects byoc.${opts.customer}.out.>)`);
       console.log(`wrote ${path.join(opts.out, 'leaf.conf')}: the leaf configuration of customer ${opts.customer} (contract ${contractHash().slice(0, 12)}, ${agents.length} agents, learning ${opts.shareLearning ? 'shared' : 'not shared'})`);
     });
 

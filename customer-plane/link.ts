@@ -112,6 +112,7 @@ export class NarrowLink extends Construct {
     readonly gatewayLocalPassword: secretsmanager.Secret;
     readonly gatewayRemotePassword: secretsmanager.Secret;
     readonly provisionerPassword: secretsmanager.Secret;
+    readonly backlogReporterPassword: secretsmanager.Secret;
     readonly leafHubCredentials: secretsmanager.Secret;
   };
   /** The customer-owned asymmetric key that signs the audit log's heads and the metrics that cross. */
@@ -141,6 +142,7 @@ export class NarrowLink extends Construct {
       gatewayLocalPassword: secret('GatewayLocalPassword', 'link/gateway-local-password', 'Password of the boundary gateway\'s local identity on the NATS leaf (GATEWAY account)'),
       gatewayRemotePassword: secret('GatewayRemotePassword', 'link/gateway-remote-password', 'Password of the boundary gateway\'s remote identity on the NATS leaf (BOUNDARY account, linked to the hub)'),
       provisionerPassword: secret('ProvisionerPassword', 'link/provisioner-password', 'Password of the identity that creates the agents\' streams and consumers on the NATS leaf (used by the gateway at start)'),
+      backlogReporterPassword: secret('BacklogReporterPassword', 'link/backlog-reporter-password', 'Password of the gateway\'s backlog reporter on the NATS leaf (reads the agents\' consumer info, nothing else)'),
       // Until the customer stores the vendor's `.creds`, the leaf runs unlinked (nats-server logs the placeholder
       // as malformed and keeps serving the agents): nothing fails the deploy on a secret filled after it.
       leafHubCredentials: secret('LeafHubCredentials', 'link/leaf-hub-credentials', 'The leaf\'s NATS credentials on the vendor hub (.creds: user JWT and seed), issued by the vendor at registration; a generated placeholder until stored',
@@ -190,6 +192,7 @@ export class NarrowLink extends Construct {
       [vars.gatewayLocal]: ecs.Secret.fromSecretsManager(this.secrets.gatewayLocalPassword),
       [vars.gatewayRemote]: ecs.Secret.fromSecretsManager(this.secrets.gatewayRemotePassword),
       [vars.provisioner]: ecs.Secret.fromSecretsManager(this.secrets.provisionerPassword),
+      [vars.backlogReporter]: ecs.Secret.fromSecretsManager(this.secrets.backlogReporterPassword),
       [vars.leafHubCredentials]: ecs.Secret.fromSecretsManager(this.secrets.leafHubCredentials),
     };
     for (const [name, s] of Object.entries(this.agentPasswords)) leafSecrets[vars.agent(name)] = ecs.Secret.fromSecretsManager(s);
@@ -286,6 +289,7 @@ export class NarrowLink extends Construct {
         [vars.gatewayLocal]: ecs.Secret.fromSecretsManager(this.secrets.gatewayLocalPassword),
         [vars.gatewayRemote]: ecs.Secret.fromSecretsManager(this.secrets.gatewayRemotePassword),
         [vars.provisioner]: ecs.Secret.fromSecretsManager(this.secrets.provisionerPassword),
+        [vars.backlogReporter]: ecs.Secret.fromSecretsManager(this.secrets.backlogReporterPassword),
       },
       efsMount: { fileSystem: stores.fileSystem, accessPoint: accessPoint('AuditLog', '/audit'), path: AUDIT_DIR },
       // One append-only audit chain: never two writers, even during a deployment.

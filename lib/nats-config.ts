@@ -152,6 +152,8 @@ export function secretVariables(_customerId: string) {
     gatewayRemote: 'BYOC_GATEWAY_REMOTE_PASSWORD',
     /** Password of the provisioner (creates the agents' streams and consumers; used by the gateway at start). */
     provisioner: 'BYOC_PROVISIONER_PASSWORD',
+    /** Password of the gateway's backlog reporter (reads its durables' consumer info; a long-lived connection of its own). */
+    backlogReporter: 'BYOC_BACKLOG_REPORTER_PASSWORD',
     /** Password of one agent's user. */
     agent: (agent: string) => `BYOC_AGENT_${envName(agent)}_PASSWORD`,
     /** The leaf's credentials on the hub (a NATS `.creds` file: user JWT and seed), issued by the vendor at registration. */
@@ -282,9 +284,9 @@ ${agentUsers.join('\n')}
         permissions: { publish: { allow: ["$JS.API.>"] }, subscribe: { allow: [${q(`${inboxPrefix(o.customerId, LEAF_USERS.provisioner)}.>`)}] } }
       }
       {
-        # The gateway's backlog reporter: reads its durables' pending counts (consumer info) and nothing else. It uses the
-        # provisioner's secret (the gateway holds it already), but its long-lived connection can only read.
-        user: ${q(LEAF_USERS.backlog)}, password: $${vars.provisioner}
+        # The gateway's backlog reporter: reads its durables' pending counts (consumer info) and nothing else, with a
+        # password of its own (the provisioner's, which may create streams, is used only at start and then closed).
+        user: ${q(LEAF_USERS.backlog)}, password: $${vars.backlogReporter}
         permissions: { publish: ${backlogReaderSubjects(o.agents).length > 0 ? `{ allow: ${list(backlogReaderSubjects(o.agents))} }` : '{ deny: [">"] }'}, subscribe: { allow: [${q(`${inboxPrefix(o.customerId, LEAF_USERS.backlog)}.>`)}] } }
       }
     ]

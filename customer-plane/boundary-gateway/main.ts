@@ -16,7 +16,7 @@ import { BoundaryGateway } from './gateway';
 import { provisionAgents } from './provision';
 import { startBacklogReporter } from './backlog';
 
-const REQUIRED = ['BYOC_CUSTOMER', 'NATS_URL', 'BYOC_GATEWAY_LOCAL_PASSWORD', 'BYOC_GATEWAY_REMOTE_PASSWORD', 'BYOC_PROVISIONER_PASSWORD', 'BYOC_AUDIT_LOG', 'BYOC_AUDIT_KEY', 'BYOC_AGENTS'] as const;
+const REQUIRED = ['BYOC_CUSTOMER', 'NATS_URL', 'BYOC_GATEWAY_LOCAL_PASSWORD', 'BYOC_GATEWAY_REMOTE_PASSWORD', 'BYOC_PROVISIONER_PASSWORD', 'BYOC_BACKLOG_REPORTER_PASSWORD', 'BYOC_AUDIT_LOG', 'BYOC_AUDIT_KEY', 'BYOC_AGENTS'] as const;
 
 class ConfigError extends Error {}
 
@@ -102,7 +102,7 @@ async function main(): Promise<void> {
   await provisioner.close();
   // Each agent's backlog as a CloudWatch metric (EMF lines on stdout) every minute: what event agents scale on. Its own
   // identity may read the durables' consumer info and nothing else.
-  const backlogConnection = await connect({ ...base, user: LEAF_USERS.backlog, pass: env.BYOC_PROVISIONER_PASSWORD, inboxPrefix: inboxPrefix(customerId, LEAF_USERS.backlog), name: 'backlog-reporter' });
+  const backlogConnection = await connect({ ...base, user: LEAF_USERS.backlog, pass: env.BYOC_BACKLOG_REPORTER_PASSWORD, inboxPrefix: inboxPrefix(customerId, LEAF_USERS.backlog), name: 'backlog-reporter' });
   const backlog = await startBacklogReporter(backlogConnection, Object.keys(agents).map((name) => ({ name, subscribe: events[name] ?? [] })), {
     onError: (agent, e) => log.warn({ agent, error: e.message }, 'agent backlog not read'),
   });

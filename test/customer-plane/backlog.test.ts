@@ -16,7 +16,7 @@ beforeAll(async () => {
   link = await startLink({ customerId: C });
   await link.provision();
   reporter = await connect({
-    servers: `127.0.0.1:${link.leafPort}`, user: LEAF_USERS.backlog, pass: link.secrets[secretVariables(C).provisioner],
+    servers: `127.0.0.1:${link.leafPort}`, user: LEAF_USERS.backlog, pass: link.secrets[secretVariables(C).backlogReporter],
     inboxPrefix: inboxPrefix(C, LEAF_USERS.backlog), maxReconnectAttempts: 0,
   });
 }, 60000);
@@ -27,6 +27,16 @@ afterAll(async () => {
 });
 
 const metricsOf = (lines: string[]) => Object.fromEntries(lines.map((l) => JSON.parse(l)).map((m) => [m.Agent, m[BACKLOG_METRIC]]));
+
+test('the reporter has a password of its own: the provisioner\'s does not open it, and its own does not open the provisioner', async () => {
+  const vars = secretVariables(C);
+  expect(link.secrets[vars.backlogReporter]).not.toBe(link.secrets[vars.provisioner]);
+  const attempt = (user: string, pass: string) => connect({ servers: `127.0.0.1:${link.leafPort}`, user, pass, maxReconnectAttempts: 0, reconnect: false })
+    .then(async (nc) => { await nc.close(); return 'connected'; }, (e: Error) => e.message);
+  expect(await attempt(LEAF_USERS.backlog, link.secrets[vars.provisioner])).toMatch(/Authorization Violation/i);
+  expect(await attempt(LEAF_USERS.provisioner, link.secrets[vars.backlogReporter])).toMatch(/Authorization Violation/i);
+  expect(await attempt(LEAF_USERS.backlog, link.secrets[vars.backlogReporter])).toBe('connected');
+});
 
 test('the reporter\'s permissions are generated from the agents: consumer info of their durables only', () => {
   const subjects = backlogReaderSubjects(link.agentIdentities);
@@ -102,7 +112,7 @@ test('with no agent the reporter identity may publish nothing (an empty allow li
   const empty = await startLink({ customerId: 'nobody', agents: [] });
   try {
     const nc = await connect({
-      servers: `127.0.0.1:${empty.leafPort}`, user: LEAF_USERS.backlog, pass: empty.secrets[secretVariables('nobody').provisioner],
+      servers: `127.0.0.1:${empty.leafPort}`, user: LEAF_USERS.backlog, pass: empty.secrets[secretVariables('nobody').backlogReporter],
       inboxPrefix: inboxPrefix('nobody', LEAF_USERS.backlog), maxReconnectAttempts: 0,
     });
     const errors = permissionErrors(nc);

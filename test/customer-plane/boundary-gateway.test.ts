@@ -309,7 +309,7 @@ describe('configuration', () => {
     [{ BYOC_AUDIT_KEY: '' }, /missing BYOC_AUDIT_KEY/],
   ])('%j stops the gateway at start with a clear message, exit 2', async (env, message) => {
     const child = spawn(process.execPath, [path.join(projectRoot(), 'dist', 'boundary-gateway.js')], {
-      env: { PATH: process.env.PATH!, BYOC_CUSTOMER: C, NATS_URL: '127.0.0.1:1', BYOC_GATEWAY_LOCAL_PASSWORD: 'x', BYOC_GATEWAY_REMOTE_PASSWORD: 'y', BYOC_PROVISIONER_PASSWORD: 'z', BYOC_AUDIT_LOG: '/tmp/x', BYOC_AUDIT_KEY: 'k', BYOC_AGENTS: '{}', ...env },
+      env: { PATH: process.env.PATH!, BYOC_CUSTOMER: C, NATS_URL: '127.0.0.1:1', BYOC_GATEWAY_LOCAL_PASSWORD: 'x', BYOC_GATEWAY_REMOTE_PASSWORD: 'y', BYOC_PROVISIONER_PASSWORD: 'z', BYOC_BACKLOG_REPORTER_PASSWORD: 'w', BYOC_AUDIT_LOG: '/tmp/x', BYOC_AUDIT_KEY: 'k', BYOC_AGENTS: '{}', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';

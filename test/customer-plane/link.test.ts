@@ -88,14 +88,14 @@ describe('what is tested is what is deployed', () => {
 
   test('the leaf\'s secrets come from Secrets Manager through ECS, never through the environment: one per agent, distinct gateway identities', () => {
     const names = leaf.Secrets.map((s: any) => s.Name).sort();
-    expect(names).toEqual([vars.gatewayLocal, vars.gatewayRemote, vars.leafHubCredentials, vars.provisioner, ...AGENT_CATALOG.map((a) => vars.agent(a.name))].sort());
+    expect(names).toEqual([vars.gatewayLocal, vars.gatewayRemote, vars.leafHubCredentials, vars.provisioner, vars.backlogReporter, ...AGENT_CATALOG.map((a) => vars.agent(a.name))].sort());
     const refs = leaf.Secrets.map((s: any) => JSON.stringify(s.ValueFrom));
     expect(new Set(refs).size).toBe(refs.length); // every identity its own secret
   });
 
   test('the gateway signs with the plane\'s KMS key (no private key to fill), reads its own two passwords and the provisioner\'s', () => {
     expect(gateway.Command).toEqual(['node', '/app/boundary-gateway.js']);
-    expect(gateway.Secrets.map((s: any) => s.Name).sort()).toEqual([vars.gatewayLocal, vars.gatewayRemote, vars.provisioner].sort());
+    expect(gateway.Secrets.map((s: any) => s.Name).sort()).toEqual([vars.gatewayLocal, vars.gatewayRemote, vars.provisioner, vars.backlogReporter].sort());
     const env = envOf(gateway);
     expect(env).toMatchObject({ BYOC_CUSTOMER: 'example', BYOC_SHARE_LEARNING: 'true', BYOC_AUDIT_LOG: '/audit/boundary-audit.log' });
     expect(JSON.stringify(env.BYOC_AUDIT_KEY)).toContain('AuditKey');

@@ -252,7 +252,7 @@ describe('the bundled gateway enforces the contract it is given, on a real leaf 
   test('a contract that does not match its hash stops the gateway before it connects (exit 2, the reason logged)', async () => {
     const env = { ...contractEnvironment(SCANNER_CONTRACT), BYOC_CONTRACT_HASH: contractHash() };
     const child = spawn(process.execPath, [path.join(projectRoot(), 'dist', 'boundary-gateway.js')], {
-      env: { PATH: process.env.PATH!, BYOC_CUSTOMER: C, NATS_URL: `127.0.0.1:${link.leafPort}`, BYOC_GATEWAY_LOCAL_PASSWORD: 'x', BYOC_GATEWAY_REMOTE_PASSWORD: 'x', BYOC_PROVISIONER_PASSWORD: 'x',
+      env: { PATH: process.env.PATH!, BYOC_CUSTOMER: C, NATS_URL: `127.0.0.1:${link.leafPort}`, BYOC_GATEWAY_LOCAL_PASSWORD: 'x', BYOC_GATEWAY_REMOTE_PASSWORD: 'x', BYOC_PROVISIONER_PASSWORD: 'x', BYOC_BACKLOG_REPORTER_PASSWORD: 'x',
         BYOC_AUDIT_LOG: path.join(link.dir, 'never.log'), BYOC_AUDIT_KEY: path.join(link.dir, 'none.pem'), BYOC_AGENTS: '{}', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

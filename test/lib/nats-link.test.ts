@@ -21,7 +21,7 @@ describe('the generated configurations', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-conf-'));
     try {
       const vars = secretVariables(C);
-      const env: Record<string, string> = { ...process.env as Record<string, string>, [vars.gatewayLocal]: 'x', [vars.gatewayRemote]: 'y', [vars.provisioner]: 'z' };
+      const env: Record<string, string> = { ...process.env as Record<string, string>, [vars.gatewayLocal]: 'x', [vars.gatewayRemote]: 'y', [vars.provisioner]: 'z', [vars.backlogReporter]: 'w' };
       for (const a of agentsOf()) env[vars.agent(a.name)] = 'x';
       const certs = testCertificates(dir);
       for (const shareLearning of [true, false]) {

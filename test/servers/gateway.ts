@@ -41,7 +41,7 @@ export async function startGateway(link: Link, o: GatewayProcessOptions): Promis
   const child: ChildProcess = spawn(process.execPath, [bundle], {
     env: {
       PATH: process.env.PATH!, BYOC_CUSTOMER: link.customerId, NATS_URL: `127.0.0.1:${link.leafPort}`,
-      BYOC_GATEWAY_LOCAL_PASSWORD: link.secrets[vars.gatewayLocal], BYOC_GATEWAY_REMOTE_PASSWORD: link.secrets[vars.gatewayRemote], BYOC_PROVISIONER_PASSWORD: link.secrets[vars.provisioner],
+      BYOC_GATEWAY_LOCAL_PASSWORD: link.secrets[vars.gatewayLocal], BYOC_GATEWAY_REMOTE_PASSWORD: link.secrets[vars.gatewayRemote], BYOC_PROVISIONER_PASSWORD: link.secrets[vars.provisioner], BYOC_BACKLOG_REPORTER_PASSWORD: link.secrets[vars.backlogReporter],
       BYOC_AUDIT_LOG: auditLog, BYOC_AUDIT_KEY: keyFile, BYOC_AUDIT_HEAD_EVERY: '50', BYOC_SHARE_LEARNING: String(o.shareLearning ?? true),
       BYOC_AGENTS: JSON.stringify(Object.fromEntries(link.agentIdentities.map((a) => [a.name, a.outbox]))),
       BYOC_AGENT_EVENTS: JSON.stringify(Object.fromEntries(link.agentIdentities.map((a) => [a.name, a.subscribe.filter((x) => x.startsWith('events.'))]))),

@@ -75,6 +75,7 @@ export async function startLink(options: LinkOptions): Promise<Link> {
     [vars.gatewayLocal]: random('gateway-local'),
     [vars.gatewayRemote]: random('gateway-remote'),
     [vars.provisioner]: random('provisioner'),
+    [vars.backlogReporter]: random('backlog-reporter'),
   };
   for (const a of agents) secrets[vars.agent(a.name)] = random(`agent-${a.name}`);
 

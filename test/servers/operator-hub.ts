@@ -162,7 +162,7 @@ export async function startOperatorHub(options: OperatorHubOptions = {}): Promis
       const conf = leafConfig({ customerId, agents: [], listen: { host: '127.0.0.1', port }, storeDir: path.join(leafDir, 'jetstream'), hubCaFile: certificates.ca,
         hub: { host: 'localhost', port: leafPort }, hubCredentialsFile: credsFile }) + `\nhttp: "127.0.0.1:${monitor}"\n`;
       fs.writeFileSync(path.join(leafDir, 'leaf.conf'), conf);
-      const secrets = { [vars.gatewayLocal]: 'local-secret', [vars.gatewayRemote]: 'remote-secret', [vars.provisioner]: 'provisioner-secret' };
+      const secrets = { [vars.gatewayLocal]: 'local-secret', [vars.gatewayRemote]: 'remote-secret', [vars.provisioner]: 'provisioner-secret', [vars.backlogReporter]: 'backlog-reporter-secret' };
       const server = await startNats(path.join(leafDir, 'leaf.conf'), port, secrets);
       const connected = async () => ((await getJson(`http://127.0.0.1:${monitor}/leafz`)).leafnodes ?? 0) > 0;
       let gateway: NatsConnection | undefined;
