@@ -11,6 +11,8 @@ import { verifyBundle, signAssembly } from '../../lib/bundle';
 import { CONTRACT_JSON_SCHEMA, CONTRACT_METADATA, contractEnvironment, loadContractFile, contractFromEnvironment, contractOfTemplate, validateContract } from '../../lib/contract-input';
 import { ContractValidator, isRejection } from '../../lib/contract-validator';
 import { CustomerCheck } from '../../control-plane/ingest/check';
+import { loadConfig } from '../../agents/runtime/config';
+import { metricsMessages } from '../../agents/platform/usage-meter';
 import { PropError } from '../../lib/errors';
 import { leakageBound } from '../../lib/leakage';
 import { agentIdentities } from '../../lib/nats-config';
@@ -138,6 +140,22 @@ describe('contractFromEnvironment: what the gateway, the agents and ingest enfor
     expect(() => contractFromEnvironment({ BYOC_CONTRACT: '{"version":1,', BYOC_CONTRACT_HASH: 'x' })).toThrow(/BYOC_CONTRACT is not JSON/);
     const loose = JSON.stringify(variant((c) => { c.kinds[0].schema.fields.scanner.pattern = '.*'; }));
     expect(() => contractFromEnvironment({ BYOC_CONTRACT: loose, BYOC_CONTRACT_HASH: 'x' })).toThrow(/Invalid setting 'BYOC_CONTRACT\.kinds\[0\]\.schema\.fields\.scanner\.pattern'/);
+  });
+});
+
+describe('the agent runtime builds what it sends by the plane\'s contract', () => {
+  const base = { BYOC_AGENT: 'usage-meter', BYOC_CUSTOMER: 'example', BYOC_TRIGGER: 'schedule', BYOC_SCHEDULE: 'cron(* * * * ? *)', NATS_URL: 'x',
+    NATS_PASSWORD_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:byoc/example/nats/usage-meter-AbCdEf', NATS_INBOX_PREFIX: '_INBOX_example.usage-meter' };
+  test('BYOC_CONTRACT is read at start: valid with its hash, else the runtime refuses its configuration', () => {
+    expect(loadConfig(base).contract).toBe(BOUNDARY_CONTRACT);
+    const narrowed = { version: 9, kinds: BOUNDARY_CONTRACT.kinds.map((k) => (k.name === 'metrics' ? { ...k, schema: { ...k.schema, fields: { ...k.schema.fields, points: { ...(k.schema.fields.points as any), maxItems: 2 } } } } : k)) } as BoundaryContract;
+    const config = loadConfig({ ...base, ...contractEnvironment(narrowed) });
+    expect(contractHash(config.contract)).toBe(contractHash(narrowed));
+    expect(() => loadConfig({ ...base, ...contractEnvironment(narrowed), BYOC_CONTRACT_HASH: contractHash() })).toThrow(/^configuration BYOC_CONTRACT: BYOC_CONTRACT has hash/);
+    // The usage-meter splits a window by that contract's bounds, not the kit's.
+    const points = ['a', 'b', 'c', 'd', 'e'].map((x) => ({ metric: 'agent.requests', agent: `agent-${x}`, value: 1 }));
+    expect(metricsMessages(0, 60000, points, config.contract)).toHaveLength(3);
+    expect(metricsMessages(0, 60000, points)).toHaveLength(1);
   });
 });
 
