@@ -5,7 +5,7 @@ import { ASSUMPTIONS, Assumptions, costSummary, estimateCost, formatCost, parseA
 /** `byoc cost ASSEMBLY`: the monthly cost of a synthesized plane, by component and agent. */
 export function registerCostCommand(cli: Command): Command {
   return cli.command('cost')
-    .description('estimate the monthly cost of a synthesized plane from its templates (root and nested stacks) and the pinned price table of lib/cost/prices.ts, by component and agent, with the effect of business hours and Fargate Spot')
+    .description('estimate the monthly cost of a synthesized plane from its templates (root and nested stacks) and the pinned price table of lib/cost/prices.ts, by component and agent, with the effect of business hours and Fargate Spot; agents\' task counts as the templates scale them (an event agent scaled on its backlog is priced by --busy-hours-per-day)')
     .argument('<assembly>', 'synthesized cloud assembly, e.g. cdk.out/customer-plane (npm run synth)')
     .option('--region <region>', 'region to price in (default: the assembly\'s, else us-east-1)')
     .addOption(new Option('--schedule <schedule>', 'when the agents run: business (business hours, scaled to zero outside) or always').default('always')

@@ -745,6 +745,7 @@ const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 /** The report as a readable table. */
 export function formatCost(r: CostReport): string {
   const chosenName = scenarioName(r.scenario);
+  const windowed = r.lines.filter((l) => l.capacity?.windows).length;
   const rows: [string, string, string, string][] = [['', 'detail', 'always-on, as templated', chosenName]];
   for (const c of r.byComponent) {
     const ls = r.lines.filter((l) => l.component === c.component);
@@ -764,7 +765,9 @@ export function formatCost(r: CostReport): string {
     .map((k) => `  ${k}=${r.assumptions[k]}${r.assumptions[k] === ASSUMPTIONS[k].default ? '' : ` (default ${ASSUMPTIONS[k].default})`}: ${ASSUMPTIONS[k].meaning}`);
   return [
     `${r.assembly}: ${plural(r.templates, 'template')}, ${plural(r.ecsServices, 'ECS service')}, priced in ${r.region}${r.regionFrom === 'option' ? '' : r.regionFrom === 'assembly' ? ' (the assembly\'s region)' : ' (default)'}`,
-    `agents run ${r.agentHoursPerMonth.toFixed(1)} h a month (${r.scenario.schedule === 'always' ? 'always on' : `${r.assumptions.businessHoursPerDay} h x ${r.assumptions.businessDaysPerWeek} days a week`}${r.byRule.some((x) => x.rule === 'backlog') ? `; backlog-scaled agents ${r.assumptions.busyHoursPerDay} h of work a day plus their idle tails` : ''}), everything else ${r.hoursPerMonth} h`,
+    `agents run ${r.agentHoursPerMonth.toFixed(1)} h a month (${r.scenario.schedule === 'always' ? 'always on' : `${r.assumptions.businessHoursPerDay} h x ${r.assumptions.businessDaysPerWeek} days a week`}`
+      + `${r.scenario.schedule === 'business' && windowed ? `; ${plural(windowed, 'agent')} in the windows of ${windowed === 1 ? 'its' : 'their'} template` : ''}`
+      + `${r.byRule.some((x) => x.rule === 'backlog') ? `; backlog-scaled agents ${r.assumptions.busyHoursPerDay} h of work a day plus their idle tails` : ''}), everything else ${r.hoursPerMonth} h`,
     '',
     ...table,
     `ratio ${chosenName} / always-on: ${r.ratio.toFixed(3)}`,

@@ -205,6 +205,14 @@ describe('byoc cost with scaling', () => {
     expect(r.out.trim().split('\n').pop()).toMatch(/: \$74\.31 a month always-on, \$74\.31 always-on, on-demand/);
   });
 
+  test('business hours in the template: the header says which agents run in the template\'s windows', async () => {
+    const r = await run('cost', write(plane({ floor: 2, hours: true })), '--region', 'us-east-1', '--schedule', 'business');
+    expect(r.code).toBe(0);
+    expect(r.out.split('\n')[1]).toBe('agents run 217.3 h a month (10 h x 5 days a week; 2 agents in the windows of their template; backlog-scaled agents 2 h of work a day plus their idle tails), everything else 730 h');
+    expect(r.out).toMatch(/^ {2}ask +2 tasks x 1 vCPU, 2 GB, ARM64, windows 10\.167 h x 5 days +\$58\.17 +\$17\.60$/m);
+    expect(r.out.trim().split('\n').pop()).toMatch(/: \$69\.46 a month always-on, \$22\.62 business hours, on-demand/);
+  });
+
   test('--busy-hours-per-day out of range is one line and exit 1', async () => {
     const r = await run('cost', write(plane({ floor: 2 })), '--busy-hours-per-day', '25');
     expect(r.code).toBe(1);
