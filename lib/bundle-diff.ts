@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import canonicalize from 'canonicalize';
+import { BoundaryContract } from './boundary-contract';
 import { assemblyImages, BUNDLE_FORMAT, customerPlaneOf, Release, RELEASE, verifyBundle } from './bundle';
 import { BundleError } from './signer';
 
@@ -85,8 +86,56 @@ export interface BundleDiff {
   readonly iam: IamStatementChange[];
   readonly securityGroupRules: SecurityGroupRuleChange[];
   readonly images: ImageChange[];
-  /** Set when the contract's version or hash differs. */
-  readonly contract?: { readonly old: { version: number; hash: string }; readonly new: { version: number; hash: string } };
+  /**
+   * Set when the contract's version or hash differs: with the kinds added, removed and changed between the contracts the
+   * two bundles' templates record (`Byoc::BoundaryContract`), each changed kind with what changed in it.
+   */
+  readonly contract?: {
+    readonly old: { version: number; hash: string };
+    readonly new: { version: number; hash: string };
+    readonly kinds: ContractKindChange[];
+  };
+}
+
+/** A kind of the boundary contract that differs between two bundles. */
+export interface ContractKindChange {
+  /** The kind and its direction, `customer-to-vendor` or `vendor-to-customer`. */
+  readonly kind: string;
+  readonly direction: string;
+  readonly change: 'added' | 'removed' | 'changed';
+  /** For `changed`: what differs, e.g. `maxBytes 2048 -> 4096`, `rateLimit`, `+ field note`, `~ field agent`. */
+  readonly details?: string[];
+}
+
+/** What differs between two contracts, kind by kind (fields of each kind's closed schema one by one). */
+export function contractKindChanges(a: BoundaryContract, b: BoundaryContract): ContractKindChange[] {
+  const byName = (c: BoundaryContract) => new Map(c.kinds.map((k) => [k.name, k]));
+  const ka = byName(a);
+  const kb = byName(b);
+  const out: ContractKindChange[] = [];
+  for (const name of union(ka.keys(), kb.keys())) {
+    const x = ka.get(name);
+    const y = kb.get(name);
+    if (!x) { out.push({ kind: name, direction: y!.direction, change: 'added' }); continue; }
+    if (!y) { out.push({ kind: name, direction: x.direction, change: 'removed' }); continue; }
+    const details: string[] = [];
+    for (const key of union(Object.keys(x), Object.keys(y))) {
+      if (key === 'schema' || key === 'name') continue;
+      const [vx, vy] = [(x as unknown as Record<string, unknown>)[key], (y as unknown as Record<string, unknown>)[key]];
+      if (canonical(vx) === canonical(vy)) continue;
+      const plain = (v: unknown) => (typeof v === 'object' && v !== null ? canonical(v) : String(v));
+      details.push(`${key} ${plain(vx)} -> ${plain(vy)}`);
+    }
+    const [fx, fy] = [x.schema.fields, y.schema.fields];
+    for (const f of union(Object.keys(fx), Object.keys(fy))) {
+      if (!fx[f]) details.push(`+ field ${f} ${canonical(fy[f])}`);
+      else if (!fy[f]) details.push(`- field ${f}`);
+      else if (canonical(fx[f]) !== canonical(fy[f])) details.push(`~ field ${f}: ${canonical(fx[f])} -> ${canonical(fy[f])}`);
+    }
+    if (canonical([...x.schema.required].sort()) !== canonical([...y.schema.required].sort())) details.push(`required ${canonical(x.schema.required)} -> ${canonical(y.schema.required)}`);
+    if (details.length) out.push({ kind: name, direction: y.direction, change: 'changed', details });
+  }
+  return out;
 }
 
 export interface DiffOptions {
@@ -132,7 +181,11 @@ export function diffBundles(oldDir: string, newDir: string, options: DiffOptions
     }
   }
   const contract = a.contractVersion !== b.contractVersion || a.contractHash !== b.contractHash
-    ? { old: { version: a.contractVersion, hash: a.contractHash }, new: { version: b.contractVersion, hash: b.contractHash } }
+    ? {
+      old: { version: a.contractVersion, hash: a.contractHash },
+      new: { version: b.contractVersion, hash: b.contractHash },
+      kinds: contractKindChanges(customerPlaneOf(oldDir).contract.contract, customerPlaneOf(newDir).contract.contract),
+    }
     : undefined;
   return {
     old: a,
@@ -416,6 +469,13 @@ export function formatDiff(d: BundleDiff): string {
   lines.push(d.contract
     ? `contract: v${d.contract.old.version} ${d.contract.old.hash} -> v${d.contract.new.version} ${d.contract.new.hash}`
     : `contract: unchanged (v${d.new.contractVersion} ${d.new.contractHash})`);
+  for (const k of d.contract?.kinds ?? []) {
+    if (k.change !== 'changed') lines.push(`  ${k.change === 'added' ? '+' : '-'} kind ${k.kind} (${k.direction})`);
+    else {
+      lines.push(`  ~ kind ${k.kind} (${k.direction}):`);
+      for (const detail of k.details ?? []) lines.push(`      ${detail}`);
+    }
+  }
   if (d.images.length) {
     lines.push('images:');
     for (const i of d.images) {
@@ -464,7 +524,7 @@ export function diffSummary(d: BundleDiff): string {
     `${plural(count(d.iam, 'added'), 'IAM statement')} added, ${count(d.iam, 'removed')} removed`,
     `${plural(count(d.securityGroupRules, 'added'), 'security-group rule')} added, ${count(d.securityGroupRules, 'removed')} removed`,
     `${plural(d.images.length, 'image')} changed`,
-    d.contract ? 'contract changed' : 'contract unchanged',
+    d.contract ? `contract changed (${count(d.contract.kinds, 'added')} kinds added, ${count(d.contract.kinds, 'removed')} removed, ${count(d.contract.kinds, 'changed')} changed)` : 'contract unchanged',
     d.old.verified && d.new.verified ? 'both bundles verified' : 'signatures not checked (pass --public-key to verify both)',
   ].join('; ');
 }

@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { AGENT_CATALOG } from '../../agents/catalog';
+import { BOUNDARY_CONTRACT } from '../../lib/boundary-contract';
 import { main } from '../../bin/byoc';
 import { signAssembly } from '../../lib/bundle';
 import { BundleDiff, diffBundles, diffSummary, formatDiff } from '../../lib/bundle-diff';
@@ -135,4 +136,22 @@ test('byoc diff prints the changes and a summary line; --json prints the same di
 test('byoc diff refuses a folder that is not a bundle, in one line', async () => {
   const empty = tmp('empty');
   expect(await byoc('diff', before, empty)).toEqual({ code: 1, out: '', err: `byoc: ${empty} has no byoc-release.json: give two bundle folders that byoc sign wrote\n` });
+});
+
+test('a release that changes the contract: the kinds added, removed and changed, field by field, read from both bundles\' templates', async () => {
+  const kinds = BOUNDARY_CONTRACT.kinds
+    .filter((k) => k.name !== 'fingerprint')
+    .map((k) => (k.name === 'usage' ? { ...k, maxBytes: 2048, schema: { ...k.schema, fields: { ...k.schema.fields, llmTokensCached: { type: 'integer' as const, minimum: 0, maximum: 1e12 } } } } : k));
+  // The catalog without the pattern-miner, the one agent that sends fingerprints.
+  const catalog = AGENT_CATALOG.filter((a) => a.name !== 'pattern-miner');
+  const changed = path.join(tmp('bundle'), 'b');
+  await signAssembly(synthCustomerPlane({ ...props, catalog, contract: { version: BOUNDARY_CONTRACT.version + 1, kinds } }).outdir, changed, signerFor(keys.privateKey), { version: '1.2.0', hubEndpoint: 'tls://hub.vendor.example:7422' });
+  const c = diffBundles(before, changed, { publicKeyFile: keys.publicKey });
+  expect(c.contract!.kinds).toEqual([
+    { kind: 'fingerprint', direction: 'customer-to-vendor', change: 'removed' },
+    { kind: 'usage', direction: 'customer-to-vendor', change: 'changed', details: ['maxBytes 1024 -> 2048', '+ field llmTokensCached {"maximum":1000000000000,"minimum":0,"type":"integer"}'] },
+  ]);
+  const text = formatDiff(c).split('\n');
+  expect(text).toEqual(expect.arrayContaining(['  - kind fingerprint (customer-to-vendor)', '  ~ kind usage (customer-to-vendor):', '      maxBytes 1024 -> 2048']));
+  expect(diffSummary(c)).toContain('contract changed (0 kinds added, 1 removed, 1 changed)');
 });
