@@ -302,10 +302,13 @@ export class PlaneAlarms extends Construct {
   }
 }
 
+/** The namespace of the ECS metrics Container Insights publishes (the plane's cluster enables it): task counts by ClusterName and ServiceName. */
+export const CONTAINER_INSIGHTS_NAMESPACE = 'ECS/ContainerInsights';
+
 /** Running tasks below desired for 15 minutes (Container Insights): the alarm every service of the plane gets. */
 export function runningTasksAlarm(scope: Construct, id: string, p: { alarmName: string; clusterName: string; serviceName: string; label: string; alarmTopic: AlarmTopic }): cloudwatch.Alarm {
   const metric = (metricName: string) => new cloudwatch.Metric({
-    namespace: 'ECS/ContainerInsights', metricName, dimensionsMap: { ClusterName: p.clusterName, ServiceName: p.serviceName },
+    namespace: CONTAINER_INSIGHTS_NAMESPACE, metricName, dimensionsMap: { ClusterName: p.clusterName, ServiceName: p.serviceName },
     statistic: 'Average', period: Duration.minutes(5),
   });
   return p.alarmTopic.route(new cloudwatch.Alarm(scope, id, {
@@ -332,7 +335,7 @@ export interface DashboardAgent {
 /** An ECS service's running tasks (Container Insights, which the plane's cluster enables), the highest count in each minute. */
 export function runningTasksMetric(clusterName: string, serviceName: string, label: string): cloudwatch.Metric {
   return new cloudwatch.Metric({
-    namespace: 'ECS/ContainerInsights', metricName: 'RunningTaskCount', dimensionsMap: { ClusterName: clusterName, ServiceName: serviceName },
+    namespace: CONTAINER_INSIGHTS_NAMESPACE, metricName: 'RunningTaskCount', dimensionsMap: { ClusterName: clusterName, ServiceName: serviceName },
     statistic: 'Maximum', period: Duration.minutes(1), label,
   });
 }
@@ -366,7 +369,7 @@ export function planeDashboard(scope: Construct, id: string, p: {
   customerId: string; clusterName: string; database: rds.DatabaseInstance; redisGroupId: string; alarms: cloudwatch.IAlarm[]; agents?: readonly DashboardAgent[];
 }): cloudwatch.Dashboard {
   const search = (metricName: string, label: string) => new cloudwatch.MathExpression({
-    expression: `SEARCH('{ECS/ContainerInsights,ClusterName,ServiceName} MetricName="${metricName}" ClusterName="${p.clusterName}"', 'Average', 300)`,
+    expression: `SEARCH('{${CONTAINER_INSIGHTS_NAMESPACE},ClusterName,ServiceName} MetricName="${metricName}" ClusterName="${p.clusterName}"', 'Average', 300)`,
     label, usingMetrics: {}, period: Duration.minutes(5),
   });
   const redis = (metricName: string) => new cloudwatch.MathExpression({

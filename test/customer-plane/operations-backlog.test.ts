@@ -137,7 +137,7 @@ describe('dashboard: the agents\' backlog', () => {
     const [running] = widget(widgets, /^Running tasks of the agents that scale on their backlog/);
     const metrics = running.properties.metrics as any[];
     expect(metrics.map((m) => [m[0], m[1], m[2], m[3], m[4], m[6].label])).toEqual(EVENT.map((name) => ['ECS/ContainerInsights', 'RunningTaskCount', 'ClusterName', `byoc-${plane.stack.plane.settings.customerId}`, 'ServiceName', name]));
-    // The plane's cluster has Container Insights on: the metric exists.
+    // AWS's own namespace and names (restated: they are AWS's, not ours). The plane's cluster has Container Insights on: the metric exists.
     expect(byType(plane, 'AWS::ECS::Cluster')[0].props.ClusterSettings).toEqual([{ Name: 'containerInsights', Value: 'enabled' }]);
     // Each ServiceName is the agent's own service: the nested stack's output of that service's name.
     for (const m of metrics) {
