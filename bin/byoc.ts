@@ -6,7 +6,8 @@ import * as path from 'path';
 import { Command, CommanderError, Option } from 'commander';
 import { projectRoot } from '../lib/app';
 import { AuditHead, AuditLogError, fetchAnchorHeads, readAnchorFile, verifyAuditLog } from '../lib/audit-log';
-import { contractHash, CUSTOMER_ID } from '../lib/boundary-contract';
+import { BOUNDARY_CONTRACT, contractHash, CUSTOMER_ID } from '../lib/boundary-contract';
+import { loadContractFile } from '../lib/contract-input';
 import { registerCostCommand } from '../lib/cost/command';
 import { registerCustomerCommands } from '../lib/customers';
 import { registerReleaseCommands } from '../lib/releases';
@@ -120,7 +121,8 @@ export function program(): Command {
     .option('--store-dir <dir>', 'JetStream store of the leaf', '/data/jetstream')
     .option('--hub-ca-file <file>', 'the vendor CA the leaf verifies the hub with (never the system roots)', '/tmp/hub-ca.pem')
     .option('--hub-credentials-file <file>', 'the leaf\'s .creds on the hub, issued by the vendor', '/tmp/hub.creds')
-    .action((opts: { customer: string; out: string; shareLearning: boolean; hub: string; leafPort: string; storeDir: string; hubCaFile: string; hubCredentialsFile: string }) => {
+    .option('--contract <file>', 'the vendor\'s own boundary contract (JSON, as config/boundary-contract.json; default: the kit\'s)')
+    .action((opts: { customer: string; out: string; shareLearning: boolean; hub: string; leafPort: string; storeDir: string; hubCaFile: string; hubCredentialsFile: string; contract?: string }) => {
       if (!CUSTOMER_ID.test(opts.customer)) throw new BundleError('bad-customer', `customer "${opts.customer}" is not a valid identifier`);
       const port = (name: string, v: string) => {
         const n = Number(v);
@@ -130,13 +132,14 @@ export function program(): Command {
       const [host, hubPort] = opts.hub.split(/:(?=\d+$)/);
       if (!host || hubPort === undefined) throw new BundleError('bad-hub', `--hub ${opts.hub} is not host:port`);
       fs.mkdirSync(opts.out, { recursive: true });
-      const settings = { customerId: opts.customer, shareLearning: opts.shareLearning };
+      const contract = opts.contract === undefined ? BOUNDARY_CONTRACT : loadContractFile(opts.contract);
+      const settings = { customerId: opts.customer, shareLearning: opts.shareLearning, contract };
       const agents = agentIdentities(AGENT_CATALOG, settings);
       fs.writeFileSync(path.join(opts.out, 'leaf.conf'), leafConfig({ ...settings, agents, listen: { host: '0.0.0.0', port: port('--leaf-port', opts.leafPort) }, storeDir: opts.storeDir,
         hubCaFile: opts.hubCaFile, hub: { host, port: port('--hub', hubPort) }, hubCredentialsFile: opts.hubCredentialsFile }));
       const vars = secretVariables(opts.customer);
       console.log(`leaf needs: ${vars.gatewayLocal}, ${vars.gatewayRemote}, ${vars.provisioner}, ${vars.backlogReporter} and ${vars.agent('<agent>')} per agent, the vendor CA at ${opts.hubCaFile} and the .creds at ${opts.hubCredentialsFile}; the vendor creates the ${HUB_INGEST_STREAM} stream in the customer's vendor account (subjects byoc.${opts.customer}.out.>)`);
-      console.log(`wrote ${path.join(opts.out, 'leaf.conf')}: the leaf configuration of customer ${opts.customer} (contract ${contractHash().slice(0, 12)}, ${agents.length} agents, learning ${opts.shareLearning ? 'shared' : 'not shared'})`);
+      console.log(`wrote ${path.join(opts.out, 'leaf.conf')}: the leaf configuration of customer ${opts.customer} (contract ${contractHash(contract).slice(0, 12)}, ${agents.length} agents, learning ${opts.shareLearning ? 'shared' : 'not shared'})`);
     });
 
   cli.command('audit')

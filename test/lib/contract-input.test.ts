@@ -12,6 +12,7 @@ import { CONTRACT_JSON_SCHEMA, CONTRACT_METADATA, contractEnvironment, loadContr
 import { ContractValidator, isRejection } from '../../lib/contract-validator';
 import { CustomerCheck } from '../../control-plane/ingest/check';
 import { loadConfig } from '../../agents/runtime/config';
+import { main } from '../../bin/byoc';
 import { metricsMessages } from '../../agents/platform/usage-meter';
 import { PropError } from '../../lib/errors';
 import { leakageBound } from '../../lib/leakage';
@@ -210,6 +211,29 @@ describe('a third party\'s own contract and catalog through the construct API', 
     expect(() => synthCustomerPlane(exampleProps({ catalog: [kitAgent], contract: SCANNER_CONTRACT, llm: undefined }))).toThrow(/Invalid prop 'catalog\[0\]\.subjects\.publish'/);
     const loose = variant((c) => { c.kinds[0].schema.fields.scanner.pattern = '^.*$'; }) as BoundaryContract;
     expect(() => synthCustomerPlane(exampleProps({ catalog: SCANNER_CATALOG, contract: loose, llm: undefined }))).toThrow(/Invalid prop 'contract\.kinds\[0\]\.schema\.fields\.scanner\.pattern'/);
+  });
+});
+
+describe('byoc nats-config --contract', () => {
+  test('writes the leaf configuration of a vendor\'s own contract; a file that is not one is refused in one line', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-contract-'));
+    const log = jest.spyOn(console, 'log').mockImplementation(() => undefined);
+    const err = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      const file = path.join(tmp, 'contract.json');
+      fs.writeFileSync(file, JSON.stringify(SCANNER_CONTRACT));
+      expect(await main(['nats-config', '--customer', 'example', '--out', tmp, '--contract', file])).toBe(0);
+      const leaf = fs.readFileSync(path.join(tmp, 'leaf.conf'), 'utf8');
+      expect(leaf).toContain(`boundary contract v1 (${contractHash(SCANNER_CONTRACT)})`);
+      expect(leaf).toContain('publish: { allow: ["byoc.example.out.heartbeat"] }');
+      fs.writeFileSync(file, JSON.stringify({ version: 1 }));
+      expect(await main(['nats-config', '--customer', 'example', '--out', tmp, '--contract', file])).toBe(1);
+      expect(err.mock.calls.map((c) => c.join(' '))).toEqual([expect.stringMatching(/^byoc: Invalid setting '--contract': misses "kinds"\. Fix: /)]);
+    } finally {
+      log.mockRestore();
+      err.mockRestore();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
 
