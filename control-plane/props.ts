@@ -3,11 +3,13 @@ import { Token } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { decode } from '@nats-io/jwt';
 import { BOUNDARY_CONTRACT, BoundaryContract } from '../lib/boundary-contract';
+import { checkPropsWithSchema } from '../lib/config-schema';
 import { validateContract } from '../lib/contract-input';
 import { PropError } from '../lib/errors';
 import { parseImageRef } from '../customer-plane/props';
+import { controlPlaneConfigErrors } from './config-schema';
 import type { LlmProviderProps, LlmProxyEgress } from './llm-proxy';
-import { DEPLOYMENT_MODES, DeploymentMode } from './ingest/settings';
+import type { DeploymentMode } from './ingest/settings';
 
 /** How the hub's nodes prove who they are: their certificate and key, and the vendor's CA. */
 export interface HubTlsProps {
@@ -326,7 +328,6 @@ const FARGATE_MEMORY: Record<number, [number, number, number]> = {
   4096: [8192, 30720, 1024],
 };
 
-const ACCOUNT_ID = /^\d{12}$/;
 const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:([a-z]{2}(?:-[a-z]+)+-\d):(\d{12}):secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
 const KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z]{2}(?:-[a-z]+)+-\d):(\d{12}):key\/[0-9a-f-]{36}$/;
 const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -370,46 +371,15 @@ function checkInt(prop: string, value: number, allowed: (v: number) => boolean, 
   if (!Number.isInteger(value) || !allowed(value)) throw new PropError(prop, `${value} is not allowed`, fix);
 }
 
-/** Validates the customer accounts: 12-digit IDs, each once. */
-export function checkCustomerAccounts(accounts: readonly string[]): void {
-  if (!Array.isArray(accounts)) throw new PropError('customerAccounts', 'is not a list', 'give a list of 12-digit AWS account IDs');
-  const seen = new Set<string>();
-  for (const [i, a] of accounts.entries()) {
-    if (typeof a !== 'string' || !ACCOUNT_ID.test(a)) {
-      throw new PropError(`customerAccounts[${i}]`, `"${a}" is not an AWS account ID`, 'give the customer\'s 12-digit account ID, as a string (leading zeros matter)');
-    }
-    if (seen.has(a)) throw new PropError(`customerAccounts[${i}]`, `${a} is listed twice`, 'list each registered account once');
-    seen.add(a);
-  }
-}
-
-/** An S3 bucket name (not an ARN or an `s3://` URL). */
-const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 /** An IAM role or user ARN, with its account. */
 const IAM_PRINCIPAL_ARN = /^arn:aws[a-z-]*:iam::(\d{12}):(?:role|user)\/(?:[\x21-\x7e]*\/)?[\w+=,.@-]{1,64}$/;
 
 function resolveBundleRegistry(registry: BundleRegistryProps = {}): ResolvedBundleRegistryProps {
-  const mode = registry.retention?.mode ?? 'GOVERNANCE';
-  if (!(OBJECT_LOCK_MODES as readonly string[]).includes(mode)) {
-    throw new PropError('bundleRegistry.retention.mode', `"${mode}" is not an Object Lock mode`,
-      'use GOVERNANCE (a principal allowed s3:BypassGovernanceRetention may still delete a bundle) or COMPLIANCE (nobody may, until the retention ends)');
-  }
-  const days = registry.retention?.days ?? 365;
-  checkInt('bundleRegistry.retention.days', days, (d) => d >= 1 && d <= 36500,
-    'give whole days from 1 to 36500, at least as long as a release is valid (byoc sign --valid-days, 90 by default)');
-  const { accessLogBucket } = registry;
-  if (accessLogBucket !== undefined && !Token.isUnresolved(accessLogBucket) && !BUCKET_NAME.test(accessLogBucket)) {
-    throw new PropError('bundleRegistry.accessLogBucket', `"${accessLogBucket}" is not an S3 bucket name`, 'give the name of the bucket (not its ARN or an s3:// URL), or leave it out for a log bucket of the control plane');
-  }
-  return { retention: { mode, days }, accessLogBucket };
+  return { retention: { mode: registry.retention?.mode ?? 'GOVERNANCE', days: registry.retention?.days ?? 365 }, accessLogBucket: registry.accessLogBucket };
 }
 
-/** Validates the release signers: IAM role or user ARNs, each once, all of one account. */
+/** Validates the release signers (a list, each once: the schema's): IAM role or user ARNs, all of one account. */
 function checkReleaseSigners(signers: readonly string[]): void {
-  if (!Array.isArray(signers)) throw new PropError('releaseSigners', 'is not a list', 'give a list of IAM role or user ARNs of the vendor\'s account');
-  if (signers.length === 0) {
-    throw new PropError('releaseSigners', 'is empty, so nobody could sign a release', 'give the ARNs of the roles or users that sign releases, or leave it out to let the vendor account\'s principals with MFA assume the signer role');
-  }
   const accounts = new Set<string>();
   for (const [i, arn] of signers.entries()) {
     if (typeof arn === 'string' && Token.isUnresolved(arn)) continue;
@@ -417,7 +387,6 @@ function checkReleaseSigners(signers: readonly string[]): void {
     if (!m) {
       throw new PropError(`releaseSigners[${i}]`, `"${arn}" is not an IAM role or user ARN`, 'give arn:aws:iam::ACCOUNT:role/NAME or arn:aws:iam::ACCOUNT:user/NAME (not an account ID, an assumed-role session or a wildcard)');
     }
-    if (signers.indexOf(arn) !== i) throw new PropError(`releaseSigners[${i}]`, `${arn} is listed twice`, 'list each signer once');
     accounts.add(m[1]);
   }
   if (accounts.size > 1) {
@@ -435,14 +404,10 @@ export function releaseSignerAccount(signers: readonly string[]): string | undef
 }
 
 function resolveHub(hub: NatsHubProps): ResolvedHubProps {
-  if (typeof hub.image !== 'string') throw new PropError(at('image'), 'missing', 'give the nats-server image reference, pinned by digest');
   parseImageRef(at('image'), hub.image);
   checkHost(at('host'), hub.host);
 
   const nodes = hub.nodes ?? 3;
-  checkInt(at('nodes'), nodes, (n) => (HUB_NODE_COUNTS as readonly number[]).includes(n),
-    `use ${HUB_NODE_COUNTS.join(', ')} nodes: at least 3 so JetStream keeps a majority with a node down, and an odd number (an even one tolerates no more failures)`);
-
   const operator = claimsOf(at('operatorJwt'), hub.operatorJwt, 'operator');
   if (typeof hub.systemAccountPublicKey !== 'string' || !/^A[A-Z2-7]{55}$/.test(hub.systemAccountPublicKey)) {
     checkNoSeed(at('systemAccountPublicKey'), String(hub.systemAccountPublicKey));
@@ -463,7 +428,6 @@ function resolveHub(hub: NatsHubProps): ResolvedHubProps {
     }
   }
 
-  if (!hub.tls) throw new PropError(at('tls'), 'missing', 'give certificateSecretArn (the hub\'s certificate and key) and caCertificatePem (the vendor\'s CA)');
   const { certificateSecretArn, certificateSecretKeyArn, caCertificatePem } = hub.tls;
   if (!Token.isUnresolved(certificateSecretArn) && !SECRET_ARN.test(certificateSecretArn ?? '')) {
     throw new PropError(at('tls.certificateSecretArn'), `"${certificateSecretArn}" is not the complete ARN of a secret`,
@@ -481,7 +445,6 @@ function resolveHub(hub: NatsHubProps): ResolvedHubProps {
   if (!ca.ca) throw new PropError(at('tls.caCertificatePem'), `"${ca.subject}" is not a CA certificate`, 'give the CA that issued the hub\'s certificate, not the hub\'s certificate itself');
 
   const cpu = hub.cpu ?? 1024;
-  checkInt(at('cpu'), cpu, (c) => c in FARGATE_MEMORY, `use one of ${Object.keys(FARGATE_MEMORY).join(', ')}`);
   const memoryMiB = hub.memoryMiB ?? Math.max(2048, FARGATE_MEMORY[cpu][0]);
   const [min, max, step] = FARGATE_MEMORY[cpu];
   checkInt(at('memoryMiB'), memoryMiB, (m) => m >= min && m <= max && m % step === 0, `with cpu ${cpu}, use ${min} to ${max} MiB in steps of ${step}`);
@@ -491,21 +454,10 @@ function resolveHub(hub: NatsHubProps): ResolvedHubProps {
   if (!cidr || cidr.slice(1, 5).some((o) => Number(o) > 255) || Number(cidr[5]) < 16 || Number(cidr[5]) > 22) {
     throw new PropError(at('vpcCidr'), `"${vpcCidr}" is not an IPv4 CIDR from /16 to /22`, 'give a private range such as 10.90.0.0/16');
   }
-  if (hub.availabilityZones !== undefined) {
-    if (hub.maxAzs !== undefined) throw new PropError(`${at('maxAzs')}, ${at('availabilityZones')}`, 'both set', 'give either the number of AZs or their names');
-    const azs = hub.availabilityZones;
-    if (!Array.isArray(azs) || azs.length < 2 || azs.length > 6 || new Set(azs).size !== azs.length || azs.some((az) => !Token.isUnresolved(az) && !/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/.test(az))) {
-      throw new PropError(at('availabilityZones'), `${JSON.stringify(azs)} is not a list of 2 to 6 distinct AZ names`, 'give names such as ["eu-west-1a", "eu-west-1b", "eu-west-1c"]');
-    }
+  if (hub.availabilityZones !== undefined && hub.maxAzs !== undefined) {
+    throw new PropError(`${at('maxAzs')}, ${at('availabilityZones')}`, 'both set', 'give either the number of AZs or their names');
   }
   const maxAzs = hub.availabilityZones?.length ?? hub.maxAzs ?? 3;
-  checkInt(at('maxAzs'), maxAzs, (n) => n >= 2 && n <= 6, 'use 2 to 6 AZs');
-  if (hub.s3PrefixListId !== undefined && !Token.isUnresolved(hub.s3PrefixListId) && !/^pl-[0-9a-f]{8,17}$/.test(hub.s3PrefixListId)) {
-    throw new PropError(at('s3PrefixListId'), `"${hub.s3PrefixListId}" is not a prefix list ID`, 'give the pl-... ID of com.amazonaws.REGION.s3 from aws ec2 describe-managed-prefix-lists');
-  }
-  if (hub.accessLogBucket !== undefined && !Token.isUnresolved(hub.accessLogBucket) && !BUCKET_NAME.test(hub.accessLogBucket)) {
-    throw new PropError(at('accessLogBucket'), `"${hub.accessLogBucket}" is not an S3 bucket name`, 'give the name of the bucket (not its ARN or an s3:// URL)');
-  }
   return {
     image: hub.image,
     host: hub.host,
@@ -525,31 +477,33 @@ function resolveHub(hub: NatsHubProps): ResolvedHubProps {
   };
 }
 
-/** Validates the props and applies the defaults. Every error names the prop and the fix. */
-/** The vendor services' settings: beside a hub, the image pinned by digest, the refresh in range. */
+/** The vendor services' settings: beside a hub, the image pinned by digest. */
 function checkServices(services: VendorServicesProps, hub: boolean): VendorServicesProps {
   if (!hub) throw new PropError('services', 'set without hub: ingest and the LLM proxy run beside the hub, in its VPC', 'add the hub settings, or remove services');
-  if (typeof services.image !== 'string') throw new PropError('services.image', 'missing', 'give the vendor services image (control-plane/Dockerfile), pushed to byoc/vendor-services and pinned by digest');
   if (!Token.isUnresolved(services.image)) parseImageRef('services.image', services.image);
-  const refresh = services.ingestRefreshSeconds;
-  if (refresh !== undefined) checkInt('services.ingestRefreshSeconds', refresh, (v) => v >= 1 && v <= 3600, 'give a whole number of seconds from 1 to 3600');
-  if (services.llmProxy !== undefined && (typeof services.llmProxy !== 'object' || !Array.isArray(services.llmProxy.providers))) {
-    throw new PropError('services.llmProxy.providers', 'missing', 'give the upstream providers in failover order: [{ name, api, baseUrl, models }]');
-  }
   return services;
 }
 
-function checkDeploymentMode(mode: DeploymentMode | undefined): DeploymentMode {
-  if (mode === undefined) return 'byoc';
-  if (!DEPLOYMENT_MODES.includes(mode)) {
-    throw new PropError('deploymentMode', `${JSON.stringify(mode)} is not a deployment mode`, `use one of ${DEPLOYMENT_MODES.join(', ')} (byoc keeps the vendor's own policies)`);
-  }
-  return mode;
+/**
+ * The props against the configuration file's schema (`controlPlaneConfigSchema`), whole: types, ranges, forms,
+ * enums and required values, each failing with the schema node's own problem and fix, as the file's user gets
+ * them (`checkPropsWithSchema`; tokens are left out). `logRetention`, a `logs.RetentionDays` (days), is the file's
+ * `logRetentionDays`; `contract` is not a setting of the file (`validateContract` checks it).
+ */
+function checkSchema(props: ControlPlaneProps): void {
+  checkPropsWithSchema(controlPlaneConfigErrors, {
+    customerAccounts: props.customerAccounts, retainReleases: props.retainReleases, bundleRegistry: props.bundleRegistry, releaseSigners: props.releaseSigners,
+    retainData: props.retainData, deploymentMode: props.deploymentMode, logRetentionDays: props.logRetention, hub: props.hub, services: props.services,
+  }, 'control plane', {
+    rename: { logRetentionDays: 'logRetention' },
+    fixes: { logRetentionDays: 'use a logs.RetentionDays value other than INFINITE, such as ONE_YEAR' },
+  });
 }
 
+/** Validates the props and applies the defaults. Every error names the prop and the fix. */
 export function resolveControlPlaneProps(props: ControlPlaneProps): ResolvedControlPlaneProps {
+  checkSchema(props);
   const customerAccounts = props.customerAccounts ?? [];
-  checkCustomerAccounts(customerAccounts);
   if (props.releaseSigners !== undefined) checkReleaseSigners(props.releaseSigners);
   return {
     customerAccounts: [...customerAccounts],
@@ -559,7 +513,7 @@ export function resolveControlPlaneProps(props: ControlPlaneProps): ResolvedCont
     bundleRegistry: resolveBundleRegistry(props.bundleRegistry),
     releaseSigners: [...(props.releaseSigners ?? [])],
     retainData: props.retainData ?? true,
-    deploymentMode: checkDeploymentMode(props.deploymentMode),
+    deploymentMode: props.deploymentMode ?? 'byoc',
     contract: props.contract === undefined ? BOUNDARY_CONTRACT : validateContract(props.contract, 'contract'),
     logRetention: props.logRetention ?? logs.RetentionDays.ONE_YEAR,
   };

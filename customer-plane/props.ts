@@ -3,11 +3,12 @@ import { Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { AGENT_CATALOG, AgentSpec, catalogProblems } from '../agents/catalog';
-import { BOUNDARY_CONTRACT, BoundaryContract, CUSTOMER_ID } from '../lib/boundary-contract';
+import { BOUNDARY_CONTRACT, BoundaryContract } from '../lib/boundary-contract';
+import { checkPropsWithSchema, PropNames } from '../lib/config-schema';
 import { validateContract } from '../lib/contract-input';
 import { PropError } from '../lib/errors';
 import { CollectorExportOptions, otlpEndpointProblem } from './collector-config';
-import { configSchemaErrors, schemaError } from './config-schema';
+import { configSchemaErrors } from './config-schema';
 import { VendorHub } from './link';
 import { AlarmOptions, BusinessHours, resolveBusinessHours, ResolvedBusinessHours, ResolvedScaling, resolveScaling, ScalingOptions } from './operations';
 
@@ -379,13 +380,6 @@ export function parseImageRef(prop: string, ref: string): ImageRef {
   return { account: m[1], region: m[2], repository: m[3], digest: `sha256:${m[4]}` };
 }
 
-function checkInt(prop: string, value: number, min: number, max: number, fix?: string): void {
-  if (Token.isUnresolved(value)) return;
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new PropError(prop, `${value} is out of range`, fix ?? `use a whole number from ${min} to ${max}`);
-  }
-}
-
 /** RFC 1918 private IPv4 ranges, as [first address as a number, prefix length]. */
 const PRIVATE_RANGES: readonly [number, number, string][] = [
   [0x0a000000, 8, '10.0.0.0/8'], [0xac100000, 12, '172.16.0.0/12'], [0xc0a80000, 16, '192.168.0.0/16'],
@@ -414,45 +408,50 @@ export function cidrProblem(cidr: string, minPrefix: number, maxPrefix: number, 
   return undefined;
 }
 
-/** A copy of `value` without unresolved tokens and undefined values: what the schema can judge at synth. */
-function resolvedOnly(value: unknown): unknown {
-  if (Token.isUnresolved(value)) return undefined;
-  if (Array.isArray(value)) return value.some((v) => Token.isUnresolved(v)) ? undefined : value;
-  if (value === null || typeof value !== 'object' || Object.getPrototypeOf(value) !== Object.prototype) return value;
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolvedOnly(v)]).filter(([, v]) => v !== undefined));
-}
+/**
+ * How the props differ from the configuration file's settings, for the messages of `checkSchema`: the file's
+ * `logRetentionDays` is the prop `logRetention`, and where the API takes another type or syntax the fix says it.
+ */
+const PROP_NAMES: PropNames = {
+  rename: { logRetentionDays: 'logRetention' },
+  fixes: {
+    'logRetentionDays': 'use a logs.RetentionDays value other than INFINITE, such as ONE_YEAR',
+    'database.instanceType': 'give an RDS instance type such as ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.MEDIUM)',
+    'llm.via': `use ${LLM_ACCESS_MODES.map((m) => `{ via: '${m}' }`).join(' or ')}, or leave llm out`,
+  },
+};
 
 /**
- * The types of the props' plain values against the configuration file's schema (`customerPlaneConfigSchema`),
- * for callers the compiler does not check (JavaScript, JSON read by hand): `"false"` is not false.
+ * The props against the configuration file's schema (`customerPlaneConfigSchema`), whole: types, ranges,
+ * patterns, enums and required values, each failing with the schema node's own problem and fix, as the file's
+ * user gets them (`checkPropsWithSchema`; tokens are left out). The props are given as the settings they are:
+ * - `database.instanceType`, an `ec2.InstanceType`, as its RDS name `db.<class>.<size>` (the fix names the API);
+ * - `logRetention`, a `logs.RetentionDays` (days), as `logRetentionDays`;
+ * - a string `telemetry.otlpEndpoint` is left to `otlpEndpointProblem`, whose messages say what is wrong
+ *   (`is not https`, `carries credentials`); another type is the schema's;
+ * - `vpc` and `vpcSubnets` (constructs; the file's `existingVpc` has another shape), `catalog` and `contract`
+ *   (not settings of the file: `catalogProblems` and `validateContract` check them) are left out.
  */
-function checkTypes(props: CustomerPlaneProps): void {
-  const { instanceType: _instanceType, ...database } = props.database ?? {};
-  void _instanceType;
-  const plain = resolvedOnly({
+function checkSchema(props: CustomerPlaneProps): void {
+  const { instanceType, ...database } = props.database ?? {};
+  const otlpEndpoint = props.telemetry?.otlpEndpoint;
+  checkPropsWithSchema(configSchemaErrors, {
     customerId: props.customerId, images: props.images, maxAzs: props.maxAzs, availabilityZones: props.availabilityZones,
     vpcCidr: props.vpcCidr, vpcEndpoints: props.vpcEndpoints, s3PrefixListId: props.s3PrefixListId, egress: props.egress,
-    llm: props.llm, telemetry: props.telemetry, database: props.database ? database : undefined, cache: props.cache, shareLearning: props.shareLearning,
-    vendorHub: props.vendorHub, retainData: props.retainData, logRetentionDays: props.logRetention,
+    llm: props.llm, telemetry: typeof otlpEndpoint === 'string' ? { ...props.telemetry, otlpEndpoint: undefined } : props.telemetry,
+    database: props.database === null || typeof props.database !== 'object' ? props.database : {
+      ...database,
+      // Its name as the file gives it; a name holding a token is left out with the other tokens.
+      instanceType: instanceType instanceof ec2.InstanceType ? `db.${instanceType.toString()}` : instanceType,
+    },
+    cache: props.cache, shareLearning: props.shareLearning, vendorHub: props.vendorHub, retainData: props.retainData, logRetentionDays: props.logRetention,
     createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup, alarms: props.alarms, capacity: props.capacity, schedule: props.schedule, scaling: props.scaling,
-  });
-  const wrongTypes = configSchemaErrors(plain).filter((e) => e.keyword === 'type');
-  if (wrongTypes.length > 0) throw schemaError(wrongTypes, 'prop', { logRetentionDays: 'logRetention' });
+  }, 'customer plane', PROP_NAMES);
 }
 
 /** Validates the props and applies the defaults. Every error names the prop and the fix. */
 export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
-  checkTypes(props);
-  if (props.customerId === undefined) {
-    throw new PropError('customerId', 'missing', 'give the customer\'s identifier: 3 to 20 lower-case letters, digits and single hyphens, starting with a letter');
-  }
-  if (!CUSTOMER_ID.test(props.customerId)) {
-    throw new PropError('customerId', `"${props.customerId}" is not a valid identifier`,
-      'use 3 to 20 lower-case letters, digits and single hyphens, starting with a letter');
-  }
-  if (!props.images) {
-    throw new PropError('images', 'missing', 'give the release\'s agentRuntime, natsServer and otelCollector image references, pinned by digest');
-  }
+  checkSchema(props);
   const imageRegions = IMAGE_KEYS.map((key) => parseImageRef(`images.${key}`, props.images[key] ?? '').region);
   const other = imageRegions.findIndex((r) => r !== imageRegions[0]);
   if (other > 0) {
@@ -475,24 +474,16 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
   if (props.availabilityZones) {
     if (props.maxAzs !== undefined) throw new PropError('maxAzs, availabilityZones', 'both set', 'give either the number of AZs or their names');
     const azs = props.availabilityZones;
-    if (azs.length < 2 || azs.length > 3 || new Set(azs).size !== azs.length || azs.some((az) => !Token.isUnresolved(az) && !/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/.test(az))) {
-      throw new PropError('availabilityZones', `${JSON.stringify(azs)} is not a list of 2 or 3 distinct AZ names`, 'give names such as ["eu-west-1a", "eu-west-1b"]');
-    }
     const regions = [...new Set(azs.filter((az) => !Token.isUnresolved(az)).map((az) => az.slice(0, -1)))];
     if (regions.length > 1) {
       throw new PropError('availabilityZones', `${JSON.stringify(azs)} are AZs of ${regions.join(' and ')}`, 'give AZs of the one region the stack deploys to');
     }
   }
   const maxAzs = props.availabilityZones?.length ?? props.maxAzs ?? 2;
-  if (maxAzs !== 2 && maxAzs !== 3) throw new PropError('maxAzs', `${maxAzs} AZs`, 'use 2 or 3');
   const vpcCidr = props.vpcCidr ?? '10.80.0.0/16';
   const cidrProblemText = Token.isUnresolved(vpcCidr) ? undefined : cidrProblem(vpcCidr, 16, 22, true);
   if (cidrProblemText) throw new PropError('vpcCidr', cidrProblemText, 'give a private network address such as 10.80.0.0/16 (a /16 to /22 in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16, host bits zero)');
-  if (props.s3PrefixListId !== undefined && !Token.isUnresolved(props.s3PrefixListId) && !/^pl-[0-9a-f]{8,17}$/.test(props.s3PrefixListId)) {
-    throw new PropError('s3PrefixListId', `"${props.s3PrefixListId}" is not a prefix list ID`, 'give the pl-... ID of com.amazonaws.REGION.s3 from aws ec2 describe-managed-prefix-lists');
-  }
   const egress = props.egress ?? EgressMode.NONE;
-  if (!Object.values(EgressMode).includes(egress)) throw new PropError('egress', `"${egress}" is not an egress mode`, `use ${Object.values(EgressMode).join(' or ')}`);
 
   const contract = props.contract === undefined ? BOUNDARY_CONTRACT : validateContract(props.contract, 'contract');
   const catalog = props.catalog ?? AGENT_CATALOG;
@@ -520,9 +511,6 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     backupRetentionDays: db.backupRetentionDays ?? 7,
     port: db.port ?? 5433,
   };
-  checkInt('database.allocatedStorageGiB', database.allocatedStorageGiB, 20, 65536);
-  checkInt('database.backupRetentionDays', database.backupRetentionDays, 1, 35);
-  checkInt('database.port', database.port, 1150, 65535);
   if (database.port === 5432) throw new PropError('database.port', '5432 is PostgreSQL\'s well-known port', 'choose another port, such as the default 5433');
 
   const c = props.cache ?? {};
@@ -532,11 +520,7 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     port: c.port ?? 6380,
     snapshotRetentionDays: c.snapshotRetentionDays ?? 15,
   };
-  if (!/^cache\.[a-z0-9]+\.[a-z0-9]+$/.test(cache.nodeType)) throw new PropError('cache.nodeType', `"${cache.nodeType}" is not a node type`, 'give an ElastiCache node type such as cache.t4g.small');
-  checkInt('cache.replicas', cache.replicas, 1, 5, 'use 1 to 5: at least one replica in another AZ keeps the cache available through an AZ failure');
-  checkInt('cache.port', cache.port, 1024, 65535);
   if (cache.port === 6379) throw new PropError('cache.port', '6379 is Redis\'s well-known port', 'choose another port, such as the default 6380');
-  checkInt('cache.snapshotRetentionDays', cache.snapshotRetentionDays, 15, 35, 'use 15 to 35 days: HIPAA and NIST 800-53 require at least 15 days of cache backups');
 
   const vendorHub = resolveVendorHub(props.vendorHub, !!props.vpc, egress);
   const llm = resolveLlm(props.llm, vendorHub, !!props.vpc, egress);
@@ -545,9 +529,6 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
   if (otlpProblem) throw new PropError('telemetry.otlpEndpoint', otlpProblem, 'give the https:// URL of your own OTLP/HTTP endpoint, such as https://otlp.observability.example.internal:4318, or leave telemetry out (X-Ray and CloudWatch)');
 
   const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
-  if (!Object.values(logs.RetentionDays).includes(logRetention) || logRetention === logs.RetentionDays.INFINITE) {
-    throw new PropError('logRetention', `${logRetention} is not a finite CloudWatch Logs retention`, 'use a logs.RetentionDays value other than INFINITE, such as ONE_YEAR');
-  }
 
   return {
     customerId: props.customerId,
@@ -571,26 +552,11 @@ export function resolveProps(props: CustomerPlaneProps): ResolvedProps {
     shareLearning: props.shareLearning ?? true,
     vendorHub,
     createRdsOsMetricsLogGroup: props.createRdsOsMetricsLogGroup ?? false,
-    alarms: resolveAlarms(props.alarms),
+    alarms: props.alarms === undefined ? {} : { email: props.alarms.email, topicArn: props.alarms.topicArn },
     capacity: resolveCapacity(props.capacity),
     schedule: props.schedule === undefined ? undefined : resolveBusinessHours('schedule', props.schedule),
     scaling: props.scaling === undefined ? undefined : resolveScaling('scaling', props.scaling),
   };
-}
-
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-const TOPIC_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/;
-
-/** Validates `alarms`: an address SNS can mail, an SNS topic ARN. */
-function resolveAlarms(alarms: AlarmOptions | undefined): AlarmOptions {
-  if (alarms === undefined) return {};
-  if (alarms.email !== undefined && !Token.isUnresolved(alarms.email) && !EMAIL.test(alarms.email)) {
-    throw new PropError('alarms.email', `"${alarms.email}" is not an e-mail address`, 'give the address that receives the alarms, such as ops@example.com');
-  }
-  if (alarms.topicArn !== undefined && !Token.isUnresolved(alarms.topicArn) && !TOPIC_ARN.test(alarms.topicArn)) {
-    throw new PropError('alarms.topicArn', `"${alarms.topicArn}" is not an SNS topic ARN`, 'give arn:aws:sns:REGION:ACCOUNT:NAME of your own topic, or leave it out');
-  }
-  return { email: alarms.email, topicArn: alarms.topicArn };
 }
 
 /** Validates `capacity`: `onDemandBase` only with `spot`. */
@@ -600,17 +566,12 @@ function resolveCapacity(capacity: CapacityOptions | undefined): Required<Capaci
   if (capacity?.onDemandBase !== undefined && !spot) {
     throw new PropError('capacity.onDemandBase', 'set without capacity.spot: true', 'set capacity.spot to true, or remove onDemandBase (without Spot every task is on-demand)');
   }
-  checkInt('capacity.onDemandBase', onDemandBase, 0, 10);
   return { spot, onDemandBase };
 }
 
 /** Validates `llm`: each way must have its path (the hub's endpoint service, or a route out). */
 function resolveLlm(llm: LlmAccess | undefined, hub: VendorHub, existingVpc: boolean, egress: EgressMode): LlmAccess | undefined {
   if (llm === undefined) return undefined;
-  if (!llm || typeof llm !== 'object' || !LLM_ACCESS_MODES.includes(llm.via)) {
-    throw new PropError('llm.via', `${JSON.stringify((llm as { via?: unknown } | null)?.via)} is not a way to reach an LLM`,
-      `use ${LLM_ACCESS_MODES.map((m) => `{ via: '${m}' }`).join(' or ')}, or leave llm out`);
-  }
   if (llm.via === 'vendor-proxy' && hub.endpointService === undefined) {
     throw new PropError('llm', 'vendor-proxy without vendorHub.endpointService: the proxy is reached only through the hub\'s PrivateLink endpoint',
       'give vendorHub.endpointService, or use { via: \'own-keys\' } with egress: nat');
@@ -626,13 +587,10 @@ const DNS_NAME = /^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]
 const CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
 
 /** Validates the vendor hub: every way the link could fail to come up is a synth error naming the setting. */
-function resolveVendorHub(hub: VendorHub | undefined, existingVpc: boolean, egress: EgressMode): VendorHub {
-  const fixAll = 'give the hub the vendor issued at registration: { host, port, caCertificatePem, endpointService }';
-  if (!hub || typeof hub !== 'object') throw new PropError('vendorHub', 'missing: without it the NATS leaf has no hub to connect to and nothing crosses', fixAll);
-  if (typeof hub.host !== 'string' || !DNS_NAME.test(hub.host) || /\.vpce\.amazonaws\.com$/.test(hub.host)) {
+function resolveVendorHub(hub: VendorHub, existingVpc: boolean, egress: EgressMode): VendorHub {
+  if (!DNS_NAME.test(hub.host) || /\.vpce\.amazonaws\.com$/.test(hub.host)) {
     throw new PropError('vendorHub.host', `"${hub.host}" is not the hub's DNS name`, 'give the name on the hub\'s TLS certificate, e.g. hub.byoc.vendor.example (not an IP address and not a vpce-... endpoint name, which no certificate names)');
   }
-  checkInt('vendorHub.port', hub.port, 1024, 65535);
   let ca: X509Certificate;
   try {
     ca = new X509Certificate(hub.caCertificatePem ?? '');
@@ -643,9 +601,6 @@ function resolveVendorHub(hub: VendorHub | undefined, existingVpc: boolean, egre
   if (hub.endpointService !== undefined) {
     if (!Token.isUnresolved(hub.endpointService) && !/^com\.amazonaws\.vpce\.[a-z0-9-]+\.vpce-svc-[0-9a-f]{17}$/.test(hub.endpointService)) {
       throw new PropError('vendorHub.endpointService', `"${hub.endpointService}" is not a VPC endpoint service name`, 'give the name the vendor published, com.amazonaws.vpce.REGION.vpce-svc-<17 hex>');
-    }
-    if (hub.endpointServiceRegion !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d$/.test(hub.endpointServiceRegion)) {
-      throw new PropError('vendorHub.endpointServiceRegion', `"${hub.endpointServiceRegion}" is not a region`, 'give the region of the vendor\'s endpoint service, e.g. eu-central-1, or leave it out when it is the plane\'s');
     }
     if (hub.cidrs !== undefined) throw new PropError('vendorHub.cidrs', 'set together with endpointService', 'remove cidrs: through PrivateLink the leaf reaches the hub at its endpoint, nowhere else');
   } else {

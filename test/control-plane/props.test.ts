@@ -1,15 +1,18 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { App, Stack } from 'aws-cdk-lib';
+import { App, Stack, Token } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import { ControlPlaneConfig, controlPlaneStackProps, loadControlPlaneConfig } from '../../control-plane/config';
+import { controlPlaneConfigSchema } from '../../control-plane/config-schema';
 import { ControlPlane } from '../../control-plane/control-plane';
 import { NatsHubProps, resolveControlPlaneProps } from '../../control-plane/props';
 import { ControlPlaneStack, ControlPlaneStackProps } from '../../control-plane/stack';
 import { projectRoot } from '../../lib/app';
+import { SettingSchema } from '../../lib/config-schema';
 import { PropError } from '../../lib/errors';
 import { testCertificates } from '../servers/nats';
-import { exampleVendorProps } from './synth';
+import { exampleAppProps, exampleVendorProps } from './synth';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'byoc-control-props-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -159,5 +162,66 @@ describe('configuration file', () => {
   ])('a mistake is refused naming the setting (%#)', (config, prop) => {
     expect(() => parse(config)).toThrow(PropError);
     try { parse(config); } catch (e) { expect((e as PropError).prop).toBe(prop); }
+  });
+});
+
+describe('a construct user\'s props are checked against the configuration schema: the same problem and fix as the file\'s user (issue 12)', () => {
+  const CONFIG_DIR = path.join(projectRoot(), 'config');
+  const config = () => JSON.parse(fs.readFileSync(path.join(CONFIG_DIR, 'example-vendor.json'), 'utf8'));
+  /** The schema node of a setting, e.g. `hub.nodes`. */
+  const node = (at: string): SettingSchema => at.split('.').reduce((n, k) => (n.properties as Record<string, SettingSchema>)[k], controlPlaneConfigSchema());
+  const messageOf = (f: () => unknown): string => {
+    try {
+      f();
+    } catch (e) {
+      expect(e).toBeInstanceOf(PropError);
+      return (e as Error).message;
+    }
+    throw new Error('accepted');
+  };
+
+  // [prop, the same mistake made in the props and in the file, problem]
+  test.each<[string, (p: any) => void, string]>([
+    ['hub.nodes', (p) => { p.hub = { ...p.hub, nodes: 4 }; }, '4 is not one of the allowed values'],
+    ['hub.maxAzs', (p) => { p.hub = { ...p.hub, availabilityZones: undefined, maxAzs: 7 }; }, '7 is out of range'],
+    ['hub.cpu', (p) => { p.hub = { ...p.hub, cpu: 256 }; }, '256 is not one of the allowed values'],
+    ['hub.s3PrefixListId', (p) => { p.hub = { ...p.hub, s3PrefixListId: 'com.amazonaws.eu-west-1.s3' }; }, '"com.amazonaws.eu-west-1.s3" is not a prefix list ID'],
+    ['hub.accessLogBucket', (p) => { p.hub = { ...p.hub, accessLogBucket: 's3://logs' }; }, '"s3://logs" is not an S3 bucket name'],
+    ['bundleRegistry.retention.days', (p) => { p.bundleRegistry = { retention: { days: 0 } }; }, '0 is out of range'],
+    ['bundleRegistry.retention.mode', (p) => { p.bundleRegistry = { retention: { mode: 'LEGAL_HOLD' } }; }, '"LEGAL_HOLD" is not an Object Lock mode'],
+    ['services.ingestRefreshSeconds', (p) => { p.services = { ...p.services, ingestRefreshSeconds: 86400 }; }, '86400 is out of range'],
+    ['deploymentMode', (p) => { p.deploymentMode = 'free'; }, '"free" is not a deployment mode'],
+  ])('%s', (prop, mistake, problem) => {
+    const props: any = exampleAppProps();
+    mistake(props);
+    const settings = config();
+    mistake(settings);
+    const message = `'${prop}': ${problem}. Fix: ${node(prop).fix}`;
+    expect(messageOf(() => resolveControlPlaneProps(props))).toBe(`Invalid prop ${message}`);
+    expect(messageOf(() => controlPlaneStackProps(settings, CONFIG_DIR))).toBe(`Invalid setting ${message}`);
+  });
+
+  test('a list\'s item given twice is named where it comes again, in the props and in the file', () => {
+    const [a, b] = ['444455556666', '777788889999'];
+    expect(messageOf(() => resolveControlPlaneProps({ customerAccounts: [a, b, a] })))
+      .toBe(`Invalid prop 'customerAccounts[2]': "${a}" is listed twice (also customerAccounts[0]). Fix: ${node('customerAccounts').fix}`);
+    expect(messageOf(() => controlPlaneStackProps({ customerAccounts: [a, b, a] }))).toBe(`Invalid setting 'customerAccounts[2]': "${a}" is listed twice (also customerAccounts[0]). Fix: ${node('customerAccounts').fix}`);
+  });
+
+  test('logRetention, a logs.RetentionDays, is checked as the file\'s logRetentionDays', () => {
+    expect(messageOf(() => resolveControlPlaneProps({ logRetention: logs.RetentionDays.INFINITE })))
+      .toBe('Invalid prop \'logRetention\': 9999 is not a finite CloudWatch Logs retention. Fix: use a logs.RetentionDays value other than INFINITE, such as ONE_YEAR');
+    expect(resolveControlPlaneProps({ logRetention: logs.RetentionDays.TWO_YEARS }).logRetention).toBe(731);
+  });
+
+  test('tokens are not judged at synth: a required value given as a token is not missing', () => {
+    const props = exampleAppProps();
+    expect(() => resolveControlPlaneProps({ ...props, services: { ...props.services!, image: Token.asString({ Ref: 'Image' }) } })).not.toThrow();
+    expect(() => resolveControlPlaneProps({ ...props, hub: { ...props.hub!, nodes: Token.asNumber({ Ref: 'Nodes' }) } })).not.toThrow();
+  });
+
+  test('an unknown key in a props object is named, as a prop', () => {
+    expect(messageOf(() => resolveControlPlaneProps({ bundleRegistry: { retention: { days: 30, mdoe: 'COMPLIANCE' } as any } })))
+      .toBe('Invalid prop \'bundleRegistry.retention.mdoe\': is not a prop of the control plane. Fix: remove it or use one of mode, days');
   });
 });

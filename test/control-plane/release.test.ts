@@ -305,11 +305,11 @@ describe('invalid settings fail synth naming the setting and the fix', () => {
 
   test.each<[string, Partial<ControlPlaneStackProps>, RegExp]>([
     ['an unknown mode', { bundleRegistry: { retention: { mode: 'LEGAL_HOLD' as 'GOVERNANCE' } } }, /^Invalid prop 'bundleRegistry\.retention\.mode': "LEGAL_HOLD" is not an Object Lock mode\. Fix: use GOVERNANCE .* or COMPLIANCE/],
-    ['0 days', { bundleRegistry: { retention: { days: 0 } } }, /^Invalid prop 'bundleRegistry\.retention\.days': 0 is not allowed\. Fix: give whole days from 1 to 36500/],
-    ['more than 100 years', { bundleRegistry: { retention: { days: 36501 } } }, /^Invalid prop 'bundleRegistry\.retention\.days': 36501 is not allowed/],
-    ['half a day', { bundleRegistry: { retention: { days: 1.5 } } }, /^Invalid prop 'bundleRegistry\.retention\.days': 1\.5 is not allowed/],
+    ['0 days', { bundleRegistry: { retention: { days: 0 } } }, /^Invalid prop 'bundleRegistry\.retention\.days': 0 is out of range\. Fix: give whole days from 1 to 36500/],
+    ['more than 100 years', { bundleRegistry: { retention: { days: 36501 } } }, /^Invalid prop 'bundleRegistry\.retention\.days': 36501 is out of range/],
+    ['half a day', { bundleRegistry: { retention: { days: 1.5 } } }, /^Invalid prop 'bundleRegistry\.retention\.days': is not a whole number: 1\.5 is a number/],
     ['a bucket ARN for the log bucket', { bundleRegistry: { accessLogBucket: 'arn:aws:s3:::logs' } }, /^Invalid prop 'bundleRegistry\.accessLogBucket': "arn:aws:s3:::logs" is not an S3 bucket name\. Fix: give the name/],
-    ['no signer', { releaseSigners: [] }, /^Invalid prop 'releaseSigners': is empty, so nobody could sign a release\. Fix: give the ARNs .* or leave it out/],
+    ['no signer', { releaseSigners: [] }, /^Invalid prop 'releaseSigners': is empty\. Fix: give the ARNs .*nobody could sign one.* or leave it out/],
     ['an account ID for a signer', { releaseSigners: [VENDOR] }, /^Invalid prop 'releaseSigners\[0\]': "111122223333" is not an IAM role or user ARN/],
     ['a wildcard', { releaseSigners: [`arn:aws:iam::${VENDOR}:role/*`] }, /^Invalid prop 'releaseSigners\[0\]': .* is not an IAM role or user ARN/],
     ['an assumed-role session', { releaseSigners: [`arn:aws:sts::${VENDOR}:assumed-role/ci/session`] }, /^Invalid prop 'releaseSigners\[0\]'/],

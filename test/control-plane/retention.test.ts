@@ -214,7 +214,7 @@ describe('deploymentMode in the templates', () => {
       const file = path.join(dir, 'c.json');
       for (const f of fs.readdirSync(path.join(projectRoot(), 'config'))) if (f.endsWith('.pem')) fs.copyFileSync(path.join(projectRoot(), 'config', f), path.join(dir, f));
       fs.writeFileSync(file, JSON.stringify({ ...config, deploymentMode: 'Trial' }));
-      expect(() => loadControlPlaneConfig(file)).toThrow(/Invalid setting 'deploymentMode': "Trial" is not one of the allowed values\. Fix: use "byoc", "trial" or "starter"/);
+      expect(() => loadControlPlaneConfig(file)).toThrow(/Invalid setting 'deploymentMode': "Trial" is not a deployment mode\. Fix: use one of byoc, trial, starter/);
       fs.writeFileSync(file, JSON.stringify({ ...config, deploymentMode: 'starter' }));
       expect(loadControlPlaneConfig(file).deploymentMode).toBe('starter');
     } finally {

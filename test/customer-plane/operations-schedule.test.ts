@@ -141,7 +141,7 @@ describe('schedule is validated at synth, naming the element and the fix', () =>
         return 'no error';
       };
       expect(run({ timeZone: 'Europe/Berlin', windows: [{ days: ['MON'], start: '8am', end: '18:00' }] }))
-        .toMatch(/^Invalid setting 'schedule\.windows\[0\]\.start': "8am" is not in the expected form\. Fix: give HH:MM on a 24-hour clock/);
+        .toMatch(/^Invalid setting 'schedule\.windows\[0\]\.start': "8am" is not a time\. Fix: give HH:MM on a 24-hour clock/);
       expect(run({ timeZone: 'Europe/Berlin', windows: [{ days: ['MON'], start: '08:00', end: '18:00' }, { days: ['MON'], start: '17:00', end: '19:00' }] }))
         .toMatch(/^Invalid setting 'schedule\.windows': windows\[0\] and windows\[1\] overlap on MON/);
     } finally {
