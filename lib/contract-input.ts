@@ -1,9 +1,12 @@
 import * as fs from 'fs';
 import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
 import canonicalize from 'canonicalize';
-import { BOUNDARY_CONTRACT, BoundaryContract, checkContract, contractHash, Direction, Field } from './boundary-contract';
+import { BoundaryContract, checkContract, contractHash, Direction, Field } from './boundary-contract';
 import { PropError } from './errors';
+import { CONTRACT_ENV, contractFromEnvironment as contractFromEnv, contractJson } from './contract-env';
 import { countValues } from './leakage';
+
+export { CONTRACT_ENV, contractEnvironment, contractJson } from './contract-env';
 
 /**
  * A boundary contract given from outside the kit: a vendor's own (through the constructs' `contract` prop or a
@@ -22,8 +25,6 @@ import { countValues } from './leakage';
 
 /** The template metadata key under which a plane's stack records the contract it was built from. */
 export const CONTRACT_METADATA = 'Byoc::BoundaryContract';
-/** Environment variables of the services that enforce the contract. */
-export const CONTRACT_ENV = { contract: 'BYOC_CONTRACT', hash: 'BYOC_CONTRACT_HASH' } as const;
 
 /** Bounds of a contract document, generous for any product and small enough to keep every check cheap. */
 const MAX_KINDS = 64;
@@ -191,42 +192,12 @@ export function loadContractFile(file: string, option = '--contract'): BoundaryC
   return validateContract(value, option, 'setting');
 }
 
-/** The contract's canonical JSON (RFC 8785), as services receive it in `BYOC_CONTRACT`. */
-export function contractJson(contract: BoundaryContract = BOUNDARY_CONTRACT): string {
-  return canonicalize(contract)!;
-}
-
-/** The environment a service that enforces `contract` receives. */
-export function contractEnvironment(contract: BoundaryContract = BOUNDARY_CONTRACT): Record<string, string> {
-  return { [CONTRACT_ENV.contract]: contractJson(contract), [CONTRACT_ENV.hash]: contractHash(contract) };
-}
-
 /**
- * The contract a service enforces, from its environment: the kit's own when `BYOC_CONTRACT` is unset, else the given
- * one, which must be valid and match `BYOC_CONTRACT_HASH` (required with it). Throws an `Error` naming the variable.
+ * The contract a service enforces, from its environment (`contractFromEnvironment` of `lib/contract-env.ts`), checked in
+ * full by `validateContract`: what the boundary gateway and the vendor's ingest use.
  */
 export function contractFromEnvironment(env: NodeJS.ProcessEnv = process.env): BoundaryContract {
-  const text = env[CONTRACT_ENV.contract];
-  const hash = env[CONTRACT_ENV.hash];
-  if (text === undefined) {
-    if (hash !== undefined && hash !== contractHash()) throw new Error(`${CONTRACT_ENV.hash} names contract ${hash.slice(0, 12)}, but ${CONTRACT_ENV.contract} is unset and the built-in contract is ${contractHash().slice(0, 12)}`);
-    return BOUNDARY_CONTRACT;
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new Error(`${CONTRACT_ENV.contract} is not JSON`);
-  }
-  let contract: BoundaryContract;
-  try {
-    contract = validateContract(parsed, CONTRACT_ENV.contract, 'setting');
-  } catch (e) {
-    throw new Error((e as Error).message);
-  }
-  if (hash === undefined) throw new Error(`${CONTRACT_ENV.hash} is missing: it must be given with ${CONTRACT_ENV.contract}`);
-  if (contractHash(contract) !== hash) throw new Error(`${CONTRACT_ENV.contract} has hash ${contractHash(contract).slice(0, 12)}, not ${hash.slice(0, 12)} as ${CONTRACT_ENV.hash} says`);
-  return contract;
+  return contractFromEnv(env, (value) => validateContract(value, CONTRACT_ENV.contract, 'setting'));
 }
 
 /** What a template records about its contract (`CONTRACT_METADATA`), read back. */

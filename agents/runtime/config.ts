@@ -1,5 +1,5 @@
 import { BoundaryContract } from '../../lib/boundary-contract';
-import { CONTRACT_ENV, contractFromEnvironment } from '../../lib/contract-input';
+import { CONTRACT_ENV, contractFromEnvironment } from '../../lib/contract-env';
 import { CONSUMER_DEFAULTS, eventSubscriptionsOf, INBOX_PREFIX } from '../../lib/nats-config';
 import { STEP_TRIGGERS, StepTrigger } from '../../lib/step-status';
 import { parseSchedule, Schedule, ScheduleError } from './schedule';
