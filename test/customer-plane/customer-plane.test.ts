@@ -324,9 +324,9 @@ describe('data stores: encrypted with the customer-managed key, reachable only f
 
   test('every secret is encrypted with the key', () => {
     const secrets = resources('AWS::SecretsManager::Secret');
-    // 6 agent secrets, 4 of the link, one NATS password per agent, one Redis password per Redis agent.
+    // 6 agent secrets, 5 of the link, one NATS password per agent, one Redis password per Redis agent.
     const redisAgents = AGENT_CATALOG.filter((a) => a.dataStores.includes(DataStore.REDIS)).length;
-    expect(secrets.length).toBe(6 + 4 + AGENT_CATALOG.length + redisAgents);
+    expect(secrets.length).toBe(6 + 5 + AGENT_CATALOG.length + redisAgents);
     for (const s of secrets) expect(s.props.KmsKeyId).toEqual(expect.objectContaining(s.file.startsWith('ByocCustomerPlane.template') ? { 'Fn::GetAtt': [expect.stringMatching(/^PlaneKey/), 'Arn'] } : { Ref: expect.stringMatching(/PlaneKey.*Arn$/) }));
   });
 
