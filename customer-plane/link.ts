@@ -181,7 +181,7 @@ export class NarrowLink extends Construct {
     const generateLeafConfig = () => leafConfig({ customerId, shareLearning: props.shareLearning, contract: props.contract, agents: agentIdentities(props.catalog, props), listen: { host: '0.0.0.0', port: NATS_CLIENT_PORT },
       storeDir: JETSTREAM_DIR, hubCaFile: HUB_CA_FILE, hub: { host: hub.host, port: hub.port }, hubCredentialsFile: HUB_CREDENTIALS_FILE });
     this.leafConfig = generateLeafConfig();
-    const leafBytes = Buffer.byteLength(this.leafConfig) + Buffer.byteLength(hub.caCertificatePem) + 160 * (identities.length + 4) + 2048;
+    const leafBytes = Buffer.byteLength(this.leafConfig) + Buffer.byteLength(hub.caCertificatePem) + 160 * (identities.length + 5) + 2048;
     if (identities.length > MAX_LEAF_AGENTS || leafBytes > TASK_DEFINITION_BUDGET) {
       throw new PropError('catalog', `${identities.length} agents need a leaf configuration of ${Math.ceil(leafBytes / 1024)} KiB, more than one ECS task definition holds (64 KiB; at most ${MAX_LEAF_AGENTS} agents)`,
         `run at most ${MAX_LEAF_AGENTS} agents in one plane`);

@@ -67,7 +67,7 @@ test('at the limit, the leaf\'s task definition fits ECS\'s 64 KiB with every se
   // A resolved ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:byoc/<customer>/nats/<agent>-XXXXXX) is at
   // most ~130 characters; the template's reference is shorter, so add the difference for each.
   const resolved = JSON.stringify(leaf.Properties).length + secrets * 130;
-  expect(secrets).toBe(MAX_LEAF_AGENTS + 4);
+  expect(secrets).toBe(MAX_LEAF_AGENTS + 5);
   expect(resolved).toBeLessThan(64 * 1024);
 });
 
