@@ -23,6 +23,8 @@ export const DUPLICATE_HEADER = 'Byoc-Duplicate';
 export const ATTEMPTS_PREFIX = 'attempts.';
 /** The largest reply a request agent may return (it is kept in the processed-items bucket for retries). */
 export const MAX_REPLY_BYTES = 512 * 1024;
+/** Most run items whose processed records may be on their way at once (see `completing`). */
+const MAX_COMPLETING = 16;
 
 export interface HostCounters {
   processed: number; duplicates: number; retried: number; deadLettered: number;
@@ -142,6 +144,7 @@ export class RuntimeHost {
     const keepAlive = setInterval(() => {
       for (const m of held) m.working();
       running?.working();
+      for (const m of this.completingItems) m.working();
     }, Math.floor(ackWaitMs / 3));
     this.loops.push(this.guard(async () => {
       try {
@@ -249,11 +252,27 @@ export class RuntimeHost {
       m.nak(this.backoff(attempt));
       return;
     }
-    // The record, not the ack, is what keeps the item from running twice: the ack need not be confirmed.
-    await this.processedKv.put(key, id);
-    await this.stepRecord(a, 'succeeded', 200, r);
-    m.ack();
-    this.counters.processed++;
+    // The record, not the ack, is what keeps the item from running twice: the ack need not be confirmed. The
+    // record's round trip overlaps the next item's run (items still run one at a time): the item is acked only
+    // once its record is stored, so a crash before that runs it again, exactly as it would have without the overlap.
+    await this.completing(m, this.processedKv.put(key, id).then(async () => {
+      await this.stepRecord(a, 'succeeded', 200, r);
+      m.ack();
+      this.counters.processed++;
+    }));
+  }
+
+  /**
+   * Items run, whose processed records are on their way (most `MAX_COMPLETING` at once: beyond that the next item
+   * waits). Each is kept alive until acked; a record that cannot be stored stops the runtime, as it did when awaited.
+   */
+  private readonly completingItems = new Set<JsMsg>();
+  private async completing(m: JsMsg, done: Promise<void>): Promise<void> {
+    this.completingItems.add(m);
+    const tracked = this.track(done).then(() => undefined, (e: Error) => {
+      if (!this.stopping) this.onFatal(e);
+    }).finally(() => this.completingItems.delete(m));
+    if (this.completingItems.size >= MAX_COMPLETING) await tracked;
   }
 
   private backoff(attempt: number): number {
